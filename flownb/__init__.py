@@ -1,0 +1,48 @@
+"""flownb — prototype, see and run AI-agent workflows from a notebook.
+
+A workflow is a :class:`Blueprint` (data). Run it in this process with :func:`run` /
+:func:`arun`, or on Redis with RQ workers through :mod:`flownb.distributed`. The core imported
+here needs none of redis, rq, ipywidgets, graphviz or openai.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .blueprint import Blueprint, Builder, Edge, Node as NodeSpec, NodeConfig, load
+from .context import NodeContext
+from .errors import (
+    BlueprintError,
+    ConditionError,
+    ExecutorError,
+    FlownbError,
+    LintError,
+    MaxVisitsExceeded,
+    NodeError,
+    NodeTimeout,
+    RegistryError,
+    RunCancelled,
+    RunFailed,
+    RunTimeout,
+)
+from .events import Event, EventBus
+from .registry import Node, Registry, Result, default_registry, node
+from .result import RunResult
+from .runtime import CancelToken, arun, run
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Blueprint", "Builder", "Edge", "NodeSpec", "NodeConfig", "load", "NodeContext",
+    "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LintError",
+    "MaxVisitsExceeded", "NodeError", "NodeTimeout", "RegistryError", "RunCancelled", "RunFailed",
+    "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
+    "RunResult", "CancelToken", "arun", "run", "attach", "__version__",
+]
+
+
+def attach(run_id: str, **kwargs: Any) -> Any:
+    """Re-attach to a distributed run by id (see :func:`flownb.distributed.attach`)."""
+    from .distributed.client import attach as _attach
+
+    return _attach(run_id, **kwargs)

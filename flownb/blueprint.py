@@ -1,0 +1,356 @@
+"""Blueprints: a workflow as plain data, validated by pydantic.
+
+A blueprint is the single artefact every executor runs unchanged, so it must be data (JSON/YAML or a
+dict), never code. The schema follows Flowcraft's (``{id, nodes, edges, metadata}``) so a Flowcraft
+blueprint loads as-is: camelCase keys are accepted as aliases, and Flowcraft's units (milliseconds,
+*total* attempts) are converted on the way in. Inside flownb every unit is in the field name
+(``timeout_s``, ``retry_delay_s``) and ``retries`` counts *extra* attempts.
+
+Loading never shows a pydantic traceback: :func:`load` turns every validation problem into one
+:class:`~flownb.errors.BlueprintError` naming the file, the path inside the document (with the node
+id where there is one) and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
+                      model_validator)
+
+from .errors import BlueprintError
+
+if TYPE_CHECKING:
+    from .lint import Problem
+    from .registry import Registry
+
+JoinStrategy = Literal["all", "any"]
+
+#: ``uses`` names that the runtime implements itself (they need to start child runs).
+STRUCTURAL_NODES = frozenset({"subflow", "map"})
+
+
+class NodeConfig(BaseModel):
+    """How a node is run: retries, timeout, fallback, join and loop guard."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    retries: int = Field(0, ge=0, le=100, description="extra attempts after the first failure")
+    retry_delay_s: float = Field(0.0, ge=0, description="wait before the first retry")
+    backoff: float = Field(2.0, ge=1.0, description="multiplier applied to the delay at each retry")
+    max_retry_delay_s: float = Field(60.0, ge=0)
+    timeout_s: float | None = Field(None, gt=0, description="an attempt longer than this fails")
+    fallback: str | None = Field(None, description="node id that takes over when this one fails")
+    join: JoinStrategy = Field("all", alias="joinStrategy")
+    max_visits: int | None = Field(None, ge=1, alias="maxVisits")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flowcraft_units(cls, data: Any) -> Any:
+        """Translate Flowcraft's keys: maxRetries = total attempts, retryDelay/timeout in ms."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        if "maxRetries" in data:
+            total = data.pop("maxRetries")
+            if isinstance(total, int) and not isinstance(total, bool):
+                data.setdefault("retries", max(0, total - 1))
+            else:
+                data.setdefault("retries", total)  # let the int validator explain
+        if "retryDelay" in data:
+            ms = data.pop("retryDelay")
+            data.setdefault("retry_delay_s", ms / 1000 if isinstance(ms, (int, float)) else ms)
+        if "timeout" in data:
+            ms = data.pop("timeout")
+            data.setdefault("timeout_s", ms / 1000 if isinstance(ms, (int, float)) else ms)
+        for camel, snake in (("retryDelaySeconds", "retry_delay_s"), ("timeoutSeconds", "timeout_s"),
+                             ("maxRetryDelay", "max_retry_delay_s")):
+            if camel in data:
+                data.setdefault(snake, data.pop(camel))
+        return data
+
+    def retry_delay(self, attempt: int) -> float:
+        """Delay before attempt ``attempt + 1`` (attempts count from 1)."""
+        if self.retry_delay_s <= 0:
+            return 0.0
+        return float(min(self.max_retry_delay_s, self.retry_delay_s * self.backoff ** (attempt - 1)))
+
+
+class Node(BaseModel):
+    """One step: ``uses`` names a registered implementation, ``params`` configure it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    id: str = Field(min_length=1, max_length=200)
+    uses: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    inputs: str | dict[str, str] | None = None
+    config: NodeConfig = Field(default_factory=NodeConfig)
+    label: str | None = None
+    description: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_chars(cls, v: str) -> str:
+        if any(c in v for c in "|\n\r\t") or v != v.strip():
+            raise ValueError("node ids may not contain '|', tabs, newlines or surrounding spaces")
+        return v
+
+
+class Edge(BaseModel):
+    """A possible hand-off from ``source`` to ``target``.
+
+    ``action`` selects the edge when the source returns that action (``None``/``"default"`` =
+    the default edge); ``condition`` is an expression in flownb's safe condition language.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    source: str
+    target: str
+    action: str | None = None
+    condition: str | None = None
+    transform: str | None = None
+
+    @field_validator("action")
+    @classmethod
+    def _default_action(cls, v: str | None) -> str | None:
+        return None if v in (None, "", "default") else v
+
+
+class Blueprint(BaseModel):
+    """A whole workflow. Immutable once built: executors cache their compiled form on it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    id: str = Field(min_length=1)
+    nodes: list[Node]
+    edges: list[Edge] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    description: str | None = None
+
+    #: per-object memo (digest, compiled graphs); never part of the data or of equality
+    _cache: dict[Any, Any] = PrivateAttr(default_factory=dict)
+
+    # -- loading -----------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Any, *, path: str | None = None) -> Blueprint:
+        """Validate ``data``; errors name ``path`` (a file) and the place in the document."""
+        if not isinstance(data, Mapping):
+            raise BlueprintError(
+                f"expected a mapping with 'id', 'nodes' and 'edges', got {type(data).__name__}",
+                path=path)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise BlueprintError(_explain(exc, data), path=path) from None
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, path: str | None = None) -> Blueprint:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BlueprintError(f"line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}",
+                                 path=path) from None
+        return cls.from_dict(data, path=path)
+
+    @classmethod
+    def from_yaml(cls, text: str | bytes, *, path: str | None = None) -> Blueprint:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise BlueprintError(f"{where}invalid YAML: {problem}", path=path) from None
+        return cls.from_dict(data, path=path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Blueprint:
+        """Read a ``.json``, ``.yaml`` or ``.yml`` file."""
+        p = os.fspath(path)
+        try:
+            with open(p, "rb") as fh:
+                raw = fh.read()
+        except OSError as exc:
+            raise BlueprintError(f"cannot read blueprint file: {exc.strerror}", path=p) from None
+        if p.endswith((".yaml", ".yml")):
+            return cls.from_yaml(raw, path=p)
+        return cls.from_json(raw, path=p)
+
+    # -- views ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (snake_case keys, defaults omitted) that loads back identically."""
+        return self.model_dump(mode="json", exclude_defaults=True, by_alias=False)
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return str(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @property
+    def digest(self) -> str:
+        """Content hash: two equal blueprints share stored copies in Redis."""
+        cached = self._cache.get("digest")
+        if cached is None:
+            raw = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
+            cached = self._cache["digest"] = hashlib.sha256(raw).hexdigest()[:16]
+        return str(cached)
+
+    def node(self, node_id: str) -> Node:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def lint(self, registry: Registry | None = None) -> list[Problem]:
+        """Every problem at once (errors and warnings), each with a code and a location."""
+        from .lint import lint
+
+        return lint(self, registry)
+
+    def to_dot(self, **kwargs: Any) -> str:
+        """Graphviz DOT source; see :func:`flownb.notebook.render.to_dot`."""
+        from .render import to_dot
+
+        return to_dot(self, **kwargs)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .render import mimebundle
+
+        return mimebundle(self)
+
+    def __hash__(self) -> int:  # frozen models hash by value; blueprints are compared by digest
+        return hash(self.digest)
+
+
+def load(source: str | os.PathLike[str] | Mapping[str, Any] | Blueprint) -> Blueprint:
+    """Accept whatever a user has at hand: a Blueprint, a dict, a file path, or JSON/YAML text."""
+    if isinstance(source, Blueprint):
+        return source
+    if isinstance(source, Mapping):
+        return Blueprint.from_dict(source)
+    text = os.fspath(source)
+    if os.path.exists(text) or text.endswith((".json", ".yaml", ".yml")):
+        return Blueprint.load(text)
+    stripped = text.lstrip()
+    if stripped.startswith("{"):
+        return Blueprint.from_json(text)
+    return Blueprint.from_yaml(text)
+
+
+def _explain(exc: ValidationError, data: Mapping[str, Any]) -> str:
+    """One line per problem: ``nodes[2] (id 'draft').config.timeout_s: expected a number``."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = err.get("loc", ())
+        lines.append(f"{_loc(loc, data)}: {_expectation(err)}")
+    shown = lines[:8]
+    more = f" (and {len(lines) - 8} more)" if len(lines) > 8 else ""
+    return "; ".join(shown) + more
+
+
+def _loc(loc: Iterable[Any], data: Any) -> str:
+    out = ""
+    cur: Any = data
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            nxt = cur[part] if isinstance(cur, list) and part < len(cur) else None
+            if isinstance(nxt, Mapping) and isinstance(nxt.get("id"), str):
+                out += f" (id {nxt['id']!r})"
+            cur = nxt
+        else:
+            out += f".{part}" if out else str(part)
+            cur = cur.get(part) if isinstance(cur, Mapping) else None
+    return out or "document"
+
+
+def _expectation(err: Mapping[str, Any]) -> str:
+    kind = err.get("type", "")
+    got = err.get("input")
+    shown = repr(got)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling; see the Blueprint schema)"
+    msg = str(err.get("msg", "invalid value"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return f"{msg[0].lower() + msg[1:] if msg else msg}, got {shown}"
+
+
+class Builder:
+    """Write the same data as a JSON blueprint, from Python.
+
+    ``uses`` may be a callable: it is registered (in ``registry``, default the global one) under
+    its qualified name, which is what lands in the blueprint — the data stays data.
+    """
+
+    def __init__(self, blueprint_id: str, *, registry: Registry | None = None,
+                 description: str | None = None, metadata: Mapping[str, Any] | None = None) -> None:
+        self._id = blueprint_id
+        self._nodes: list[dict[str, Any]] = []
+        self._edges: list[dict[str, Any]] = []
+        self._registry = registry
+        self._description = description
+        self._metadata = dict(metadata or {})
+
+    def node(self, node_id: str, uses: str | Callable[..., Any], *, params: Mapping[str, Any] | None = None,
+             inputs: str | Mapping[str, str] | None = None, label: str | None = None,
+             **config: Any) -> Builder:
+        """Add a node; keyword arguments are :class:`NodeConfig` fields (``retries=2``, ``join="any"``)."""
+        if callable(uses):
+            from .registry import default_registry
+
+            reg = self._registry or default_registry
+            uses = reg.register_callable(uses)
+        spec: dict[str, Any] = {"id": node_id, "uses": uses}
+        if params:
+            spec["params"] = dict(params)
+        if inputs is not None:
+            spec["inputs"] = inputs if isinstance(inputs, str) else dict(inputs)
+        if label:
+            spec["label"] = label
+        if config:
+            spec["config"] = config
+        self._nodes.append(spec)
+        return self
+
+    def edge(self, source: str, target: str, *, action: str | None = None,
+             condition: str | None = None) -> Builder:
+        spec: dict[str, Any] = {"source": source, "target": target}
+        if action is not None:
+            spec["action"] = action
+        if condition is not None:
+            spec["condition"] = condition
+        self._edges.append(spec)
+        return self
+
+    def chain(self, *node_ids: str) -> Builder:
+        """Default edges ``a → b → c``."""
+        for a, b in zip(node_ids, node_ids[1:]):
+            self.edge(a, b)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self._id, "nodes": list(self._nodes), "edges": list(self._edges)}
+        if self._description:
+            data["description"] = self._description
+        if self._metadata:
+            data["metadata"] = self._metadata
+        return data
+
+    def build(self) -> Blueprint:
+        return Blueprint.from_dict(self.to_dict(), path=f"Builder({self._id!r})")

@@ -1,0 +1,160 @@
+"""What a node sees: its input, params, the run's shared state, and a way to report progress.
+
+State writes are buffered in the context and applied together with the node's output when it
+commits, so a failed or retried attempt leaves no half-written state behind — in memory and on
+Redis alike. Reads go through a ``reader`` supplied by the executor (a dict lookup in process,
+a lazy ``HGET`` on Redis), so a node only pays for the keys it touches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from .errors import FlownbError
+
+_MISSING = object()
+OUTPUTS_PREFIX = "_outputs."
+
+Reader = Callable[[str], Any]  # raises KeyError when the key is absent
+
+
+class StateView(Mapping[str, Any]):
+    """The run's shared state as a node sees it: reads fall through to the store, writes wait."""
+
+    __slots__ = ("_read", "_writes", "_keys")
+
+    def __init__(self, read: Reader, writes: dict[str, Any], keys: Callable[[], Iterator[str]] | None = None) -> None:
+        self._read = read
+        self._writes = writes
+        self._keys = keys
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._writes:
+            return self._writes[key]
+        return self._read(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        return self.get(key, _MISSING) is not _MISSING
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set(key, value)
+
+    def set(self, key: str, value: Any) -> None:
+        if not isinstance(key, str) or not key:
+            raise FlownbError(f"state keys must be non-empty strings, got {key!r}")
+        if key.startswith(OUTPUTS_PREFIX) or key == "_outputs":
+            raise FlownbError(f"state key {key!r} is reserved for node outputs; return the value instead")
+        self._writes[key] = value
+
+    def update(self, values: Mapping[str, Any]) -> None:
+        for k, v in values.items():
+            self.set(k, v)
+
+    def __iter__(self) -> Iterator[str]:
+        seen = set(self._writes)
+        yield from self._writes
+        if self._keys is not None:
+            for k in self._keys():
+                if k not in seen:
+                    yield k
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return f"<StateView pending_writes={list(self._writes)}>"
+
+
+class NodeContext:
+    """Passed to every node. ``attempt`` counts from 1; ``visit`` counts loop iterations from 1."""
+
+    __slots__ = ("input", "params", "run_id", "node_id", "visit", "attempt", "blueprint_id",
+                 "_read", "_writes", "_emit", "_cancelled", "_keys", "worker")
+
+    def __init__(self, *, input: Any, params: Mapping[str, Any], run_id: str, node_id: str,
+                 visit: int, read: Reader, emit: Callable[[str, dict[str, Any]], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None, blueprint_id: str = "",
+                 keys: Callable[[], Iterator[str]] | None = None, worker: str | None = None) -> None:
+        self.input = input
+        self.params = params
+        self.run_id = run_id
+        self.node_id = node_id
+        self.visit = visit
+        self.attempt = 1
+        self.blueprint_id = blueprint_id
+        self._read = read
+        self._writes: dict[str, Any] = {}
+        self._emit = emit
+        self._cancelled = cancelled
+        self._keys = keys
+        self.worker = worker
+
+    @property
+    def state(self) -> StateView:
+        return StateView(self._read, self._writes, self._keys)
+
+    def emit(self, name: str, **data: Any) -> None:
+        """Report progress (``ctx.emit("tokens", n=42)``): a ``custom`` event with ``name``."""
+        if self._emit is not None:
+            self._emit(name, data)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the run was cancelled: long nodes should check it and return early."""
+        return self._cancelled() if self._cancelled is not None else False
+
+    def output_of(self, node_id: str, default: Any = None) -> Any:
+        try:
+            return self._read(OUTPUTS_PREFIX + node_id)
+        except KeyError:
+            return default
+
+    def __repr__(self) -> str:
+        return f"<NodeContext run={self.run_id} node={self.node_id} visit={self.visit} attempt={self.attempt}>"
+
+
+def lookup_key(key: str, read: Reader) -> Any:
+    """Resolve a blueprint ``inputs`` key: a node id means that node's output (Flowcraft's rule),
+    then a state key, then a dotted path into a state value; ``None`` when nothing matches."""
+    try:
+        return read(OUTPUTS_PREFIX + key)
+    except KeyError:
+        pass
+    try:
+        return read(key)
+    except KeyError:
+        pass
+    if "." in key:
+        head, *rest = key.split(".")
+        try:
+            value = read(head)
+        except KeyError:
+            try:
+                value = read(OUTPUTS_PREFIX + head)
+            except KeyError:
+                return None
+        for part in rest:
+            if isinstance(value, Mapping):
+                value = value.get(part)
+            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+                value = value[int(part)]
+            else:
+                return None
+        return value
+    return None
+
+
+def resolve_inputs(spec: str | Mapping[str, str], read: Reader) -> Any:
+    """A node's ``inputs``: one key → that value; a mapping → ``{name: value}``."""
+    if isinstance(spec, str):
+        return lookup_key(spec, read)
+    return {name: lookup_key(key, read) for name, key in spec.items()}

@@ -1,0 +1,113 @@
+"""The outcome of a run, the same object for every executor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import RunCancelled, RunFailed
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+RUNNING = "running"
+PENDING = "pending"
+TERMINAL_STATUSES = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+
+@dataclass
+class NodeStats:
+    """Per-node figures over all of its visits in one run."""
+
+    node_id: str
+    status: str = PENDING  # pending | running | retrying | succeeded | failed | skipped
+    visits: int = 0
+    attempts: int = 0
+    duration_s: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    worker: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class RunResult:
+    """Status, outputs (node id → output), final state, per-node timings and the error if any."""
+
+    run_id: str
+    blueprint_id: str
+    status: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    nodes: dict[str, NodeStats] = field(default_factory=dict)
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    terminal: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == SUCCEEDED
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+    @property
+    def output(self) -> Any:
+        """The output of the last node that ran with no successor; a dict if several did."""
+        ran = [n for n in self.terminal if n in self.outputs]
+        if len(ran) == 1:
+            return self.outputs[ran[0]]
+        if not ran:
+            return None
+        return {n: self.outputs[n] for n in ran}
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return {n: s.duration_s for n, s in self.nodes.items() if s.visits}
+
+    def raise_for_status(self) -> RunResult:
+        if self.status == FAILED:
+            err = self.error or {}
+            msg = err.get("message", "run failed")
+            where = f"node {err['node_id']!r} failed at attempt {err.get('attempt', 1)}: " if err.get("node_id") else ""
+            tb = err.get("traceback") or ""
+            text = f"{where}{err.get('type', 'Error')}: {msg}"
+            if tb:
+                text += "\n--- original traceback ---\n" + tb.rstrip()
+            raise RunFailed(text, run_id=self.run_id, node_id=err.get("node_id"), error=err)
+        if self.status == CANCELLED:
+            raise RunCancelled("the run was cancelled", run_id=self.run_id)
+        return self
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for s in self.nodes.values():
+            counts[s.status] = counts.get(s.status, 0) + 1
+        parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+        return f"run {self.run_id} ({self.blueprint_id}): {self.status} in {self.duration_s:.3f}s — {parts}"
+
+    def __repr__(self) -> str:
+        err = ""
+        if self.error:
+            err = f" error={self.error.get('node_id')!r}: {self.error.get('message')!r}"
+        return f"<RunResult {self.run_id} {self.blueprint_id} {self.status}{err}>"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "blueprint_id": self.blueprint_id, "status": self.status,
+                "outputs": self.outputs, "state": self.state, "error": self.error,
+                "nodes": {k: v.to_dict() for k, v in self.nodes.items()},
+                "started_at": self.started_at, "finished_at": self.finished_at,
+                "terminal": self.terminal}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunResult:
+        nodes = {k: NodeStats(**v) for k, v in (d.get("nodes") or {}).items()}
+        return cls(run_id=d["run_id"], blueprint_id=d.get("blueprint_id", ""), status=d["status"],
+                   outputs=d.get("outputs") or {}, state=d.get("state") or {}, error=d.get("error"),
+                   nodes=nodes, started_at=d.get("started_at", 0.0),
+                   finished_at=d.get("finished_at", 0.0), terminal=d.get("terminal") or [])
