@@ -120,7 +120,7 @@ def analyse(bp: Blueprint, *, strict_conditions: bool = True) -> tuple[Graph, li
             try:
                 cond = compile_condition(e.condition, where=f"edges[{i}].condition")
             except ConditionError as exc:
-                issues.append(("bad-condition", f"edges[{i}].condition", exc.message))
+                issues.append(("bad-condition", f"edges[{i}].condition", exc.message.splitlines()[0]))
                 if strict_conditions:
                     ok = False
         if not ok:

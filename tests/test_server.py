@@ -16,7 +16,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,11 +32,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie waiting for its (new) parent to reap it counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no procfs (macOS)
+        return True
 
 
 def _wait_gone(pid: int, timeout_s: float = 5.0) -> bool:
@@ -184,6 +188,8 @@ def test_tcp_port_in_use_reports_redis_log(make_server: Callable[..., EmbeddedRe
         second.start()
     assert "redis.log" in str(info.value)
     assert second.pid is None
+    # the failed start must not have shut down the server that owns the port
+    assert first.running and _no_retry_client(first.url).ping()
 
 
 def test_startup_failure_includes_log_tail(
@@ -293,6 +299,39 @@ def test_orphaned_server_dies_with_its_owner(child_procs: list[subprocess.Popen[
         shutil.rmtree(os.path.dirname(log_path), ignore_errors=True)
 
 
+def test_orphaned_server_dies_even_if_a_forked_child_holds_the_pipe(
+    child_procs: list[subprocess.Popen[str]],
+) -> None:
+    """A fork (multiprocessing 'fork', RQ work-horses) inherits the watchdog pipe's write end, so
+    EOF never comes; the watchdog's parent-pid poll must catch the owner's death instead."""
+    proc = _spawn_python(
+        """
+        import os, time
+        from flownb.distributed.server import EmbeddedRedis
+        server = EmbeddedRedis().start()
+        holder = os.fork()
+        if holder == 0:
+            time.sleep(60)
+            os._exit(0)
+        print(server.pid, holder, server.log_path, flush=True)
+        time.sleep(60)
+        """,
+        child_procs,
+    )
+    pid_text, holder_text, log_path = _read_line(proc).split()
+    pid, holder = int(pid_text), int(holder_text)
+    try:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert _alive(holder)
+        assert _wait_gone(pid, 5), "redis-server outlived its owner while a fork held the pipe"
+    finally:
+        for leftover in (pid, holder):
+            if _alive(leftover):
+                os.kill(leftover, signal.SIGKILL)
+        shutil.rmtree(os.path.dirname(log_path), ignore_errors=True)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
 def test_server_dies_with_a_killed_watchdog(make_server: Callable[..., EmbeddedRedis]) -> None:
     server = make_server().start()
@@ -345,9 +384,11 @@ def test_forked_child_exit_does_not_stop_the_parents_server(
         server = EmbeddedRedis().start()
         child = os.fork()
         if child == 0:
+            server.stop()  # a fork does not own the server: this only forgets it
             sys.exit(0)  # runs atexit/finalizers in the child: they must leave the server alone
         os.waitpid(child, 0)
-        print("alive" if server.running else "dead", flush=True)
+        ok = server.running and os.path.exists(server.log_path)
+        print("alive" if ok else "dead", flush=True)
         """,
         child_procs,
     )

@@ -292,14 +292,23 @@ class _State:
             return False
         return _pid_alive(self.redis_pid)
 
-    def stop_process(self) -> None:
-        """SHUTDOWN NOSAVE, then escalate (close the watchdog pipe, kill) until the server is gone."""
+    def stop_process(self, *, graceful: bool = True) -> None:
+        """SHUTDOWN NOSAVE, then escalate (close the watchdog pipe, kill) until the server is gone.
+
+        SHUTDOWN is only sent after checking that the listener is our process: on a TCP port we
+        failed to bind, it would shut down somebody else's Redis.
+        """
         watchdog, redis_pid = self.watchdog, self.redis_pid
         if watchdog is None:
             return
         if watchdog.poll() is None:
-            with contextlib.suppress(OSError):
-                self.command(("SHUTDOWN", "NOSAVE"), timeout=STOP_TIMEOUT_S)
+            if graceful and redis_pid is not None and self.ready(redis_pid):
+                with contextlib.suppress(OSError):
+                    self.command(("SHUTDOWN", "NOSAVE"), timeout=STOP_TIMEOUT_S)
+            else:  # EOF on its stdin makes the watchdog SIGTERM redis-server
+                with contextlib.suppress(OSError):
+                    if watchdog.stdin is not None:
+                        watchdog.stdin.close()
             try:
                 watchdog.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
@@ -371,7 +380,9 @@ class EmbeddedRedis:
         if port is not None and not 0 < port < 65536:
             raise ExecutorError(f"EmbeddedRedis port must be in 1..65535, got {port}")
         if password is not None and (not password or any(c in password for c in "\r\n\"' ")):
-            raise ExecutorError("EmbeddedRedis password must be non-empty, without spaces, quotes or newlines")
+            raise ExecutorError(
+                "EmbeddedRedis password must be non-empty, without spaces, quotes or newlines"
+            )
         self._requested_port = port
         self.unix_socket = unix_socket
         self.appendonly = appendonly
@@ -460,9 +471,16 @@ class EmbeddedRedis:
                     raise
 
     def stop(self) -> None:
-        """Stop the server (SHUTDOWN NOSAVE, then terminate/kill) and delete the temp dir."""
+        """Stop the server (SHUTDOWN NOSAVE, then terminate/kill) and delete the temp dir.
+
+        In a forked child this only forgets the server: the parent owns it and its socket dir.
+        """
         state = self._state
         with state.lock:
+            if os.getpid() != state.owner_pid:
+                state.watchdog = None
+                state.redis_pid = None
+                state.tmp_dir = None
             state.stop_process()
             state.remove_dir()
             state.socket_path = None
@@ -590,7 +608,7 @@ class EmbeddedRedis:
     def _fail(self, message: str) -> None:
         """Kill whatever started, and raise with the end of redis.log (the actual reason)."""
         tail = self._log_tail()
-        self._state.stop_process()
+        self._state.stop_process(graceful=False)
         raise ExecutorError(f"embedded Redis failed: {message}\n--- redis.log (last lines) ---\n{tail}")
 
 

@@ -244,7 +244,7 @@ class RedisSettings:
         )
         url = self.resolved_url()
         try:
-            return redis_mod.Redis.from_url(
+            client: redis.Redis = redis_mod.Redis.from_url(
                 url,
                 socket_timeout=self.socket_timeout_s,
                 socket_connect_timeout=self.socket_connect_timeout_s,
@@ -255,6 +255,7 @@ class RedisSettings:
             )
         except ValueError as exc:  # redis-py's own URL checks (e.g. a bad query option)
             raise ExecutorError(f"invalid Redis URL {mask_url(url)!r}: {exc}") from None
+        return client
 
 
 def describe_client(client: redis.Redis) -> str:
@@ -310,7 +311,7 @@ def check_server(client: redis.Redis, *, min_version: tuple[int, ...] = MIN_REDI
         raise ExecutorError(f"cannot reach Redis at {where}: {_reason(exc)}") from exc
     except redis_mod.RedisError as exc:
         raise ExecutorError(f"Redis at {where} did not answer PING/INFO: {exc}") from exc
-    raw = info.get("redis_version", info.get(b"redis_version", ""))
+    raw = info.get("redis_version", "")  # redis-py decodes INFO keys even without decode_responses
     version = raw.decode() if isinstance(raw, bytes) else str(raw)
     parsed = _parse_version(version)
     if not parsed or parsed < tuple(min_version):

@@ -1,0 +1,107 @@
+"""Every Redis key flownb uses, in one place (the arq lesson: no key strings scattered around).
+
+Per run (``{p}`` = the key prefix, default ``flownb``):
+
+=================================  =====  ===============================================================
+key                                type   contents
+=================================  =====  ===============================================================
+``{p}:run:<id>:meta``              hash   status, blueprint digest/id, created/finished times, error,
+                                          parent link (``run|node|visit``), subflow bundle
+``{p}:run:<id>:state``             hash   the shared state, one JSON value per key; node outputs at
+                                          ``_outputs.<node>`` (Flowcraft's layout) — per-key fields so
+                                          parallel branches never clobber each other
+``{p}:run:<id>:sched``             hash   scheduling: ``active``, ``v:<node>`` visits, ``d:<node>:<visit>``
+                                          done markers, ``q:<node>:<slot>`` join FIFOs ("TD…"),
+                                          ``c:<node>`` non-empty slots, ``g:<node>`` generations,
+                                          ``f:<node>:<gen>`` any-join fired, ``a:<scc>`` loop activity,
+                                          ``xr:<edge>`` loop-exit records
+``{p}:run:<id>:pending``           hash   ``node|visit`` → JSON item (sources, st q/r/w, worker, deliveries)
+``{p}:run:<id>:partial``           set    joins holding partial arrivals (for the end-of-run sweep)
+``{p}:run:<id>:xpend``             set    loops with recorded exits not yet delivered
+``{p}:run:<id>:nodes``             hash   node id → JSON NodeStats
+``{p}:run:<id>:events``            stream the run's events (same model as in process)
+``{p}:run:<id>:children``          set    child runs (subflow / map) for cancellation
+``{p}:bp:<digest>``                hash   ``json`` (the blueprint) + the compiled graph for the scripts:
+                                          ``o:<node>`` out edges, ``i:<node>`` join info, ``x:<scc>`` exits
+``{p}:runs``                       zset   run id → created time (``flownb runs``)
+``{p}:leases``                     zset   ``run|node|visit`` → deadline (ms): claimed items are renewed by
+                                          their worker's heartbeat; expired ones are re-queued by a reaper
+``{p}:reaper``                     string lock so one worker reaps at a time
+``{p}:workers``                    hash   worker name → JSON (pid, host, state, current node, jobs done)
+=================================  =====  ===============================================================
+
+The Lua scripts derive a parent run's keys from the prefix (subflow completion notifies the
+parent atomically), so flownb needs a single Redis, not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RUN_SUFFIXES = ("meta", "state", "sched", "pending", "partial", "xpend", "nodes", "events", "children")
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "flownb"
+
+    def run(self, run_id: str, part: str) -> str:
+        return f"{self.prefix}:run:{run_id}:{part}"
+
+    def meta(self, run_id: str) -> str:
+        return self.run(run_id, "meta")
+
+    def state(self, run_id: str) -> str:
+        return self.run(run_id, "state")
+
+    def sched(self, run_id: str) -> str:
+        return self.run(run_id, "sched")
+
+    def pending(self, run_id: str) -> str:
+        return self.run(run_id, "pending")
+
+    def partial(self, run_id: str) -> str:
+        return self.run(run_id, "partial")
+
+    def xpend(self, run_id: str) -> str:
+        return self.run(run_id, "xpend")
+
+    def nodes(self, run_id: str) -> str:
+        return self.run(run_id, "nodes")
+
+    def events(self, run_id: str) -> str:
+        return self.run(run_id, "events")
+
+    def children(self, run_id: str) -> str:
+        return self.run(run_id, "children")
+
+    def run_keys(self, run_id: str) -> list[str]:
+        """The ten per-run keys in the order every script takes them (KEYS[1..9] + children)."""
+        return [self.run(run_id, s) for s in RUN_SUFFIXES]
+
+    def blueprint(self, digest: str) -> str:
+        return f"{self.prefix}:bp:{digest}"
+
+    @property
+    def runs(self) -> str:
+        return f"{self.prefix}:runs"
+
+    @property
+    def leases(self) -> str:
+        return f"{self.prefix}:leases"
+
+    @property
+    def reaper(self) -> str:
+        return f"{self.prefix}:reaper"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+
+def lease_member(run_id: str, node: str, visit: int) -> str:
+    return f"{run_id}|{node}|{visit}"
+
+
+def item_field(node: str, visit: int) -> str:
+    return f"{node}|{visit}"

@@ -1,0 +1,367 @@
+"""The Redis implementation of a run's storage: the twin of the in-memory scheduler + state.
+
+:class:`RedisStore` wraps one redis-py client, the key layout (:mod:`.keys`) and the Lua scripts
+(:mod:`.scripts`). Every method is one round trip or one script call; nothing here reads a whole
+run state on the hot path (a node reads the fields it touches).
+
+Values cross Redis as JSON only — never pickle — so any worker, any language, any version can
+read them, and a corrupt field is reported as such rather than executed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..blueprint import Blueprint
+from ..errors import ExecutorError, FlownbError
+from ..events import TERMINAL, Event
+from ..graph import Graph, analyse
+from ..result import NodeStats, RunResult
+from ..scheduler import Item, Outcome
+from . import scripts
+from .keys import Keys, item_field, lease_member
+
+if TYPE_CHECKING:
+    import redis
+
+
+def dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise FlownbError(f"value is not JSON-serialisable ({exc}); distributed runs store state "
+                          "and outputs as JSON") from None
+
+
+def loads(raw: bytes | str | None, *, what: str = "value") -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        text = raw[:80] if isinstance(raw, str) else raw[:80].decode(errors="replace")
+        raise FlownbError(f"corrupt {what} in Redis (not JSON): {text!r}") from None
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Timings of the lease protocol and retention; units in the names."""
+
+    lease_ttl_s: float = 10.0          # a claimed item whose worker stops renewing is re-run after this
+    queued_ttl_s: float = 20.0         # a queued item nobody claimed is re-enqueued after this
+    result_ttl_s: int = 86400          # state + events of finished runs expire after this
+    events_maxlen: int = 100_000       # per-run stream cap (approximate trimming)
+    max_deliveries: int = 5            # a node whose worker died this often fails the run
+
+
+class RedisStore:
+    """Runs, items and events on one Redis; shared by the client and the workers."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "flownb",
+                 settings: StoreSettings | None = None) -> None:
+        self.r = client
+        self.keys = Keys(prefix)
+        self.settings = settings or StoreSettings()
+        self._scripts = {name: client.register_script(src) for name, src in scripts.ALL.items()}
+        self._uploaded: set[str] = set()
+
+    # -- script plumbing -------------------------------------------------------------------------
+    def _run_args(self, run_id: str) -> tuple[list[str], list[Any]]:
+        k = self.keys
+        keys = [*k.run_keys(run_id), "", k.leases, k.runs]
+        st = self.settings
+        args = [run_id, k.prefix, st.events_maxlen, st.result_ttl_s,
+                int(st.queued_ttl_s * 1000), int(st.lease_ttl_s * 1000)]
+        return keys, args
+
+    def _call(self, name: str, run_id: str, graph_digest: str | None, extra: list[Any]) -> Any:
+        keys, args = self._run_args(run_id)
+        keys[9] = self.keys.blueprint(graph_digest) if graph_digest else self.keys.blueprint("none")
+        return self._scripts[name](keys=keys, args=[*args, *extra])
+
+    # -- blueprints ------------------------------------------------------------------------------
+    def upload_blueprint(self, bp: Blueprint) -> str:
+        """Store the blueprint and its compiled graph under its digest (idempotent)."""
+        digest = bp.digest
+        key = self.keys.blueprint(digest)
+        if digest in self._uploaded and self.r.exists(key):
+            self.r.expire(key, self.settings.result_ttl_s * 2)
+            return digest
+        g, _ = analyse(bp)
+        fields: dict[str, str] = {"json": bp.to_json(indent=None), "id": bp.id,
+                                  "starts": dumps(g.starts)}
+        for name, cn in g.nodes.items():
+            fields[f"o:{name}"] = dumps([[e.idx, e.target, 1 if e.back else 2 if e.exit else 0, e.pos]
+                                         for e in cn.out])
+            fields[f"i:{name}"] = dumps({"n": cn.n_fwd_in, "j": cn.join, "m": cn.max_visits,
+                                         "s": cn.scc, "src": [e.source for e in cn.fwd_in]})
+        for sid, exits in g.scc_exits.items():
+            fields[f"x:{sid}"] = dumps([[i, g.edges[i].target, g.edges[i].pos, g.edges[i].source]
+                                        for i in exits])
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(key, mapping=fields)
+        pipe.expire(key, self.settings.result_ttl_s * 2)
+        pipe.execute()
+        self._uploaded.add(digest)
+        return digest
+
+    def load_blueprint(self, digest: str) -> Blueprint:
+        raw = self.r.hget(self.keys.blueprint(digest), "json")
+        if raw is None:
+            raise ExecutorError(f"blueprint {digest} is not in Redis (expired or never submitted)")
+        return Blueprint.from_json(raw, path=f"redis blueprint {digest}")
+
+    # -- run lifecycle ---------------------------------------------------------------------------
+    def start_run(self, run_id: str, bp: Blueprint, graph: Graph, inputs: Mapping[str, Any], *,
+                  parent: str = "", bundle: Mapping[str, str] | None = None) -> list[tuple[str, int]]:
+        digest = self.upload_blueprint(bp)
+        flat: list[str] = []
+        for k, v in inputs.items():
+            if not isinstance(k, str) or k.startswith("_outputs"):
+                raise FlownbError(f"input key {k!r} must be a string not starting with '_outputs'",
+                                  run_id=run_id)
+            flat += [k, dumps(v)]
+        parent_children = ""
+        if parent:
+            parent_children = self.keys.children(parent.split("|")[0])
+        event = dumps({"blueprint_id": bp.id, "inputs": list(inputs), "parent": parent or None})
+        raw = self._call("START", run_id, digest,
+                         [digest, bp.id, parent, dumps(graph.starts), dumps(dict(bundle or {})),
+                          event, parent_children, *flat])
+        if raw == b"exists" or raw == "exists":
+            raise ExecutorError(f"run id {run_id!r} already exists", run_id=run_id)
+        return [(n, int(v)) for n, v in loads(raw)]
+
+    def claim(self, run_id: str, digest: str, node: str, visit: int, worker: str) -> dict[str, Any]:
+        return loads(self._call("CLAIM", run_id, digest, [node, visit, worker]))  # type: ignore[no-any-return]
+
+    def commit(self, run_id: str, digest: str, node: str, visit: int, *, output_json: str,
+               taken: Iterable[int], stats: Mapping[str, Any], event: Mapping[str, Any],
+               writes: Mapping[str, Any] | None = None, claim_for: str = "") -> dict[str, Any]:
+        flat: list[str] = []
+        for k, v in (writes or {}).items():
+            flat += [k, dumps(v)]
+        taken_obj = "{" + ",".join(f'"{i}":true' for i in taken) + "}"
+        raw = self._call("COMMIT", run_id, digest,
+                         [node, visit, output_json, taken_obj, dumps(stats), dumps(event), claim_for,
+                          *flat])
+        return loads(raw)  # type: ignore[no-any-return]
+
+    def fail(self, run_id: str, digest: str, node: str, error: Mapping[str, Any], *,
+             stats: Mapping[str, Any] | None = None, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        raw = self._call("FAIL", run_id, digest, [node, dumps(dict(error)),
+                                                   dumps(stats) if stats else "",
+                                                   dumps(event) if event else ""])
+        return loads(raw)  # type: ignore[no-any-return]
+
+    def cancel(self, run_id: str) -> int:
+        return int(self._call("CANCEL", run_id, None, []))
+
+    def wait_children(self, run_id: str, digest: str, node: str, visit: int, children: list[str]) -> str:
+        return _s(self._call("WAIT_CHILDREN", run_id, digest, [node, visit, len(children), dumps(children)]))
+
+    def requeue_expired(self, limit: int = 200) -> list[tuple[str, str, int]]:
+        raw = self._scripts["REQUEUE"](keys=[self.keys.leases],
+                                        args=[self.keys.prefix, int(self.settings.queued_ttl_s * 1000), limit])
+        return [(r, n, int(v)) for r, n, v in loads(raw)]
+
+    def renew(self, members: list[str]) -> int:
+        if not members:
+            return 0
+        return int(self._scripts["RENEW"](keys=[self.keys.leases],
+                                          args=[int(self.settings.lease_ttl_s * 1000), *members]))
+
+    # -- reads -----------------------------------------------------------------------------------
+    def meta(self, run_id: str) -> dict[str, str]:
+        raw = self.r.hgetall(self.keys.meta(run_id))
+        return {_s(k): _s(v) for k, v in raw.items()}
+
+    def status(self, run_id: str) -> str | None:
+        v = self.r.hget(self.keys.meta(run_id), "status")
+        return _s(v) if v is not None else None
+
+    def state_get(self, run_id: str, key: str) -> Any:
+        """One state field; raises KeyError when absent (the StateView contract)."""
+        raw = self.r.hget(self.keys.state(run_id), key)
+        if raw is None:
+            raise KeyError(key)
+        return loads(raw, what=f"state field {key!r} of run {run_id}")
+
+    def state_many(self, run_id: str, keys: list[str]) -> dict[str, Any]:
+        if not keys:
+            return {}
+        vals = self.r.hmget(self.keys.state(run_id), keys)
+        return {k: loads(v, what=f"state field {k!r} of run {run_id}") for k, v in zip(keys, vals)
+                if v is not None}
+
+    def state_keys(self, run_id: str) -> Iterator[str]:
+        for k in self.r.hkeys(self.keys.state(run_id)):
+            ks = _s(k)
+            if not ks.startswith("_outputs."):
+                yield ks
+
+    def pending_item(self, run_id: str, node: str, visit: int) -> dict[str, Any] | None:
+        raw = self.r.hget(self.keys.pending(run_id), item_field(node, visit))
+        return loads(raw) if raw is not None else None
+
+    def load_result(self, run_id: str) -> RunResult:
+        """Everything about a run (finished or not) as a :class:`RunResult`."""
+        k = self.keys
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hgetall(k.meta(run_id))
+        pipe.hgetall(k.state(run_id))
+        pipe.hgetall(k.nodes(run_id))
+        meta_raw, state_raw, nodes_raw = pipe.execute()
+        if not meta_raw:
+            raise ExecutorError(f"no run {run_id!r} in Redis (wrong id, other Redis/prefix, or its "
+                                f"results expired after {self.settings.result_ttl_s}s)", run_id=run_id)
+        meta = {_s(a): _s(b) for a, b in meta_raw.items()}
+        outputs: dict[str, Any] = {}
+        state: dict[str, Any] = {}
+        for f, v in state_raw.items():
+            fs = _s(f)
+            try:
+                val = json.loads(v)
+            except ValueError:
+                val = {"corrupt": _s(v)[:80]}
+            if fs.startswith("_outputs."):
+                outputs[fs[len("_outputs."):]] = val
+            else:
+                state[fs] = val
+        nodes: dict[str, NodeStats] = {}
+        terminal: list[str] = []
+        try:
+            bp = self.load_blueprint(meta.get("blueprint", ""))
+            terminal = [n.id for n in bp.nodes if not any(e.source == n.id for e in bp.edges)]
+            for n in bp.nodes:
+                nodes[n.id] = NodeStats(n.id)
+        except (ExecutorError, FlownbError):
+            pass
+        for f, v in nodes_raw.items():
+            try:
+                d = json.loads(v)
+                fields = {a: b for a, b in d.items() if a in NodeStats.__dataclass_fields__}
+                nodes[_s(f)] = NodeStats(node_id=_s(f), **{a: b for a, b in fields.items() if a != "node_id"})
+            except (ValueError, TypeError):
+                continue
+        error = loads(meta["error"], what="run error") if meta.get("error") else None
+        return RunResult(run_id=run_id, blueprint_id=meta.get("blueprint_id", ""),
+                         status=meta.get("status", "unknown"), outputs=outputs, state=state,
+                         error=error, nodes=nodes, started_at=float(meta.get("created_at", 0) or 0),
+                         finished_at=float(meta.get("finished_at", 0) or 0), terminal=terminal)
+
+    # -- events ----------------------------------------------------------------------------------
+    def events(self, run_id: str, *, after: str = "0-0", count: int = 1000) -> list[Event]:
+        raw = self.r.xrange(self.keys.events(run_id), min=f"({after}" if after != "0-0" else "-",
+                            count=count)
+        return [Event.from_fields(run_id, f, _s(i)) for i, f in raw]
+
+    def follow(self, run_id: str, *, after: str = "0-0", block_ms: int = 1000,
+               stop_at_terminal: bool = True, timeout_s: float | None = None) -> Iterator[Event]:
+        """Yield events as they are written (blocking XREAD: no polling loop on the client)."""
+        key = self.keys.events(run_id)
+        last = after
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            wait = block_ms
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                wait = max(1, min(block_ms, int(left * 1000)))
+            resp = self.r.xread({key: last}, count=500, block=wait)
+            if not resp:
+                if stop_at_terminal and self.status(run_id) not in (None, "running"):
+                    # the terminal event may have been trimmed or expired: stop anyway
+                    tail = self.r.xrevrange(key, count=1)
+                    if not tail or _s(tail[0][0]) == last:
+                        return
+                continue
+            for _, entries in resp:
+                for entry_id, fields in entries:
+                    last = _s(entry_id)
+                    e = Event.from_fields(run_id, fields, last)
+                    yield e
+                    if stop_at_terminal and e.type in TERMINAL:
+                        return
+
+    def list_runs(self, limit: int = 20) -> list[dict[str, str]]:
+        ids = [_s(x) for x in self.r.zrevrange(self.keys.runs, 0, limit * 3)]
+        out: list[dict[str, str]] = []
+        pipe = self.r.pipeline(transaction=False)
+        for rid in ids:
+            pipe.hgetall(self.keys.meta(rid))
+        stale = []
+        for rid, meta in zip(ids, pipe.execute()):
+            if not meta:
+                stale.append(rid)
+                continue
+            m = {_s(a): _s(b) for a, b in meta.items()}
+            if m.get("parent"):
+                continue
+            m["run_id"] = rid
+            out.append(m)
+            if len(out) >= limit:
+                break
+        if stale:
+            self.r.zrem(self.keys.runs, *stale)
+        return out
+
+
+# -- the contract twin of flownb.scheduler.Scheduler --------------------------------------------------
+
+class RedisScheduler:
+    """:class:`flownb.scheduler.Scheduler`'s interface over Redis (for the contract suite)."""
+
+    def __init__(self, store: RedisStore, bp: Blueprint, run_id: str) -> None:
+        self.store = store
+        self.bp = bp
+        self.run_id = run_id
+        self.g, _ = analyse(bp)
+        self.digest = store.upload_blueprint(bp)
+
+    def start(self) -> list[Item]:
+        ready = self.store.start_run(self.run_id, self.bp, self.g, {})
+        return [self._item(n, v) for n, v in ready]
+
+    def _item(self, node: str, visit: int) -> Item:
+        it = self.store.pending_item(self.run_id, node, visit) or {}
+        src = it.get("s") or []
+        return Item(node, visit, tuple(src) if isinstance(src, list) else ())
+
+    def complete(self, node: str, visit: int, taken: set[int] | frozenset[int]) -> Outcome | None:
+        res = self.store.commit(self.run_id, self.digest, node, visit, output_json="null",
+                                taken=taken, stats={"status": "succeeded"}, event={})
+        if res.get("r") == "dup":
+            return None
+        if res.get("r") != "ok":
+            raise FlownbError(f"commit refused: {res}")
+        ready = [self._item(n, int(v)) for n, v in res.get("ready") or []]
+        skipped = [e.node_id for e in self.store.events(self.run_id)
+                   if e.type == "node_skipped" and e.node_id]
+        out = Outcome(ready, skipped[self._seen_skips:])
+        self._seen_skips = len(skipped)
+        meta = self.store.meta(self.run_id)
+        if meta.get("status") == "failed":
+            from ..errors import MaxVisitsExceeded
+
+            err = loads(meta.get("error"))
+            raise MaxVisitsExceeded(err.get("message", ""), node_id=err.get("node_id"))
+        return out
+
+    _seen_skips = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.store.status(self.run_id) != "running"
+
+
+__all__ = ["RedisStore", "StoreSettings", "RedisScheduler", "dumps", "loads", "lease_member"]
