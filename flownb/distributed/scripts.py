@@ -272,12 +272,13 @@ end
 #: Create a run and queue its start nodes.
 #: KEYS: the run keys (see module docstring); ARGV[7] blueprint digest, ARGV[8] blueprint id,
 #: ARGV[9] parent link or '', ARGV[10] start nodes (JSON list), ARGV[11] bundle (JSON),
-#: ARGV[12] event data (JSON), ARGV[13] parent children-set key or '', ARGV[14..] state k, v pairs.
+#: ARGV[12] event data (JSON), ARGV[13] parent children-set key or '', ARGV[14] input keys (JSON),
+#: ARGV[15..] state k, v pairs.
 START = _LIB + r"""
 if redis.call('EXISTS', K_META) == 1 then return 'exists' end
 redis.call('HSET', K_META, 'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
-           'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11])
-for i = 14, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
+           'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11], 'input_keys', ARGV[14])
+for i = 15, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', K_SCHED, 'active', 0)
 redis.call('ZADD', K_RUNS, NOW_MS, RUN)
 if ARGV[13] ~= '' then redis.call('SADD', ARGV[13], RUN) end
@@ -302,7 +303,12 @@ end
 local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
 if not raw then return cjson.encode({r = 'gone'}) end
 local it = cjson.decode(raw)
-if it.st == 'w' then return cjson.encode({r = 'waiting'}) end
+if it.st == 'w' then
+  local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
+  if (not dl) or tonumber(dl) > NOW_MS then return cjson.encode({r = 'waiting'}) end
+  redis.call('ZADD', K_LEASES, NOW_MS + LEASE_MS, member(node, visit))
+  return cjson.encode({r = 'create', item = it})
+end
 if it.st == 'r' then
   local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
   if dl and tonumber(dl) > NOW_MS then return cjson.encode({r = 'busy'}) end
@@ -386,7 +392,9 @@ end
 return cancel(RUN, K_META, K_PENDING, K_CHILDREN)
 """
 
-#: Mark a structural item (subflow/map) as waiting for ARGV[8] child runs.
+#: Mark a structural item (subflow/map) as waiting for ARGV[9] child runs. Its lease stays until
+#: the worker has started every child (then it drops it), so a crash while creating children is
+#: retried by the reaper (CLAIM answers 'create') and child creation is idempotent.
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] number of children, ARGV[10] child ids JSON.
 WAIT_CHILDREN = _LIB + r"""
 if redis.call('HGET', K_META, 'status') ~= 'running' then return 'stale' end
@@ -399,7 +407,6 @@ it.st = 'w'
 it.cw = tonumber(ARGV[9])
 it.ch = cjson.decode(ARGV[10])
 redis.call('HSET', K_PENDING, f, cjson.encode(it))
-redis.call('ZREM', K_LEASES, member(ARGV[7], ARGV[8]))
 return 'ok'
 """
 
@@ -417,13 +424,8 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,
   if (not raw) or redis.call('HGET', base .. 'meta', 'status') ~= 'running' then
     redis.call('ZREM', KEYS[1], m)
   else
-    local it = cjson.decode(raw)
-    if it.st == 'w' then
-      redis.call('ZREM', KEYS[1], m)
-    else
-      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), m)
-      table.insert(out, {run, node, tonumber(visit)})
-    end
+    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), m)
+    table.insert(out, {run, node, tonumber(visit)})
   end
 end
 return cjson.encode(out)

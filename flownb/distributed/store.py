@@ -135,7 +135,7 @@ class RedisStore:
         event = dumps({"blueprint_id": bp.id, "inputs": list(inputs), "parent": parent or None})
         raw = self._call("START", run_id, digest,
                          [digest, bp.id, parent, dumps(graph.starts), dumps(dict(bundle or {})),
-                          event, parent_children, *flat])
+                          event, parent_children, dumps(list(inputs)), *flat])
         if raw == b"exists" or raw == "exists":
             raise ExecutorError(f"run id {run_id!r} already exists", run_id=run_id)
         return [(n, int(v)) for n, v in loads(raw)]
@@ -178,6 +178,11 @@ class RedisStore:
             return 0
         return int(self._scripts["RENEW"](keys=[self.keys.leases],
                                           args=[int(self.settings.lease_ttl_s * 1000), *members]))
+
+    def add_event(self, run_id: str, type_: str, node: str | None, data: Mapping[str, Any]) -> None:
+        ev = Event(type_, run_id, node, dict(data))
+        self.r.xadd(self.keys.events(run_id), ev.to_fields(),  # type: ignore[arg-type]
+                    maxlen=self.settings.events_maxlen, approximate=True)
 
     # -- reads -----------------------------------------------------------------------------------
     def meta(self, run_id: str) -> dict[str, str]:

@@ -203,7 +203,7 @@ def get_cache() -> Cache | None:
         return None
     if configured is not None and configured is not True:
         if not isinstance(configured, Cache):
-            from .config import LLMConfigError
+            from .errors import LLMConfigError
 
             raise LLMConfigError(f"configure(cache=...) needs True, False or an object with "
                                  f"get/set, got {type(configured).__name__}")

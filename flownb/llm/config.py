@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import FlownbError
+from .errors import LLMConfigError
 
 if TYPE_CHECKING:
     from .cache import Cache
@@ -44,10 +44,6 @@ DEFAULT_TIMEOUT_S = 60.0
 PLACEHOLDER_KEY = "sk-flownb-no-key"
 
 _UNSET: Any = object()
-
-
-class LLMConfigError(FlownbError):
-    """The LLM settings are contradictory or incomplete (e.g. ``FLOWNB_LLM=openai`` and no key)."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,314 @@
+"""A thin wrapper over the official ``openai`` SDK's chat completions.
+
+Thin on purpose: retries (429, 5xx, timeouts, connection drops — with ``Retry-After`` honoured)
+and timeouts are the SDK's own ``max_retries`` / ``timeout`` options, set per node, rather than a
+second retry loop of ours that would multiply with the SDK's. What this module adds is what a
+workflow needs around the call: one :class:`Completion` shape for plain and streamed calls,
+token usage (estimated when a server does not report it), and SDK exceptions turned into one
+:class:`~flownb.llm.errors.LLMError` whose message says what was tried and what came back.
+
+``openai`` is imported inside the functions only: ``import flownb`` (and ``flownb.llm``, which
+the offline fake needs) must work without it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from .config import LLMSettings
+from .errors import LLMError
+from .fake import estimate_tokens, message_text
+
+TokenCallback = Callable[[str], None]
+
+INSTALL_HINT = "the LLM nodes need the openai package: pip install 'flownb[llm]'"
+
+
+@dataclass
+class Completion:
+    """One model answer, however it was obtained (API, stream, cache or fake)."""
+
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str | None = None
+    cached: bool = False
+    estimated: bool = False  # True when token counts are ~len/4 guesses, not the server's
+
+    def to_cache(self) -> dict[str, Any]:
+        return {"text": self.text, "model": self.model, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "finish_reason": self.finish_reason,
+                "estimated": self.estimated, "created": time.time()}
+
+    @classmethod
+    def from_cache(cls, d: Mapping[str, Any]) -> Completion:
+        return cls(text=str(d.get("text", "")), model=str(d.get("model", "")),
+                   prompt_tokens=int(d.get("prompt_tokens") or 0),
+                   completion_tokens=int(d.get("completion_tokens") or 0),
+                   finish_reason=d.get("finish_reason"), cached=True,
+                   estimated=bool(d.get("estimated", False)))
+
+
+def import_openai() -> ModuleType:
+    """``import openai`` or a clear instruction to install it."""
+    try:
+        import openai
+    except ImportError:
+        raise LLMError(INSTALL_HINT) from None
+    return openai
+
+
+class TokenCoalescer:
+    """Batches streamed token pieces into at most one callback per ``interval_s``.
+
+    A model streams 30–100 pieces a second; an event per piece would flood the event bus (and a
+    Redis stream, for distributed runs) and make notebook widgets redraw constantly. ~10 events a
+    second still looks live. The first piece goes out at once so the user sees the start early.
+    """
+
+    def __init__(self, emit: TokenCallback, interval_s: float = 0.1) -> None:
+        self._emit = emit
+        self.interval_s = interval_s
+        self._buf: list[str] = []
+        self._last = float("-inf")
+        self.events = 0
+
+    def add(self, text: str) -> None:
+        if not text:
+            return
+        self._buf.append(text)
+        now = time.monotonic()
+        if now - self._last >= self.interval_s:
+            self._flush(now)
+
+    def flush(self) -> None:
+        """Send what is buffered (call once when the stream ends)."""
+        if self._buf:
+            self._flush(time.monotonic())
+
+    def _flush(self, now: float) -> None:
+        text = "".join(self._buf)
+        self._buf.clear()
+        self._last = now
+        self.events += 1
+        self._emit(text)
+
+
+# -- request building ------------------------------------------------------------------------------
+
+_MAX_COMPLETION_TOKENS_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+
+
+def request_kwargs(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
+                   stream: bool) -> dict[str, Any]:
+    """The keyword arguments of ``chat.completions.create`` for these settings."""
+    kw: dict[str, Any] = {"model": settings.model, "messages": [dict(m) for m in messages]}
+    if settings.temperature is not None:
+        kw["temperature"] = settings.temperature
+    if settings.max_tokens is not None:
+        # reasoning models reject max_tokens; OpenAI-compatible servers often only know it
+        name = settings.model.rsplit("/", 1)[-1].lower()
+        key = "max_completion_tokens" if name.startswith(_MAX_COMPLETION_TOKENS_PREFIXES) else "max_tokens"
+        kw[key] = settings.max_tokens
+    if stream:
+        kw["stream"] = True
+        kw["stream_options"] = {"include_usage": True}
+    return kw
+
+
+_clients: dict[tuple[str, str], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def sync_client(settings: LLMSettings) -> Any:
+    """An ``openai.OpenAI`` per (base URL, key), reused so connections are kept alive.
+
+    Per-call ``max_retries`` / ``timeout`` are applied with ``with_options``, which shares the
+    underlying HTTP client.
+    """
+    key = (settings.effective_base_url, settings.api_key or "")
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            openai = import_openai()
+            client = openai.OpenAI(api_key=settings.api_key, base_url=settings.effective_base_url,
+                                   max_retries=settings.max_retries, timeout=settings.timeout_s)
+            _clients[key] = client
+    return client.with_options(max_retries=settings.max_retries, timeout=settings.timeout_s)
+
+
+def close_clients() -> None:
+    """Close the pooled sync clients (tests; long-lived processes switching endpoints)."""
+    with _clients_lock:
+        clients = list(_clients.values())
+        _clients.clear()
+    for c in clients:
+        try:
+            c.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            pass
+
+
+# -- calls -----------------------------------------------------------------------------------------
+
+def chat(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
+         on_token: TokenCallback | None = None) -> Completion:
+    """One chat completion, synchronously. Streams when ``settings.stream`` or ``on_token``."""
+    openai = import_openai()
+    client = sync_client(settings)
+    stream = settings.stream or on_token is not None
+    kw = request_kwargs(settings, messages, stream=stream)
+    try:
+        if not stream:
+            return _from_response(client.chat.completions.create(**kw), settings, messages)
+        acc = _StreamAccumulator(settings, messages, on_token)
+        with client.chat.completions.create(**kw) as chunks:
+            for chunk in chunks:
+                acc.add(chunk)
+        return acc.result()
+    except openai.OpenAIError as exc:
+        raise to_llm_error(exc, settings) from exc
+
+
+async def achat(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
+                on_token: TokenCallback | None = None) -> Completion:
+    """:func:`chat` for async code, with ``openai.AsyncOpenAI``.
+
+    A fresh client per call: an async HTTP pool is bound to the event loop that created it, and
+    flownb may run nodes on several loops (notebook helper thread, child runs).
+    """
+    openai = import_openai()
+    stream = settings.stream or on_token is not None
+    kw = request_kwargs(settings, messages, stream=stream)
+    try:
+        async with openai.AsyncOpenAI(api_key=settings.api_key,
+                                      base_url=settings.effective_base_url,
+                                      max_retries=settings.max_retries,
+                                      timeout=settings.timeout_s) as client:
+            if not stream:
+                return _from_response(await client.chat.completions.create(**kw), settings,
+                                      messages)
+            acc = _StreamAccumulator(settings, messages, on_token)
+            chunks = await client.chat.completions.create(**kw)
+            async with chunks:
+                async for chunk in chunks:
+                    acc.add(chunk)
+            return acc.result()
+    except openai.OpenAIError as exc:
+        raise to_llm_error(exc, settings) from exc
+
+
+def _from_response(resp: Any, settings: LLMSettings,
+                   messages: Sequence[Mapping[str, Any]]) -> Completion:
+    choices = getattr(resp, "choices", None) or []
+    if not choices:
+        raise LLMError(f"{settings.effective_base_url} answered with no choices "
+                       f"(model {settings.model!r})")
+    msg = choices[0].message
+    text = (getattr(msg, "content", None) or "")
+    if not text and getattr(msg, "refusal", None):
+        raise LLMError(f"model {settings.model!r} refused: {msg.refusal}")
+    usage = getattr(resp, "usage", None)
+    pt = getattr(usage, "prompt_tokens", None) if usage is not None else None
+    ct = getattr(usage, "completion_tokens", None) if usage is not None else None
+    return Completion(text=text, model=getattr(resp, "model", None) or settings.model,
+                      prompt_tokens=pt if pt is not None else estimate_tokens(message_text(messages)),
+                      completion_tokens=ct if ct is not None else estimate_tokens(text),
+                      finish_reason=getattr(choices[0], "finish_reason", None),
+                      estimated=pt is None or ct is None)
+
+
+class _StreamAccumulator:
+    """Collects streamed chunks into a :class:`Completion`, passing text pieces to ``on_token``."""
+
+    def __init__(self, settings: LLMSettings, messages: Sequence[Mapping[str, Any]],
+                 on_token: TokenCallback | None) -> None:
+        self.settings = settings
+        self.messages = messages
+        self.on_token = on_token
+        self.parts: list[str] = []
+        self.model: str | None = None
+        self.finish_reason: str | None = None
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+
+    def add(self, chunk: Any) -> None:
+        self.model = self.model or getattr(chunk, "model", None)
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self.prompt_tokens = getattr(usage, "prompt_tokens", None)
+            self.completion_tokens = getattr(usage, "completion_tokens", None)
+        for choice in getattr(chunk, "choices", None) or []:
+            if getattr(choice, "index", 0) != 0:
+                continue
+            delta = getattr(choice, "delta", None)
+            piece = getattr(delta, "content", None) if delta is not None else None
+            if piece:
+                self.parts.append(piece)
+                if self.on_token is not None:
+                    self.on_token(piece)
+            if getattr(choice, "finish_reason", None):
+                self.finish_reason = choice.finish_reason
+
+    def result(self) -> Completion:
+        text = "".join(self.parts)
+        pt, ct = self.prompt_tokens, self.completion_tokens
+        return Completion(text=text, model=self.model or self.settings.model,
+                          prompt_tokens=pt if pt is not None else estimate_tokens(message_text(self.messages)),
+                          completion_tokens=ct if ct is not None else estimate_tokens(text),
+                          finish_reason=self.finish_reason, estimated=pt is None or ct is None)
+
+
+_RETRYABLE = frozenset({408, 409, 429})
+
+
+def to_llm_error(exc: BaseException, settings: LLMSettings) -> LLMError:
+    """An SDK exception as an :class:`LLMError` saying where, how often, and what came back."""
+    openai = import_openai()
+    url = settings.effective_base_url
+    retries = settings.max_retries
+    if isinstance(exc, openai.APITimeoutError):
+        n = retries + 1
+        return LLMError(f"request to {url} (model {settings.model!r}) timed out after "
+                        f"timeout_s={settings.timeout_s:g} on each of {n} attempt(s) "
+                        f"(max_retries={retries})", attempts=n)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        n = retries + 1 if (status in _RETRYABLE or status >= 500) else 1
+        detail = _error_detail(exc)
+        hint = ""
+        if status == 401:
+            hint = " — check OPENAI_API_KEY"
+        elif status == 404:
+            hint = f" — is {settings.model!r} a model this server knows?"
+        elif status == 429:
+            hint = " — rate limited; raise params.max_retries or slow down"
+        return LLMError(f"request to {url} (model {settings.model!r}) failed with HTTP "
+                        f"{status} after {n} attempt(s) (max_retries={retries}): {detail}{hint}",
+                        status_code=status, attempts=n)
+    if isinstance(exc, openai.APIConnectionError):
+        n = retries + 1
+        cause = exc.__cause__ or exc.__context__
+        why = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+        return LLMError(f"could not connect to {url} after {n} attempt(s) "
+                        f"(max_retries={retries}){why}", attempts=n)
+    return LLMError(f"request to {url} (model {settings.model!r}) failed: "
+                    f"{type(exc).__name__}: {exc}")
+
+
+def _error_detail(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping):
+        err = body.get("error", body)
+        if isinstance(err, Mapping) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+    text = str(getattr(exc, "message", "") or exc)
+    return text[:300]

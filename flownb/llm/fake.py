@@ -1,0 +1,405 @@
+"""An offline, deterministic stand-in for a chat model.
+
+Why a fake rather than no model: a tutorial notebook, a CI job or a first ``flownb demo`` must
+run without a key, and the workflow must still *behave* — a condition has to go one way for a
+glowing review and the other way for an angry one, a moderation router has to send an e-mail
+address to ``redact`` and a "click here" link to ``delete-spam``. So the fake reads the prompt the
+way a person skimming it would: it recognises the task (yes/no question, choose-one-of, outline,
+titles, summary, free text) and decides from keywords in the *content* (the values filled into
+the template), never at random. The same prompt always gets the same answer.
+
+In the spirit of ``httpx.MockTransport``, ``FakeLLM(handler)`` lets a test script the answers:
+``handler(messages, params) -> str`` (return ``None`` to fall back to the built-in behaviour).
+``params`` carries what the node knows: ``task`` (``"condition"``, ``"router"``, ``"text"``),
+``choices`` (a router's allowed actions), ``content`` (the template's filled-in values),
+``model``, ``temperature``, ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+Messages = Sequence[Mapping[str, Any]]
+Handler = Callable[[Messages, Mapping[str, Any]], "str | None"]
+
+_WORD = re.compile(r"[a-z0-9][a-z0-9'\-]*")
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+PHONE = re.compile(r"(?<![\w])(?:\+?\d[\d\s().\-]{7,}\d)(?![\w])")
+URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+\.(?:com|net|org|io|biz|info|xyz|ru)\b",
+                  re.IGNORECASE)
+
+POSITIVE = frozenset("""good great excellent amazing awesome love loved loves lovely like liked
+    wonderful fantastic perfect happy glad pleased satisfied recommend recommended best brilliant
+    superb enjoy enjoyed nice helpful fast friendly delightful impressed beautiful outstanding
+    thanks thank works worked smooth reliable easy pleasant favourite favorite positive
+    """.split())
+NEGATIVE = frozenset("""bad terrible awful horrible hate hated hates poor worst broken disappointed
+    disappointing disappointment angry annoyed annoying useless slow rude refund refunds
+    complaint complain complained problem problems issue issues bug bugs crash crashes crashed
+    fail fails failed failure wrong unhappy never waste wasted sucks garbage defective late
+    missing cancel cancelled expensive overpriced negative frustrated frustrating unacceptable
+    """.split())
+NEGATORS = frozenset({"not", "no", "never", "hardly", "isn't", "wasn't", "don't", "doesn't",
+                      "didn't", "can't", "won't"})
+INSULTS = frozenset("""idiot idiots stupid moron morons dumb loser losers jerk scum trash
+    imbecile fool fools pathetic worthless bastard""".split())
+INSULT_PHRASES = ("shut up", "hate you", "go away", "get lost")
+SPAM_PHRASES = ("buy now", "click here", "limited offer", "limited time", "act now",
+                "free money", "winner", "you have won", "you've won", "100% free", "earn $",
+                "make money", "work from home", "viagra", "crypto giveaway", "subscribe now",
+                "discount code", "order now", "cheap", "unsubscribe")
+URGENT = frozenset("""urgent urgently asap immediately emergency critical now outage down
+    deadline today blocker blocking severe""".split())
+
+STOPWORDS = frozenset("""a an the and or but if then else of to in on at by for with from as is are
+    was were be been being it its this that these those there here i you he she we they me my
+    your our their his her them us do does did done have has had not no yes so such than too
+    very can could should would will shall may might must about into over under again further
+    once only own same both each few more most other some any all what which who whom whose
+    when where why how just also please write give make create list short brief text following
+    answer reply respond using based return given input output one word words true false
+    summarise summarize summary outline titles title topic about article post blog question
+    exactly choose choice choices only""".split())
+
+#: synonyms that let a router pick a choice whose *name* is not in the text
+CHOICE_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "billing": ("invoice", "charge", "charged", "refund", "payment", "paid", "price", "bill",
+                "subscription", "card"),
+    "technical": ("error", "crash", "bug", "broken", "install", "login", "password", "server",
+                  "not working", "doesn't work", "exception"),
+    "support": ("help", "error", "crash", "bug", "broken", "not working", "problem"),
+    "sales": ("buy", "pricing", "quote", "demo", "plan", "purchase", "enterprise", "trial"),
+    "urgent": tuple(URGENT),
+    "high": tuple(URGENT),
+    "positive": tuple(POSITIVE),
+    "negative": tuple(NEGATIVE),
+    "question": ("?", "how do", "how can", "what is", "why"),
+    "complaint": tuple(NEGATIVE),
+    "praise": tuple(POSITIVE),
+}
+#: names a router falls back to when nothing in the content points anywhere
+DEFAULT_CHOICES = ("approve", "approved", "accept", "allow", "ok", "pass", "default", "other",
+                   "general", "neutral", "none", "continue", "keep", "publish", "low", "normal")
+
+_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+            "eight": 8, "nine": 9, "ten": 10, "all": -1}
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def estimate_tokens(text: str) -> int:
+    """~4 characters per token: close enough for English and for showing relative costs."""
+    return max(1, len(text) // 4) if text else 0
+
+
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+def sentiment(text: str) -> int:
+    """Positive minus negative keyword hits; a negator just before a word flips it."""
+    score = 0
+    ws = words(text)
+    for i, w in enumerate(ws):
+        s = 1 if w in POSITIVE else -1 if w in NEGATIVE else 0
+        if s and any(p in NEGATORS for p in ws[max(0, i - 2):i]):
+            s = -s
+        score += s
+    return score
+
+
+def has_pii(text: str) -> bool:
+    """An e-mail address, or a phone-like number with at least 9 digits (dates have fewer)."""
+    if EMAIL.search(text):
+        return True
+    return any(sum(ch.isdigit() for ch in m.group(0)) >= 9 for m in PHONE.finditer(text))
+
+
+def insult_count(text: str) -> int:
+    low = text.lower()
+    return sum(1 for w in words(text) if w in INSULTS) + sum(low.count(p) for p in INSULT_PHRASES)
+
+
+def spam_count(text: str) -> int:
+    low = text.lower()
+    return sum(low.count(p) for p in SPAM_PHRASES) + len(URL.findall(text))
+
+
+def keywords(text: str, n: int = 3) -> list[str]:
+    """The ``n`` most frequent content words, ties broken by first appearance."""
+    ws = [w.strip("'-") for w in words(text)]
+    ws = [w for w in ws if len(w) > 2 and w not in STOPWORDS and not w.isdigit()]
+    counts = Counter(ws)
+    first = {w: i for i, w in reversed(list(enumerate(ws)))}
+    return sorted(counts, key=lambda w: (-counts[w], first[w]))[:n]
+
+
+def message_text(messages: Messages, role: str | None = None) -> str:
+    parts = []
+    for m in messages:
+        if role is not None and m.get("role") != role:
+            continue
+        c = m.get("content")
+        if isinstance(c, str):
+            parts.append(c)
+        elif isinstance(c, list):  # content parts: [{"type": "text", "text": ...}]
+            parts.extend(str(p.get("text", "")) for p in c if isinstance(p, Mapping))
+    return "\n".join(parts)
+
+
+def split_instruction(prompt: str) -> tuple[str, str]:
+    """Guess (instruction, content) when the node did not say which values it filled in.
+
+    Lines that are questions or imperatives are instruction; the rest is content. Quoted or
+    fenced blocks and text after a ``Label:`` line count as content too.
+    """
+    instr: list[str] = []
+    content: list[str] = []
+    for line in prompt.splitlines():
+        s = line.strip()
+        if not s:
+            continue
+        head, sep, tail = s.partition(":")
+        if sep and tail.strip() and len(head.split()) <= 3 and not head.endswith("?"):
+            content.append(tail.strip())
+        elif s.endswith("?") or re.match(r"(?i)^(answer|reply|respond|choose|pick|is|does|do|are|"
+                                         r"should|can|classify|decide|write|give|summari[sz]e)\b",
+                                         s):
+            instr.append(s)
+        else:
+            content.append(s)
+    return "\n".join(instr), "\n".join(content) or prompt
+
+
+class FakeLLM:
+    """A deterministic offline chat model. ``complete(messages, params)`` returns the reply text."""
+
+    #: the model name reported in usage events
+    model = "fake"
+
+    def __init__(self, handler: Handler | None = None) -> None:
+        self.handler = handler
+        self.calls: list[tuple[list[dict[str, Any]], dict[str, Any]]] = []
+
+    # -- the API the runner uses ---------------------------------------------------------------
+    def complete(self, messages: Messages, params: Mapping[str, Any] | None = None) -> str:
+        """The reply to ``messages``; ``params`` as described in the module docstring."""
+        p = dict(params or {})
+        self.calls.append(([dict(m) for m in messages], p))
+        if self.handler is not None:
+            out = self.handler(messages, p)
+            if out is not None:
+                return str(out)
+        return self.default_reply(messages, p)
+
+    __call__ = complete
+
+    def stream(self, messages: Messages, params: Mapping[str, Any] | None = None) -> Iterator[str]:
+        """The same reply in word-sized pieces, so streaming code paths can be tried offline."""
+        text = self.complete(messages, params)
+        yield from re.findall(r"\S+\s*|\s+", text) or [text]
+
+    # -- built-in behaviour --------------------------------------------------------------------
+    def default_reply(self, messages: Messages, params: Mapping[str, Any]) -> str:
+        prompt = message_text(messages, "user") or message_text(messages)
+        task = params.get("task")
+        choices = [str(c) for c in params.get("choices") or ()] or None
+        content = params.get("content")
+        instruction = params.get("instruction")
+        if isinstance(content, str) and content.strip():
+            instruction = str(instruction) if instruction else prompt
+        else:
+            guessed, content = split_instruction(prompt)
+            instruction = str(instruction) if instruction else guessed
+        if task == "router" or (task is None and choices is None and _parse_choices(prompt)):
+            return self.route(str(content), choices or _parse_choices(prompt) or [], prompt)
+        if task == "condition" or (task is None and _is_yes_no(prompt)):
+            return "true" if self.decide(instruction, str(content)) else "false"
+        return self.write(prompt, str(content), params)
+
+    def decide(self, question: str, content: str) -> bool:
+        """Answer a yes/no question about ``content`` from keywords (see the module docstring)."""
+        q = question.lower()
+        # qualification: "at least 2 of: python, sql, docker" / "required skills: a, b, c"
+        required = _required_items(question)
+        if required:
+            items, need = required
+            low = content.lower()
+            have = sum(1 for it in items if re.search(rf"(?<!\w){re.escape(it)}(?!\w)", low))
+            return have >= need
+        if re.search(r"\b(spam|scam|phishing|advert|promotional)\b", q):
+            return spam_count(content) > 0
+        if re.search(r"\b(insult|toxic|abusive|offensive|rude|harass)", q):
+            return insult_count(content) > 0
+        if re.search(r"\b(pii|personal (?:data|info)|e-?mail|phone|contact details)\b", q):
+            return has_pii(content)
+        if re.search(r"\b(urgent|emergency|critical|priority|asap)\b", q):
+            return any(w in URGENT for w in words(content))
+        if re.search(r"\b(a question|asking)\b", q):
+            return "?" in content
+        score = sentiment(content)
+        if re.search(r"\b(negative|complain\w*|angry|upset|unhappy|dissatisfied|bad|frustrat\w*|"
+                     r"refund|churn)\b", q):
+            return score < 0
+        if re.search(r"\b(positive|happy|satisfied|good|pleased|like|love|recommend|praise|"
+                     r"approve|favou?rable|success\w*)\b", q):
+            return score > 0
+        topic = re.search(r"\b(?:about|mentions?|contains?|includes?|refers? to|discuss(?:es)?)\s+"
+                          r"(?:the |a |an )?([\w\- ]{2,40}?)(?:[?.,]|$)", q)
+        if topic:
+            terms = [w for w in words(topic.group(1)) if w not in STOPWORDS]
+            low = content.lower()
+            return bool(terms) and any(t in low for t in terms)
+        return score > 0
+
+    def route(self, content: str, choices: Sequence[str], prompt: str = "") -> str:
+        """Pick one of ``choices`` from keywords in ``content``; always returns one of them."""
+        if not choices:
+            return "default"
+        norm = {c: re.sub(r"[\s_]+", "-", c.strip().lower()) for c in choices}
+
+        def find(*names: str) -> str | None:
+            for c, n in norm.items():
+                if n in names or any(part in names for part in n.split("-")):
+                    return c
+            return None
+
+        # moderation, most severe first: an insult is banned even if it also carries a link
+        if insult_count(content):
+            hit = find("ban", "block", "banned", "toxic", "abuse", "abusive", "reject", "remove")
+            if hit:
+                return hit
+        if spam_count(content):
+            hit = find("delete-spam", "spam", "delete", "remove", "reject", "block")
+            if hit:
+                return hit
+        if has_pii(content):
+            hit = find("redact", "mask", "pii", "private", "anonymize", "anonymise", "review")
+            if hit:
+                return hit
+        # a choice named in the content, or hinted at by its synonyms
+        low = content.lower()
+        ws = set(words(content))
+        best: tuple[int, str] | None = None
+        for c, n in norm.items():
+            if n in DEFAULT_CHOICES:
+                continue
+            score = 3 * sum(1 for part in n.split("-") if part in ws and len(part) > 2)
+            for part in n.split("-"):
+                for syn in CHOICE_SYNONYMS.get(part, ()):
+                    if (syn in ws) if syn.isalnum() else (syn in low):
+                        score += 1
+            if score and (best is None or score > best[0]):
+                best = (score, c)
+        if best is not None:
+            return best[1]
+        if len(choices) and {"positive", "negative"} & set(norm.values()):
+            s = sentiment(content)
+            want = "positive" if s > 0 else "negative" if s < 0 else "neutral"
+            for c, n in norm.items():
+                if n == want:
+                    return c
+        for name in DEFAULT_CHOICES:
+            for c, n in norm.items():
+                if n == name:
+                    return c
+        return list(choices)[_digest(content) % len(choices)]
+
+    def write(self, prompt: str, content: str, params: Mapping[str, Any]) -> str:
+        """Free text shaped by what the prompt asks for (outline, titles, list, summary, …)."""
+        low = prompt.lower()
+        source = content if content.strip() else prompt
+        kws = keywords(source, 4) or keywords(prompt, 4) or ["the topic"]
+        topic = " ".join(kws[:2]).strip().capitalize() or "The topic"
+        variant = _digest(prompt) % 3
+        if "outline" in low:
+            steps = [f"Introduction: why {topic.lower()} matters",
+                     f"Background on {kws[0]}",
+                     f"Key ideas: {', '.join(kws[:3])}",
+                     "Practical examples and pitfalls",
+                     "Conclusion and next steps"]
+            return "Outline:\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1))
+        if re.search(r"\b(titles?|headlines?|names?)\b", low):
+            forms = [f"{topic}: A Practical Guide", f"What Everyone Gets Wrong About {topic}",
+                     f"{topic} in 5 Minutes", f"The Hidden Power of {kws[-1].capitalize()}",
+                     f"From Zero to {topic}"]
+            start = variant
+            picked = [forms[(start + i) % len(forms)] for i in range(3)]
+            return "\n".join(f"{i}. {t}" for i, t in enumerate(picked, 1))
+        if re.search(r"\bsummar(y|ise|ize|ising|izing)\b|\btl;?dr\b", low):
+            sentences = re.split(r"(?<=[.!?])\s+", content.strip()) if content.strip() else []
+            first = sentences[0] if sentences else ""
+            if len(first) > 160:
+                first = first[:157].rsplit(" ", 1)[0] + "…"
+            body = first or f"a text about {topic.lower()}"
+            return f"Summary: {body} Key points: {', '.join(kws[:3])}."
+        if re.search(r"\b(bullet|list|steps|ideas|points)\b", low):
+            n = 3
+            m = re.search(r"\b(\d+|three|four|five)\b", low)
+            if m:
+                n = max(1, min(10, int(m.group(1)) if m.group(1).isdigit()
+                               else _NUMBERS.get(m.group(1), 3)))
+            return "\n".join(f"- {kws[i % len(kws)].capitalize()}: point {i + 1} about "
+                             f"{topic.lower()}" for i in range(n))
+        if re.search(r"\b(classify|sentiment)\b", low):
+            s = sentiment(source)
+            return "positive" if s > 0 else "negative" if s < 0 else "neutral"
+        openings = [f"{topic} comes down to a few ideas.",
+                    f"In short, {topic.lower()} is worth a closer look.",
+                    f"Here is the gist of {topic.lower()}."]
+        text = (f"{openings[variant]} The main points are {', '.join(kws[:3])}. "
+                f"Each builds on the last, so start with {kws[0]} and work outwards.")
+        limit = params.get("max_tokens")
+        if isinstance(limit, int) and limit > 0 and estimate_tokens(text) > limit:
+            text = text[: max(1, limit * 4)]
+        return text
+
+
+def _is_yes_no(prompt: str) -> bool:
+    low = prompt.lower()
+    if re.search(r"\b(true or false|yes or no|true/false|yes/no)\b", low):
+        return True
+    first_question = next((ln.strip() for ln in prompt.splitlines() if ln.strip().endswith("?")), "")
+    return bool(re.match(r"(?i)^(is|are|does|do|did|has|have|was|were|should|can|could|will|"
+                         r"would)\b", first_question))
+
+
+def _parse_choices(prompt: str) -> list[str] | None:
+    """Choices a router prompt lists: "one of: a, b, c" / "Choices: a | b" / "[a, b]"."""
+    m = re.search(r"(?i)\b(?:exactly )?one of\s*:?\s*\[?([^\n\]]+)", prompt) or \
+        re.search(r"(?i)\b(?:choices|options|categories|labels|actions|routes)\s*:\s*\[?([^\n\]]+)",
+                  prompt)
+    if not m:
+        return None
+    raw = re.split(r"\s*(?:,|\||/|\bor\b)\s*", m.group(1).strip().rstrip("."))
+    items = [r.strip().strip("'\"`*.").strip() for r in raw]
+    items = [i for i in items if i and len(i) <= 40]
+    return items if len(items) >= 2 else None
+
+
+def _required_items(question: str) -> tuple[list[str], int] | None:
+    """``(items, how many needed)`` from a qualification question, or ``None``."""
+    m = re.search(r"(?i)\b(?:skills?|requirements?|required|requires|criteria|of)\s*:\s*([^\n?]+)",
+                  question)
+    if not m:
+        return None
+    items = [i.strip().strip("'\"`.").lower()
+             for i in re.split(r"\s*(?:,|;|\band\b|\bor\b|/)\s*", m.group(1)) if i.strip()]
+    items = [i for i in items if i and len(i) <= 40]
+    if not items:
+        return None
+    n = re.search(r"(?i)\bat least\s+(\d+|one|two|three|four|five|six|seven|eight|nine|ten|all)\b",
+                  question)
+    if n:
+        need = int(n.group(1)) if n.group(1).isdigit() else _NUMBERS[n.group(1).lower()]
+        need = len(items) if need < 0 else need
+    else:
+        need = math.ceil(len(items) / 2)
+    return items, min(need, len(items))
