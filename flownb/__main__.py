@@ -1,0 +1,5 @@
+"""``python -m flownb`` = the ``flownb`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

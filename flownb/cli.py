@@ -1,0 +1,245 @@
+"""The ``flownb`` command line: validate blueprints, run workers, inspect runs, the demo.
+
+Every failure prints one clear line (``flownb: error: …``) and exits non-zero; a traceback is
+only for bugs in flownb itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import FlownbError
+
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .blueprint import Blueprint
+    from .registry import default_registry
+
+    if args.import_:
+        default_registry.import_modules(args.import_)
+    worst = 0
+    for path in args.files:
+        try:
+            bp = Blueprint.load(path)
+        except FlownbError as exc:
+            print(f"{exc}", file=sys.stderr)
+            worst = max(worst, EXIT_PROBLEMS)
+            continue
+        problems = bp.lint(default_registry if args.import_ or args.strict else None)
+        errors = [p for p in problems if p.severity == "error"]
+        for p in problems:
+            print(f"{path}: {p}")
+        if errors or (args.strict and problems):
+            worst = max(worst, EXIT_PROBLEMS)
+        elif not problems:
+            print(f"{path}: ok ({len(bp.nodes)} nodes, {len(bp.edges)} edges)")
+    return worst
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from .distributed.settings import RedisSettings, check_server
+    from .distributed.store import StoreSettings
+    from .distributed.worker import make_worker
+    from .registry import default_registry
+
+    url = args.redis or os.environ.get("FLOWNB_REDIS_URL") or os.environ.get("REDIS_URL")
+    if not url:
+        raise FlownbError("a worker needs a Redis to serve: --redis URL (or FLOWNB_REDIS_URL)")
+    logging.basicConfig(level=getattr(logging, args.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.watch_parent:
+        from .notebook.watchdog import watch_parent
+
+        watch_parent()
+    for path in args.path or ():
+        sys.path.insert(0, os.path.abspath(path))
+    sys.path.insert(0, os.getcwd())
+    default_registry.import_modules(args.import_ or ())
+    conn = RedisSettings.from_url(url).connect()
+    check_server(conn)
+    settings = StoreSettings(lease_ttl_s=args.lease_ttl, queued_ttl_s=max(args.lease_ttl * 2, 5.0))
+    worker = make_worker(conn, name=args.name, queue_name=args.queue, prefix=args.prefix,
+                         settings=settings, reap_interval_s=args.reap_interval)
+    print(f"flownb worker {worker.name} serving queue {args.queue!r} on {RedisSettings.from_url(url).masked_url} "
+          f"(modules: {', '.join(args.import_ or ()) or 'none'})", flush=True)
+    worker.work(burst=args.burst, logging_level=args.log_level.upper(), max_jobs=args.max_jobs)
+    return 0
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    from .distributed.client import DistributedExecutor
+
+    return DistributedExecutor(args.redis, prefix=args.prefix, queue_name=args.queue)
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    ex = _executor(args)
+    rows = ex.runs(args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no runs")
+        return 0
+    print(f"{'run id':<14} {'blueprint':<28} {'status':<10} {'started':<20} {'duration':>9}")
+    for m in rows:
+        created = float(m.get("created_at") or 0)
+        fin = float(m.get("finished_at") or 0)
+        dur = f"{fin - created:.2f}s" if fin else "-"
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)) if created else "-"
+        print(f"{m['run_id']:<14} {m.get('blueprint_id', '')[:28]:<28} {m.get('status', ''):<10} "
+              f"{when:<20} {dur:>9}")
+    return 0
+
+
+def _cmd_events(args: argparse.Namespace) -> int:
+    handle = _executor(args).attach(args.run_id)
+    for e in handle.events(follow=args.follow):
+        print(f"{time.strftime('%H:%M:%S', time.localtime(e.ts))} {e}")
+    return 0
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    handle = _executor(args).attach(args.run_id)
+    print("cancelled" if handle.cancel() else f"not running ({handle.status()})")
+    return 0
+
+
+def _load_inputs(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    if os.path.exists(text):
+        with open(text) as fh:
+            text = fh.read()
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise FlownbError(f"--inputs is not JSON (or a JSON file): {exc}") from None
+    if not isinstance(data, dict):
+        raise FlownbError("--inputs must be a JSON object")
+    return data
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .blueprint import Blueprint
+    from .registry import default_registry
+
+    sys.path.insert(0, os.getcwd())
+    default_registry.import_modules(args.import_ or ())
+    bp = Blueprint.load(args.file)
+    inputs = _load_inputs(args.inputs)
+    if args.redis:
+        handle = _executor(args).submit(bp, inputs)
+        print(f"submitted run {handle.run_id}", file=sys.stderr)
+        if args.no_wait:
+            print(handle.run_id)
+            return 0
+        res = handle.result(args.timeout)
+    else:
+        from .runtime import run
+
+        res = run(bp, inputs)
+    print(json.dumps({"run_id": res.run_id, "status": res.status, "output": res.output,
+                      "error": res.error}, indent=2, default=str))
+    return 0 if res.ok else EXIT_PROBLEMS
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(workers=args.workers, example=args.example, out=args.out, text=args.text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="flownb", description="Declarative AI-agent workflows, in "
+                                "process or on Redis with RQ workers.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def redis_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--redis", help="redis://, rediss:// or unix:// URL (default: FLOWNB_REDIS_URL)")
+        sp.add_argument("--queue", default="flownb", help="RQ queue name (default: flownb)")
+        sp.add_argument("--prefix", default="flownb", help="Redis key prefix (default: flownb)")
+
+    v = sub.add_parser("validate", help="check blueprint files; every problem with its location")
+    v.add_argument("files", nargs="+")
+    v.add_argument("--import", dest="import_", action="append", metavar="MODULE",
+                   help="import node modules so unknown 'uses' can be checked")
+    v.add_argument("--strict", action="store_true", help="warnings fail too")
+    v.set_defaults(fn=_cmd_validate)
+
+    w = sub.add_parser("worker", help="run an RQ worker that executes flownb nodes")
+    redis_opts(w)
+    w.add_argument("--import", dest="import_", action="append", metavar="MODULE",
+                   help="module registering node types (repeatable)")
+    w.add_argument("--path", action="append", help="directory to put on sys.path (repeatable)")
+    w.add_argument("--name", help="worker name (default: host-pid)")
+    w.add_argument("--burst", action="store_true", help="quit when the queue is empty")
+    w.add_argument("--max-jobs", type=int, default=None)
+    w.add_argument("--lease-ttl", type=float, default=10.0,
+                   help="seconds before a silent worker's node is re-run elsewhere (default 10)")
+    w.add_argument("--reap-interval", type=float, default=1.0)
+    w.add_argument("--log-level", default="WARNING")
+    w.add_argument("--watch-parent", action="store_true",
+                   help="exit when the parent process dies (used by LocalCluster)")
+    w.set_defaults(fn=_cmd_worker)
+
+    r = sub.add_parser("runs", help="recent runs with status")
+    redis_opts(r)
+    r.add_argument("--limit", type=int, default=20)
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(fn=_cmd_runs)
+
+    e = sub.add_parser("events", help="a run's events (--follow to stream them live)")
+    redis_opts(e)
+    e.add_argument("run_id")
+    e.add_argument("--follow", "-f", action="store_true")
+    e.set_defaults(fn=_cmd_events)
+
+    c = sub.add_parser("cancel", help="cancel a run on every worker")
+    redis_opts(c)
+    c.add_argument("run_id")
+    c.set_defaults(fn=_cmd_cancel)
+
+    rn = sub.add_parser("run", help="run a blueprint file (in process, or on --redis)")
+    redis_opts(rn)
+    rn.add_argument("file")
+    rn.add_argument("--inputs", help="JSON object or a JSON file")
+    rn.add_argument("--import", dest="import_", action="append", metavar="MODULE")
+    rn.add_argument("--timeout", type=float, default=None)
+    rn.add_argument("--no-wait", action="store_true", help="print the run id and return")
+    rn.set_defaults(fn=_cmd_run)
+
+    d = sub.add_parser("demo", help="the content-moderation agent on an embedded Redis with two "
+                       "local workers (offline unless OPENAI_API_KEY is set)")
+    d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--example", default="content_moderation")
+    d.add_argument("--out", default="demo-output")
+    d.add_argument("--text", default=None, help="the content to moderate")
+    d.set_defaults(fn=_cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.fn(args) or 0)
+    except FlownbError as exc:
+        print(f"flownb: error: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
