@@ -70,9 +70,11 @@ def _esc(text: str) -> str:
 
     Backslashes are doubled first: Graphviz reads ``\\n``, ``\\l``, ``\\N``… in labels as escape
     sequences, so a user's backslash must not start one (and must not escape the closing quote).
-    Newlines become DOT's centred line break; other control characters become spaces.
+    ``&`` becomes ``&amp;`` because Graphviz decodes HTML entities in every label (an id such as
+    ``a&lt;b`` would otherwise be drawn as ``a<b``). Newlines become DOT's centred line break;
+    other control characters become spaces.
     """
-    out = text.replace("\\", "\\\\").replace('"', '\\"')
+    out = text.replace("&", "&amp;").replace("\\", "\\\\").replace('"', '\\"')
     out = out.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
     return "".join(c if c >= " " or c == "\t" else " " for c in out).replace("\t", " ")
 
@@ -115,11 +117,11 @@ def _analysis(bp: Blueprint) -> Graph:
     :func:`_missing_endpoints` rather than raising. The widget redraws on every event; the
     blueprint is immutable, so the analysis is computed once.
     """
-    g = bp._cache.get(_ANALYSIS_KEY)
+    g: Graph | None = bp._cache.get(_ANALYSIS_KEY)
     if g is None:
         g, _ = analyse(bp, strict_conditions=False)
         bp._cache[_ANALYSIS_KEY] = g
-    return g  # type: ignore[no-any-return]
+    return g
 
 
 def _blueprint_ref(node: Node) -> str | None:
@@ -374,11 +376,11 @@ def to_svg(bp: Blueprint | Mapping[str, Any], **kw: Any) -> str | None:
     if shutil.which("dot") is None:
         return None
     try:
-        import graphviz
+        import graphviz  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         return _svg_via_subprocess(source)
     try:
-        svg = graphviz.Source(source).pipe(format="svg", encoding="utf-8")
+        svg = graphviz.Source(source).pipe(format="svg", encoding="utf-8", quiet=True)
     except graphviz.ExecutableNotFound:
         return None
     return str(svg)
@@ -444,8 +446,8 @@ def text_listing(bp: Blueprint | Mapping[str, Any], states: Mapping[str, str] | 
     w_id = min(28, max((len(r[0]) for r in rows), default=0))
     w_uses = min(28, max((len(r[1]) for r in rows), default=0))
     out = [_summary(blueprint), "nodes:"]
-    for name, uses, marks in rows:
-        out.append(f"  {name.ljust(w_id)}  {uses.ljust(w_uses)}  {marks}".rstrip())
+    for name, uses, notes in rows:
+        out.append(f"  {name.ljust(w_id)}  {uses.ljust(w_uses)}  {notes}".rstrip())
     back = {id(ce.spec) for ce in g.edges if ce.back}
     edges: list[tuple[str, str]] = []
     for e in blueprint.edges:
@@ -494,7 +496,9 @@ def mimebundle(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] |
     try:
         listing = text_listing(bp, states)
     except Exception as exc:  # noqa: BLE001 - last resort: say what we have
-        listing = _truncate(f"{bp!r} (cannot list: {type(exc).__name__}: {exc})", 400)
+        name = getattr(bp, "id", None) or (bp.get("id") if isinstance(bp, Mapping) else None)
+        listing = _truncate(f"blueprint {name!r} (cannot list it: {type(exc).__name__}: {exc})",
+                            400)
     return {"text/markdown": _markdown_block(listing) + "\n\n" + hint,
             "text/plain": listing + "\n" + hint}
 

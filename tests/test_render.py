@@ -7,6 +7,7 @@ without the ``dot`` executable; tests that need ``dot`` itself skip when it is m
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -26,7 +27,10 @@ from flownb.registry import Registry
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="graphviz 'dot' executable not installed")
 
-NASTY_IDS = ['a"b', "x\\y", "{z}", "<w>", "end\\", 'q"', "tab like \\t and \\n", "|p| [k] ;"]
+#: ids that break naive DOT: quotes, backslashes (also trailing, and Graphviz escapes such as
+#: \n, \N), record/HTML syntax, DOT punctuation, an HTML entity, non-ASCII
+NASTY_IDS = ['a"b', "x\\y", "{z}", "<w>", "end\\", 'q"', "tab like \\t and \\n",
+             "[k] ; -> &amp; \\N 's' é"]
 
 
 # -- a tiny DOT reader ---------------------------------------------------------------------------------
@@ -74,8 +78,10 @@ def tokenize(dot: str) -> list[tuple[str, str]]:
 
 
 def unescape(raw: str) -> str:
-    """Undo render's escaping: ``\\n`` -> newline, ``\\"`` -> quote, ``\\\\`` -> backslash."""
-    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), raw)
+    """Undo render's escaping: ``\\n`` -> newline, ``\\"`` -> quote, ``\\\\`` -> backslash,
+    ``&amp;`` -> ``&`` (Graphviz decodes entities in labels, so render escapes ``&``)."""
+    text = re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), raw)
+    return text.replace("&amp;", "&")
 
 
 @dataclass
@@ -283,14 +289,16 @@ def test_subflow_cluster_from_registry(registry: Registry) -> None:
     assert "subgraph" not in render.to_dot(demo_blueprint(), registry=Registry())  # not found
 
 
-def test_subflow_uses_default_registry_and_recursion_terminates() -> None:
+def test_subflow_uses_default_registry_and_recursion_terminates(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from flownb.registry import default_registry
 
     me = Blueprint.from_dict({"id": "render-test-self", "nodes": [
         {"id": "again", "uses": "subflow", "params": {"blueprintId": "render-test-self"}}]})
     outer = Blueprint.from_dict({"id": "render-test-outer", "nodes": [
         {"id": "s", "uses": "subflow", "params": {"blueprintId": "render-test-self"}}]})
-    default_registry.add_blueprint(me)
+    # registered for this test only (setitem is undone afterwards; Registry has no remove)
+    monkeypatch.setitem(default_registry._blueprints, me.id, me)
     d = parse(render.to_dot(outer))  # default registry
     assert list(d.clusters) == ["cluster_0"]  # the self-reference is not expanded again
     assert parse(render.to_dot(me)).clusters == {}
@@ -328,14 +336,12 @@ def test_nasty_ids_are_escaped_and_read_back() -> None:
 
 
 def _raw_label_contains(dot: str, node_id: str) -> bool:
-    escaped = node_id.replace("\\", "\\\\").replace('"', '\\"')
+    escaped = node_id.replace("&", "&amp;").replace("\\", "\\\\").replace('"', '\\"')
     return f'label="{escaped}\\n' in dot
 
 
 @needs_dot
 def test_nasty_ids_survive_graphviz() -> None:
-    import html
-
     graphviz = pytest.importorskip("graphviz")
     nodes = [{"id": n, "uses": "noop"} for n in NASTY_IDS]
     edges = [{"source": a, "target": b} for a, b in zip(NASTY_IDS, NASTY_IDS[1:])]
@@ -504,13 +510,13 @@ def test_states_from_a_real_run() -> None:
         "sub/c1": "succeeded", "sub/c2": "succeeded"}
 
 
-# -- SVG and notebook display ----------------------------------------------------------------------------
+# -- SVG and notebook display ------------------------------------------------------------------
 
 @needs_dot
 def test_to_svg_with_dot(registry: Registry) -> None:
     svg = render.to_svg(demo_blueprint(), registry=registry, states={"fetch": "succeeded"})
     assert isinstance(svg, str) and "<svg" in svg
-    assert "fetch-data" in svg
+    assert "fetch-data" in html.unescape(svg)
 
 
 @needs_dot
@@ -575,7 +581,7 @@ def test_text_listing(registry: Registry) -> None:
     text = render.text_listing(demo_blueprint(), {"fetch": "succeeded"})
     lines = text.splitlines()
     assert lines[0] == "blueprint 'demo': 10 nodes, 10 edges, 1 loop, 1 join, 1 subflow"
-    row = {ln.split()[0]: ln for ln in lines if ln.startswith("  ")}
+    row = {ln.split()[0]: ln for ln in lines[2:lines.index("edges:")]}
     assert "start" in row["fetch"] and "[succeeded]" in row["fetch"]
     assert "[pending]" in row["route"]
     assert "join: all" in row["merge"]

@@ -212,14 +212,18 @@ local function finalize(status, err, event_type)
   local data = '{}'
   if err then data = '{"error":' .. err .. '}' end
   local enode = ''
-  if err then enode = cjson.decode(err).node_id or '' end
+  if err then
+    local decoded = cjson.decode(err)
+    if type(decoded.node_id) == 'string' then enode = decoded.node_id end
+  end
   xadd(K_EVENTS, event_type, enode, data)
   for _, f in ipairs(redis.call('HKEYS', K_PENDING)) do
     redis.call('ZREM', K_LEASES, RUN .. '|' .. f)
   end
   redis.call('DEL', K_PENDING)
+  local ttl = tonumber(redis.call('HGET', K_META, 'ttl') or TTL)
   for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN}) do
-    redis.call('EXPIRE', k, TTL)
+    redis.call('EXPIRE', k, ttl)
   end
   local parent = redis.call('HGET', K_META, 'parent')
   if not parent or parent == '' then return nil end
@@ -277,7 +281,7 @@ end
 START = _LIB + r"""
 if redis.call('EXISTS', K_META) == 1 then return 'exists' end
 redis.call('HSET', K_META, 'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
-           'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11], 'input_keys', ARGV[14])
+           'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11], 'input_keys', ARGV[14], 'ttl', TTL)
 for i = 15, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', K_SCHED, 'active', 0)
 redis.call('ZADD', K_RUNS, NOW_MS, RUN)
@@ -304,8 +308,9 @@ local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
 if not raw then return cjson.encode({r = 'gone'}) end
 local it = cjson.decode(raw)
 if it.st == 'w' then
-  local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
-  if (not dl) or tonumber(dl) > NOW_MS then return cjson.encode({r = 'waiting'}) end
+  if it.cr ~= 1 then return cjson.encode({r = 'waiting'}) end
+  it.cr = nil
+  redis.call('HSET', K_PENDING, node .. '|' .. visit, cjson.encode(it))
   redis.call('ZADD', K_LEASES, NOW_MS + LEASE_MS, member(node, visit))
   return cjson.encode({r = 'create', item = it})
 end
@@ -384,8 +389,9 @@ local function cancel(run, meta, pending, children)
   xadd(run_key(run, 'events'), 'run_cancelled', '', '{}')
   for _, f in ipairs(redis.call('HKEYS', pending)) do redis.call('ZREM', K_LEASES, run .. '|' .. f) end
   redis.call('DEL', pending)
+  local ttl = tonumber(redis.call('HGET', meta, 'ttl') or TTL)
   for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children'}) do
-    redis.call('EXPIRE', run_key(run, part), TTL)
+    redis.call('EXPIRE', run_key(run, part), ttl)
   end
   return n
 end
@@ -410,7 +416,9 @@ redis.call('HSET', K_PENDING, f, cjson.encode(it))
 return 'ok'
 """
 
-#: Re-queue items whose lease expired (their worker died, or their enqueue was lost).
+#: Re-queue items whose lease expired (their worker died, or their enqueue was lost): a running
+#: item goes back to queued (so the next CLAIM takes it over, delivery + 1); a structural item that
+#: was still creating its child runs is flagged so the next CLAIM finishes creating them.
 #: KEYS[1] leases; ARGV[1] prefix, ARGV[2] queued lease (ms), ARGV[3] max items.
 #: Returns JSON [[run, node, visit], ...] to enqueue again.
 REQUEUE = r"""
@@ -424,6 +432,9 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,
   if (not raw) or redis.call('HGET', base .. 'meta', 'status') ~= 'running' then
     redis.call('ZREM', KEYS[1], m)
   else
+    local it = cjson.decode(raw)
+    if it.st == 'w' then it.cr = 1 else it.st = 'q' end
+    redis.call('HSET', base .. 'pending', node .. '|' .. visit, cjson.encode(it))
     redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), m)
     table.insert(out, {run, node, tonumber(visit)})
   end

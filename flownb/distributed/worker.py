@@ -209,9 +209,13 @@ class WorkerRuntime:
                 bp = self.store.load_blueprint(digest)
                 graph = compile_graph(bp, reg)
             except FlownbError as exc:
-                err = {"node_id": getattr(exc, "node_id", None), "run_id": run_id, "attempt": 1,
+                problems = getattr(exc, "problems", None) or []
+                node_id = exc.node_id or next((p.node_id for p in problems if p.node_id), None)
+                detail = "; ".join(str(p) for p in problems) if problems else exc.message
+                err = {"node_id": node_id, "run_id": run_id, "attempt": 1,
                        "type": type(exc).__name__,
-                       "message": f"worker {self.name} cannot run this blueprint: {exc.message}",
+                       "message": f"worker {self.name} cannot run blueprint "
+                                  f"{meta.get('blueprint_id', '')!r}: {detail}",
                        "traceback": ""}
                 log.error("flownb: run %s: %s", run_id, err["message"])
                 self._fail(run_id, digest, err)
