@@ -80,7 +80,7 @@ class NodeContext:
     __slots__ = ("input", "params", "run_id", "node_id", "visit", "attempt", "blueprint_id",
                  "_read", "_writes", "_emit", "_cancelled", "_keys", "worker")
 
-    def __init__(self, *, input: Any, params: Mapping[str, Any], run_id: str, node_id: str,
+    def __init__(self, input: Any, params: Mapping[str, Any], run_id: str, node_id: str,
                  visit: int, read: Reader, emit: Callable[[str, dict[str, Any]], None] | None = None,
                  cancelled: Callable[[], bool] | None = None, blueprint_id: str = "",
                  keys: Callable[[], Iterator[str]] | None = None, worker: str | None = None) -> None:

@@ -55,7 +55,7 @@ class CNode:
 
     __slots__ = ("id", "spec", "uses", "params", "config", "out", "fwd_in", "n_fwd_in", "join",
                  "max_visits", "scc", "impl", "has_conditions", "timeout_s", "retries", "fallback",
-                 "inline_ok", "structural")
+                 "inline_ok", "structural", "default_taken")
 
     def __init__(self, spec: Node) -> None:
         self.id = spec.id
@@ -76,6 +76,7 @@ class CNode:
         self.fallback = spec.config.fallback
         self.inline_ok = False
         self.structural = False
+        self.default_taken: frozenset[int] = frozenset()
 
     def __repr__(self) -> str:
         return f"<node {self.id} uses={self.uses}>"
@@ -143,6 +144,7 @@ def analyse(bp: Blueprint, *, strict_conditions: bool = True) -> tuple[Graph, li
     for cn in g.nodes.values():
         cn.n_fwd_in = len(cn.fwd_in)
         cn.has_conditions = any(e.condition is not None for e in cn.out)
+        cn.default_taken = frozenset(e.idx for e in cn.out if e.action is None)
     # exits count as incoming slots of their target too (they arrive once per loop activation)
     for ce in g.edges:
         if ce.exit:
@@ -285,6 +287,8 @@ def select_edges(cn: CNode, action: str | None, resolve: Resolver) -> set[int]:
     if action == "default":
         action = None
     if not cn.has_conditions:
+        if action is None and cn.default_taken:
+            return cn.default_taken  # type: ignore[return-value]
         if action is not None:
             taken = {e.idx for e in out if e.action == action}
             if taken:

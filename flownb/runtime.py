@@ -185,7 +185,7 @@ class Engine:
                     item = ready.popleft()
                     cn = self.g.nodes[item.node]
                     if cn.inline_ok and not ready and not running and cn.fallback is None:
-                        ready.extend(self._run_inline(cn, item))
+                        ready.extend(self._run_chain(cn, item))
                         if self.cancel.cancelled:
                             break
                     else:
@@ -206,6 +206,7 @@ class Engine:
             self.error = f.to_error()
             self._stat(f.node_id).status = "failed"
             self._stat(f.node_id).error = self.error["message"]
+            self._emit(ev.NODE_FAILED, f.node_id, attempt=f.attempt, error=self.error)
         except MaxVisitsExceeded as exc:
             status = FAILED
             self.error = {"node_id": exc.node_id, "attempt": 1, "type": "MaxVisitsExceeded",
@@ -243,15 +244,31 @@ class Engine:
         return out
 
     # -- inline (sync, no timeout) -----------------------------------------------------------------
+    def _run_chain(self, cn: CNode, item: Item) -> list[Item]:
+        """Run sync nodes one after another while exactly one successor is ready: a chain costs
+        one function call per node, no task and no thread."""
+        nodes = self.g.nodes
+        is_cancelled = self.cancel._flag.is_set
+        while True:
+            ready = self._run_inline(cn, item)
+            if len(ready) != 1 or is_cancelled():
+                return ready
+            item = ready[0]
+            cn = nodes[item.node]
+            if not cn.inline_ok or cn.fallback is not None:
+                return ready
+
     def _run_inline(self, cn: CNode, item: Item) -> list[Item]:
         impl = cn.impl
         assert impl is not None
         ctx = self._context(cn, item)
-        st = self._stat(cn.id)
+        st = self.stats.get(cn.id)
+        if st is None:
+            st = self.stats[cn.id] = NodeStats(cn.id)
         st.visits += 1
-        st.status = "running"
         t0 = time.perf_counter()
         if self.bus.active:
+            st.status = "running"
             self._emit(ev.NODE_STARTED, cn.id, visit=item.visit, attempt=1)
         try:
             prep = impl.prep(ctx) if impl.prep is not None else ctx
@@ -279,7 +296,7 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - user code
                 raise _Failure(cn.id, attempt, exc, traceback.format_exc()) from None
         st.attempts += attempt
-        return self._commit(cn, item, ctx, res, t0)
+        return self._commit(cn, item, ctx, res, t0, st)
 
     # -- general path ------------------------------------------------------------------------------
     async def _run_async(self, cn: CNode, item: Item) -> list[Item]:
@@ -306,6 +323,7 @@ class Engine:
             self._emit(ev.NODE_FAILED, cn.id, attempt=f.attempt, error=f.to_error(),
                        fallback=fb.id)
             self._emit(ev.NODE_FALLBACK, fb.id, replaces=cn.id)
+            self._emit(ev.NODE_STARTED, fb.id, visit=item.visit, attempt=1, replaces=cn.id)
             fctx = self._context(fb, item, input_=ctx.input)
             fctx._writes = ctx._writes
             st = self._stat(fb.id)
@@ -380,7 +398,8 @@ class Engine:
         return res
 
     # -- commit ------------------------------------------------------------------------------------
-    def _commit(self, cn: CNode, item: Item, ctx: NodeContext, res: Any, t0: float) -> list[Item]:
+    def _commit(self, cn: CNode, item: Item, ctx: NodeContext, res: Any, t0: float,
+                st: NodeStats | None = None) -> list[Item]:
         if type(res) is Result:
             output, action = res.output, res.action
         else:
@@ -388,9 +407,14 @@ class Engine:
         if ctx._writes:
             self.state.update(ctx._writes)
         self.outputs[cn.id] = output
-        taken = select_edges(cn, action, self._resolver(output, action, ctx.input)) if cn.out else ()
-        outcome = self.sched.complete(cn.id, item.visit, taken)  # type: ignore[arg-type]
-        st = self.stats[cn.id]
+        if cn.out:
+            taken = select_edges(cn, action, self._resolver(output, action, ctx.input)
+                                 if cn.has_conditions else _no_resolve)
+        else:
+            taken = frozenset()
+        outcome = self.sched.complete(cn.id, item.visit, taken)
+        if st is None:
+            st = self.stats[cn.id]
         dt = time.perf_counter() - t0
         st.duration_s += dt
         st.status = "succeeded"
@@ -399,9 +423,10 @@ class Engine:
                        duration_s=dt, action=action, output=_preview(output))
         if outcome is None:
             return []
-        for name in outcome.skipped:
-            self._stat(name).status = "skipped"
-            self._emit(ev.NODE_SKIPPED, name)
+        if outcome.skipped:
+            for name in outcome.skipped:
+                self._stat(name).status = "skipped"
+                self._emit(ev.NODE_SKIPPED, name)
         return outcome.ready
 
     def _resolver(self, output: Any, action: str | None, input_: Any) -> Callable[[str], Any]:
@@ -428,11 +453,14 @@ class Engine:
 
     def _context(self, cn: CNode, item: Item, input_: Any = None) -> NodeContext:
         if input_ is None:
-            input_ = self._input_for(cn, item)
+            src = item.sources
+            if cn.spec.inputs is None and len(src) == 1 and cn.n_fwd_in <= 1:
+                input_ = self.outputs.get(src[0])
+            else:
+                input_ = self._input_for(cn, item)
         emit = self._custom_emitter(cn.id) if self.bus.active else None
-        return NodeContext(input=input_, params=cn.params, run_id=self.run_id, node_id=cn.id,
-                           visit=item.visit, read=self._read, emit=emit,
-                           cancelled=self._is_cancelled, blueprint_id=self.bp.id, keys=self._keys)
+        return NodeContext(input_, cn.params, self.run_id, cn.id, item.visit, self._read, emit,
+                           self._is_cancelled, self.bp.id, self._keys)
 
     def _is_cancelled(self) -> bool:
         return self.cancel.cancelled
@@ -487,6 +515,10 @@ class Engine:
         child = Engine(graph, inputs, run_id=run_id, registry=self.registry, bus=self.bus,
                        cancel=self.cancel, depth=self.depth + 1)
         return await child.drive()
+
+
+def _no_resolve(name: str) -> Any:
+    raise KeyError(name)
 
 
 def _raise_child(cn: CNode, res: RunResult, index: int | None = None) -> None:

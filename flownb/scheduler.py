@@ -42,6 +42,9 @@ class Outcome(NamedTuple):
     skipped: list[str]
 
 
+_NO_SKIPS: list[str] = []  # shared, never mutated: the fast path allocates nothing it need not
+
+
 class Scheduler:
     """Mutable per-run scheduling state; not thread-safe (the in-process engine owns it)."""
 
@@ -75,6 +78,17 @@ class Scheduler:
             return None
         self.done.add(key)
         cn = self.g.nodes[node]
+        # fast path for the common hand-off: one plain edge, taken, into a non-join outside loops
+        out = cn.out
+        if len(out) == 1 and cn.scc < 0:
+            e = out[0]
+            if e.idx in taken and not e.back and not e.exit:
+                tn = self.g.nodes[e.target]
+                if tn.n_fwd_in == 1 and tn.scc < 0:
+                    v = self.visits.get(tn.id, 0) + 1
+                    if v <= tn.max_visits:
+                        self.visits[tn.id] = v
+                        return Outcome([Item(tn.id, v, (node,))], _NO_SKIPS)
         ready: list[Item] = []
         skipped: list[str] = []
         work: deque[tuple[CEdge, bool]] = deque()

@@ -295,6 +295,8 @@ class WorkerRuntime:
             st.add_event(run.run_id, "node_failed", node, {"attempt": f.attempt, "fallback": fb.id,
                                                            "error": f.error(run.run_id)})
             st.add_event(run.run_id, "node_fallback", fb.id, {"replaces": node})
+            st.add_event(run.run_id, "node_started", fb.id, {"visit": visit, "attempt": 1,
+                                                            "replaces": node, "worker": self.name})
             fctx = NodeContext(input=input_, params=fb.params, run_id=run.run_id, node_id=fb.id,
                                visit=visit, read=reader, emit=self._emitter(run.run_id, fb.id),
                                cancelled=lambda: run.cancelled, blueprint_id=ctx.blueprint_id,
