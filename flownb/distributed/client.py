@@ -155,12 +155,7 @@ class RunHandle:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run ends (True) or ``timeout`` passes (False)."""
-        if self.done():
-            return True
-        for e in self.store.follow(self.run_id, timeout_s=timeout):
-            if e.type in TERMINAL:
-                return True
-        return self.done()
+        return self.store.wait_done(self.run_id, timeout)
 
     def result(self, timeout: float | None = None, *, raise_on_error: bool = False) -> RunResult:
         if not self.wait(timeout):

@@ -21,6 +21,8 @@ key                                type   contents
 ``{p}:run:<id>:nodes``             hash   node id → JSON NodeStats
 ``{p}:run:<id>:events``            stream the run's events (same model as in process)
 ``{p}:run:<id>:children``          set    child runs (subflow / map) for cancellation
+``{p}:run:<id>:done``              stream one entry, written when the run ends: waiters block on it
+                                          (XREAD) instead of waking on every event
 ``{p}:bp:<digest>``                hash   ``json`` (the blueprint) + the compiled graph for the scripts:
                                           ``o:<node>`` out edges, ``i:<node>`` join info, ``x:<scc>`` exits
 ``{p}:runs``                       zset   run id → created time (``flownb runs``)
@@ -75,9 +77,15 @@ class Keys:
     def children(self, run_id: str) -> str:
         return self.run(run_id, "children")
 
+    def done(self, run_id: str) -> str:
+        return self.run(run_id, "done")
+
     def run_keys(self, run_id: str) -> list[str]:
-        """The ten per-run keys in the order every script takes them (KEYS[1..9] + children)."""
+        """The per-run keys in the order every script takes them (KEYS[1..9]; done is KEYS[13])."""
         return [self.run(run_id, s) for s in RUN_SUFFIXES]
+
+    def all_run_keys(self, run_id: str) -> list[str]:
+        return [*self.run_keys(run_id), self.done(run_id)]
 
     def blueprint(self, digest: str) -> str:
         return f"{self.prefix}:bp:{digest}"

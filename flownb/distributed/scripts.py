@@ -5,7 +5,7 @@ Each script is a named constant. All run-level scripts take the same KEYS, in th
 
     KEYS[1] meta     KEYS[2] state    KEYS[3] sched    KEYS[4] pending   KEYS[5] partial
     KEYS[6] xpend    KEYS[7] nodes    KEYS[8] events   KEYS[9] children  KEYS[10] graph
-    KEYS[11] leases  KEYS[12] runs index
+    KEYS[11] leases  KEYS[12] runs index  KEYS[13] done (one-entry stream waiters block on)
 
 ``_LIB`` is the shared prelude: the join algorithm of :mod:`flownb.scheduler`, line for line
 (dead-path elimination with FIFO slots, loop exits delivered when the loop is quiet, and the
@@ -23,7 +23,7 @@ from __future__ import annotations
 _LIB = r"""
 local K_META, K_STATE, K_SCHED, K_PENDING, K_PARTIAL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_GRAPH = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local K_LEASES, K_RUNS = KEYS[11], KEYS[12]
+local K_LEASES, K_RUNS, K_DONE = KEYS[11], KEYS[12], KEYS[13]
 local RUN, PREFIX = ARGV[1], ARGV[2]
 local MAXLEN, TTL = tonumber(ARGV[3]), tonumber(ARGV[4])
 local QUEUED_MS, LEASE_MS = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -113,13 +113,14 @@ pop_ready = function(target, info, work)
     local gen = tonumber(redis.call('HGET', K_SCHED, 'g:' .. target) or '0')
     redis.call('HSET', K_SCHED, 'g:' .. target, gen + 1)
     local srcs, nonempty = {}, 0
+    local names = cjson.decode(redis.call('HGET', K_GRAPH, 'src:' .. target))
     for p = 0, info.n - 1 do
       local qk = 'q:' .. target .. ':' .. p
       local q = redis.call('HGET', K_SCHED, qk) or 'D'
       local rest = string.sub(q, 2)
       if rest == '' then redis.call('HDEL', K_SCHED, qk)
       else redis.call('HSET', K_SCHED, qk, rest); nonempty = nonempty + 1 end
-      if string.sub(q, 1, 1) == 'T' then table.insert(srcs, info.src[p + 1]) end
+      if string.sub(q, 1, 1) == 'T' then table.insert(srcs, names[p + 1]) end
     end
     redis.call('HSET', K_SCHED, 'c:' .. target, nonempty)
     if info.j == 'all' then
@@ -221,8 +222,9 @@ local function finalize(status, err, event_type)
     redis.call('ZREM', K_LEASES, RUN .. '|' .. f)
   end
   redis.call('DEL', K_PENDING)
+  redis.call('XADD', K_DONE, '*', 's', status)
   local ttl = tonumber(redis.call('HGET', K_META, 'ttl') or TTL)
-  for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN}) do
+  for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_DONE}) do
     redis.call('EXPIRE', k, ttl)
   end
   local parent = redis.call('HGET', K_META, 'parent')
@@ -322,6 +324,37 @@ local claimed = claim_one(node, visit, ARGV[9], 1)
 return cjson.encode({r = 'ok', item = claimed})
 """
 
+#: Claim several queued items of one run for a worker in one call (a batch job's items).
+#: KEYS: the run keys; ARGV[7] worker name, ARGV[8..] node, visit pairs.
+#: Returns JSON [{"node", "visit", "r", "item"}, ...] like CLAIM for each.
+CLAIM_MANY = _LIB + r"""
+local status = redis.call('HGET', K_META, 'status')
+if status ~= 'running' then return cjson.encode({}) end
+local out = {}
+for i = 8, #ARGV, 2 do
+  local node, visit = ARGV[i], ARGV[i + 1]
+  local res = {node = node, visit = tonumber(visit)}
+  local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
+  if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then res.r = 'done'
+  elseif not raw then res.r = 'gone'
+  else
+    local it = cjson.decode(raw)
+    local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
+    if it.st == 'w' then
+      if it.cr == 1 then
+        it.cr = nil
+        redis.call('HSET', K_PENDING, node .. '|' .. visit, cjson.encode(it))
+        redis.call('ZADD', K_LEASES, NOW_MS + LEASE_MS, member(node, visit))
+        res.r = 'create'; res.item = it
+      else res.r = 'waiting' end
+    elseif it.st == 'r' and dl and tonumber(dl) > NOW_MS then res.r = 'busy'
+    else res.r = 'ok'; res.item = claim_one(node, visit, ARGV[7], 1) end
+  end
+  table.insert(out, res)
+end
+return cjson.encode(out)
+"""
+
 #: Commit a finished node visit: output, state writes, stats, successors, joins, completion.
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] output (JSON), ARGV[10] taken edge
 #: indices (JSON object idx -> true), ARGV[11] stats (JSON), ARGV[12] succeeded-event data (JSON),
@@ -387,10 +420,11 @@ local function cancel(run, meta, pending, children)
   end
   redis.call('HSET', meta, 'status', 'cancelled', 'finished_at', NOW_S)
   xadd(run_key(run, 'events'), 'run_cancelled', '', '{}')
+  redis.call('XADD', run_key(run, 'done'), '*', 's', 'cancelled')
   for _, f in ipairs(redis.call('HKEYS', pending)) do redis.call('ZREM', K_LEASES, run .. '|' .. f) end
   redis.call('DEL', pending)
   local ttl = tonumber(redis.call('HGET', meta, 'ttl') or TTL)
-  for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children'}) do
+  for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done'}) do
     redis.call('EXPIRE', run_key(run, part), ttl)
   end
   return n
@@ -452,5 +486,5 @@ for i = 2, #ARGV do n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', dl, ARGV[i])
 return n
 """
 
-ALL = {"START": START, "CLAIM": CLAIM, "COMMIT": COMMIT, "FAIL": FAIL, "CANCEL": CANCEL,
+ALL = {"START": START, "CLAIM": CLAIM, "CLAIM_MANY": CLAIM_MANY, "COMMIT": COMMIT, "FAIL": FAIL, "CANCEL": CANCEL,
        "WAIT_CHILDREN": WAIT_CHILDREN, "REQUEUE": REQUEUE, "RENEW": RENEW}

@@ -76,7 +76,7 @@ class RedisStore:
     # -- script plumbing -------------------------------------------------------------------------
     def _run_args(self, run_id: str) -> tuple[list[str], list[Any]]:
         k = self.keys
-        keys = [*k.run_keys(run_id), "", k.leases, k.runs]
+        keys = [*k.run_keys(run_id), "", k.leases, k.runs, k.done(run_id)]
         st = self.settings
         args = [run_id, k.prefix, st.events_maxlen, st.result_ttl_s,
                 int(st.queued_ttl_s * 1000), int(st.lease_ttl_s * 1000)]
@@ -102,7 +102,9 @@ class RedisStore:
             fields[f"o:{name}"] = dumps([[e.idx, e.target, 1 if e.back else 2 if e.exit else 0, e.pos]
                                          for e in cn.out])
             fields[f"i:{name}"] = dumps({"n": cn.n_fwd_in, "j": cn.join, "m": cn.max_visits,
-                                         "s": cn.scc, "src": [e.source for e in cn.fwd_in]})
+                                         "s": cn.scc})
+            if cn.n_fwd_in > 1:  # read only when the join fires, not at every arrival
+                fields[f"src:{name}"] = dumps([e.source for e in cn.fwd_in])
         for sid, exits in g.scc_exits.items():
             fields[f"x:{sid}"] = dumps([[i, g.edges[i].target, g.edges[i].pos, g.edges[i].source]
                                         for i in exits])
@@ -142,6 +144,29 @@ class RedisStore:
 
     def claim(self, run_id: str, digest: str, node: str, visit: int, worker: str) -> dict[str, Any]:
         return loads(self._call("CLAIM", run_id, digest, [node, visit, worker]))  # type: ignore[no-any-return]
+
+    def claim_many(self, run_id: str, digest: str, items: list[tuple[str, int]],
+                   worker: str) -> list[dict[str, Any]]:
+        flat: list[Any] = []
+        for node, visit in items:
+            flat += [node, visit]
+        return loads(self._call("CLAIM_MANY", run_id, digest, [worker, *flat]))  # type: ignore[no-any-return]
+
+    def wait_done(self, run_id: str, timeout_s: float | None) -> bool:
+        """Block (no polling) until the run's done stream has its entry; False on timeout."""
+        key = self.keys.done(run_id)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            wait_ms = 5000
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                wait_ms = max(1, min(wait_ms, int(left * 1000)))
+            if self.r.xread({key: "0-0"}, count=1, block=wait_ms):
+                return True
+            if self.status(run_id) in (None, "succeeded", "failed", "cancelled"):
+                return True  # finished before the done stream existed, or expired
 
     def commit(self, run_id: str, digest: str, node: str, visit: int, *, output_json: str,
                taken: Iterable[int], stats: Mapping[str, Any], event: Mapping[str, Any],

@@ -233,6 +233,7 @@ class WorkerRuntime:
         run = self._run(run_id)
         if run is None:
             return
+        wanted: list[tuple[str, int]] = []
         for raw_node, raw_visit in items:
             node, visit = str(raw_node), int(raw_visit)
             if node not in run.graph.nodes:
@@ -241,7 +242,20 @@ class WorkerRuntime:
                     "message": f"job names node {node!r}, which blueprint {run.graph.blueprint.id!r} "
                                "does not have", "traceback": ""})
                 continue
-            res = self.store.claim(run_id, run.digest, node, visit, self.name)
+            wanted.append((node, visit))
+        if not wanted:
+            return
+        if len(wanted) == 1:
+            claims = [{**self.store.claim(run_id, run.digest, *wanted[0], self.name),
+                       "node": wanted[0][0], "visit": wanted[0][1]}]
+        else:
+            claims = self.store.claim_many(run_id, run.digest, wanted, self.name)
+            with self._lock:  # the heartbeat keeps the whole batch's leases alive
+                for c in claims:
+                    if c.get("r") == "ok":
+                        self.running[lease_member(run_id, c["node"], c["visit"])] = run_id
+        for res in claims:
+            node, visit = str(res["node"]), int(res["visit"])
             kind = res.get("r")
             if kind == "create":
                 self._start_children(run, run.graph.nodes[node], visit, res.get("item") or {})
