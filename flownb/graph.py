@@ -265,6 +265,9 @@ def compile_graph(bp: Blueprint, registry: Registry | None = None) -> Graph:
         if cn.uses in ("subflow", "map"):
             cn.structural = True
             continue
+        if cn.uses == "llm-router" and not any(k in cn.params for k in ("routes", "choices")):
+            # the router may only answer with an action one of its edges knows
+            cn.params = {**cn.params, "_actions": sorted({e.action for e in cn.out if e.action})}
         cn.impl = reg.get(cn.uses, node_id=cn.id)
         cn.inline_ok = not cn.impl.is_async and cn.timeout_s is None
     bp._cache[key] = g

@@ -22,6 +22,10 @@ TESTS_DIR = Path(__file__).resolve().parent
 ROOT = TESTS_DIR.parent
 sys.path.insert(0, str(TESTS_DIR))
 
+# tests never call a real model, even on a machine with OPENAI_API_KEY set (workers inherit this)
+os.environ["FLOWNB_LLM"] = "fake"
+os.environ.setdefault("FLOWNB_LLM_CACHE", "0")
+
 _dbs = itertools.count(1)
 
 
