@@ -317,6 +317,8 @@ class FakeLLM:
         """Free text shaped by what the prompt asks for (outline, titles, list, summary, …)."""
         low = prompt.lower()
         source = content if content.strip() else prompt
+        if "redact" in low:  # "rewrite … with e-mails and phone numbers replaced by [redacted]"
+            return PHONE.sub("[redacted]", EMAIL.sub("[redacted]", source))
         kws = keywords(source, 4) or keywords(prompt, 4) or ["the topic"]
         topic = " ".join(kws[:2]).strip().capitalize() or "The topic"
         variant = _digest(prompt) % 3
