@@ -38,7 +38,7 @@ demo: install
 	$(BIN)/flownb demo
 
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	FLOWNB_LLM=fake FLOWNB_LLM_CACHE=0 $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --nbval-current-env
 
 bench: install
 	$(BIN)/python -m pip install -q -e '.[bench]' 2>&1 | grep -v "is neither a file nor a directory" || true

@@ -229,7 +229,13 @@ class Blueprint(BaseModel):
 
         return mimebundle(self)
 
-    def __hash__(self) -> int:  # frozen models hash by value; blueprints are compared by digest
+    def __eq__(self, other: object) -> bool:
+        # the data decides; pydantic's default would also compare the private memo (_cache)
+        if not isinstance(other, Blueprint):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:  # consistent with __eq__: equal data, equal digest
         return hash(self.digest)
 
 
