@@ -213,6 +213,8 @@ class Engine:
                           "message": exc.message, "traceback": ""}
         except FlownbError as exc:  # e.g. an action no edge knows
             status = FAILED
+            if exc.node_id:
+                self._stat(exc.node_id).status = "failed"
             self.error = {"node_id": exc.node_id, "attempt": 1, "type": type(exc).__name__,
                           "message": exc.message, "traceback": traceback.format_exc()}
         finally:
@@ -224,6 +226,11 @@ class Engine:
             await asyncio.gather(*running, return_exceptions=True)
         if status == SUCCEEDED and self.cancel.cancelled:
             status = CANCELLED
+        if status != SUCCEEDED:
+            culprit = (self.error or {}).get("node_id")
+            for name, st in self.stats.items():
+                if st.status in ("running", "retrying"):
+                    st.status = "failed" if name == culprit else "cancelled"
         finished = time.time()
         result = RunResult(run_id=self.run_id, blueprint_id=self.bp.id, status=status,
                            outputs=self.outputs, state=self.state, error=self.error,

@@ -71,6 +71,13 @@ def t_child(ctx: NodeContext) -> Any:
     return {"index": ctx.input["index"], "value": ctx.input["item"] * 10}
 
 
+@flownb.node("t-delay-echo")
+async def t_delay_echo(ctx: NodeContext) -> Any:
+    """Map child: awaits ``input["delay"]`` seconds, then returns ``input["v"]``."""
+    await asyncio.sleep(float(ctx.input["delay"]))
+    return ctx.input["v"]
+
+
 @flownb.node("t-route")
 def t_route(ctx: NodeContext) -> Result:
     """Picks an action: ``params.action`` if given, else ``input[params.field]`` / the input itself.

@@ -324,6 +324,10 @@ class WorkerRuntime:
             ctx._writes.update(fctx._writes)
             out_fb, _ = _split(res)
             writes[OUTPUTS_PREFIX + fb.id] = out_fb
+            st.r.hset(st.keys.nodes(run.run_id), fb.id, dumps({
+                "status": "succeeded", "visits": visit, "attempts": attempts, "worker": self.name,
+                "duration_s": time.perf_counter() - t0, "started_at": started,
+                "finished_at": time.time()}))
         finally:
             with self._lock:
                 self.running.pop(member, None)
@@ -431,9 +435,9 @@ class WorkerRuntime:
                 raise
         if not timeout:
             return fn(arg, *more)
-        from rq.timeouts import TimerDeathPenalty, UnixSignalDeathPenalty
+        from rq.timeouts import TimerDeathPenalty
 
-        penalty = UnixSignalDeathPenalty if self._main_thread() else TimerDeathPenalty
+        penalty = _itimer_penalty() if self._main_thread() else TimerDeathPenalty
         with penalty(timeout, _NodeTimeoutSignal):
             return fn(arg, *more)
 
@@ -525,6 +529,30 @@ class WorkerRuntime:
 
 
 _NO_INPUT = object()
+_PENALTY: Any = None
+
+
+def _itimer_penalty() -> Any:
+    """RQ's SIGALRM death penalty, with ``setitimer`` so ``timeout_s`` may be fractional
+    (``signal.alarm`` takes whole seconds). SIGALRM interrupts blocking calls such as
+    ``time.sleep`` too, which a timer thread cannot."""
+    global _PENALTY
+    if _PENALTY is None:
+        import signal
+
+        from rq.timeouts import UnixSignalDeathPenalty
+
+        class ITimerDeathPenalty(UnixSignalDeathPenalty):  # type: ignore[misc]
+            def setup_death_penalty(self) -> None:
+                signal.signal(signal.SIGALRM, self.handle_death_penalty)
+                signal.setitimer(signal.ITIMER_REAL, float(self._timeout))
+
+            def cancel_death_penalty(self) -> None:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+        _PENALTY = ITimerDeathPenalty
+    return _PENALTY
 
 
 class _Reader:

@@ -114,8 +114,8 @@ def request_kwargs(settings: LLMSettings, messages: Sequence[Mapping[str, Any]],
     if settings.max_tokens is not None:
         # reasoning models reject max_tokens; OpenAI-compatible servers often only know it
         name = settings.model.rsplit("/", 1)[-1].lower()
-        key = "max_completion_tokens" if name.startswith(_MAX_COMPLETION_TOKENS_PREFIXES) else "max_tokens"
-        kw[key] = settings.max_tokens
+        reasoning = name.startswith(_MAX_COMPLETION_TOKENS_PREFIXES)
+        kw["max_completion_tokens" if reasoning else "max_tokens"] = settings.max_tokens
     if stream:
         kw["stream"] = True
         kw["stream_options"] = {"include_usage": True}
@@ -259,8 +259,9 @@ class _StreamAccumulator:
     def result(self) -> Completion:
         text = "".join(self.parts)
         pt, ct = self.prompt_tokens, self.completion_tokens
+        prompt_tokens = pt if pt is not None else estimate_tokens(message_text(self.messages))
         return Completion(text=text, model=self.model or self.settings.model,
-                          prompt_tokens=pt if pt is not None else estimate_tokens(message_text(self.messages)),
+                          prompt_tokens=prompt_tokens,
                           completion_tokens=ct if ct is not None else estimate_tokens(text),
                           finish_reason=self.finish_reason, estimated=pt is None or ct is None)
 

@@ -4,15 +4,18 @@ Why a fake rather than no model: a tutorial notebook, a CI job or a first ``flow
 run without a key, and the workflow must still *behave* — a condition has to go one way for a
 glowing review and the other way for an angry one, a moderation router has to send an e-mail
 address to ``redact`` and a "click here" link to ``delete-spam``. So the fake reads the prompt the
-way a person skimming it would: it recognises the task (yes/no question, choose-one-of, outline,
-titles, summary, free text) and decides from keywords in the *content* (the values filled into
-the template), never at random. The same prompt always gets the same answer.
+way a person skimming it would: it recognises the task from the *instruction* (yes/no question,
+choose-one-of, rate-on-a-scale, outline, titles, summary, list, draft, free text) and decides
+from keywords in the *content* (the values filled into the template), never at random. The same
+prompt always gets the same answer.
 
 In the spirit of ``httpx.MockTransport``, ``FakeLLM(handler)`` lets a test script the answers:
 ``handler(messages, params) -> str`` (return ``None`` to fall back to the built-in behaviour).
-``params`` carries what the node knows: ``task`` (``"condition"``, ``"router"``, ``"text"``),
-``choices`` (a router's allowed actions), ``content`` (the template's filled-in values),
-``model``, ``temperature``, ``max_tokens``.
+``params`` carries what the node knows: ``task`` (``"condition"`` or ``"router"``; absent for
+``llm-process``, whose task is read from the prompt), ``choices`` (a router's allowed actions),
+``content`` (the template's filled-in values), ``instruction`` (the template with its slots
+emptied), ``model``, ``temperature``, ``max_tokens``. Without ``content``/``instruction`` (a
+direct :func:`flownb.llm.complete` call) the fake guesses which lines are the question.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -64,7 +67,8 @@ STOPWORDS = frozenset("""a an the and or but if then else of to in on at by for 
     when where why how just also please write give make create list short brief text following
     answer reply respond using based return given input output one word words true false
     summarise summarize summary outline titles title topic about article post blog question
-    exactly choose choice choices only""".split())
+    exactly choose choice choices only section covers concrete example watch draft tell explain
+    describe""".split())
 
 #: synonyms that let a router pick a choice whose *name* is not in the text
 CHOICE_SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -171,8 +175,10 @@ def split_instruction(prompt: str) -> tuple[str, str]:
         if sep and tail.strip() and len(head.split()) <= 3 and not head.endswith("?"):
             content.append(tail.strip())
         elif s.endswith("?") or re.match(r"(?i)^(answer|reply|respond|choose|pick|is|does|do|are|"
-                                         r"should|can|classify|decide|write|give|summari[sz]e)\b",
-                                         s):
+                                         r"should|can|classify|decide|write|give|summari[sz]e|"
+                                         r"list|suggest|tell|explain|describe|rate|rewrite|"
+                                         r"translate|draft|compose|generate|create|outline|"
+                                         r"propose|name)\b", s):
             instr.append(s)
         else:
             content.append(s)
@@ -187,7 +193,9 @@ class FakeLLM:
 
     def __init__(self, handler: Handler | None = None) -> None:
         self.handler = handler
-        self.calls: list[tuple[list[dict[str, Any]], dict[str, Any]]] = []
+        #: the last 100 calls as (messages, params), for tests to inspect; bounded so a
+        #: long-lived process using the shared default fake does not grow without end
+        self.calls: deque[tuple[list[dict[str, Any]], dict[str, Any]]] = deque(maxlen=100)
 
     # -- the API the runner uses ---------------------------------------------------------------
     def complete(self, messages: Messages, params: Mapping[str, Any] | None = None) -> str:
@@ -217,13 +225,34 @@ class FakeLLM:
         if isinstance(content, str) and content.strip():
             instruction = str(instruction) if instruction else prompt
         else:
+            # called without the node's hints (flownb.llm.complete, a custom node): guess
             guessed, content = split_instruction(prompt)
-            instruction = str(instruction) if instruction else guessed
+            instruction = str(instruction) if instruction else guessed or prompt
+            if task is None and content == prompt:  # nothing but instructions: "Tell me about X"
+                content = _subject(instruction) or content
         if task == "router" or (task is None and choices is None and _parse_choices(prompt)):
             return self.route(str(content), choices or _parse_choices(prompt) or [], prompt)
         if task == "condition" or (task is None and _is_yes_no(prompt)):
             return "true" if self.decide(instruction, str(content)) else "false"
-        return self.write(prompt, str(content), params)
+        scale = _rating_options(instruction) if task is None else None
+        if scale:
+            return self.rate(str(content), scale, instruction)
+        return self.write(prompt, str(content), params, instruction)
+
+    def rate(self, content: str, options: Sequence[str], instruction: str = "") -> str:
+        """"Rate … as none, moderate or severe": a severity scale is climbed by insults and
+        strong negativity (by urgent words when the question is about urgency or priority);
+        other option lists are routed."""
+        norm = [o.lower() for o in options]
+        if all(o in SEVERITY for o in norm):
+            if re.search(r"(?i)\b(urgen\w*|priority|severity of the (?:issue|incident))\b",
+                         instruction):
+                hits = sum(1 for w in words(content) if w in URGENT)
+            else:
+                hits = 2 * insult_count(content) + max(0, -sentiment(content) - 1)
+            step = 0 if hits == 0 else 1 if hits <= 2 else len(options) - 1
+            return options[min(step, len(options) - 1)]
+        return self.route(content, options)
 
     def decide(self, question: str, content: str) -> bool:
         """Answer a yes/no question about ``content`` from keywords (see the module docstring)."""
@@ -313,56 +342,147 @@ class FakeLLM:
                     return c
         return list(choices)[_digest(content) % len(choices)]
 
-    def write(self, prompt: str, content: str, params: Mapping[str, Any]) -> str:
-        """Free text shaped by what the prompt asks for (outline, titles, list, summary, …)."""
-        low = prompt.lower()
+    def write(self, prompt: str, content: str, params: Mapping[str, Any],
+              instruction: str | None = None) -> str:
+        """Free text shaped by what the instruction asks for (outline, titles, summary, draft…).
+
+        The task is read from the *instruction* only — a draft written "following this outline"
+        contains the word Outline in its content and must still come back as a draft.
+        """
+        ask = (instruction if instruction and instruction.strip() else prompt).lower()
         source = content if content.strip() else prompt
-        if "redact" in low:  # "rewrite … with e-mails and phone numbers replaced by [redacted]"
+        if "redact" in ask:  # "rewrite … with e-mails and phone numbers replaced by [redacted]"
             return PHONE.sub("[redacted]", EMAIL.sub("[redacted]", source))
         kws = keywords(source, 4) or keywords(prompt, 4) or ["the topic"]
-        topic = " ".join(kws[:2]).strip().capitalize() or "The topic"
+        topic = _topic_phrase(source, kws)
         variant = _digest(prompt) % 3
-        if "outline" in low:
-            steps = [f"Introduction: why {topic.lower()} matters",
-                     f"Background on {kws[0]}",
+        task = _writing_task(ask)
+        if task == "outline":
+            steps = [f"Introduction: why {topic} matters",
+                     f"Background: where {kws[0]} comes from",
                      f"Key ideas: {', '.join(kws[:3])}",
                      "Practical examples and pitfalls",
                      "Conclusion and next steps"]
             return "Outline:\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(steps, 1))
-        if re.search(r"\b(titles?|headlines?|names?)\b", low):
-            forms = [f"{topic}: A Practical Guide", f"What Everyone Gets Wrong About {topic}",
-                     f"{topic} in 5 Minutes", f"The Hidden Power of {kws[-1].capitalize()}",
-                     f"From Zero to {topic}"]
-            start = variant
-            picked = [forms[(start + i) % len(forms)] for i in range(3)]
+        if task == "titles":
+            n = _count(ask, 3)
+            title = topic[:1].upper() + topic[1:]
+            forms = [f"{title}: A Practical Guide", f"What Everyone Gets Wrong About {title}",
+                     f"{title} in 5 Minutes", f"The Hidden Power of {kws[min(1, len(kws) - 1)].capitalize()}",
+                     f"From Zero to {title}", f"{title}, Explained",
+                     f"Why {kws[0].capitalize()} Matters More Than You Think"]
+            picked = [forms[(variant + i) % len(forms)] for i in range(min(n, len(forms)))]
             return "\n".join(f"{i}. {t}" for i, t in enumerate(picked, 1))
-        if re.search(r"\bsummar(y|ise|ize|ising|izing)\b|\btl;?dr\b", low):
+        if task == "summary":
             sentences = re.split(r"(?<=[.!?])\s+", content.strip()) if content.strip() else []
             first = sentences[0] if sentences else ""
             if len(first) > 160:
                 first = first[:157].rsplit(" ", 1)[0] + "…"
-            body = first or f"a text about {topic.lower()}"
+            body = first or f"a text about {topic}."
             return f"Summary: {body} Key points: {', '.join(kws[:3])}."
-        if re.search(r"\b(bullet|list|steps|ideas|points)\b", low):
-            n = 3
-            m = re.search(r"\b(\d+|three|four|five)\b", low)
-            if m:
-                n = max(1, min(10, int(m.group(1)) if m.group(1).isdigit()
-                               else _NUMBERS.get(m.group(1), 3)))
-            return "\n".join(f"- {kws[i % len(kws)].capitalize()}: point {i + 1} about "
-                             f"{topic.lower()}" for i in range(n))
-        if re.search(r"\b(classify|sentiment)\b", low):
-            s = sentiment(source)
-            return "positive" if s > 0 else "negative" if s < 0 else "neutral"
-        openings = [f"{topic} comes down to a few ideas.",
-                    f"In short, {topic.lower()} is worth a closer look.",
-                    f"Here is the gist of {topic.lower()}."]
-        text = (f"{openings[variant]} The main points are {', '.join(kws[:3])}. "
-                f"Each builds on the last, so start with {kws[0]} and work outwards.")
+        if task == "list":
+            n = _count(ask, 3)
+            angles = ["Start with", "Take a closer look at", "Compare the options for",
+                      "Set a budget for", "Ask the people involved about",
+                      "Write down what you learn about"]
+            return "\n".join(f"- {angles[(i + variant) % len(angles)]} {kws[i % len(kws)]}"
+                             for i in range(n))
+        if task == "classify":
+            sc = sentiment(source)
+            return "positive" if sc > 0 else "negative" if sc < 0 else "neutral"
+        if task == "draft":
+            text = _draft(topic, kws, content)
+        else:
+            openings = [f"{topic[:1].upper() + topic[1:]} comes down to a few ideas.",
+                        f"In short, {topic} is worth a closer look.",
+                        f"Here is the gist of {topic}."]
+            text = (f"{openings[variant]} The main points are {', '.join(kws[:3])}. "
+                    f"Each builds on the last, so start with {kws[0]} and work outwards.")
         limit = params.get("max_tokens")
         if isinstance(limit, int) and limit > 0 and estimate_tokens(text) > limit:
             text = text[: max(1, limit * 4)]
         return text
+
+
+#: words of a severity scale, mildest first (see FakeLLM.rate)
+SEVERITY = frozenset({"none", "no", "low", "mild", "minor", "some", "moderate", "medium",
+                      "high", "severe", "extreme", "critical"})
+
+
+def _rating_options(instruction: str) -> list[str] | None:
+    """Options of "rate/classify/label … as a, b or c", or ``None``."""
+    m = re.search(r"(?i)\b(?:rate|rating|classify|categori[sz]e|label|grade|score|tag)\b[^\n]*?"
+                  r"\bas\s+((?:[\w\-]+\s*,\s*)*[\w\-]+\s*,?\s+or\s+[\w\-]+)", instruction)
+    if not m:
+        return None
+    items = [i.strip() for i in re.split(r"\s*,\s*(?:or\s+)?|\s+or\s+", m.group(1)) if i.strip()]
+    return items if len(items) >= 2 else None
+
+
+_TASKS = (("outline", r"\boutlines?\b"), ("titles", r"\b(titles?|headlines?|names?)\b"),
+          ("summary", r"\bsummar(y|ise|ize|ising|izing)\b|\btl;?dr\b"),
+          ("classify", r"\b(classify|sentiment)\b"),
+          ("list", r"\b(bullets?|list|steps|ideas|points)\b"),
+          ("draft", r"\b(draft|blog post|post|article|essay|paragraphs?|e-?mail|letter|reply)\b"))
+
+
+def _writing_task(ask: str) -> str | None:
+    """The artefact asked for: the task keyword that appears *first* in the instruction
+    ("an outline for a blog post" → outline; "a blog post following this outline" → draft)."""
+    best: tuple[int, str] | None = None
+    for task, pattern in _TASKS:
+        m = re.search(pattern, ask)
+        if m and (best is None or m.start() < best[0]):
+            best = (m.start(), task)
+    return best[1] if best else None
+
+
+def _count(ask: str, default: int) -> int:
+    m = re.search(r"\b(\d+|two|three|four|five|six|seven|eight|nine|ten)\b", ask)
+    if not m:
+        return default
+    n = int(m.group(1)) if m.group(1).isdigit() else _NUMBERS.get(m.group(1), default)
+    return max(1, min(10, n))
+
+
+def _subject(text: str) -> str:
+    """What a prompt is about: the words after "about/regarding …" (else "on/for …")."""
+    m = re.search(r"(?i)\b(?:about|regarding|on the topic of)\s*:?\s+(.+?)(?:[.?!\n]|$)", text)
+    if m:
+        return m.group(1).strip()
+    # "titles for a post on Python typing": the last on/for says the most
+    found = list(re.finditer(r"(?i)\b(?:on|for)\s+(?=\S)", text))
+    if found:
+        return re.split(r"[.?!\n]", text[found[-1].end():])[0].strip()
+    return ""
+
+
+def _topic_phrase(source: str, kws: Sequence[str]) -> str:
+    """A short noun phrase for the topic: the subject line if short, else two keywords."""
+    first = next((ln.strip() for ln in source.splitlines() if ln.strip()), "")
+    first = re.sub(r"^(?:#+\s*|(?:outline|summary|title|draft)\s*:\s*)", "", first, flags=re.I)
+    first = first.strip(" .!?:;\"'")
+    first = re.sub(r"(?i)^(?:the|a|an|our|my|your)\s+", "", first)
+    if first and len(first.split()) <= 8 and not re.match(r"^\d+[.)]", first):
+        return first[:1].lower() + first[1:] if not first[:2].isupper() else first
+    return " ".join(kws[:2]) or "the topic"
+
+
+def _draft(topic: str, kws: Sequence[str], content: str) -> str:
+    """A few paragraphs; one per numbered point when the content is an outline."""
+    points = [m.group(1).strip() for m in re.finditer(r"(?m)^\s*\d+[.)]\s+(.+)$", content)]
+    head = topic[:1].upper() + topic[1:]
+    if points:
+        paras = [f"# {head}"]
+        for p in points[:8]:
+            label, _, rest = p.partition(":")
+            body = rest.strip() or label
+            paras.append(f"{label.strip()}. This section covers {body[:1].lower() + body[1:]}, "
+                         f"with a concrete example and what to watch out for.")
+        return "\n\n".join(paras)
+    return (f"# {head}\n\n{head} matters because of {', '.join(kws[:3])}. "
+            f"This draft walks through {kws[0]} first, then shows how the rest follows, and "
+            f"ends with practical next steps.")
 
 
 def _is_yes_no(prompt: str) -> bool:

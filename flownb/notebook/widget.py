@@ -1,0 +1,179 @@
+"""``RunWidget``: a live ipywidgets view of a run (graph coloured by node state, bar, table).
+
+Threading rules this follows (see ``NOTEBOOK-PITFALLS.md``): every widget is created in the
+thread that builds the ``RunWidget`` (the kernel's main thread in practice); the
+:class:`~flownb.notebook.progress.ProgressView` flusher thread only *sets values* of existing
+widgets. Messages to the front end from a thread go out even while another cell blocks (e.g. on
+``handle.result()``), and the view keeps updating after the cell that displayed it finished,
+because nothing here is scheduled on the kernel's event loop. The flusher delivers at most 10
+snapshots a second, so the widget sends at most ~10 updates a second whatever the event rate
+(:attr:`RunWidget.updates_sent` counts them), and the graph is redrawn (one ``dot`` call) only
+when a node changed state.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .progress import ProgressView, Snapshot, details_html, status_html, table_html
+
+if TYPE_CHECKING:
+    from ..blueprint import Blueprint
+    from ..result import RunResult
+
+__all__ = ["RunWidget"]
+
+_BAR_STYLE = {"succeeded": "success", "failed": "danger", "cancelled": "warning",
+              "expired": "warning"}
+
+
+def _graph_html(bp: Blueprint | None, states: Mapping[str, str]) -> str:
+    """The blueprint drawn with ``states``: SVG via ``dot``, else the text listing."""
+    if bp is None:
+        return ""
+    from .. import render
+
+    try:
+        svg = render.to_svg(bp, states=dict(states))
+    except Exception as exc:  # noqa: BLE001 - a drawing problem must not stop the updates
+        svg = None
+        hint = f"(no drawing: {type(exc).__name__}: {exc})"
+    else:
+        hint = render.INSTALL_HINT
+    if svg is not None:
+        return f"<div class='flownb-graph' style='max-width:100%;overflow:auto'>{svg}</div>"
+    try:
+        listing = render.text_listing(bp, dict(states))
+    except Exception as exc:  # noqa: BLE001
+        listing = f"blueprint {bp.id!r} ({type(exc).__name__}: {exc})"
+    return f"<pre class='flownb-graph'>{html.escape(listing)}\n{html.escape(hint)}</pre>"
+
+
+class RunWidget:
+    """Live view of one run. Build it in the main thread; it updates itself from a thread.
+
+    Attributes: ``progress`` (IntProgress: value = nodes done, max = nodes reachable),
+    ``graph``, ``status``, ``table``, ``details`` (HTML widgets), ``box`` (the container),
+    ``view`` (the :class:`ProgressView`), ``updates_sent``.
+    """
+
+    def __init__(self, view: ProgressView | None = None, *,
+                 blueprint: Blueprint | Mapping[str, Any] | None = None, graph: bool = True) -> None:
+        import ipywidgets as W
+
+        self.view = view if view is not None else ProgressView(blueprint)
+        if blueprint is not None and self.view.blueprint is None:
+            self.view.set_blueprint(blueprint)
+        self.draw_graph = graph
+        snap = self.view.snapshot()
+        self.progress = W.IntProgress(value=0, min=0, max=max(1, snap.reachable),
+                                      description="0/0", bar_style="info",
+                                      style={"description_width": "initial"})
+        self.status = W.HTML()
+        self.graph = W.HTML()
+        self.table = W.HTML()
+        self.details = W.HTML()
+        self.box = W.VBox([W.HBox([self.progress, self.status]), self.graph, self.table,
+                           self.details])
+        self.updates_sent = 0
+        self._lock = threading.Lock()
+        self._drawn_states: dict[str, str] | None = None
+        self._drawn_bp: Any = None
+        self._shown_at: tuple[int, int] | None = None
+        self._apply(snap, count=False)
+        self._unsub = self.view.subscribe(self._apply_update, replay=True)
+
+    # -- updates (flusher thread) -------------------------------------------------------------------
+    def _apply_update(self, snap: Snapshot) -> None:
+        self._apply(snap, count=True)
+
+    def _apply(self, snap: Snapshot, *, count: bool) -> None:
+        """Set widget values from a snapshot (never creates or displays widgets)."""
+        with self._lock:
+            bar = self.progress
+            new_max = max(1, snap.reachable)
+            if bar.max != new_max:
+                if bar.value > new_max:
+                    bar.value = new_max
+                bar.max = new_max
+            if bar.value != snap.done:
+                bar.value = min(snap.done, new_max)
+            desc = f"{snap.done}/{snap.reachable}"
+            if bar.description != desc:
+                bar.description = desc
+            style = _BAR_STYLE.get(snap.status, "info") if snap.finished else "info"
+            if bar.bar_style != style:
+                bar.bar_style = style
+            self._set(self.status, status_html(snap))
+            bp = self.view.blueprint
+            if self.draw_graph and (snap.states != self._drawn_states or bp is not self._drawn_bp):
+                self._set(self.graph, _graph_html(bp, snap.states))
+                self._drawn_states = dict(snap.states)
+                self._drawn_bp = bp
+            self._set(self.table, table_html(snap))
+            self._set(self.details, details_html(snap))
+            if count:
+                self.updates_sent += 1
+
+    @staticmethod
+    def _set(w: Any, value: str) -> None:
+        if w.value != value:
+            w.value = value
+
+    # -- display ----------------------------------------------------------------------------------------
+    def display(self) -> RunWidget:
+        """Display the live view in the current cell; returns self.
+
+        A ``RunWidget`` returned by the same cell that displayed it (``show(h)`` as the last
+        line) is not displayed a second time; displaying it from a later cell adds a view.
+        """
+        from IPython.display import display
+
+        display(self.box)
+        self._shown_at = _cell_id()
+        return self
+
+    def _ipython_display_(self) -> None:
+        if self._shown_at is not None and self._shown_at == _cell_id():
+            return
+        self.display()
+
+    def __repr__(self) -> str:
+        snap = self.view.snapshot()
+        return (f"<RunWidget run {snap.run_id} {snap.status} {snap.done}/{snap.reachable} nodes, "
+                f"{self.updates_sent} updates>")
+
+    # -- control ------------------------------------------------------------------------------------------
+    @property
+    def value(self) -> int:
+        """Nodes done (the progress bar's value)."""
+        return int(self.progress.value)
+
+    @property
+    def result(self) -> RunResult | None:
+        return self.view.result
+
+    def wait(self, timeout: float | None = None) -> RunResult | None:
+        """Block until the run ended and the widget shows its final state; returns the result."""
+        self.view.wait(timeout)
+        return self.view.result
+
+    def close(self) -> None:
+        """Stop updating and close the widgets."""
+        self._unsub()
+        self.view.close()
+        self.box.close()
+
+
+def _cell_id() -> tuple[int, int]:
+    """Identifies the cell being executed (a repeated display in the same cell is skipped)."""
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+    except ImportError:
+        ip = None
+    return (id(ip), int(getattr(ip, "execution_count", 0) or 0))

@@ -1,0 +1,58 @@
+"""The core needs none of the optional dependencies: checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+OPTIONAL = ("redis", "rq", "ipywidgets", "graphviz", "openai")
+
+SCRIPT = textwrap.dedent("""
+    import json, sys
+    import flownb
+    import flownb.blueprint, flownb.runtime, flownb.graph, flownb.scheduler, flownb.events
+    import flownb.registry, flownb.context, flownb.lint, flownb.conditions
+
+    reg = flownb.Registry()
+    reg.add("inc", lambda ctx: (ctx.input or 0) + 1)
+    reg.add("pick", lambda ctx: flownb.Result(ctx.input, "big" if ctx.input > 1 else "small"))
+    bp = flownb.Blueprint.from_dict({
+        "id": "tiny",
+        "nodes": [{"id": "a", "uses": "inc"}, {"id": "b", "uses": "inc"},
+                  {"id": "p", "uses": "pick"}, {"id": "big", "uses": "inc"},
+                  {"id": "small", "uses": "inc"}],
+        "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "p"},
+                  {"source": "p", "target": "big", "action": "big"},
+                  {"source": "p", "target": "small", "action": "small",
+                   "condition": "result.output >= 0"}],
+    })
+    assert bp.lint(reg) == [], bp.lint(reg)
+    seen = []
+    result = flownb.run(bp, registry=reg, on_event=seen.append)
+    assert flownb.run(bp, registry=reg).outputs == result.outputs  # quiet path too
+    print(json.dumps({
+        "status": result.status,
+        "outputs": result.outputs,
+        "skipped": sorted(n for n, s in result.nodes.items() if s.status == "skipped"),
+        "events": len(seen),
+        "loaded": sorted(m for m in %r if m in sys.modules
+                         or any(k.startswith(m + ".") for k in sys.modules)),
+    }))
+""" % (OPTIONAL,))
+
+
+def test_core_imports_no_optional_dependency() -> None:
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=str(ROOT), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["status"] == "succeeded"
+    assert report["outputs"] == {"a": 1, "b": 2, "p": 2, "big": 3}
+    assert report["skipped"] == ["small"]
+    assert report["events"] > 0
+    assert report["loaded"] == [], f"the core imported optional modules: {report['loaded']}"
