@@ -34,6 +34,20 @@ JoinStrategy = Literal["all", "any"]
 STRUCTURAL_NODES = frozenset({"subflow", "map"})
 
 
+_FLOWCRAFT_NUMBERS = frozenset({"maxRetries", "retryDelay", "timeout"})
+
+
+def _number(v: Any) -> Any:
+    """Flowcraft files sometimes quote numbers ("5000"); convert before the unit conversion."""
+    if isinstance(v, str):
+        try:
+            f = float(v.strip())
+        except ValueError:
+            return v
+        return int(f) if f.is_integer() else f
+    return v
+
+
 class NodeConfig(BaseModel):
     """How a node is run: retries, timeout, fallback, join and loop guard."""
 
@@ -54,7 +68,7 @@ class NodeConfig(BaseModel):
         """Translate Flowcraft's keys: maxRetries = total attempts, retryDelay/timeout in ms."""
         if not isinstance(data, Mapping):
             return data
-        data = dict(data)
+        data = {k: _number(v) if k in _FLOWCRAFT_NUMBERS else v for k, v in data.items()}
         if "maxRetries" in data:
             total = data.pop("maxRetries")
             if isinstance(total, int) and not isinstance(total, bool):
@@ -77,7 +91,11 @@ class NodeConfig(BaseModel):
         """Delay before attempt ``attempt + 1`` (attempts count from 1)."""
         if self.retry_delay_s <= 0:
             return 0.0
-        return float(min(self.max_retry_delay_s, self.retry_delay_s * self.backoff ** (attempt - 1)))
+        try:
+            delay = self.retry_delay_s * self.backoff ** (attempt - 1)
+        except OverflowError:
+            return float(self.max_retry_delay_s)
+        return float(min(self.max_retry_delay_s, delay))
 
 
 class Node(BaseModel):
@@ -148,6 +166,8 @@ class Blueprint(BaseModel):
             return cls.model_validate(data)
         except ValidationError as exc:
             raise BlueprintError(_explain(exc, data), path=path) from None
+        except RecursionError:
+            raise BlueprintError("the document is nested too deeply", path=path) from None
 
     @classmethod
     def from_json(cls, text: str | bytes, *, path: str | None = None) -> Blueprint:
@@ -156,6 +176,10 @@ class Blueprint(BaseModel):
         except json.JSONDecodeError as exc:
             raise BlueprintError(f"line {exc.lineno} column {exc.colno}: invalid JSON: {exc.msg}",
                                  path=path) from None
+        except UnicodeDecodeError as exc:
+            raise BlueprintError(f"not UTF-8 text (byte {exc.start}): {exc.reason}", path=path) from None
+        except RecursionError:
+            raise BlueprintError("invalid JSON: nested too deeply", path=path) from None
         return cls.from_dict(data, path=path)
 
     @classmethod
@@ -169,6 +193,8 @@ class Blueprint(BaseModel):
             where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise BlueprintError(f"{where}invalid YAML: {problem}", path=path) from None
+        except RecursionError:
+            raise BlueprintError("invalid YAML: nested too deeply", path=path) from None
         return cls.from_dict(data, path=path)
 
     @classmethod

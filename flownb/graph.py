@@ -55,7 +55,7 @@ class CNode:
 
     __slots__ = ("id", "spec", "uses", "params", "config", "out", "fwd_in", "n_fwd_in", "join",
                  "max_visits", "scc", "impl", "has_conditions", "timeout_s", "retries", "fallback",
-                 "inline_ok", "structural", "default_taken")
+                 "inline_ok", "structural", "default_taken", "topo")
 
     def __init__(self, spec: Node) -> None:
         self.id = spec.id
@@ -77,6 +77,7 @@ class CNode:
         self.inline_ok = False
         self.structural = False
         self.default_taken: frozenset[int] = frozenset()
+        self.topo = 0
 
     def __repr__(self) -> str:
         return f"<node {self.id} uses={self.uses}>"
@@ -141,6 +142,7 @@ def analyse(bp: Blueprint, *, strict_conditions: bool = True) -> tuple[Graph, li
         if not ce.back and not ce.exit:
             ce.pos = len(cn.fwd_in)
             cn.fwd_in.append(ce)
+    _rank(g)
     for cn in g.nodes.values():
         cn.n_fwd_in = len(cn.fwd_in)
         cn.has_conditions = any(e.condition is not None for e in cn.out)
@@ -153,6 +155,29 @@ def analyse(bp: Blueprint, *, strict_conditions: bool = True) -> tuple[Graph, li
             cn.fwd_in.append(ce)
             cn.n_fwd_in += 1
     return g, issues
+
+
+def _rank(g: Graph) -> None:
+    """Topological rank over forward edges (back edges removed, so this is a DAG): the end-of-run
+    sweep settles the most upstream waiting join first."""
+    indeg = {n: 0 for n in g.nodes}
+    for e in g.edges:
+        if not e.back:
+            indeg[e.target] += 1
+    order = [n for n, d in indeg.items() if d == 0]
+    i = 0
+    while i < len(order):
+        for e in g.nodes[order[i]].out:
+            if not e.back:
+                indeg[e.target] -= 1
+                if indeg[e.target] == 0:
+                    order.append(e.target)
+        i += 1
+    for r, name in enumerate(order):
+        g.nodes[name].topo = r
+    for name in g.nodes:  # nodes on cycles the DFS did not break (orphans) rank last
+        if name not in order:
+            g.nodes[name].topo = len(order)
 
 
 def _classify_back_edges(g: Graph) -> None:
@@ -269,7 +294,7 @@ def compile_graph(bp: Blueprint, registry: Registry | None = None) -> Graph:
             # the router may only answer with an action one of its edges knows
             cn.params = {**cn.params, "_actions": sorted({e.action for e in cn.out if e.action})}
         cn.impl = reg.get(cn.uses, node_id=cn.id)
-        cn.inline_ok = not cn.impl.is_async and cn.timeout_s is None
+        cn.inline_ok = not cn.impl.any_async and cn.timeout_s is None
     bp._cache[key] = g
     return g
 

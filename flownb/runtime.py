@@ -147,6 +147,7 @@ class Engine:
         self.error: dict[str, Any] | None = None
         self.depth = depth
         self._sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+        self._replaced: dict[tuple[str, int], str] = {}
         self._state_map = _StateMap(self.state, self.outputs)
 
     # -- state access ----------------------------------------------------------------------------
@@ -282,9 +283,12 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - user code
             raise _Failure(cn.id, 1, exc, traceback.format_exc()) from None
         attempt = 0
+        base = dict(ctx._writes)
         while True:
             attempt += 1
             ctx.attempt = attempt
+            if attempt > 1:  # a failed attempt's state writes are discarded
+                ctx._writes = dict(base)
             try:
                 res = impl.exec(prep)
                 break
@@ -331,8 +335,8 @@ class Engine:
                        fallback=fb.id)
             self._emit(ev.NODE_FALLBACK, fb.id, replaces=cn.id)
             self._emit(ev.NODE_STARTED, fb.id, visit=item.visit, attempt=1, replaces=cn.id)
+            self._stat(cn.id).status = "failed"
             fctx = self._context(fb, item, input_=ctx.input)
-            fctx._writes = ctx._writes
             st = self._stat(fb.id)
             st.visits += 1
             st.status = "running"
@@ -347,6 +351,8 @@ class Engine:
             self.outputs[fb.id] = out
             st.status = "succeeded"
             st.duration_s += time.perf_counter() - t0
+            ctx._writes = fctx._writes
+            self._replaced[(cn.id, item.visit)] = fb.id
             return res
 
     async def _attempts(self, cn: CNode, ctx: NodeContext) -> Any:
@@ -368,26 +374,36 @@ class Engine:
         timeout = cn.timeout_s
         attempt = 0
         st = self._stat(cn.id)
+        base = dict(ctx._writes)
         while True:
             attempt += 1
             ctx.attempt = attempt
             st.attempts += 1
+            if attempt > 1:  # a failed attempt's state writes are discarded
+                ctx._writes = dict(base)
             try:
                 if is_async:
-                    coro = call(prep)
-                    res = await (asyncio.wait_for(coro, timeout) if timeout else coro)
+                    res = await _limited(call(prep), timeout)
                 else:
-                    fut = asyncio.get_running_loop().run_in_executor(None, call, prep)
-                    res = await (asyncio.wait_for(fut, timeout) if timeout else fut)
+                    fut = asyncio.get_running_loop().run_in_executor(None, _in_thread, call, prep)
+                    if timeout:
+                        done, _ = await asyncio.wait({fut}, timeout=timeout)
+                        if not done:  # the thread cannot be killed; it is abandoned
+                            raise _TimedOut()
+                    ok, res = await fut
+                    if not ok:
+                        raise res
                 break
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - user code
-                tb = traceback.format_exc()
-                if isinstance(exc, (TimeoutError, asyncio.TimeoutError)) and timeout:
+                tb = getattr(exc, "_flownb_tb", None) or traceback.format_exc()
+                if isinstance(exc, _TimedOut):
                     exc = NodeTimeout(f"attempt took longer than timeout_s={timeout}",
                                       node_id=cn.id, run_id=self.run_id, attempt=attempt)
                     tb = ""
+                elif isinstance(exc, NodeError) and exc.traceback:
+                    tb = f"{exc.traceback.rstrip()}\n--- in the child run of {cn.id!r} ---\n{tb}"
                 if attempt > cn.retries:
                     raise _Failure(cn.id, attempt, exc, tb) from None
                 delay = cn.config.retry_delay(attempt)
@@ -419,15 +435,17 @@ class Engine:
                                  if cn.has_conditions else _no_resolve)
         else:
             taken = frozenset()
-        outcome = self.sched.complete(cn.id, item.visit, taken)
         if st is None:
             st = self.stats[cn.id]
         dt = time.perf_counter() - t0
         st.duration_s += dt
-        st.status = "succeeded"
+        replaced_by = self._replaced.pop((cn.id, item.visit), None) if self._replaced else None
+        st.status = "failed" if replaced_by else "succeeded"
         if self.bus.active:
-            self._emit(ev.NODE_SUCCEEDED, cn.id, visit=item.visit, attempt=ctx.attempt,
-                       duration_s=dt, action=action, output=_preview(output))
+            self._emit(ev.NODE_SUCCEEDED, replaced_by or cn.id, visit=item.visit,
+                       attempt=ctx.attempt, duration_s=dt, action=action, output=_preview(output),
+                       **({"replaces": cn.id} if replaced_by else {}))
+        outcome = self.sched.complete(cn.id, item.visit, taken)
         if outcome is None:
             return []
         if outcome.skipped:
@@ -522,6 +540,38 @@ class Engine:
         child = Engine(graph, inputs, run_id=run_id, registry=self.registry, bus=self.bus,
                        cancel=self.cancel, depth=self.depth + 1)
         return await child.drive()
+
+
+def _in_thread(fn: Callable[[Any], Any], arg: Any) -> tuple[bool, Any]:
+    """Run a sync node in a pool thread and hand back ``(ok, value_or_exception)``.
+
+    Raising across the thread hop loses information: asyncio replaces a ``TimeoutError`` coming
+    back from a thread with a new object, without the node's frames. So the exception travels as
+    a value, with the traceback text of its own frames attached."""
+    try:
+        return True, fn(arg)
+    except Exception as exc:  # noqa: BLE001 - user code
+        try:
+            exc._flownb_tb = traceback.format_exc()  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+        return False, exc
+
+
+class _TimedOut(Exception):
+    """Internal: flownb's own time limit fired (a node's own TimeoutError is not this)."""
+
+
+async def _limited(coro: Any, timeout: float | None) -> Any:
+    if not timeout:
+        return await coro
+    try:
+        async with asyncio.timeout(timeout) as cm:
+            return await coro
+    except TimeoutError:
+        if cm.expired():
+            raise _TimedOut() from None
+        raise
 
 
 def _no_resolve(name: str) -> Any:

@@ -136,7 +136,9 @@ class Scheduler:
                 e, t = work.popleft()
                 self._deliver(nodes[e.target], e, t, work, ready, skipped)
             for s in sorted(self.scc_pending):
-                if self.scc_active.get(s, 0) == 0:
+                # a loop is quiet when nothing in it runs and no join in it awaits an arrival
+                if self.scc_active.get(s, 0) == 0 and not any(
+                        m in self.partial for m in self.g.scc_nodes[s]):
                     self.scc_pending.discard(s)
                     for idx in self.g.scc_exits[s]:
                         if idx in self.exit_rec:
@@ -144,14 +146,14 @@ class Scheduler:
             if work:
                 continue
             if self.active == 0 and self.partial:
-                for name in sorted(self.partial):
-                    fifos = self.fifos[name]
-                    for q in fifos:
-                        if not q:
-                            q.append(False)
-                    self._pop_ready(nodes[name], work, ready, skipped)
-                if work or self.partial:
-                    continue
+                # settle one join at a time, the most upstream first: settling it may start work
+                # that later feeds the joins below it
+                name = min(self.partial, key=lambda n: (nodes[n].topo, n))
+                for q in self.fifos[name]:
+                    if not q:
+                        q.append(False)
+                self._pop_ready(nodes[name], work, ready, skipped)
+                continue
             return
 
     def _deliver(self, tn: CNode, e: CEdge, t: bool, work: deque[tuple[CEdge, bool]],

@@ -499,8 +499,7 @@ SCENARIOS: list[Scenario] = [
     ),
 ]
 
-#: scenarios that document known bugs (each has ``xfail`` set); kept out of SCENARIOS so every
-#: executor's main suite stays green, run by test_runtime.py as strict xfails
+#: scenarios that once reproduced bugs found by this suite (now fixed); they run on every executor
 BUG_SCENARIOS: list[Scenario] = [
     Scenario(
         "loop-with-join-fed-from-outside-the-loop",
@@ -514,38 +513,29 @@ BUG_SCENARIOS: list[Scenario] = [
             ("c", "b", "again"), ("c", "e", "done"), ("y", "e")]),
         ran={"s", "x", "y", "b", "j", "c", "e"},
         visits={"c": 3, "e": 1}, outputs={"e": ["e", 1]},
-        xfail="BUG scheduler: loop exits flush when scc_active==0 although a join inside the loop "
-              "still holds partial arrivals, so the node after the loop runs twice",
     ),
     Scenario(
         "retried-attempt-leaves-no-state-behind",
         bp("dirty", [n("d", "t-dirty-flaky", config={"retries": 2}, fail_times=1)]),
         ran={"d"}, outputs={"d": "clean@2"}, state={"dirty@2": True}, state_absent={"dirty@1"},
-        xfail="BUG runtime: ctx._writes is shared by every attempt, so a failed attempt's state "
-              "writes are committed with the successful one",
     ),
     Scenario(
         "retried-attempt-leaves-no-state-behind-off-inline-path",
         bp("dirty-async", [n("d", "t-dirty-flaky", config={"retries": 2, "timeout_s": 5},
                              fail_times=1)]),
         ran={"d"}, outputs={"d": "clean@2"}, state={"dirty@2": True}, state_absent={"dirty@1"},
-        xfail="BUG runtime: ctx._writes is shared by every attempt (general path too)",
     ),
     Scenario(
         "failed-node-writes-do-not-leak-through-fallback",
         bp("dirty-fallback", [n("d", "t-dirty-flaky", config={"fallback": "fb"}, fail_times=9),
                               n("fb", "t-const", value="fb")]),
         ran={"fb"}, ignore={"d"}, outputs={"fb": "fb"}, state_absent={"dirty@1"},
-        xfail="BUG runtime: _attempt_all gives the fallback the failed node's ctx._writes "
-              "(fctx._writes = ctx._writes), so the failed attempt's state writes are committed",
     ),
     Scenario(
         "async-post-is-awaited",
         bp("async-post", [n("a", "t-async-post")]),
         inputs={"x": 1},
         ran={"a"}, outputs={"a": {"post": {"exec": {"x": 1}}}},
-        xfail="BUG graph/runtime: inline path ignores async prep/post (inline_ok checks only "
-              "impl.is_async), the output is an un-awaited coroutine",
     ),
     Scenario(
         "user-timeout-error-is-not-a-node-timeout",
@@ -553,8 +543,6 @@ BUG_SCENARIOS: list[Scenario] = [
         status="failed", error_node="t", error_type="TimeoutError",
         error_contains=("socket read timed out",), traceback_contains=("raise_socket_timeout",),
         max_duration_s=5,
-        xfail="BUG runtime: any TimeoutError raised by the node's own code is reported as "
-              "NodeTimeout 'attempt took longer than timeout_s' and its traceback is dropped",
     ),
     Scenario(
         "subflow-child-failure-keeps-original-traceback",
@@ -562,8 +550,6 @@ BUG_SCENARIOS: list[Scenario] = [
         status="failed", error_node="sf", error_contains=("child boom",),
         traceback_contains=("explode_on_purpose",),
         extra_blueprints=[CHILD_FAIL],
-        xfail="BUG runtime: _raise_child stores the child's traceback in NodeError.traceback but "
-              "_attempts records only traceback.format_exc() of the parent",
     ),
 ]
 
@@ -640,3 +626,6 @@ def check(scenario: Scenario, result: Any) -> None:
     if s.max_duration_s is not None:
         assert result.duration_s < s.max_duration_s, (
             f"{where}: took {result.duration_s:.3f}s, limit {s.max_duration_s}s")
+
+# the bugs above are fixed: they belong to the main suite, which every executor runs
+SCENARIOS.extend(BUG_SCENARIOS)

@@ -189,9 +189,6 @@ def test_retry_delay_backoff() -> None:
     assert NodeConfig().retry_delay(3) == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="BUG blueprint: NodeConfig._flowcraft_units skips the ms->s and "
-                   "total->extra conversion when the value is a numeric string; pydantic then "
-                   "coerces it, so retryDelay '100' becomes 100 s and maxRetries '3' 3 retries")
 @pytest.mark.parametrize("key, value, field, expected", [
     ("retryDelay", "100", "retry_delay_s", 0.1),
     ("timeout", "5000", "timeout_s", 5.0),
@@ -329,8 +326,6 @@ def test_file_errors_name_the_file(tmp_path: Path) -> None:
         Blueprint.load(tmp_path)  # a directory
 
 
-@pytest.mark.xfail(strict=True, reason="BUG blueprint: from_json only catches JSONDecodeError; a "
-                   ".json file with invalid UTF-8 raises UnicodeDecodeError out of flownb.load")
 def test_json_file_with_invalid_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.json"
     path.write_bytes(b'{"id": "caf\xe9", "nodes": []}')
@@ -338,9 +333,6 @@ def test_json_file_with_invalid_utf8(tmp_path: Path) -> None:
         flownb.load(path)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG blueprint: from_json/from_yaml let the parser's "
-                   "RecursionError for deeply nested documents escape instead of raising "
-                   "BlueprintError")
 @pytest.mark.parametrize("loader", ["json", "yaml"])
 def test_deeply_nested_document(loader: str) -> None:
     text = "[" * 100_000 + "]" * 100_000

@@ -130,6 +130,21 @@ def test_widget_final_state_after_an_in_process_run() -> None:
     w.close()
 
 
+def test_widget_without_dot_shows_the_text_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flownb.render
+    from flownb.notebook.widget import RunWidget
+
+    monkeypatch.setattr(flownb.render, "to_svg", lambda bp, **kw: None)
+    bp = chain()
+    view = ProgressView(bp)
+    w = RunWidget(view)
+    view.finish(flownb.run(bp, {"x": 1}, on_event=view.feed))
+    w.wait(10)
+    assert w.graph.value.startswith("<pre") and "<svg" not in w.graph.value
+    assert "n0" in w.graph.value and "succeeded" in w.graph.value
+    w.close()
+
+
 def test_widget_shows_the_error_and_traceback_of_a_failed_run() -> None:
     from flownb.notebook.widget import RunWidget
 
@@ -237,6 +252,17 @@ def test_magic_writes_and_reloads_a_node_module() -> None:
     assert flownb.run(chain(name, n=1)).output == "two"
     with pytest.raises(ValueError):
         shell.run_cell_magic("flownb_module", "not-an-identifier", "x = 1")
+
+
+def test_importing_the_package_inside_ipython_registers_the_magic() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    import flownb.notebook
+
+    shell = InteractiveShell.instance()
+    shell.magics_manager.magics["cell"].pop("flownb_module", None)
+    flownb.notebook._auto_register()  # what importing the package does inside IPython
+    assert "flownb_module" in shell.magics_manager.magics["cell"]
 
 
 def test_package_imports_without_ipywidgets() -> None:

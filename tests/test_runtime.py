@@ -359,9 +359,6 @@ def test_unknown_action_node_is_reported_failed(listen: bool) -> None:
     assert statuses == {"r": "failed", "A": "pending", "B": "pending"}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG runtime: after MaxVisitsExceeded the guarded node's "
-                   "final status depends on whether anyone listens to events ('succeeded' when "
-                   "nobody does, 'failed'/'running' when a listener is attached)")
 def test_max_visits_node_status_does_not_depend_on_listeners() -> None:
     quiet = _statuses_after("loop-exceeds-max-visits", False)
     listened = _statuses_after("loop-exceeds-max-visits", True)
@@ -369,8 +366,6 @@ def test_max_visits_node_status_does_not_depend_on_listeners() -> None:
     assert "running" not in quiet.values()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG runtime: when a node and then its fallback both fail, "
-                   "the original node ends 'running' (or 'cancelled'), not 'failed'")
 @pytest.mark.parametrize("listen", [False, True], ids=["quiet", "listened"])
 def test_node_whose_fallback_failed_is_reported_failed(listen: bool) -> None:
     statuses = _statuses_after("fallback-itself-fails", listen)
@@ -378,8 +373,6 @@ def test_node_whose_fallback_failed_is_reported_failed(listen: bool) -> None:
     assert statuses["risky"] == "failed", statuses
 
 
-@pytest.mark.xfail(strict=True, reason="BUG runtime: the node that failed and was replaced by its "
-                   "fallback is reported 'succeeded' (node_succeeded event, NodeStats.status)")
 def test_node_replaced_by_fallback_is_reported_failed() -> None:
     result, seen = _events(BY_NAME["fallback-takes-over-edges"].blueprint)
     assert result.ok
@@ -387,8 +380,6 @@ def test_node_replaced_by_fallback_is_reported_failed() -> None:
     assert ("node_succeeded", "risky") not in _kinds(seen)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG blueprint: NodeConfig.retry_delay overflows for a large "
-                   "backoff and the OverflowError escapes flownb.run")
 def test_huge_backoff_does_not_crash_the_run() -> None:
     blueprint = bp("backoff", [n("f", "t-fail", config={"retries": 3, "retry_delay_s": 0.001,
                                                        "max_retry_delay_s": 0, "backoff": 1e200})])

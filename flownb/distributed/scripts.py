@@ -154,7 +154,13 @@ local function drain(work)
     local pend = redis.call('SMEMBERS', K_XPEND)
     table.sort(pend, function(a, b) return tonumber(a) < tonumber(b) end)
     for _, s in ipairs(pend) do
-      if tonumber(redis.call('HGET', K_SCHED, 'a:' .. s) or '0') == 0 then
+      local quiet = tonumber(redis.call('HGET', K_SCHED, 'a:' .. s) or '0') == 0
+      if quiet then
+        for _, m in ipairs(cjson.decode(redis.call('HGET', K_GRAPH, 'n:' .. s) or '[]')) do
+          if redis.call('SISMEMBER', K_PARTIAL, m) == 1 then quiet = false; break end
+        end
+      end
+      if quiet then
         redis.call('SREM', K_XPEND, s)
         for _, x in ipairs(cjson.decode(redis.call('HGET', K_GRAPH, 'x:' .. s) or '[]')) do
           local rec = redis.call('HGET', K_SCHED, 'xr:' .. x[1])
@@ -168,20 +174,21 @@ local function drain(work)
     if #work == 0 then
       local active = tonumber(redis.call('HGET', K_SCHED, 'active') or '0')
       if active == 0 and redis.call('SCARD', K_PARTIAL) > 0 then
-        local part = redis.call('SMEMBERS', K_PARTIAL)
-        table.sort(part)
-        for _, target in ipairs(part) do
-          local info = ginfo(target)
-          for p = 0, info.n - 1 do
-            local qk = 'q:' .. target .. ':' .. p
-            if (redis.call('HGET', K_SCHED, qk) or '') == '' then
-              redis.call('HSET', K_SCHED, qk, 'D')
-              redis.call('HINCRBY', K_SCHED, 'c:' .. target, 1)
-            end
-          end
-          pop_ready(target, info, work)
+        -- settle one join at a time, the most upstream (lowest topological rank) first
+        local target, best = nil, nil
+        for _, m in ipairs(redis.call('SMEMBERS', K_PARTIAL)) do
+          local r = ginfo(m).t
+          if best == nil or r < best or (r == best and m < target) then target, best = m, r end
         end
-        if #work == 0 and redis.call('SCARD', K_PARTIAL) == 0 then return end
+        local info = ginfo(target)
+        for p = 0, info.n - 1 do
+          local qk = 'q:' .. target .. ':' .. p
+          if (redis.call('HGET', K_SCHED, qk) or '') == '' then
+            redis.call('HSET', K_SCHED, qk, 'D')
+            redis.call('HINCRBY', K_SCHED, 'c:' .. target, 1)
+          end
+        end
+        pop_ready(target, info, work)
       else
         return
       end
@@ -358,7 +365,8 @@ return cjson.encode(out)
 #: Commit a finished node visit: output, state writes, stats, successors, joins, completion.
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] output (JSON), ARGV[10] taken edge
 #: indices (JSON object idx -> true), ARGV[11] stats (JSON), ARGV[12] succeeded-event data (JSON),
-#: ARGV[13] worker to claim a single successor inline ('' = none), ARGV[14..] state k, v pairs.
+#: ARGV[13] worker to claim a single successor inline ('' = none), ARGV[14] node named by the
+#: node_succeeded event ('' = ARGV[7]; a fallback that took over), ARGV[15..] state k, v pairs.
 #: Returns JSON {"r": "ok"|"dup"|"stale", "ready": [[node, visit]], "claimed": [node, visit, item],
 #: "finished": status|nil, "parent": [run, node, visit]|nil}.
 COMMIT = _LIB + r"""
@@ -369,11 +377,13 @@ if redis.call('HSETNX', K_SCHED, 'd:' .. node .. ':' .. visit, '1') == 0 then
   return cjson.encode({r = 'dup'})
 end
 redis.call('HSET', K_STATE, '_outputs.' .. node, ARGV[9])
-for i = 14, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
+for i = 15, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', K_NODES, node, ARGV[11])
 redis.call('HDEL', K_PENDING, node .. '|' .. visit)
 redis.call('ZREM', K_LEASES, member(node, visit))
-xadd(K_EVENTS, 'node_succeeded', node, ARGV[12])
+local event_node = node
+if ARGV[14] ~= '' then event_node = ARGV[14] end
+xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
 redis.call('HINCRBY', K_SCHED, 'active', -1)
 local info = ginfo(node)
 if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end

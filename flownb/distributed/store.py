@@ -102,12 +102,13 @@ class RedisStore:
             fields[f"o:{name}"] = dumps([[e.idx, e.target, 1 if e.back else 2 if e.exit else 0, e.pos]
                                          for e in cn.out])
             fields[f"i:{name}"] = dumps({"n": cn.n_fwd_in, "j": cn.join, "m": cn.max_visits,
-                                         "s": cn.scc})
+                                         "s": cn.scc, "t": cn.topo})
             if cn.n_fwd_in > 1:  # read only when the join fires, not at every arrival
                 fields[f"src:{name}"] = dumps([e.source for e in cn.fwd_in])
         for sid, exits in g.scc_exits.items():
             fields[f"x:{sid}"] = dumps([[i, g.edges[i].target, g.edges[i].pos, g.edges[i].source]
                                         for i in exits])
+            fields[f"n:{sid}"] = dumps(g.scc_nodes[sid])
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(key, mapping=fields)
         pipe.expire(key, self.settings.result_ttl_s * 2)
@@ -170,14 +171,15 @@ class RedisStore:
 
     def commit(self, run_id: str, digest: str, node: str, visit: int, *, output_json: str,
                taken: Iterable[int], stats: Mapping[str, Any], event: Mapping[str, Any],
-               writes: Mapping[str, Any] | None = None, claim_for: str = "") -> dict[str, Any]:
+               writes: Mapping[str, Any] | None = None, claim_for: str = "",
+               event_node: str = "") -> dict[str, Any]:
         flat: list[str] = []
         for k, v in (writes or {}).items():
             flat += [k, dumps(v)]
         taken_obj = "{" + ",".join(f'"{i}":true' for i in taken) + "}"
         raw = self._call("COMMIT", run_id, digest,
                          [node, visit, output_json, taken_obj, dumps(stats), dumps(event), claim_for,
-                          *flat])
+                          event_node, *flat])
         return loads(raw)  # type: ignore[no-any-return]
 
     def fail(self, run_id: str, digest: str, node: str, error: Mapping[str, Any], *,

@@ -299,6 +299,7 @@ class WorkerRuntime:
                           cancelled=lambda: run.cancelled, blueprint_id=run.graph.blueprint.id,
                           keys=lambda: st.state_keys(run.run_id), worker=self.name)
         writes: dict[str, Any] = {}
+        replaced_by = ""
         try:
             res, attempts = self._attempts(run, cn, ctx)
         except _Failure as f:
@@ -321,7 +322,8 @@ class WorkerRuntime:
                 f2.tb += f"\n(fallback of {node!r}, which failed first with {f.error('')['message']})"
                 self._node_failed(run, fb, f2, t0, started)
                 return None
-            ctx._writes.update(fctx._writes)
+            ctx._writes = dict(fctx._writes)
+            replaced_by = fb.id
             out_fb, _ = _split(res)
             writes[OUTPUTS_PREFIX + fb.id] = out_fb
             st.r.hset(st.keys.nodes(run.run_id), fb.id, dumps({
@@ -336,13 +338,15 @@ class WorkerRuntime:
         output, action = _split(res)
         dt = time.perf_counter() - t0
         return self._commit(run, cn, visit, input_, output, action, {**ctx._writes, **writes},
-                            {"status": "succeeded", "visits": visit, "attempts": attempts,
-                             "duration_s": dt, "worker": self.name, "started_at": started,
-                             "finished_at": time.time()})
+                            {"status": "failed" if replaced_by else "succeeded", "visits": visit,
+                             "attempts": attempts, "duration_s": dt, "worker": self.name,
+                             "started_at": started, "finished_at": time.time(),
+                             **({"error": f"replaced by fallback {replaced_by!r}"} if replaced_by else {})},
+                            event_node=replaced_by)
 
     def _commit(self, run: _Run, cn: CNode, visit: int, input_: Any, output: Any,
-                action: str | None, writes: Mapping[str, Any],
-                stats: dict[str, Any]) -> tuple[str, int, dict[str, Any], Any] | None:
+                action: str | None, writes: Mapping[str, Any], stats: dict[str, Any],
+                event_node: str = "") -> tuple[str, int, dict[str, Any], Any] | None:
         st = self.store
         try:
             output_json = dumps(output)
@@ -355,7 +359,8 @@ class WorkerRuntime:
                  "duration_s": stats.get("duration_s", 0.0), "action": action,
                  "worker": self.name, "output": _preview(output)}
         res = st.commit(run.run_id, run.digest, cn.id, visit, output_json=output_json, taken=taken,
-                        stats=stats, event=event, writes=writes, claim_for=self.name)
+                        stats=stats, event=event, writes=writes, claim_for=self.name,
+                        event_node=event_node)
         self.stats.nodes += 1
         if res.get("r") != "ok":
             return None
@@ -394,9 +399,12 @@ class WorkerRuntime:
         except Exception as exc:  # noqa: BLE001 - user code
             raise _Failure(cn.id, 1, exc, traceback.format_exc()) from None
         attempt = 0
+        base = dict(ctx._writes)
         while True:
             attempt += 1
             ctx.attempt = attempt
+            if attempt > 1:  # a failed attempt's state writes are discarded
+                ctx._writes = dict(base)
             try:
                 res = self._call(impl.exec, prep, cn.timeout_s)
                 break
@@ -426,13 +434,12 @@ class WorkerRuntime:
             loop = self._loop
             if loop is None or loop.is_closed():
                 loop = self._loop = asyncio.new_event_loop()
-            coro = fn(arg, *more)
+            from ..runtime import _limited, _TimedOut
+
             try:
-                return loop.run_until_complete(asyncio.wait_for(coro, timeout) if timeout else coro)
-            except (TimeoutError, asyncio.TimeoutError):
-                if timeout:
-                    raise _NodeTimeoutSignal() from None
-                raise
+                return loop.run_until_complete(_limited(fn(arg, *more), timeout))
+            except _TimedOut:
+                raise _NodeTimeoutSignal() from None
         if not timeout:
             return fn(arg, *more)
         from rq.timeouts import TimerDeathPenalty

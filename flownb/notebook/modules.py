@@ -286,9 +286,11 @@ def write_module(name: str, source: str, directory: str | os.PathLike[str] | Non
 def load_module(name: str, path: str | os.PathLike[str]) -> types.ModuleType:
     """Import or reload ``name`` from ``path`` in this process and tell the watcher."""
     p = Path(path)
-    if str(p.parent) not in sys.path:
-        sys.path.insert(0, str(p.parent))
-    importlib.invalidate_caches()
-    mod = _import_or_reload(name, p)
-    watcher().record(name, p)
+    w = watcher()
+    with w._lock:  # thread workers of this kernel check the same files
+        if str(p.parent) not in sys.path:
+            sys.path.insert(0, str(p.parent))
+        importlib.invalidate_caches()
+        mod = _import_or_reload(name, p)
+        w.record(name, p)
     return mod

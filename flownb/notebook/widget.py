@@ -42,11 +42,15 @@ def _graph_html(bp: Blueprint | None, states: Mapping[str, str]) -> str:
         svg = None
         hint = f"(no drawing: {type(exc).__name__}: {exc})"
     else:
-        hint = render.INSTALL_HINT
+        hint = getattr(render, "INSTALL_HINT", "(install graphviz for a drawing)")
     if svg is not None:
         return f"<div class='flownb-graph' style='max-width:100%;overflow:auto'>{svg}</div>"
     try:
-        listing = render.text_listing(bp, dict(states))
+        listing_fn = getattr(render, "text_listing", None)
+        if listing_fn is not None:
+            listing = listing_fn(bp, dict(states))
+        else:
+            listing = "\n".join(f"{n.id}  [{states.get(n.id, 'pending')}]" for n in bp.nodes)
     except Exception as exc:  # noqa: BLE001
         listing = f"blueprint {bp.id!r} ({type(exc).__name__}: {exc})"
     return f"<pre class='flownb-graph'>{html.escape(listing)}\n{html.escape(hint)}</pre>"
