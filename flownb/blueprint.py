@@ -255,6 +255,13 @@ class Blueprint(BaseModel):
 
         return mimebundle(self)
 
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Blueprint:
+        """A copy with its own memo: pydantic would share ``_cache``, so a modified copy would
+        run the original's compiled graph."""
+        new = super().model_copy(update=update, deep=deep)
+        new._cache = {}
+        return new
+
     def __eq__(self, other: object) -> bool:
         # the data decides; pydantic's default would also compare the private memo (_cache)
         if not isinstance(other, Blueprint):

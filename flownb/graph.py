@@ -131,7 +131,7 @@ def analyse(bp: Blueprint, *, strict_conditions: bool = True) -> tuple[Graph, li
         g.edges.append(ce)
         g.nodes[e.source].out.append(ce)
     fallbacks = {n.config.fallback for n in bp.nodes if n.config.fallback}
-    has_in = {e.target for e in g.edges}
+    has_in = {e.target for e in g.edges if e.source != e.target}  # a self-loop does not count
     g.fallback_only = {f for f in fallbacks if f in g.nodes and f not in has_in
                        and not g.nodes[f].out}
     g.starts = [n for n in g.nodes if n not in has_in and n not in g.fallback_only]

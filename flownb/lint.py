@@ -43,7 +43,7 @@ def lint(bp: Blueprint, registry: Registry | None = None) -> list[Problem]:
     elif not g.starts:
         out.append(Problem("no-start-node", ERROR, "edges",
                            "every node has an incoming edge, so nothing can start; a start node "
-                           "is one with no incoming edge"))
+                           "is one with no incoming edge from another node"))
     for i, n in enumerate(bp.nodes):
         loc = f"nodes[{i}] (id {n.id!r})"
         fb = n.config.fallback

@@ -97,6 +97,11 @@ class RunResult:
             err = f" error={self.error.get('node_id')!r}: {self.error.get('message')!r}"
         return f"<RunResult {self.run_id} {self.blueprint_id} {self.status}{err}>"
 
+    def _repr_html_(self) -> str:
+        from .notebook import result_html
+
+        return str(result_html(self))
+
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "blueprint_id": self.blueprint_id, "status": self.status,
                 "outputs": self.outputs, "state": self.state, "error": self.error,

@@ -181,6 +181,17 @@ class RunHandle:
         else:
             yield from self.store.events(self.run_id, after=after, count=100_000)
 
+    def widget(self) -> Any:
+        """A live ipywidgets view of this run (graph coloured by state, progress, nodes, error),
+        fed from the run's event stream in a background thread; a tqdm bar outside Jupyter."""
+        from ..notebook import widget_for
+
+        return widget_for(self)
+
+    def _repr_html_(self) -> str:
+        return (f"<b>flownb run</b> <code>{self.run_id}</code> — {self.status()} "
+                f"(<code>handle.widget()</code> for a live view, <code>handle.result()</code> to wait)")
+
     def on_event(self, fn: Callable[[Event], None], *, timeout: float | None = None) -> None:
         for e in self.events(follow=True, timeout=timeout):
             fn(e)

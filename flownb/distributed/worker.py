@@ -230,6 +230,10 @@ class WorkerRuntime:
     # -- the job -----------------------------------------------------------------------------------
     def process(self, run_id: str, items: list[list[Any]]) -> None:
         self.stats.jobs += 1
+        if _MODULE_DIRS:  # notebook-defined node modules: pick up edits before each job
+            from ..notebook.modules import before_job
+
+            before_job(self)
         run = self._run(run_id)
         if run is None:
             return
@@ -537,6 +541,8 @@ class WorkerRuntime:
 
 _NO_INPUT = object()
 _PENALTY: Any = None
+#: set by LocalCluster for workers that serve modules written from notebook cells
+_MODULE_DIRS = os.environ.get("FLOWNB_MODULE_PATH", "")
 
 
 def _itimer_penalty() -> Any:
@@ -714,6 +720,10 @@ def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str =
                 super()._install_signal_handlers()
 
         def work(self, *args: Any, **kwargs: Any) -> bool:
+            if threading.current_thread() is not threading.main_thread():
+                from rq.timeouts import TimerDeathPenalty
+
+                self.death_penalty_class = TimerDeathPenalty  # SIGALRM is main-thread only
             _runtimes[threading.get_ident()] = self.flownb
             self.flownb.start_background()
             try:

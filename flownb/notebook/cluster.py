@@ -61,7 +61,7 @@ log = logging.getLogger("flownb.cluster")
 
 #: Imported by every process worker: wires the module-refresh check into the worker (until the
 #: worker calls :func:`flownb.notebook.modules.before_job` itself).
-WORKER_HOOK_MODULES: tuple[str, ...] = ("flownb.notebook.worker_hook",)
+WORKER_HOOK_MODULES: tuple[str, ...] = ()  # the worker calls modules.before_job itself
 #: A worker that dies this soon after starting counts as a start-up crash.
 QUICK_DEATH_S = 5.0
 #: Consecutive start-up crashes after which a slot is not restarted any more.

@@ -412,6 +412,8 @@ class ProgressView:
         follower = self._follower
         if follower is not None and follower is not threading.current_thread():
             follower.join(timeout)  # a distributed run: its result is loaded after the last event
+            if deadline is not None and time.monotonic() >= deadline and follower.is_alive():
+                return False
         with self._cond:
             while not (self.finished and self._delivered_seq >= self._seq and not self._dirty):
                 if self._closed.is_set():
