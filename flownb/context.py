@@ -74,47 +74,80 @@ class StateView(Mapping[str, Any]):
         return f"<StateView pending_writes={list(self._writes)}>"
 
 
+class RunEnv:
+    """What every node of one run shares (built once per run, or per node on Redis where the
+    reader carries a per-node cache): keeping it out of the context makes a context cheap."""
+
+    __slots__ = ("run_id", "read", "emit", "cancelled", "blueprint_id", "keys", "worker")
+
+    def __init__(self, run_id: str, read: Reader,
+                 emit: Callable[[str, str, dict[str, Any]], None] | None = None,
+                 cancelled: Callable[[], bool] | None = None, blueprint_id: str = "",
+                 keys: Callable[[], Iterator[str]] | None = None, worker: str | None = None) -> None:
+        self.run_id = run_id
+        self.read = read
+        self.emit = emit  # (node_id, name, data)
+        self.cancelled = cancelled
+        self.blueprint_id = blueprint_id
+        self.keys = keys
+        self.worker = worker
+
+
 class NodeContext:
     """Passed to every node. ``attempt`` counts from 1; ``visit`` counts loop iterations from 1."""
 
-    __slots__ = ("input", "params", "run_id", "node_id", "visit", "attempt", "blueprint_id",
-                 "_read", "_writes", "_emit", "_cancelled", "_keys", "worker")
+    __slots__ = ("input", "params", "node_id", "visit", "attempt", "_env", "_writes")
 
-    def __init__(self, input: Any, params: Mapping[str, Any], run_id: str, node_id: str,
-                 visit: int, read: Reader, emit: Callable[[str, dict[str, Any]], None] | None = None,
-                 cancelled: Callable[[], bool] | None = None, blueprint_id: str = "",
-                 keys: Callable[[], Iterator[str]] | None = None, worker: str | None = None) -> None:
+    def __init__(self, input: Any, params: Mapping[str, Any], node_id: str, visit: int,
+                 env: RunEnv) -> None:
         self.input = input
         self.params = params
-        self.run_id = run_id
         self.node_id = node_id
         self.visit = visit
         self.attempt = 1
-        self.blueprint_id = blueprint_id
-        self._read = read
+        self._env = env
         self._writes: dict[str, Any] = {}
-        self._emit = emit
-        self._cancelled = cancelled
-        self._keys = keys
-        self.worker = worker
+
+    @property
+    def run_id(self) -> str:
+        return self._env.run_id
+
+    @property
+    def blueprint_id(self) -> str:
+        return self._env.blueprint_id
+
+    @property
+    def worker(self) -> str | None:
+        """The worker running this node (distributed runs), else ``None``."""
+        return self._env.worker
+
+    @property
+    def _read(self) -> Reader:
+        return self._env.read
+
+    @property
+    def _keys(self) -> Callable[[], Iterator[str]] | None:
+        return self._env.keys
 
     @property
     def state(self) -> StateView:
-        return StateView(self._read, self._writes, self._keys)
+        return StateView(self._env.read, self._writes, self._env.keys)
 
     def emit(self, name: str, **data: Any) -> None:
         """Report progress (``ctx.emit("tokens", n=42)``): a ``custom`` event with ``name``."""
-        if self._emit is not None:
-            self._emit(name, data)
+        emit = self._env.emit
+        if emit is not None:
+            emit(self.node_id, name, data)
 
     @property
     def cancelled(self) -> bool:
         """True once the run was cancelled: long nodes should check it and return early."""
-        return self._cancelled() if self._cancelled is not None else False
+        c = self._env.cancelled
+        return c() if c is not None else False
 
     def output_of(self, node_id: str, default: Any = None) -> Any:
         try:
-            return self._read(OUTPUTS_PREFIX + node_id)
+            return self._env.read(OUTPUTS_PREFIX + node_id)
         except KeyError:
             return default
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from . import events as ev
 from .blueprint import Blueprint, load
-from .context import OUTPUTS_PREFIX, NodeContext, resolve_inputs
+from .context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
 from .errors import FlownbError, MaxVisitsExceeded, NodeError, NodeTimeout, RegistryError
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
@@ -148,6 +148,11 @@ class Engine:
         self.depth = depth
         self._sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._replaced: dict[tuple[str, int], str] = {}
+        self._env = RunEnv(run_id, self._read, self._emit_custom, self._is_cancelled, self.bp.id,
+                           self._keys)
+        # inline-path figures, folded into NodeStats at the end (no object per node on the hot path)
+        self._dur: dict[str, float] = {}
+        self._extra_attempts: dict[str, int] = {}
         self._state_map = _StateMap(self.state, self.outputs)
 
     # -- state access ----------------------------------------------------------------------------
@@ -246,9 +251,26 @@ class Engine:
         return result
 
     def _all_stats(self) -> dict[str, NodeStats]:
+        """Per-node figures: the general path keeps NodeStats as it goes; inline runs are folded
+        in here from the scheduler's visit counts and the duration/attempt tallies."""
         out = {}
+        visits = self.sched.visits
         for n in self.g.nodes:
-            out[n] = self.stats.get(n) or NodeStats(n)
+            st = self.stats.get(n)
+            dur = self._dur.get(n)
+            if st is None:
+                st = NodeStats(n)
+                if dur is None:
+                    out[n] = st
+                    continue
+            if dur is not None:
+                inline_runs = visits.get(n, 0) - st.visits
+                st.duration_s += dur
+                st.attempts += max(inline_runs, 0) + self._extra_attempts.get(n, 0)
+                if st.status == "pending":
+                    st.status = "succeeded"
+            st.visits = visits.get(n, st.visits)
+            out[n] = st
         return out
 
     # -- inline (sync, no timeout) -----------------------------------------------------------------
@@ -270,13 +292,8 @@ class Engine:
         impl = cn.impl
         assert impl is not None
         ctx = self._context(cn, item)
-        st = self.stats.get(cn.id)
-        if st is None:
-            st = self.stats[cn.id] = NodeStats(cn.id)
-        st.visits += 1
         t0 = time.perf_counter()
         if self.bus.active:
-            st.status = "running"
             self._emit(ev.NODE_STARTED, cn.id, visit=item.visit, attempt=1)
         try:
             prep = impl.prep(ctx) if impl.prep is not None else ctx
@@ -294,7 +311,7 @@ class Engine:
                 break
             except Exception as exc:  # noqa: BLE001 - user code
                 if attempt > cn.retries:
-                    st.attempts += attempt
+                    self._extra_attempts[cn.id] = self._extra_attempts.get(cn.id, 0) + attempt - 1
                     raise _Failure(cn.id, attempt, exc, traceback.format_exc()) from None
                 delay = cn.config.retry_delay(attempt)
                 self._emit(ev.NODE_RETRYING, cn.id, attempt=attempt, delay_s=delay,
@@ -306,8 +323,9 @@ class Engine:
                 res = impl.post(ctx, prep, res)
             except Exception as exc:  # noqa: BLE001 - user code
                 raise _Failure(cn.id, attempt, exc, traceback.format_exc()) from None
-        st.attempts += attempt
-        return self._commit(cn, item, ctx, res, t0, st)
+        if attempt > 1:
+            self._extra_attempts[cn.id] = self._extra_attempts.get(cn.id, 0) + attempt - 1
+        return self._commit(cn, item, ctx, res, t0, inline=True)
 
     # -- general path ------------------------------------------------------------------------------
     async def _run_async(self, cn: CNode, item: Item) -> list[Item]:
@@ -422,7 +440,7 @@ class Engine:
 
     # -- commit ------------------------------------------------------------------------------------
     def _commit(self, cn: CNode, item: Item, ctx: NodeContext, res: Any, t0: float,
-                st: NodeStats | None = None) -> list[Item]:
+                inline: bool = False) -> list[Item]:
         if type(res) is Result:
             output, action = res.output, res.action
         else:
@@ -435,12 +453,15 @@ class Engine:
                                  if cn.has_conditions else _no_resolve)
         else:
             taken = frozenset()
-        if st is None:
-            st = self.stats[cn.id]
         dt = time.perf_counter() - t0
-        st.duration_s += dt
-        replaced_by = self._replaced.pop((cn.id, item.visit), None) if self._replaced else None
-        st.status = "failed" if replaced_by else "succeeded"
+        replaced_by = None
+        if inline:
+            self._dur[cn.id] = self._dur.get(cn.id, 0.0) + dt
+        else:
+            st = self.stats[cn.id]
+            st.duration_s += dt
+            replaced_by = self._replaced.pop((cn.id, item.visit), None) if self._replaced else None
+            st.status = "failed" if replaced_by else "succeeded"
         if self.bus.active:
             self._emit(ev.NODE_SUCCEEDED, replaced_by or cn.id, visit=item.visit,
                        attempt=ctx.attempt, duration_s=dt, action=action, output=_preview(output),
@@ -483,18 +504,14 @@ class Engine:
                 input_ = self.outputs.get(src[0])
             else:
                 input_ = self._input_for(cn, item)
-        emit = self._custom_emitter(cn.id) if self.bus.active else None
-        return NodeContext(input_, cn.params, self.run_id, cn.id, item.visit, self._read, emit,
-                           self._is_cancelled, self.bp.id, self._keys)
+        return NodeContext(input_, cn.params, cn.id, item.visit, self._env)
 
     def _is_cancelled(self) -> bool:
         return self.cancel.cancelled
 
-    def _custom_emitter(self, node_id: str) -> Callable[[str, dict[str, Any]], None]:
-        def emit(name: str, data: dict[str, Any]) -> None:
+    def _emit_custom(self, node_id: str, name: str, data: dict[str, Any]) -> None:
+        if self.bus.active:
             self._emit(ev.CUSTOM, node_id, name=name, **data)
-
-        return emit
 
     def _input_for(self, cn: CNode, item: Item) -> Any:
         if cn.spec.inputs is not None:

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import builtins
 from ..blueprint import Blueprint
-from ..context import OUTPUTS_PREFIX, NodeContext, resolve_inputs
+from ..context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
 from ..errors import FlownbError, NodeTimeout
 from ..graph import CNode, Graph, compile_graph, select_edges
 from ..registry import Registry, Result, default_registry
@@ -298,10 +298,9 @@ class WorkerRuntime:
         self.stats.state = "busy"
         t0 = time.perf_counter()
         started = time.time()
-        ctx = NodeContext(input=input_, params=cn.params, run_id=run.run_id, node_id=node,
-                          visit=visit, read=reader, emit=self._emitter(run.run_id, node),
-                          cancelled=lambda: run.cancelled, blueprint_id=run.graph.blueprint.id,
-                          keys=lambda: st.state_keys(run.run_id), worker=self.name)
+        env = RunEnv(run.run_id, reader, self._emitter(run.run_id), lambda: run.cancelled,
+                     run.graph.blueprint.id, lambda: st.state_keys(run.run_id), self.name)
+        ctx = NodeContext(input_, cn.params, node, visit, env)
         writes: dict[str, Any] = {}
         replaced_by = ""
         try:
@@ -316,10 +315,7 @@ class WorkerRuntime:
             st.add_event(run.run_id, "node_fallback", fb.id, {"replaces": node})
             st.add_event(run.run_id, "node_started", fb.id, {"visit": visit, "attempt": 1,
                                                             "replaces": node, "worker": self.name})
-            fctx = NodeContext(input=input_, params=fb.params, run_id=run.run_id, node_id=fb.id,
-                               visit=visit, read=reader, emit=self._emitter(run.run_id, fb.id),
-                               cancelled=lambda: run.cancelled, blueprint_id=ctx.blueprint_id,
-                               keys=ctx._keys, worker=self.name)
+            fctx = NodeContext(input_, fb.params, fb.id, visit, env)
             try:
                 res, attempts = self._attempts(run, fb, fctx)
             except _Failure as f2:
@@ -455,8 +451,8 @@ class WorkerRuntime:
     def _main_thread(self) -> bool:
         return threading.current_thread() is threading.main_thread()
 
-    def _emitter(self, run_id: str, node: str) -> Callable[[str, dict[str, Any]], None]:
-        def emit(name: str, data: dict[str, Any]) -> None:
+    def _emitter(self, run_id: str) -> Callable[[str, str, dict[str, Any]], None]:
+        def emit(node: str, name: str, data: dict[str, Any]) -> None:
             self.store.add_event(run_id, "custom", node, {"name": name, **data})
 
         return emit
