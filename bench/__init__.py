@@ -1,0 +1,1 @@
+"""flownb's benchmark suite: ``python -m bench`` (see bench/README.md)."""
