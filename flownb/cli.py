@@ -67,7 +67,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     default_registry.import_modules(args.import_ or ())
     conn = RedisSettings.from_url(url).connect()
     check_server(conn)
-    settings = StoreSettings(lease_ttl_s=args.lease_ttl, queued_ttl_s=max(args.lease_ttl * 2, 5.0))
+    settings = StoreSettings(lease_ttl_s=args.lease_ttl, queued_ttl_s=max(args.lease_ttl * 2, 5.0),
+                             result_ttl_s=args.result_ttl)
     worker = make_worker(conn, name=args.name, queue_name=args.queue, prefix=args.prefix,
                          settings=settings, reap_interval_s=args.reap_interval)
     print(f"flownb worker {worker.name} serving queue {args.queue!r} on {RedisSettings.from_url(url).masked_url} "
@@ -188,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--lease-ttl", type=float, default=10.0,
                    help="seconds before a silent worker's node is re-run elsewhere (default 10)")
     w.add_argument("--reap-interval", type=float, default=1.0)
+    w.add_argument("--result-ttl", type=int, default=86400,
+                   help="seconds a finished run's state and events are kept, for runs this "
+                        "worker starts (child runs) (default 86400)")
     w.add_argument("--log-level", default="WARNING")
     w.add_argument("--watch-parent", action="store_true",
                    help="exit when the parent process dies (used by LocalCluster)")

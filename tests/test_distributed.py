@@ -222,3 +222,13 @@ def test_worker_cli_requires_redis() -> None:
     out = subprocess.run([sys.executable, "-m", "flownb", "worker"], capture_output=True, text=True,
                          env=env, timeout=60)
     assert out.returncode == 1 and "needs a Redis" in out.stderr
+
+
+def test_wait_longer_than_the_clients_socket_timeout(redis_url: str, workers: Workers) -> None:
+    """redis-py 8 connections time out reads after 5 s by default; waiting on a longer run
+    through such a client must still work (the blocking reads stay under that limit)."""
+    workers.start(1)
+    client = redis.Redis.from_url(redis_url)  # default socket timeout
+    ex = DistributedExecutor(client)
+    res = ex.run(bp([{"id": "a", "uses": "dist-slow", "params": {"seconds": 5.6}}], []), timeout=30)
+    assert res.status == "succeeded"

@@ -68,15 +68,21 @@ class DistributedExecutor:
                inputs: Mapping[str, Any] | None = None, *, run_id: str | None = None) -> RunHandle:
         """Store the blueprint and inputs, queue the start nodes, return immediately."""
         bp = load(blueprint)  # type: ignore[arg-type]
-        errors = [p for p in lint(bp, None) if p.severity == "error"]
-        errors += [p for p in lint(bp, self.registry) if p.code in ("unknown-blueprint",)]
+        key = ("submit-lint", id(self.registry), self.registry.version)
+        errors = bp._cache.get(key)
+        if errors is None:  # structure only: workers check 'uses' against what they imported
+            errors = [p for p in lint(bp, self.registry)
+                      if p.severity == "error" and p.code != "unknown-uses"]
+            bp._cache[key] = errors
         if errors:
             raise LintError(errors, path=f"blueprint {bp.id!r}")
         run_id = run_id or uuid.uuid4().hex[:12]
         if "|" in run_id or not run_id:
             raise ExecutorError(f"run ids may not be empty or contain '|': {run_id!r}")
         bundle = self._bundle(bp)
-        graph, _ = analyse(bp)
+        graph = bp._cache.get("analysed")
+        if graph is None:
+            graph = bp._cache["analysed"] = analyse(bp)[0]
         ready = self.store.start_run(run_id, bp, graph, dict(inputs or {}), bundle=bundle)
         enqueue_items(self.queue, run_id, [list(x) for x in ready])
         return RunHandle(self, run_id, bp)

@@ -39,16 +39,20 @@ def split(items: Sequence[Sequence[Any]], max_jobs: int = MAX_JOBS_PER_FANOUT) -
     return batches
 
 
-def enqueue_items(queue: rq.Queue, run_id: str, items: Sequence[Sequence[Any]]) -> int:
-    """Enqueue ready ``[node, visit]`` items of one run; returns the number of jobs."""
+def enqueue_items(queue: rq.Queue, run_id: str, items: Sequence[Sequence[Any]], *,
+                  at_front: bool = False) -> int:
+    """Enqueue ready ``[node, visit]`` items of one run; returns the number of jobs.
+
+    ``at_front`` is for recovered work (a dead worker's node): it should not wait behind the
+    backlog that piled up while its lease ran out."""
     if not items:
         return 0
     batches = split(items)
     if len(batches) == 1:
-        queue.enqueue_call(JOB_FUNC, args=(run_id, batches[0]),
+        queue.enqueue_call(JOB_FUNC, args=(run_id, batches[0]), at_front=at_front,
                            description=f"flownb {run_id} {batches[0][0][0]}", **JOB_OPTIONS)
         return 1
-    data = [queue.prepare_data(JOB_FUNC, args=(run_id, b),
+    data = [queue.prepare_data(JOB_FUNC, args=(run_id, b), at_front=at_front,
                                description=f"flownb {run_id} {b[0][0]} +{len(b) - 1}", **JOB_OPTIONS)
             for b in batches]
     queue.enqueue_many(data)

@@ -294,6 +294,7 @@ redis.call('HSET', K_META, 'status', 'running', 'blueprint', ARGV[7], 'blueprint
 for i = 15, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', K_SCHED, 'active', 0)
 redis.call('ZADD', K_RUNS, NOW_MS, RUN)
+redis.call('ZREMRANGEBYSCORE', K_RUNS, '-inf', NOW_MS - 2000 * TTL)  -- runs long expired
 if ARGV[13] ~= '' then redis.call('SADD', ARGV[13], RUN) end
 xadd(K_EVENTS, 'run_started', '', ARGV[12])
 for _, n in ipairs(cjson.decode(ARGV[10])) do fire(n, {}) end

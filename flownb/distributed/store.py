@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     import redis
 
 
+_UNSET = object()
+
+
 def dumps(value: Any) -> str:
     try:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -153,12 +156,33 @@ class RedisStore:
             flat += [node, visit]
         return loads(self._call("CLAIM_MANY", run_id, digest, [worker, *flat]))  # type: ignore[no-any-return]
 
+    def _block_cap_ms(self, wanted_ms: int) -> int:
+        """A blocking read must end before the client's socket timeout (redis-py 8 defaults
+        to 5 s on each connection), else the read itself fails with a TimeoutError."""
+        cap = self.__dict__.get("_sock_timeout", _UNSET)
+        if cap is _UNSET:
+            cap = self.r.connection_pool.connection_kwargs.get("socket_timeout")
+            if cap is None:
+                try:
+                    conn = self.r.connection_pool.get_connection()
+                    cap = conn.socket_timeout
+                    self.r.connection_pool.release(conn)
+                except Exception:  # noqa: BLE001 - fall back to a safe value
+                    cap = 5.0
+            self._sock_timeout = cap
+        if not cap:
+            return wanted_ms
+        return max(50, min(wanted_ms, int(float(cap) * 1000) - 500))
+
     def wait_done(self, run_id: str, timeout_s: float | None) -> bool:
         """Block (no polling) until the run's done stream has its entry; False on timeout."""
         key = self.keys.done(run_id)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        # never block longer than the client's own socket timeout (redis-py 8 defaults to 5 s),
+        # or the blocking read itself would time out
+        block_cap_ms = self._block_cap_ms(5000)
         while True:
-            wait_ms = 5000
+            wait_ms = block_cap_ms
             if deadline is not None:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -302,6 +326,7 @@ class RedisStore:
         key = self.keys.events(run_id)
         last = after
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        block_ms = self._block_cap_ms(block_ms)
         while True:
             wait = block_ms
             if deadline is not None:

@@ -176,7 +176,7 @@ class WorkerRuntime:
         for run_id, its in by_run.items():
             log.warning("flownb: re-queueing %d item(s) of run %s whose lease expired: %s",
                         len(its), run_id, its[:5])
-            enqueue_items(self.queue, run_id, its)
+            enqueue_items(self.queue, run_id, its, at_front=True)
         return len(items)
 
     def publish_info(self) -> None:
