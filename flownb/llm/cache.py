@@ -17,11 +17,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from ..files import atomic_write_text
 
 #: cache entries carry this so a future format change can ignore old files instead of misreading
 CACHE_FORMAT = 1
@@ -83,17 +84,7 @@ class DiskCache:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump({**value, "format": CACHE_FORMAT}, fh, ensure_ascii=False)
-                os.replace(tmp, path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            atomic_write_text(path, json.dumps({**value, "format": CACHE_FORMAT}, ensure_ascii=False))
         except OSError:
             # a read-only or full disk must not fail the run: the answer is already in hand
             import logging

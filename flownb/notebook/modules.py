@@ -38,6 +38,8 @@ import threading
 import time
 import types
 from collections.abc import Iterable
+
+from ..files import atomic_write_text
 from pathlib import Path
 from typing import Any
 
@@ -257,21 +259,10 @@ def write_module(name: str, source: str, directory: str | os.PathLike[str] | Non
         prev_ns = path.stat().st_mtime_ns
     except OSError:
         pass
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".tmp", dir=str(d))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(source if source.endswith("\n") else source + "\n")
-        now_ns = time.time_ns()
-        if prev_ns and now_ns // 1_000_000_000 <= prev_ns // 1_000_000_000:
-            now_ns = (prev_ns // 1_000_000_000 + 1) * 1_000_000_000 + now_ns % 1_000_000_000
-        os.utime(tmp, ns=(now_ns, now_ns))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    now_ns = time.time_ns()
+    if prev_ns and now_ns // 1_000_000_000 <= prev_ns // 1_000_000_000:
+        now_ns = (prev_ns // 1_000_000_000 + 1) * 1_000_000_000 + now_ns % 1_000_000_000
+    atomic_write_text(path, source if source.endswith("\n") else source + "\n", mtime_ns=now_ns)
     cache = d / "__pycache__"
     if cache.is_dir():
         for pyc in cache.glob(f"{name}.*.pyc"):
