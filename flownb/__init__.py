@@ -29,6 +29,9 @@ from .events import Event, EventBus
 from .registry import Node, Registry, Result, default_registry, node
 from .result import RunResult
 from .runtime import CancelToken, arun, run
+from .history import Step, afork, fork
+from .stream import Chunk, astream, stream
+from .waiting import ResumeError, WaitRequest, wait_for
 
 __version__ = "0.1.0"
 
@@ -38,7 +41,16 @@ __all__ = [
     "MaxVisitsExceeded", "NodeError", "NodeTimeout", "RegistryError", "RunCancelled", "RunFailed",
     "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
     "RunResult", "CancelToken", "arun", "run", "attach", "__version__",
+    "stream", "astream", "Chunk", "fork", "afork", "Step", "wait_for", "WaitRequest",
+    "ResumeError", "aresume",
 ]
+
+
+async def aresume(result_or_handle: Any, node_id: str, value: Any, *,
+                  visit: int | None = None) -> Any:
+    """``await flownb.aresume(result, node, value)``: answer a waiting node from async code
+    (a RunResult in process, or a distributed RunHandle / RunResult)."""
+    return await result_or_handle.aresume(node_id, value, visit=visit)
 
 
 def attach(run_id: str, **kwargs: Any) -> Any:

@@ -12,6 +12,7 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 RUNNING = "running"
 PENDING = "pending"
+WAITING = "waiting"  # parked at a wait/approval node until someone resumes it (flownb.waiting)
 TERMINAL_STATUSES = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
 
@@ -47,6 +48,9 @@ class RunResult:
     started_at: float = 0.0
     finished_at: float = 0.0
     terminal: list[str] = field(default_factory=list)
+    #: the live run behind this result (in process: flownb.waiting.LocalRun; distributed: the
+    #: RunHandle), so a waiting result can be resumed and its history read
+    _run: Any = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -83,6 +87,39 @@ class RunResult:
         if self.status == CANCELLED:
             raise RunCancelled("the run was cancelled", run_id=self.run_id)
         return self
+
+    # -- human in the loop and time travel (flownb.waiting, flownb.history) ----------------------
+    def _live(self, what: str) -> Any:
+        if self._run is None:
+            from .errors import ExecutorError
+
+            raise ExecutorError(f"{what} needs the live run; this result was rebuilt from data "
+                                "(distributed runs: flownb.attach(run_id))", run_id=self.run_id)
+        return self._run
+
+    def waiting(self) -> list[dict[str, Any]]:
+        """The visits waiting for an answer: ``[{node, visit, prompt, schema, choices, ...}]``."""
+        return self._live("waiting()").waiting()  # type: ignore[no-any-return]
+
+    def resume(self, node_id: str, value: Any, *, visit: int | None = None) -> RunResult:
+        """Answer a waiting node (its output becomes ``value``) and run on; the new result."""
+        return self._live("resume()").resume(node_id, value, visit=visit)  # type: ignore[no-any-return]
+
+    async def aresume(self, node_id: str, value: Any, *, visit: int | None = None) -> RunResult:
+        return await self._live("aresume()").aresume(node_id, value, visit=visit)  # type: ignore[no-any-return]
+
+    def expire(self) -> RunResult:
+        """In process: take the default answer of every wait whose ``timeout_s`` has passed
+        (distributed runs: the workers' reaper does this by itself)."""
+        run = self._live("expire()")
+        if not hasattr(run, "expire"):
+            return self
+        out = run.expire()
+        return out if out is not None else self
+
+    def history(self) -> list[Any]:
+        """Every committed step (node, visit, output, action, state diff) in commit order."""
+        return self._live("history()").history()  # type: ignore[no-any-return]
 
     def summary(self) -> str:
         counts: dict[str, int] = {}

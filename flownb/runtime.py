@@ -26,8 +26,9 @@ from .errors import FlownbError, MaxVisitsExceeded, NodeError, NodeTimeout, Regi
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
 from .registry import NodeImpl, Registry, Result, default_registry
-from .result import CANCELLED, FAILED, SUCCEEDED, NodeStats, RunResult
+from .result import CANCELLED, FAILED, SUCCEEDED, WAITING, NodeStats, RunResult
 from .scheduler import Item, Scheduler
+from .waiting import WaitRequest, park_local
 
 
 def new_run_id() -> str:
@@ -154,6 +155,12 @@ class Engine:
         self._dur: dict[str, float] = {}
         self._extra_attempts: dict[str, int] = {}
         self._state_map = _StateMap(self.state, self.outputs)
+        # human in the loop and time travel (flownb.waiting, flownb.history): visits parked for
+        # an answer, the optional recorder of committed steps, and where a resumed or forked
+        # drive starts instead of the start nodes
+        self.parked: dict[tuple[str, int], Any] = {}
+        self.recorder: Any = None
+        self.start_items: list[Item] | None = None
 
     # -- state access ----------------------------------------------------------------------------
     def _read(self, key: str) -> Any:
@@ -177,12 +184,15 @@ class Engine:
     # -- the drive loop --------------------------------------------------------------------------
     async def drive(self) -> RunResult:
         started = time.time()
-        self._emit(ev.RUN_STARTED, blueprint_id=self.bp.id, inputs=list(self.inputs))
+        if self.start_items is None:
+            self._emit(ev.RUN_STARTED, blueprint_id=self.bp.id, inputs=list(self.inputs))
         status = SUCCEEDED
         running: dict[asyncio.Future[Any], Item] = {}
         cancel_fut: asyncio.Future[None] | None = None
         try:
-            ready: deque[Item] = deque(self.sched.start())
+            ready: deque[Item] = deque(self.sched.start() if self.start_items is None
+                                       else self.start_items)
+            self.start_items = None
             while ready or running:
                 if self.cancel.cancelled:
                     status = CANCELLED
@@ -232,7 +242,9 @@ class Engine:
             await asyncio.gather(*running, return_exceptions=True)
         if status == SUCCEEDED and self.cancel.cancelled:
             status = CANCELLED
-        if status != SUCCEEDED:
+        if status == SUCCEEDED and self.parked:
+            status = WAITING
+        if status not in (SUCCEEDED, WAITING):
             culprit = (self.error or {}).get("node_id")
             for name, st in self.stats.items():
                 if st.status in ("running", "retrying"):
@@ -244,6 +256,8 @@ class Engine:
                            terminal=[n for n, cn in self.g.nodes.items() if not cn.out])
         if status == SUCCEEDED:
             self._emit(ev.RUN_FINISHED, duration_s=result.duration_s)
+        elif status == WAITING:
+            self._emit(ev.RUN_WAITING, nodes=[n for n, _ in self.parked])
         elif status == FAILED:
             self._emit(ev.RUN_FAILED, (self.error or {}).get("node_id"), error=self.error)
         else:
@@ -441,6 +455,8 @@ class Engine:
     # -- commit ------------------------------------------------------------------------------------
     def _commit(self, cn: CNode, item: Item, ctx: NodeContext, res: Any, t0: float,
                 inline: bool = False) -> list[Item]:
+        if type(res) is WaitRequest:  # the node asks a person: park the visit, hold nothing
+            return park_local(self, cn, item, res, ctx.input)
         if type(res) is Result:
             output, action = res.output, res.action
         else:
@@ -462,6 +478,8 @@ class Engine:
             st.duration_s += dt
             replaced_by = self._replaced.pop((cn.id, item.visit), None) if self._replaced else None
             st.status = "failed" if replaced_by else "succeeded"
+        if self.recorder is not None:
+            self.recorder.commit(cn.id, item.visit, output, action, ctx._writes, taken)
         if self.bus.active:
             self._emit(ev.NODE_SUCCEEDED, replaced_by or cn.id, visit=item.visit,
                        attempt=ctx.attempt, duration_s=dt, action=action, output=_preview(output),
@@ -635,11 +653,16 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
                *, registry: Registry | None = None, run_id: str | None = None,
                on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
                cancel: CancelToken | None = None, max_concurrency: int | None = None,
-               raise_on_error: bool = False) -> RunResult:
+               raise_on_error: bool = False, history: Any = False,
+               on_wait: Callable[[Any], Any] | None = None) -> RunResult:
     """Run a blueprint in this process and return its :class:`RunResult`.
 
     ``on_event`` receives every :class:`~flownb.events.Event`; ``cancel`` lets another thread or
     task stop the run; ``raise_on_error`` turns a failed/cancelled result into an exception.
+    ``history=True`` records every committed step (``result.history()``, ``flownb.fork``).
+    A run that reaches a ``wait``/``approval`` node returns with status ``waiting`` (resume it
+    with ``result.resume(node, value)``), or, with ``on_wait``, awaits ``on_wait(request)``
+    for each answer (see :mod:`flownb.waiting`).
     """
     graph, reg = _prepare(blueprint, registry)
     bus = bus or EventBus()
@@ -647,7 +670,9 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
     try:
         engine = Engine(graph, inputs, run_id=run_id or new_run_id(), registry=reg, bus=bus,
                         cancel=cancel or CancelToken(), max_concurrency=max_concurrency)
-        result = await engine.drive()
+        from .waiting import drive_local
+
+        result = await drive_local(engine, history=history, on_wait=on_wait)
     finally:
         if unsub is not None:
             unsub()
