@@ -231,7 +231,7 @@ def _replay_local(eng: Engine, step: Step) -> list[Item]:
     eng.recorder.flag = "replayed"
     eng.recorder.commit(step.node, step.visit, step.output, step.action, step.writes, step.taken)
     eng._emit(ev.NODE_SUCCEEDED, step.node, visit=step.visit, attempt=0, duration_s=0.0,
-              action=step.action, output=_preview(step.output), replayed=True)
+              action=step.action, output=_preview(step.output), flag="replayed", replayed=True)
     outcome = eng.sched.complete(step.node, step.visit, frozenset(step.taken))
     if outcome is None:
         return []

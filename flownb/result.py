@@ -103,10 +103,12 @@ class RunResult:
 
     def resume(self, node_id: str, value: Any, *, visit: int | None = None) -> RunResult:
         """Answer a waiting node (its output becomes ``value``) and run on; the new result."""
-        return self._live("resume()").resume(node_id, value, visit=visit)  # type: ignore[no-any-return]
+        out = self._live("resume()").resume(node_id, value, visit=visit)
+        return out if isinstance(out, RunResult) else out.result()  # a handle: wait for it
 
     async def aresume(self, node_id: str, value: Any, *, visit: int | None = None) -> RunResult:
-        return await self._live("aresume()").aresume(node_id, value, visit=visit)  # type: ignore[no-any-return]
+        out = await self._live("aresume()").aresume(node_id, value, visit=visit)
+        return out if isinstance(out, RunResult) else await out.aresult()
 
     def expire(self) -> RunResult:
         """In process: take the default answer of every wait whose ``timeout_s`` has passed

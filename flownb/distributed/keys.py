@@ -14,8 +14,9 @@ key                                type   contents
                                           done markers, ``q:<node>:<slot>`` join FIFOs ("TD…"),
                                           ``c:<node>`` non-empty slots, ``g:<node>`` generations,
                                           ``f:<node>:<gen>`` any-join fired, ``a:<scc>`` loop activity,
-                                          ``xr:<edge>`` loop-exit records
-``{p}:run:<id>:pending``           hash   ``node|visit`` → JSON item (sources, st q/r/w, worker, deliveries)
+                                          ``xr:<edge>`` loop-exit records, ``h`` visits parked for a person
+``{p}:run:<id>:pending``           hash   ``node|visit`` → JSON item (sources, st q/r/w, worker, deliveries;
+                                          ``h``/``hj``: parked for a person, with its wait info)
 ``{p}:run:<id>:partial``           set    joins holding partial arrivals (for the end-of-run sweep)
 ``{p}:run:<id>:xpend``             set    loops with recorded exits not yet delivered
 ``{p}:run:<id>:nodes``             hash   node id → JSON NodeStats
@@ -23,11 +24,16 @@ key                                type   contents
 ``{p}:run:<id>:children``          set    child runs (subflow / map) for cancellation
 ``{p}:run:<id>:done``              stream one entry, written when the run ends: waiters block on it
                                           (XREAD) instead of waking on every event
+``{p}:run:<id>:history``           stream time travel: ``k=start`` (the inputs), then one ``k=commit`` entry per
+                                          committed visit (node, visit, output, taken edges, state
+                                          writes, action, flag, event id), written by ``COMMIT``
 ``{p}:bp:<digest>``                hash   ``json`` (the blueprint) + the compiled graph for the scripts:
                                           ``o:<node>`` out edges, ``i:<node>`` join info, ``x:<scc>`` exits
 ``{p}:runs``                       zset   run id → created time (``flownb runs``)
 ``{p}:leases``                     zset   ``run|node|visit`` → deadline (ms): claimed items are renewed by
                                           their worker's heartbeat; expired ones are re-queued by a reaper
+``{p}:waits``                      zset   ``run|node|visit`` → deadline (ms) of a parked wait with ``timeout_s``;
+                                          the reaper takes the default answer when it passes
 ``{p}:reaper``                     string lock so one worker reaps at a time
 ``{p}:workers``                    hash   worker name → JSON (pid, host, state, current node, jobs done)
 =================================  =====  ===============================================================
@@ -79,6 +85,13 @@ class Keys:
 
     def done(self, run_id: str) -> str:
         return self.run(run_id, "done")
+
+    def history(self, run_id: str) -> str:
+        return self.run(run_id, "history")
+
+    @property
+    def waits(self) -> str:
+        return f"{self.prefix}:waits"
 
     def run_keys(self, run_id: str) -> list[str]:
         """The per-run keys in the order every script takes them (KEYS[1..9]; done is KEYS[13])."""

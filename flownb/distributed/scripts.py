@@ -32,7 +32,7 @@ local NOW_MS = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 local NOW_S = string.format('%d.%06d', _t[1], _t[2])
 
 local function xadd(key, typ, node, data)
-  redis.call('XADD', key, 'MAXLEN', '~', MAXLEN, '*', 't', typ, 'n', node or '', 'ts', NOW_S,
+  return redis.call('XADD', key, 'MAXLEN', '~', MAXLEN, '*', 't', typ, 'n', node or '', 'ts', NOW_S,
              'd', data or '{}')
 end
 
@@ -213,6 +213,26 @@ end
 
 local function run_key(run, part) return PREFIX .. ':run:' .. run .. ':' .. part end
 
+-- time travel: ARGV[from..] state k, v pairs (v already JSON) as one JSON object, for the
+-- run's history stream (flownb.history)
+local function json_pairs(from)
+  local parts = {}
+  for i = from, #ARGV, 2 do table.insert(parts, cjson.encode(ARGV[i]) .. ':' .. ARGV[i + 1]) end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- human in the loop (flownb.waiting): when every active visit waits for a person, the run is
+-- parked: status 'waiting', run_waiting, and a done entry so waiters return (RESUME deletes it)
+local function maybe_waiting()
+  local held = tonumber(redis.call('HGET', K_SCHED, 'h') or '0')
+  if held > 0 and held == tonumber(redis.call('HGET', K_SCHED, 'active') or '0')
+     and redis.call('HGET', K_META, 'status') == 'running' then
+    redis.call('HSET', K_META, 'status', 'waiting')
+    xadd(K_EVENTS, 'run_waiting', '', '{}')
+    redis.call('XADD', K_DONE, '*', 's', 'waiting')
+  end
+end
+
 -- set the final status of a run once, expire its keys, and tell a waiting parent run
 local function finalize(status, err, event_type)
   redis.call('HSET', K_META, 'status', status, 'finished_at', NOW_S)
@@ -231,7 +251,8 @@ local function finalize(status, err, event_type)
   redis.call('DEL', K_PENDING)
   redis.call('XADD', K_DONE, '*', 's', status)
   local ttl = tonumber(redis.call('HGET', K_META, 'ttl') or TTL)
-  for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_DONE}) do
+  for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_DONE,
+                      run_key(RUN, 'history')}) do
     redis.call('EXPIRE', k, ttl)
   end
   local parent = redis.call('HGET', K_META, 'parent')
@@ -265,6 +286,7 @@ local function maybe_finished()
   if tonumber(redis.call('HGET', K_SCHED, 'active') or '0') == 0 then
     return finalize('succeeded', nil, 'run_finished')
   end
+  maybe_waiting()
   return nil
 end
 
@@ -297,6 +319,7 @@ redis.call('ZADD', K_RUNS, NOW_MS, RUN)
 redis.call('ZREMRANGEBYSCORE', K_RUNS, '-inf', NOW_MS - 2000 * TTL)  -- runs long expired
 if ARGV[13] ~= '' then redis.call('SADD', ARGV[13], RUN) end
 xadd(K_EVENTS, 'run_started', '', ARGV[12])
+redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'start', 'd', json_pairs(15))
 for _, n in ipairs(cjson.decode(ARGV[10])) do fire(n, {}) end
 queue_ready()
 local out = {}
@@ -384,7 +407,15 @@ redis.call('HDEL', K_PENDING, node .. '|' .. visit)
 redis.call('ZREM', K_LEASES, member(node, visit))
 local event_node = node
 if ARGV[14] ~= '' then event_node = ARGV[14] end
-xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
+local eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
+-- time travel: the committed step, in the same atomic call (flownb.history)
+local evd = cjson.decode(ARGV[12])
+local flag = evd.flag
+if type(flag) ~= 'string' then flag = '' end
+local act = evd.action
+if type(act) ~= 'string' then act = '' end
+redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
+           't', ARGV[10], 'w', json_pairs(15), 'a', act, 'f', flag, 'e', eid)
 redis.call('HINCRBY', K_SCHED, 'active', -1)
 local info = ginfo(node)
 if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
@@ -424,7 +455,8 @@ return cjson.encode({r = 'ok', parent = parent})
 #: KEYS: the run keys. Returns the number of runs cancelled.
 CANCEL = _LIB + r"""
 local function cancel(run, meta, pending, children)
-  if redis.call('HGET', meta, 'status') ~= 'running' then return 0 end
+  local st = redis.call('HGET', meta, 'status')
+  if st ~= 'running' and st ~= 'waiting' then return 0 end
   local n = 1
   for _, child in ipairs(redis.call('SMEMBERS', children)) do
     n = n + cancel(child, run_key(child, 'meta'), run_key(child, 'pending'), run_key(child, 'children'))
@@ -435,7 +467,8 @@ local function cancel(run, meta, pending, children)
   for _, f in ipairs(redis.call('HKEYS', pending)) do redis.call('ZREM', K_LEASES, run .. '|' .. f) end
   redis.call('DEL', pending)
   local ttl = tonumber(redis.call('HGET', meta, 'ttl') or TTL)
-  for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done'}) do
+  for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done',
+                         'history'}) do
     redis.call('EXPIRE', run_key(run, part), ttl)
   end
   return n
@@ -497,5 +530,60 @@ for i = 2, #ARGV do n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', dl, ARGV[i])
 return n
 """
 
+#: Park a visit that waits for a person (a wait/approval node): no lease, no worker holds it; the
+#: run's status becomes 'waiting' when nothing else is active (see flownb.waiting).
+#: KEYS: the run keys (the waits zset is derived: ARGV[2] .. ':waits', see keys.py);
+#: ARGV[7] node, ARGV[8] visit, ARGV[9] wait info
+#: (JSON, kept as a string in the item's 'hj'), ARGV[10] timeout (ms) or '', ARGV[11] node_waiting
+#: event data (JSON), ARGV[12] node stats (JSON).
+#: Returns JSON {"r": "ok"|"stale"|"gone"|"done"|"already", "waiting": bool}.
+PARK = _LIB + r"""
+local status = redis.call('HGET', K_META, 'status')
+if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
+local node, visit = ARGV[7], ARGV[8]
+if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
+  return cjson.encode({r = 'done'})
+end
+local f = node .. '|' .. visit
+local raw = redis.call('HGET', K_PENDING, f)
+if not raw then return cjson.encode({r = 'gone'}) end
+local it = cjson.decode(raw)
+if it.h then return cjson.encode({r = 'already'}) end
+it.st = 'w'
+it.h = 1
+it.hj = ARGV[9]
+redis.call('HSET', K_PENDING, f, cjson.encode(it))
+redis.call('ZREM', K_LEASES, member(node, visit))
+redis.call('HINCRBY', K_SCHED, 'h', 1)
+redis.call('HSET', K_NODES, node, ARGV[12])
+if ARGV[10] ~= '' then
+  redis.call('ZADD', PREFIX .. ':waits', NOW_MS + tonumber(ARGV[10]), member(node, visit))
+end
+xadd(K_EVENTS, 'node_waiting', node, ARGV[11])
+maybe_waiting()
+return cjson.encode({r = 'ok', waiting = redis.call('HGET', K_META, 'status') == 'waiting'})
+"""
+
+#: Answer a parked visit: refuse unless it still waits, then commit the answer with the COMMIT
+#: script's own body (output, state, history, edges, joins, completion) — one atomic call, so a
+#: second answer finds nothing waiting and is refused.
+#: KEYS: the run keys (the waits zset is derived: ARGV[2] .. ':waits'); ARGV: exactly COMMIT's.
+#: Returns COMMIT's answer, or JSON {"r": "refused", "status": ..., "done": bool}.
+RESUME = _LIB + r"""
+local st0 = redis.call('HGET', K_META, 'status')
+local raw0 = redis.call('HGET', K_PENDING, ARGV[7] .. '|' .. ARGV[8])
+local it0 = raw0 and cjson.decode(raw0)
+if (st0 ~= 'waiting' and st0 ~= 'running') or not it0 or not it0.h then
+  return cjson.encode({r = 'refused', status = st0 or 'missing',
+                       done = redis.call('HEXISTS', K_SCHED, 'd:' .. ARGV[7] .. ':' .. ARGV[8]) == 1})
+end
+redis.call('HINCRBY', K_SCHED, 'h', -1)
+redis.call('ZREM', PREFIX .. ':waits', member(ARGV[7], ARGV[8]))
+if st0 == 'waiting' then
+  redis.call('HSET', K_META, 'status', 'running')
+  redis.call('DEL', K_DONE)
+end
+""" + COMMIT[len(_LIB):]
+
 ALL = {"START": START, "CLAIM": CLAIM, "CLAIM_MANY": CLAIM_MANY, "COMMIT": COMMIT, "FAIL": FAIL, "CANCEL": CANCEL,
-       "WAIT_CHILDREN": WAIT_CHILDREN, "REQUEUE": REQUEUE, "RENEW": RENEW}
+       "WAIT_CHILDREN": WAIT_CHILDREN, "REQUEUE": REQUEUE, "RENEW": RENEW, "PARK": PARK, "RESUME": RESUME}

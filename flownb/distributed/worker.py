@@ -36,7 +36,9 @@ from ..graph import CNode, Graph, compile_graph, select_edges
 from ..registry import Registry, Result, default_registry
 from .jobs import enqueue_items, make_queue
 from .keys import lease_member
+from ..waiting import WaitRequest
 from .store import RedisStore, StoreSettings, dumps, loads
+from .waiting import expire_waits, park
 
 if TYPE_CHECKING:
     import redis
@@ -170,6 +172,7 @@ class WorkerRuntime:
                              px=max(100, int(self.reap_interval_s * 900))):
             return 0
         items = self.store.requeue_expired()
+        expire_waits(self.store, self.queue)  # waits whose timeout_s passed take their default
         by_run: dict[str, list[list[Any]]] = {}
         for run_id, node, visit in items:
             by_run.setdefault(run_id, []).append([node, visit])
@@ -348,6 +351,9 @@ class WorkerRuntime:
                 action: str | None, writes: Mapping[str, Any], stats: dict[str, Any],
                 event_node: str = "") -> tuple[str, int, dict[str, Any], Any] | None:
         st = self.store
+        if type(output) is WaitRequest:  # the node asks a person: park, hold no worker
+            park(st, run.run_id, run.digest, cn, visit, input_, output, worker=self.name)
+            return None
         try:
             output_json = dumps(output)
             taken = select_edges(cn, action, _resolver(st, run.run_id, output, action, input_,
