@@ -116,6 +116,34 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_resume(args: argparse.Namespace) -> int:
+    """Answer a run waiting for a person (flownb.waiting); without NODE, show what it waits for."""
+    handle = _executor(args).attach(args.run_id)
+    if args.node is None or (args.json is None and args.value is None):
+        rows = handle.waiting()
+        if not rows:
+            print(f"run {args.run_id} waits for nothing ({handle.status()})")
+            return 1
+        for w in rows:
+            ask = f"choices {w['choices']}" if w.get("choices") else (
+                f"schema {json.dumps(w['schema'])}" if w.get("schema") else "any JSON value")
+            print(f"{w['node']} (visit {w['visit']}): {w.get('prompt') or '(no prompt)'} — {ask}")
+        print("answer with: flownb resume RUN NODE --json '<value>'  (or --value TEXT)")
+        return 0 if args.node is None else 2
+    if args.json is not None:
+        try:
+            value = json.loads(args.json)
+        except ValueError as exc:
+            print(f"flownb: error: --json is not JSON ({exc}); for plain text use --value",
+                  file=sys.stderr)
+            return EXIT_PROBLEMS
+    else:
+        value = args.value
+    handle.resume(args.node, value, visit=args.visit)
+    print(f"resumed {args.node}; run {args.run_id} is {handle.status()}")
+    return 0
+
+
 def _load_inputs(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
@@ -213,6 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     redis_opts(c)
     c.add_argument("run_id")
     c.set_defaults(fn=_cmd_cancel)
+
+    rs = sub.add_parser("resume", help="answer a run waiting for a person (a wait/approval node)")
+    redis_opts(rs)
+    rs.add_argument("run_id")
+    rs.add_argument("node", nargs="?", help="the waiting node (omit to list what the run waits for)")
+    rs.add_argument("--json", help="the answer as JSON, e.g. '\"approve\"' or '{\"action\": \"edit\"}'")
+    rs.add_argument("--value", help="the answer as plain text (e.g. a choice: approve)")
+    rs.add_argument("--visit", type=int, default=None, help="which visit, if several wait")
+    rs.set_defaults(fn=_cmd_resume)
 
     rn = sub.add_parser("run", help="run a blueprint file (in process, or on --redis)")
     redis_opts(rn)

@@ -156,6 +156,7 @@ class LocalRun:
         self.engine = engine
         self.started_at = started_at
         self._driving = False
+        self.answered: set[tuple[str, int]] = set()
 
     @property
     def run_id(self) -> str:
@@ -214,6 +215,7 @@ class LocalRun:
         except FlownbError as exc:
             raise ResumeError(exc.message, node_id=node_id, run_id=self.run_id) from None
         del eng.parked[key]
+        self.answered.add(key)
         self._driving = True
         try:
             if eng.recorder is not None:
@@ -268,9 +270,16 @@ class LocalRun:
         if node_id not in eng.g.nodes:
             raise ResumeError(f"the blueprint has no node {node_id!r}", node_id=node_id,
                               run_id=self.run_id)
-        answered = any(n == node_id for n, _ in eng.sched.done)
-        why = "it was answered already" if answered else "it is not waiting"
+        why = _why_not(any(n == node_id for n, _ in self.answered),
+                       any(n == node_id for n, _ in eng.sched.done))
         waiting = sorted({n for n, _ in eng.parked}) or "none"
         raise ResumeError(f"cannot resume: {why} (waiting now: {waiting})", node_id=node_id,
                           run_id=self.run_id)
 
+
+
+def _why_not(answered: bool, committed: bool) -> str:
+    if answered:
+        return "it was answered already"
+    return "it is not waiting (it finished; only wait/approval nodes take answers)" if committed \
+        else "it is not waiting"

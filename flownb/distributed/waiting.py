@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..answers import AnswerError
 from ..errors import FlownbError
 from ..graph import Graph, analyse, select_edges
-from ..waiting import ResumeError, WaitRequest, answer_for, request_info
+from ..waiting import ResumeError, WaitRequest, _why_not, answer_for, request_info
 from .jobs import enqueue_items
 from .keys import lease_member
 from .store import RedisStore, dumps, loads
@@ -77,10 +77,8 @@ def resume(store: RedisStore, queue: rq.Queue, run_id: str, node_id: str, value:
         if parked:
             raise ResumeError(f"visits {[w['visit'] for w in parked]} are waiting; pass visit=",
                               node_id=node_id, run_id=run_id)
-        sched = store.keys.sched(run_id)
-        v = visit or int(store.r.hget(sched, f"v:{node_id}") or 0)
-        answered = bool(v) and bool(store.r.hexists(sched, f"d:{node_id}:{v}"))
-        why = "it was answered already" if answered else "it is not waiting"
+        stats = loads(store.r.hget(store.keys.nodes(run_id), node_id)) or {}
+        why = _why_not(bool(stats.get("answered")), stats.get("status") == "succeeded")
         now = sorted({w["node"] for w in waiting(store, run_id)}) or "none"
         raise ResumeError(f"cannot resume: {why} (run status {meta.get('status')!r}; waiting "
                           f"now: {now})", node_id=node_id, run_id=run_id)
@@ -104,12 +102,12 @@ def resume(store: RedisStore, queue: rq.Queue, run_id: str, node_id: str, value:
                        taken=taken, script="RESUME",
                        stats={"status": "succeeded", "visits": info["visit"], "attempts": 1,
                               "duration_s": max(0.0, now - info["since"]), "finished_at": now,
-                              "started_at": info["since"]},
+                              "started_at": info["since"], "answered": by},
                        event={"visit": info["visit"], "attempt": 1, "action": action,
                               "output": _preview(output), "flag": flag, "by": by,
                               "duration_s": max(0.0, now - info["since"])})
     if res.get("r") == "refused":
-        why = "it was answered already" if res.get("done") else "it is not waiting"
+        why = _why_not(bool(res.get("done")), False)
         raise ResumeError(f"cannot resume: {why} (run status {res.get('status')!r})",
                           node_id=node_id, run_id=run_id)
     if res.get("r") != "ok":
