@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .blueprint import Blueprint, Builder, Edge, Node as NodeSpec, NodeConfig, load
+from .blueprint import Blueprint, Builder, Edge, NodeConfig, load
+from .blueprint import Node as NodeSpec
 from .context import NodeContext
 from .errors import (
     BlueprintError,
@@ -26,23 +27,58 @@ from .errors import (
     RunTimeout,
 )
 from .events import Event, EventBus
+from .history import Step, afork, fork
 from .registry import Node, Registry, Result, default_registry, node
 from .result import RunResult
 from .runtime import CancelToken, arun, run
-from .history import Step, afork, fork
 from .stream import Chunk, astream, stream
 from .waiting import ResumeError, WaitRequest, wait_for
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Blueprint", "Builder", "Edge", "NodeSpec", "NodeConfig", "load", "NodeContext",
-    "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LintError",
-    "MaxVisitsExceeded", "NodeError", "NodeTimeout", "RegistryError", "RunCancelled", "RunFailed",
-    "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
-    "RunResult", "CancelToken", "arun", "run", "attach", "__version__",
-    "stream", "astream", "Chunk", "fork", "afork", "Step", "wait_for", "WaitRequest",
-    "ResumeError", "aresume",
+    "Blueprint",
+    "BlueprintError",
+    "Builder",
+    "CancelToken",
+    "Chunk",
+    "ConditionError",
+    "Edge",
+    "Event",
+    "EventBus",
+    "ExecutorError",
+    "FlownbError",
+    "LintError",
+    "MaxVisitsExceeded",
+    "Node",
+    "NodeConfig",
+    "NodeContext",
+    "NodeError",
+    "NodeSpec",
+    "NodeTimeout",
+    "Registry",
+    "RegistryError",
+    "Result",
+    "ResumeError",
+    "RunCancelled",
+    "RunFailed",
+    "RunResult",
+    "RunTimeout",
+    "Step",
+    "WaitRequest",
+    "__version__",
+    "afork",
+    "aresume",
+    "arun",
+    "astream",
+    "attach",
+    "default_registry",
+    "fork",
+    "load",
+    "node",
+    "run",
+    "stream",
+    "wait_for",
 ]
 
 

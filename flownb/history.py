@@ -247,4 +247,4 @@ def _preview(value: Any) -> Any:
     return preview(value)
 
 
-__all__ = ["Step", "Recorder", "ForkPlan", "make_plan", "fork", "afork", "afork_local", "Event"]
+__all__ = ["Event", "ForkPlan", "Recorder", "Step", "afork", "afork_local", "fork", "make_plan"]

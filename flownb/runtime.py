@@ -22,10 +22,16 @@ from typing import Any
 from . import events as ev
 from .blueprint import Blueprint, load
 from .context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
-from .errors import FlownbError, MaxVisitsExceeded, NodeError, NodeTimeout, RegistryError
+from .errors import (
+    FlownbError,
+    MaxVisitsExceeded,
+    NodeError,
+    NodeTimeout,
+    RegistryError,
+)
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
-from .registry import NodeImpl, Registry, Result, default_registry
+from .registry import Registry, Result, default_registry
 from .result import CANCELLED, FAILED, SUCCEEDED, WAITING, NodeStats, RunResult
 from .scheduler import Item, Scheduler
 from .waiting import WaitRequest, park_local
@@ -108,7 +114,7 @@ class _Outputs(Mapping[str, Any]):
 class _StateMap(Mapping[str, Any]):
     """The run's state for conditions: plain keys plus ``_outputs``."""
 
-    __slots__ = ("_s", "_o")
+    __slots__ = ("_o", "_s")
 
     def __init__(self, state: dict[str, Any], outputs: dict[str, Any]) -> None:
         self._s = state
@@ -687,4 +693,4 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
     return run_sync(arun(blueprint, inputs, **kwargs))
 
 
-__all__ = ["arun", "run", "Engine", "CancelToken", "new_run_id", "RegistryError"]
+__all__ = ["CancelToken", "Engine", "RegistryError", "arun", "new_run_id", "run"]

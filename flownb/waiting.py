@@ -87,7 +87,7 @@ def wait_node(ctx: NodeContext) -> WaitRequest:
         prompt = render_template(str(prompt), ctx.input, ctx._read, node_id=ctx.node_id)
     try:
         return wait_for(prompt, schema=p.get("schema"), choices=p.get("choices"),
-                        timeout_s=p.get("timeout_s"), default=p["default"] if "default" in p else _UNSET)
+                        timeout_s=p.get("timeout_s"), default=p.get("default", _UNSET))
     except AnswerError as exc:
         raise AnswerError(f"params: {exc.message}", node_id=ctx.node_id) from None
 
@@ -230,7 +230,7 @@ class LocalRun:
         result._run = self
         return result
 
-    def expire(self) -> RunResult:
+    def expire(self) -> RunResult | None:
         from .aio import run_sync
 
         return run_sync(self.aexpire())

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import hitl_nodes  # noqa: F401
 import pytest
 import redis
+from hitl_support import hitl_workers
 
 import flownb
 from flownb.distributed.client import DistributedExecutor
-
-import hitl_nodes  # noqa: F401
-from conftest import Workers
 
 
 def chain(url: str) -> flownb.Blueprint:
@@ -40,6 +39,13 @@ def reset(url: str) -> None:
         r.delete(f"count:{k}")
 
 
+def s_reruns(steps: list[flownb.Step], fork_node: str) -> int:
+    """The side branch ``s`` runs in parallel with ``c``: a fork at ``fork_node`` replays it if
+    it committed before, and runs it again if it committed after."""
+    order = [st.node for st in steps]
+    return 0 if order.index("s") < order.index(fork_node) else 1
+
+
 def test_in_process_history_lists_steps_with_state_diffs(redis_url: str) -> None:
     res = flownb.run(chain(redis_url), {"x": 1}, history=True)
     steps = res.history()
@@ -55,21 +61,22 @@ def test_in_process_fork_reruns_only_downstream(redis_url: str) -> None:
     reset(redis_url)
     forked = flownb.fork(res, from_node="c", state={"extra": "edited"})
     assert forked.status == "succeeded" and forked.run_id != res.run_id
-    assert counts(redis_url) == {"a": 0, "b": 0, "s": 0, "c": 1, "d": 1, "j": 1}
+    assert counts(redis_url) == {"a": 0, "b": 0, "s": s_reruns(res.history(), "c"), "c": 1, "d": 1,
+                                 "j": 1}
     assert forked.state["extra"] == "edited" and forked.outputs["a"] == "A()"
     flags = [(s.node, s.flag) for s in forked.history()]
     assert ("a", "replayed") in flags and ("c", "") in flags
     reset(redis_url)
     edited = flownb.fork(res, from_node="c", output="C-EDITED")
     assert edited.outputs["c"] == "C-EDITED" and edited.outputs["d"] == "D(C-EDITED)"
-    assert counts(redis_url) == {"a": 0, "b": 0, "s": 0, "c": 0, "d": 1, "j": 1}
+    assert counts(redis_url) == {"a": 0, "b": 0, "s": s_reruns(res.history(), "c"), "c": 0, "d": 1,
+                                 "j": 1}
     with pytest.raises(flownb.FlownbError, match="no node 'zz'"):
         flownb.fork(res, from_node="zz")
 
 
 def test_distributed_history_and_fork_rerun_only_downstream(redis_url: str) -> None:
-    w = Workers(redis_url)
-    w.MODULES = ("hitl_nodes",)  # type: ignore[misc]
+    w = hitl_workers(redis_url)
     try:
         w.start(2)
         ex = DistributedExecutor(redis_url)
@@ -87,9 +94,7 @@ def test_distributed_history_and_fork_rerun_only_downstream(redis_url: str) -> N
         assert out.state["extra"] == "edited" and out.outputs["a"] == "A()"
         c = counts(redis_url)
         assert c["a"] == c["b"] == 0 and c["c"] == c["d"] == c["j"] == 1
-        # s ran in the original before or after c: replayed if before, re-run if after
-        assert c["s"] == (0 if [s.node for s in steps].index("s") < [s.node for s in steps].index("c")
-                          else 1)
+        assert c["s"] == s_reruns(steps, "c")
         # a fork of the in-process history, on Redis (and the other way round)
         local = flownb.run(chain(redis_url), {"x": 1}, history=True)
         reset(redis_url)

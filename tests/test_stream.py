@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
+import hitl_nodes  # noqa: F401
 import pytest
+from hitl_support import hitl_workers
 
 import flownb
 from flownb.distributed.client import DistributedExecutor
 from flownb.stream import Chunk
-
-import hitl_nodes  # noqa: F401
-from conftest import Workers
 
 BP = flownb.load({"id": "stream-me", "nodes": [
     {"id": "a", "uses": "hitl-count", "params": {"text": "A"}},
@@ -45,16 +45,15 @@ def comparable(chunks: list[Chunk]) -> dict[str, list[Any]]:
 
 
 @pytest.fixture(scope="module")
-def dist_chunks(module_redis_url: str) -> tuple[DistributedExecutor, list[Chunk], str]:
-    w = Workers(module_redis_url)
-    w.MODULES = ("hitl_nodes",)  # type: ignore[misc]
+def dist_chunks(module_redis_url: str) -> Iterator[tuple[DistributedExecutor, list[Chunk], str]]:
+    w = hitl_workers(module_redis_url)
     w.start(1)
     try:
         ex = DistributedExecutor(module_redis_url)
         handle = ex.submit(BP, INPUTS)
         chunks = list(handle.stream(MODES, timeout=60))
         assert handle.result(timeout=30).status == "succeeded"
-        yield ex, chunks, handle.run_id  # type: ignore[misc]
+        yield ex, chunks, handle.run_id
     finally:
         w.close()
 

@@ -42,8 +42,8 @@ def read_history(store: RedisStore, run_id: str) -> tuple[dict[str, Any], list[S
     """The run's inputs and committed steps, in commit order."""
     inputs: dict[str, Any] | None = None
     steps: list[Step] = []
-    for entry_id, raw in store.r.xrange(store.keys.history(run_id)):
-        f = _fields(raw)
+    for entry_id, raw in store.r.xrange(store.keys.history(run_id)) or []:
+        f = _fields(raw or {})
         if f.get("k") == "start":
             inputs = loads(f.get("d") or "{}", what="history inputs") or {}
         elif f.get("k") == "commit":
@@ -69,10 +69,10 @@ class _HistoryCursor:
 
     def _more(self) -> bool:
         start = self.last if self.last == "-" else f"({self.last}"
-        got = self.store.r.xrange(self.key, min=start, count=200)
+        got = self.store.r.xrange(self.key, min=start, count=200) or []
         for entry_id, raw in got:
             self.last = _s(entry_id)
-            f = _fields(raw)
+            f = _fields(raw or {})
             if f.get("k") == "start":
                 self.inputs = loads(f.get("d") or "{}") or {}
             else:
@@ -162,4 +162,4 @@ def fork_on(executor: DistributedExecutor, plan: ForkPlan, *, run_id: str | None
     return RunHandle(executor, run_id, bp)
 
 
-__all__ = ["read_history", "stream_run", "fork_on"]
+__all__ = ["fork_on", "read_history", "stream_run"]

@@ -47,7 +47,7 @@ def park(store: RedisStore, run_id: str, digest: str, cn: CNode, visit: int, inp
 def waiting(store: RedisStore, run_id: str) -> list[dict[str, Any]]:
     """The run's parked visits: ``[{node, visit, prompt, schema, choices, deadline, ...}]``."""
     out = []
-    for field, raw in store.r.hgetall(store.keys.pending(run_id)).items():
+    for raw in store.r.hgetall(store.keys.pending(run_id)).values():
         it = loads(raw, what=f"pending item of run {run_id}")
         if not it.get("h"):
             continue
@@ -79,9 +79,9 @@ def resume(store: RedisStore, queue: rq.Queue, run_id: str, node_id: str, value:
                               node_id=node_id, run_id=run_id)
         stats = loads(store.r.hget(store.keys.nodes(run_id), node_id)) or {}
         why = _why_not(bool(stats.get("answered")), stats.get("status") == "succeeded")
-        now = sorted({w["node"] for w in waiting(store, run_id)}) or "none"
+        others = sorted({w["node"] for w in waiting(store, run_id)}) or "none"
         raise ResumeError(f"cannot resume: {why} (run status {meta.get('status')!r}; waiting "
-                          f"now: {now})", node_id=node_id, run_id=run_id)
+                          f"now: {others})", node_id=node_id, run_id=run_id)
     info = parked[0]
     try:
         output, action = answer_for(info, value, by=by)
@@ -138,4 +138,4 @@ def expire_waits(store: RedisStore, queue: rq.Queue, limit: int = 100) -> int:
     return n
 
 
-__all__ = ["park", "waiting", "resume", "expire_waits"]
+__all__ = ["expire_waits", "park", "resume", "waiting"]

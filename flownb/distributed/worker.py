@@ -34,9 +34,9 @@ from ..context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
 from ..errors import FlownbError, NodeTimeout
 from ..graph import CNode, Graph, compile_graph, select_edges
 from ..registry import Registry, Result, default_registry
+from ..waiting import WaitRequest
 from .jobs import enqueue_items, make_queue
 from .keys import lease_member
-from ..waiting import WaitRequest
 from .store import RedisStore, StoreSettings, dumps, loads
 from .waiting import expire_waits, park
 
@@ -573,7 +573,7 @@ def _itimer_penalty() -> Any:
 class _Reader:
     """Lazy, cached reads of a run's state fields (a node pays only for what it touches)."""
 
-    __slots__ = ("store", "run_id", "cache")
+    __slots__ = ("cache", "run_id", "store")
 
     def __init__(self, store: RedisStore, run_id: str) -> None:
         self.store = store
