@@ -256,3 +256,22 @@ def test_distributed_result_resume_is_the_same_api(redis_url: str) -> None:
             cancelled.resume("review", "approve")
     finally:
         w.close()
+
+
+def test_approval_form_buttons_and_json_box_resume_the_run() -> None:
+    pytest.importorskip("ipywidgets")
+    from flownb.notebook.approval import approval_form
+
+    res = flownb.run(approval_bp(), {"topic": "refund"})
+    form = approval_form(res)
+    assert [b.description for b in form.buttons] == ["approve", "reject"]
+    assert "Send [polite] reply about refund?" in form.prompt.value
+    form.answer_json("{not json")
+    assert "not JSON" in form.status.value and form.result is None
+    form.answer_json('{"action": "maybe"}')
+    assert "not one of the choices" in form.status.value and form.result is None
+    form.buttons[0].click()  # what a person's click does
+    assert form.result.status == "succeeded" and "send" in form.result.outputs
+    assert all(b.disabled for b in form.buttons)
+    with pytest.raises(flownb.FlownbError, match="not waiting"):
+        approval_form(form.result)
