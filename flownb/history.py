@@ -191,6 +191,9 @@ async def afork_local(plan: ForkPlan, *, registry: Registry | None = None,
             pool += _replay_local(eng, step)
         item = _take(pool, plan.node, plan.visit, plan)
         eng.state.update(plan.state)
+        # a start node's input is the run's inputs; on Redis it is read from the state, so an
+        # edited input key must reach it here too
+        eng.inputs.update({k: v for k, v in plan.state.items() if k in eng.inputs})
         if plan.output is _UNSET:
             pool.insert(0, item)
         else:

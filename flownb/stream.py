@@ -181,16 +181,20 @@ class RunStream:
 
         t = threading.Thread(target=lambda: asyncio.run(pump()), name="flownb-stream", daemon=True)
         t.start()
+        ended = False
         try:
             while True:
                 x = q.get()
                 if x is self._END:
+                    ended = True
                     break
                 if isinstance(x, _Raised):
                     raise x.exc
                 yield x
         finally:
-            if t.is_alive():
+            if ended:
+                t.join()
+            else:  # the consumer stopped early: stop the run and let the pump finish
                 stop.set()
                 self.inner.cancel.cancel()
                 while t.is_alive():  # drain so the pump can finish

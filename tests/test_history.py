@@ -116,3 +116,12 @@ def test_fork_from_a_node_that_never_committed_is_refused() -> None:
     assert [s.flag for s in done.history()] == ["", "resumed"]
     forked = flownb.fork(done, from_node="ask", output="changed")
     assert forked.outputs["ask"] == "changed"
+
+
+def test_fork_state_edits_reach_a_start_nodes_input() -> None:
+    bp = flownb.load({"id": "tone", "nodes": [
+        {"id": "draft", "uses": "output", "params": {"template": "a {{tone}} reply"}},
+        {"id": "ask", "uses": "wait"}], "edges": [{"source": "draft", "target": "ask"}]})
+    res = flownb.run(bp, {"tone": "friendly"}, history=True)
+    forked = flownb.fork(res, from_node="draft", state={"tone": "formal"})
+    assert forked.outputs["draft"] == "a formal reply" and forked.status == "waiting"

@@ -109,6 +109,7 @@ def test_streams_end_when_the_run_waits(dist_chunks: Any) -> None:
     types = [c.data.type for c in local]
     assert types[-2:] == ["node_waiting", "run_waiting"]
     assert local.result is not None and local.result.status == "waiting"
+    assert local.result.resume("ask", "go").status == "succeeded"  # the stream left it resumable
     handle = ex.submit(bp)
     remote = [c.data.type for c in handle.stream("events", timeout=30)]
     assert remote[-2:] == ["node_waiting", "run_waiting"]
