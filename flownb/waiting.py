@@ -125,6 +125,11 @@ class _Parked:
 
 def park_local(engine: Engine, cn: CNode, item: Item, req: WaitRequest, input_: Any) -> list[Item]:
     """The in-process engine's commit hook for a :class:`WaitRequest`: park, hold nothing."""
+    if engine.depth > 0:
+        raise FlownbError("a wait inside a subflow/map child cannot park in process (its parent "
+                          "would have to wait too); put the wait in the parent blueprint, or run "
+                          "on Redis, where the child run parks and is resumed by its own id",
+                          node_id=cn.id, run_id=engine.run_id)
     info = request_info(cn, item.visit, req, input_)
     deadline = time.time() + req.timeout_s if req.timeout_s else None
     engine.parked[(cn.id, item.visit)] = _Parked(item, info, deadline)

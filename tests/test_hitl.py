@@ -275,3 +275,29 @@ def test_approval_form_buttons_and_json_box_resume_the_run() -> None:
     assert all(b.disabled for b in form.buttons)
     with pytest.raises(flownb.FlownbError, match="not waiting"):
         approval_form(form.result)
+
+
+def test_a_wait_inside_a_subflow(redis_url: str) -> None:
+    reg = flownb.Registry()
+    reg.add_blueprint(flownb.load({"id": "child", "nodes": [{"id": "ask", "uses": "wait"}]}))
+    parent = flownb.load({"id": "parent", "nodes": [
+        {"id": "sub", "uses": "subflow", "params": {"blueprintId": "child"}},
+        {"id": "after", "uses": "passthrough"}], "edges": [{"source": "sub", "target": "after"}]})
+    local = flownb.run(parent, registry=reg, raise_on_error=False)
+    assert local.status == "failed" and "cannot park in process" in (local.error or {})["message"]
+    w = hitl_workers(redis_url)
+    try:
+        w.start(1)
+        handle = DistributedExecutor(redis_url, registry=reg).submit(parent)
+        ex = DistributedExecutor(redis_url)
+        deadline = time.monotonic() + 30
+        while ex.store.status(f"{handle.run_id}.sub.1.0") != "waiting":
+            assert time.monotonic() < deadline, "the child run never parked"
+            time.sleep(0.05)
+        child = ex.attach(f"{handle.run_id}.sub.1.0")
+        assert child.status() == "waiting" and handle.status() == "running"
+        child.resume("ask", "ok")
+        res = handle.result(timeout=30)
+        assert res.status == "succeeded" and res.outputs["after"] == "ok"
+    finally:
+        w.close()
