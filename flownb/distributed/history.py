@@ -29,9 +29,12 @@ if TYPE_CHECKING:
 
 def _step(index: int, f: dict[str, str]) -> Step:
     taken = loads(f.get("t") or "{}", what="history taken edges") or {}
+    event = loads(f.get("d") or "{}", what="history event data") or {}
+    action, flag = event.get("action"), event.get("flag")
     return Step(index, f["n"], int(f["v"]), loads(f.get("o"), what="history output"),
-                f.get("a") or None, loads(f.get("w") or "{}", what="history writes") or {},
-                sorted(int(i) for i in taken), f.get("f", ""), 0.0)
+                action if isinstance(action, str) else None,
+                loads(f.get("w") or "{}", what="history writes") or {},
+                sorted(int(i) for i in taken), flag if isinstance(flag, str) else "", 0.0)
 
 
 def _fields(raw: dict[Any, Any]) -> dict[str, str]:

@@ -26,7 +26,7 @@ key                                type   contents
                                           (XREAD) instead of waking on every event
 ``{p}:run:<id>:history``           stream time travel: ``k=start`` (the inputs), then one ``k=commit`` entry per
                                           committed visit (node, visit, output, taken edges, state
-                                          writes, action, flag, event id), written by ``COMMIT``
+                                          writes, event data, event id), written by ``COMMIT``
 ``{p}:bp:<digest>``                hash   ``json`` (the blueprint) + the compiled graph for the scripts:
                                           ``o:<node>`` out edges, ``i:<node>`` join info, ``x:<scc>`` exits
 ``{p}:runs``                       zset   run id → created time (``flownb runs``)

@@ -408,14 +408,10 @@ redis.call('ZREM', K_LEASES, member(node, visit))
 local event_node = node
 if ARGV[14] ~= '' then event_node = ARGV[14] end
 local eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
--- time travel: the committed step, in the same atomic call (flownb.history)
-local evd = cjson.decode(ARGV[12])
-local flag = evd.flag
-if type(flag) ~= 'string' then flag = '' end
-local act = evd.action
-if type(act) ~= 'string' then act = '' end
+-- time travel: the committed step, in the same atomic call (flownb.history); the event data
+-- goes in as it is (its action and flag are read in Python: no JSON decoding on this path)
 redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
-           't', ARGV[10], 'w', json_pairs(15), 'a', act, 'f', flag, 'e', eid)
+           't', ARGV[10], 'w', json_pairs(15), 'd', ARGV[12], 'e', eid)
 redis.call('HINCRBY', K_SCHED, 'active', -1)
 local info = ginfo(node)
 if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
