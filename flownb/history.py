@@ -54,6 +54,15 @@ class Step:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def apply(self, state: dict[str, Any], outputs: dict[str, Any]) -> None:
+        """Apply this step to a run's state and outputs (replays, ``values`` streams)."""
+        for k, v in self.writes.items():
+            if k.startswith(OUTPUTS_PREFIX):
+                outputs[k[len(OUTPUTS_PREFIX):]] = v
+            else:
+                state[k] = v
+        outputs[self.node] = self.output
+
     def __repr__(self) -> str:
         extra = f" {self.flag}" if self.flag else ""
         act = f" action={self.action!r}" if self.action else ""
@@ -223,12 +232,7 @@ def _take(pool: list[Item], node: str, visit: int, plan: ForkPlan) -> Item:
 
 def _replay_local(eng: Engine, step: Step) -> list[Item]:
     """Commit a recorded step without running its node: state, output, scheduler, events."""
-    for k, v in step.writes.items():
-        if k.startswith(OUTPUTS_PREFIX):
-            eng.outputs[k[len(OUTPUTS_PREFIX):]] = v
-        else:
-            eng.state[k] = v
-    eng.outputs[step.node] = step.output
+    step.apply(eng.state, eng.outputs)
     eng._stat(step.node).status = "succeeded"
     assert eng.recorder is not None
     eng.recorder.flag = "replayed"

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import events as ev
-from .context import OUTPUTS_PREFIX
 from .errors import FlownbError
 from .events import Event
 from .history import Recorder, Step
@@ -75,12 +74,7 @@ class Chunker:
 
     def feed(self, event: Event, step: Step | None) -> list[Chunk]:
         if step is not None:
-            for k, v in step.writes.items():
-                if k.startswith(OUTPUTS_PREFIX):
-                    self.outputs[k[len(OUTPUTS_PREFIX):]] = v
-                else:
-                    self.state[k] = v
-            self.outputs[step.node] = step.output
+            step.apply(self.state, self.outputs)
         out: list[Chunk] = []
         for m in self.modes:
             if m == "events":
