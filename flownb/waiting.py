@@ -99,6 +99,12 @@ def request_info(cn: CNode, visit: int, req: WaitRequest, input_: Any) -> dict[s
     choices = req.choices
     if choices is None and req.schema is None and actions:
         choices = actions  # the answer must pick one of the node's ways out
+    if req.timeout_s is not None and cn.out and not any(e.action is None for e in cn.out):
+        taken = route({"choices": choices, "actions": actions}, req.default)
+        if taken not in actions:  # else the timeout would leave the run waiting for ever
+            raise AnswerError(f"timeout_s={req.timeout_s} needs a default answer that one of its "
+                              f"edges takes: set params.default to one of {actions} (it is "
+                              f"{req.default!r})", node_id=cn.id)
     return {"node": cn.id, "visit": visit, "prompt": req.prompt, "schema": req.schema,
             "choices": choices, "actions": actions, "timeout_s": req.timeout_s,
             "default": req.default, "has_default": req.has_default, "input": input_,

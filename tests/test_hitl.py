@@ -301,3 +301,46 @@ def test_a_wait_inside_a_subflow(redis_url: str) -> None:
         assert res.status == "succeeded" and res.outputs["after"] == "ok"
     finally:
         w.close()
+
+
+def test_a_timeout_without_a_default_an_edge_takes_fails_clearly(redis_url: str) -> None:
+    bp = approval_bp(timeout_s=5)  # no default, and no default edge: it could never end
+    local = flownb.run(bp, raise_on_error=False)
+    assert local.status == "failed" and (local.error or {}).get("node_id") == "review"
+    assert "needs a default answer" in (local.error or {})["message"]
+    w = hitl_workers(redis_url)
+    try:
+        w.start(1)
+        res = DistributedExecutor(redis_url).submit(bp).result(timeout=30)
+        assert res.status == "failed" and "needs a default answer" in (res.error or {})["message"]
+    finally:
+        w.close()
+
+
+def test_racing_answers_commit_once(redis_url: str) -> None:
+    import threading
+
+    w = hitl_workers(redis_url)
+    try:
+        w.start(1)
+        handle = DistributedExecutor(redis_url).submit(approval_bp(redis_url))
+        assert handle.result(timeout=30).status == "waiting"
+        outcomes: list[str] = []
+
+        def answer() -> None:
+            try:
+                flownb.attach(handle.run_id, redis=redis_url).resume("review", "approve")
+                outcomes.append("ok")
+            except ResumeError:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=answer) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["ok"] + ["refused"] * 7
+        assert handle.result(timeout=30).status == "succeeded"
+        assert count(redis_url, "send") == 1
+    finally:
+        w.close()

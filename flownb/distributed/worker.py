@@ -351,10 +351,10 @@ class WorkerRuntime:
                 action: str | None, writes: Mapping[str, Any], stats: dict[str, Any],
                 event_node: str = "") -> tuple[str, int, dict[str, Any], Any] | None:
         st = self.store
-        if type(output) is WaitRequest:  # the node asks a person: park, hold no worker
-            park(st, run.run_id, run.digest, cn, visit, input_, output, worker=self.name)
-            return None
         try:
+            if type(output) is WaitRequest:  # the node asks a person: park, hold no worker
+                park(st, run.run_id, run.digest, cn, visit, input_, output, worker=self.name)
+                return None
             output_json = dumps(output)
             taken = select_edges(cn, action, _resolver(st, run.run_id, output, action, input_,
                                                        writes)) if cn.out else set()
