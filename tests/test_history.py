@@ -125,3 +125,18 @@ def test_fork_state_edits_reach_a_start_nodes_input() -> None:
     res = flownb.run(bp, {"tone": "friendly"}, history=True)
     forked = flownb.fork(res, from_node="draft", state={"tone": "formal"})
     assert forked.outputs["draft"] == "a formal reply" and forked.status == "waiting"
+
+
+def test_timeline_shows_each_step_and_where_it_came_from() -> None:
+    from flownb.notebook.timeline import timeline
+
+    bp = flownb.load({"id": "t", "nodes": [{"id": "a", "uses": "noop"}, {"id": "ask", "uses": "approval"},
+                                          {"id": "ok", "uses": "noop"}],
+                      "edges": [{"source": "a", "target": "ask"},
+                                {"source": "ask", "target": "ok", "action": "approve"}]})
+    done = flownb.run(bp, history=True).resume("ask", "approve")
+    tl = timeline(done)
+    assert len(tl) == 3
+    html = tl._repr_html_()
+    assert "answered" in html and "<b>ask</b>#1" in html and "approve" in html
+    assert "ask#1 -> approve [answered]" in str(tl)

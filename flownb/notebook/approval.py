@@ -22,7 +22,7 @@ class ApprovalForm:
 
     def __init__(self, target: Any, node: str | None = None) -> None:
         try:
-            import ipywidgets as w
+            import ipywidgets as w  # type: ignore[import-untyped]
         except ImportError:
             raise FlownbError("the approval form needs ipywidgets: pip install 'flownb[notebook]' "
                               "(or answer with result.resume(node, value))") from None
