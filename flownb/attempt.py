@@ -99,9 +99,11 @@ class _Fail(Exception):
         self.attempt, self.exc, self.tb = attempt, exc, tb
 
 
-#: exceptions a node body may raise that still end only that node (issue: SystemExit in a library
-#: must not take a worker, or an in-process run, down with it)
-_USER_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+#: exceptions a node body may raise that still end only that node (SystemExit in a library must
+#: not take a worker down with it). A worker also counts a KeyboardInterrupt *raised by a node*
+#: as that node's error; in process, Ctrl-C arrives as one and must cancel the run instead.
+_USER_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit, KeyboardInterrupt)
+IN_PROCESS_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit)
 
 
 def in_thread(fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
@@ -165,7 +167,7 @@ def try_inline(cn: CNode, ctx: NodeContext) -> tuple[bool, Any]:
         if impl.post is not None:
             res = impl.post(ctx, prep, res)
         return True, res
-    except _USER_ERRORS as exc:
+    except IN_PROCESS_ERRORS as exc:
         if phase == "exec":
             ctx._writes = base or {}
         return False, Resume(prep, phase, exc, traceback.format_exc(), t0)
@@ -174,12 +176,13 @@ def try_inline(cn: CNode, ctx: NodeContext) -> tuple[bool, Any]:
 async def run_visit(cn: CNode, ctx: NodeContext, *, nodes: Mapping[str, CNode], emit: Emit,
                     run_id: str = "", pool: concurrent.futures.Executor | None = None,
                     call: Callable[[Any], Awaitable[Any]] | None = None,
-                    resume: Resume | None = None) -> Outcome:
+                    resume: Resume | None = None,
+                    catch: tuple[type[BaseException], ...] = _USER_ERRORS) -> Outcome:
     """Run one visit of ``cn`` by the policy; its fallback (if any) takes over a failure.
 
     ``call`` replaces the node's exec (subflow/map: an async call starting child runs);
     ``pool`` runs sync phases (``None``: the loop's default executor)."""
-    out = await _attempts(cn, ctx, emit, run_id, pool, call, resume)
+    out = await _attempts(cn, ctx, emit, run_id, pool, call, resume, catch)
     if out.ok or out.cancelled or cn.fallback is None:
         return out
     fb = nodes[cn.fallback]
@@ -188,7 +191,7 @@ async def run_visit(cn: CNode, ctx: NodeContext, *, nodes: Mapping[str, CNode], 
     emit("node_fallback", fb.id, {"replaces": cn.id})
     emit("node_started", fb.id, {"visit": ctx.visit, "attempt": 1, "replaces": cn.id})
     fctx = NodeContext(ctx.input, fb.params, fb.id, ctx.visit, ctx._env)
-    fout = await _attempts(fb, fctx, emit, run_id, pool, None, None)
+    fout = await _attempts(fb, fctx, emit, run_id, pool, None, None, catch)
     fout.replaced = out
     if fout.error is not None:
         first = out.error
@@ -199,16 +202,16 @@ async def run_visit(cn: CNode, ctx: NodeContext, *, nodes: Mapping[str, CNode], 
 
 async def _attempts(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
                     pool: concurrent.futures.Executor | None,
-                    call: Callable[[Any], Awaitable[Any]] | None, resume: Resume | None) -> Outcome:
-    impl = cn.impl
+                    call: Callable[[Any], Awaitable[Any]] | None, resume: Resume | None,
+                    catch: tuple[type[BaseException], ...]) -> Outcome:
     t0 = resume.t0 if resume is not None else time.perf_counter()
     out = Outcome(cn.id)
     try:
-        res = await _phases(cn, ctx, emit, run_id, pool, call, resume, out)
+        res = await _phases(cn, ctx, emit, run_id, pool, call, resume, out, catch)
     except _Fail as f:
         tb = f.tb
         exc = f.exc
-        if isinstance(exc, NodeError) and exc.traceback and impl is None:
+        if isinstance(exc, NodeError) and exc.traceback:
             tb = f"{exc.traceback.rstrip()}\n--- in the child run of {cn.id!r} ---\n{tb}"
         out.error = {**error_dict(cn.id, f.attempt, exc, tb), "run_id": run_id}
         out.attempts = f.attempt
@@ -223,7 +226,7 @@ async def _attempts(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
 async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
                   pool: concurrent.futures.Executor | None,
                   call: Callable[[Any], Awaitable[Any]] | None, resume: Resume | None,
-                  out: Outcome) -> Any:
+                  out: Outcome, catch: tuple[type[BaseException], ...]) -> Any:
     impl = cn.impl
     attempt = 0
     first: tuple[BaseException, str] | None = None
@@ -251,7 +254,7 @@ async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
                 if impl.prep is not None:
                     prep = await _call(impl.prep, (ctx,), impl.prep_async, None, pool) \
                         if impl.prep_async else impl.prep(ctx)
-            except _USER_ERRORS as exc:
+            except catch as exc:
                 raise _Fail(1, exc, getattr(exc, "_flownb_tb", None) or traceback.format_exc()) from None
     base = dict(ctx._writes)
     timeout = cn.timeout_s
@@ -279,7 +282,7 @@ async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
                 err = NodeTimeout(f"attempt took longer than timeout_s={timeout}", node_id=cn.id,
                                   run_id=run_id or None, attempt=attempt)
                 tb = ""
-            except _USER_ERRORS as e:
+            except catch as e:
                 err, tb = e, getattr(e, "_flownb_tb", None) or traceback.format_exc()
         if attempt > cn.retries or not isinstance(err, Exception):
             raise _Fail(attempt, err, tb)  # SystemExit / KeyboardInterrupt: not retried
@@ -291,7 +294,7 @@ async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
         try:
             res = await _call(impl.post, (ctx, prep, res), True, None, pool) if impl.post_async \
                 else impl.post(ctx, prep, res)
-        except _USER_ERRORS as exc:
+        except catch as exc:
             raise _Fail(attempt, exc, traceback.format_exc()) from None
     return res
 

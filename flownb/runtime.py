@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import events as ev
-from .attempt import Resume, run_visit, try_inline
+from .attempt import IN_PROCESS_ERRORS, Resume, run_visit, try_inline
 from .blueprint import Blueprint, load
 from .context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
 from .errors import FlownbError, MaxVisitsExceeded, NodeError, RegistryError
@@ -306,7 +306,7 @@ class Engine:
             t0 = time.perf_counter()
             if active:
                 self._emit(ev.NODE_STARTED, cn.id, visit=item.visit, attempt=1)
-            ok, res = try_inline(cn, ctx)
+            ok, res = try_inline(cn, ctx)  # Ctrl-C is not a node error here: it cancels
             if not ok:
                 return [], (cn, item, ctx, res)
             ready = self._commit(cn, item, ctx, res, t0, inline=True)
@@ -358,7 +358,7 @@ class Engine:
     def _policy(self, cn: CNode, ctx: NodeContext, call: Callable[[Any], Any] | None,
                 resume: Resume | None) -> Any:
         return run_visit(cn, ctx, nodes=self.g.nodes, emit=self._policy_event, run_id=self.run_id,
-                         pool=sync_pool(), call=call, resume=resume)
+                         pool=sync_pool(), call=call, resume=resume, catch=IN_PROCESS_ERRORS)
 
     def _policy_event(self, type_: str, node_id: str, data: dict[str, Any]) -> None:
         if type_ == ev.NODE_RETRYING:
@@ -542,7 +542,9 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
     """Synchronous :func:`arun`; works inside Jupyter's running event loop too."""
     from .aio import run_sync
 
-    return run_sync(arun(blueprint, inputs, **kwargs))
+    cancel = kwargs.get("cancel") or CancelToken()
+    kwargs["cancel"] = cancel
+    return run_sync(arun(blueprint, inputs, **kwargs), on_interrupt=cancel.cancel)
 
 
 __all__ = ["CancelToken", "Engine", "RegistryError", "arun", "new_run_id", "run"]

@@ -7,7 +7,7 @@ it sets ``{p}:alive:<worker>`` with a short expiry every beat for as long as its
 and deletes it the moment the parent is gone (``kill -9`` included), so the reaper spares a
 live worker's items and re-runs a dead worker's items without waiting for the lease.
 
-Run as ``python -m flownb.distributed.alive`` with its settings in the environment (JSON in
+Run as ``python .../flownb/distributed/alive.py`` with its settings in the environment (JSON in
 ``FLOWNB_ALIVE``), so a Redis password never appears on a command line.
 """
 
@@ -44,11 +44,21 @@ def spawn(conn: redis.Redis, key: str, lease_ttl_s: float) -> subprocess.Popen[b
     """Start the liveness process for the calling worker process."""
     env = dict(os.environ)
     env[ENV] = json.dumps({"redis": _connection_spec(conn), "key": key, "parent": os.getpid(),
-                           "ttl_ms": max(1000, int(lease_ttl_s * 1000)),
+                           "ttl_ms": int(max(5.0, 2 * lease_ttl_s) * 1000),
                            "beat_s": max(0.1, min(1.0, lease_ttl_s / 5))})
-    return subprocess.Popen([sys.executable, "-m", "flownb.distributed.alive"], env=env,
+    # run this file as a script: importing the flownb package (pydantic...) would slow the start
+    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             start_new_session=False, close_fds=True)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and proc.poll() is None:  # serve only once it beats
+        try:
+            if conn.exists(key):
+                break
+        except Exception:  # noqa: BLE001 - Redis slow to answer: keep waiting
+            pass
+        time.sleep(0.02)
+    return proc
 
 
 def _die_with_parent() -> None:

@@ -208,6 +208,8 @@ class NodeRunner:
         if cn.structural:
             self._start_children(run, cn, visit, item, input_)
             return None
+        if carried is _NO_INPUT and st.status(run.run_id) != "running":
+            return None  # cancelled while this item waited: no node body starts after cancel()
         self.current = f"{run.run_id}:{node}"
         started = time.time()
         env = RunEnv(run.run_id, reader, self._emitter(run.run_id), lambda: run.cancelled,

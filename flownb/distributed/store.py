@@ -221,7 +221,8 @@ class RedisStore:
 
     def requeue_expired(self, limit: int = 200) -> list[tuple[str, str, int]]:
         raw = self._scripts["REQUEUE"](keys=[self.keys.leases],
-                                        args=[self.keys.prefix, int(self.settings.queued_ttl_s * 1000), limit])
+                                        args=[self.keys.prefix, int(self.settings.queued_ttl_s * 1000), limit,
+                                              int(self.settings.lease_ttl_s * 1000)])
         return [(r, n, int(v)) for r, n, v in loads(raw)]
 
     def renew(self, members: list[str], ttl_s: float | None = None) -> int:

@@ -253,8 +253,8 @@ class WorkerRuntime(NodeRunner):
         return len(items)
 
     def _spare_not_lost(self, limit: int = 200) -> int:
-        """Extend the expired leases of items that are not lost: queued items whose RQ job still
-        waits in the queue, and running items whose worker's liveness key is set."""
+        """Extend the expired leases of queued items whose RQ job still waits in the queue (the
+        REQUEUE script itself spares running items whose worker's liveness key is set)."""
         r, k, st = self.conn, self.store.keys, self.store.settings
         secs, micros = r.time()
         now_ms = int(secs) * 1000 + int(micros) // 1000
@@ -273,7 +273,7 @@ class WorkerRuntime(NodeRunner):
             pipe.hget(k.pending(run_id), item_field(node, visit))
             pipe.hget(k.jobs(run_id), item_field(node, visit))
         raw = pipe.execute()
-        checks: list[tuple[str, str]] = []
+        checks: list[str] = []
         pipe = r.pipeline(transaction=False)
         from rq.job import Job
 
@@ -286,22 +286,12 @@ class WorkerRuntime(NodeRunner):
                 jid = job_id.decode() if isinstance(job_id, bytes) else str(job_id)
                 pipe.hget(Job.key_for(jid), "status")
                 pipe.lpos(self.queue.intermediate_queue_key, jid)
-                checks.append(("q", m))
-            elif it.get("st") == "r" and it.get("w"):
-                pipe.exists(k.alive(str(it["w"])))
-                pipe.echo("")  # keeps two replies per check
-                checks.append(("r", m))
+                checks.append(m)
         res = pipe.execute()
-        waiting, alive = [], []
-        for i, (kind, m) in enumerate(checks):
-            a, b = res[2 * i], res[2 * i + 1]
-            if kind == "q" and a in (b"queued", "queued") and b is None:
-                waiting.append(m)  # its job is still in the queue: a backlog, not a loss
-            elif kind == "r" and a:
-                alive.append(m)  # its worker lives (maybe busy in a GIL-bound node)
+        waiting = [m for i, m in enumerate(checks)  # its job still waits: a backlog, not a loss
+                   if res[2 * i] in (b"queued", "queued") and res[2 * i + 1] is None]
         self.store.renew(waiting, st.queued_ttl_s)
-        self.store.renew(alive)
-        return len(waiting) + len(alive)
+        return len(waiting)
 
     def publish_info(self) -> None:
         st = self.stats
