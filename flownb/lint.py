@@ -11,7 +11,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .graph import analyse
+from .graph import Graph, analyse
 from .limits import DEFAULT_MAX_CHILD_RUNS, DEFAULT_MAX_DEPTH, ENV_MAX_CHILD_RUNS, ENV_MAX_DEPTH
 
 if TYPE_CHECKING:
@@ -35,6 +35,12 @@ class Problem:
 
 
 def lint(bp: Blueprint, registry: Registry | None = None) -> list[Problem]:
+    return lint_with_graph(bp, registry)[1]
+
+
+def lint_with_graph(bp: Blueprint, registry: Registry | None = None) -> tuple[Graph, list[Problem]]:
+    """:func:`lint`, plus the graph it analysed: when there is no error, that graph is the one
+    :func:`~flownb.graph.compile_graph` needs, so compiling analyses a blueprint once, not twice."""
     g, issues = analyse(bp, strict_conditions=False)
     out: list[Problem] = [Problem(code, ERROR, loc, msg) for code, loc, msg in issues]
     idx = {n.id: i for i, n in reversed(list(enumerate(bp.nodes)))}
@@ -103,7 +109,7 @@ def lint(bp: Blueprint, registry: Registry | None = None) -> list[Problem]:
         if e.transform is not None:
             out.append(Problem("unsupported-transform", WARNING, f"edges[{i}].transform",
                                "edge transforms are not supported; use the target's 'inputs'"))
-    return out
+    return g, out
 
 
 def child_blueprint_id(n: Node) -> str | None:
