@@ -13,8 +13,9 @@ once, when the loop has gone quiet (no work left inside it): taken if any visit 
 
 from __future__ import annotations
 
+import contextlib
 import gc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .blueprint import Blueprint, Node, NodeConfig
@@ -110,12 +111,19 @@ def analyse(bp: Blueprint, *, strict_conditions: bool = True) -> tuple[Graph, li
     their allocation would otherwise scan the whole heap again and again (3x the time at
     300,000 nodes); nothing cyclic is left behind as garbage here.
     """
-    paused = gc.isenabled()
+    with gc_paused():
+        return _analyse(bp, strict_conditions)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC while a big acyclic structure is built (see :func:`analyse`)."""
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _analyse(bp, strict_conditions)
+        yield
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
 
 

@@ -10,12 +10,15 @@ every level (three items, twenty levels: 3^20 runs). Two numbers bound that for 
 The defaults (10 and 10,000) are far above what a real workflow needs and far below what fills
 memory. Both come from the environment (``FLOWNB_MAX_DEPTH``, ``FLOWNB_MAX_CHILD_RUNS``, read when
 a root run starts; a worker reads its own environment), or from :func:`set_limits` in this
-process. The in-process executor counts with :class:`ChildBudget`; the distributed executor counts
+process. Loading has two limits of the same kind: the size of a blueprint file
+(``FLOWNB_MAX_BLUEPRINT_BYTES``, 50 MB) and how many nodes YAML aliases may add when expanded
+(``FLOWNB_MAX_YAML_ALIAS_NODES``, 100,000), so a tiny "billion laughs" file is refused at once. The in-process executor counts with :class:`ChildBudget`; the distributed executor counts
 atomically in Redis (one counter per root run) and raises the same :class:`LimitExceeded` text.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Mapping
@@ -39,8 +42,12 @@ __all__ = [
 
 DEFAULT_MAX_DEPTH = 10
 DEFAULT_MAX_CHILD_RUNS = 10_000
+DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
+DEFAULT_MAX_ALIAS_NODES = 100_000
 ENV_MAX_DEPTH = "FLOWNB_MAX_DEPTH"
 ENV_MAX_CHILD_RUNS = "FLOWNB_MAX_CHILD_RUNS"
+ENV_MAX_FILE_BYTES = "FLOWNB_MAX_BLUEPRINT_BYTES"
+ENV_MAX_ALIAS_NODES = "FLOWNB_MAX_YAML_ALIAS_NODES"
 
 
 def _env_int(name: str, default: int) -> int:
@@ -63,9 +70,13 @@ class Limits:
 
     max_depth: int = DEFAULT_MAX_DEPTH
     max_child_runs: int = DEFAULT_MAX_CHILD_RUNS
+    #: a blueprint file larger than this is refused before it is read (``/dev/zero`` included)
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    #: YAML nodes that aliases may *add* when expanded (a "billion laughs" file adds 10^9)
+    max_alias_nodes: int = DEFAULT_MAX_ALIAS_NODES
 
     def __post_init__(self) -> None:
-        for name in ("max_depth", "max_child_runs"):
+        for name in ("max_depth", "max_child_runs", "max_file_bytes", "max_alias_nodes"):
             v = getattr(self, name)
             if type(v) is not int or v < 1:
                 raise FlownbError(f"Limits.{name} must be a positive integer, got {v!r}")
@@ -73,7 +84,9 @@ class Limits:
     @classmethod
     def from_env(cls) -> Limits:
         return cls(_env_int(ENV_MAX_DEPTH, DEFAULT_MAX_DEPTH),
-                   _env_int(ENV_MAX_CHILD_RUNS, DEFAULT_MAX_CHILD_RUNS))
+                   _env_int(ENV_MAX_CHILD_RUNS, DEFAULT_MAX_CHILD_RUNS),
+                   _env_int(ENV_MAX_FILE_BYTES, DEFAULT_MAX_FILE_BYTES),
+                   _env_int(ENV_MAX_ALIAS_NODES, DEFAULT_MAX_ALIAS_NODES))
 
     # -- the checks, shared by both executors so the message is the same ---------------------------
     def check_depth(self, depth: int, *, node_id: str, run_id: str) -> None:
@@ -100,17 +113,17 @@ _override: Limits | None = None
 _override_lock = threading.Lock()
 
 
-def set_limits(*, max_depth: int | None = None, max_child_runs: int | None = None) -> Limits:
-    """Set this process's limits (over the environment); ``set_limits()`` alone resets them."""
+def set_limits(**changes: int | None) -> Limits:
+    """Set this process's limits (over the environment), e.g. ``set_limits(max_depth=20)``;
+    ``set_limits()`` alone goes back to the environment and the defaults."""
     global _override
+    unknown = sorted(set(changes) - set(Limits.__dataclass_fields__))
+    if unknown:
+        raise FlownbError(f"unknown limit(s) {unknown}; known: {sorted(Limits.__dataclass_fields__)}")
     with _override_lock:
-        if max_depth is None and max_child_runs is None:
-            _override = None
-            return current_limits()
-        base = current_limits()
-        _override = Limits(max_depth if max_depth is not None else base.max_depth,
-                           max_child_runs if max_child_runs is not None else base.max_child_runs)
-        return _override
+        given = {k: v for k, v in changes.items() if v is not None}
+        _override = dataclasses.replace(current_limits(), **given) if given else None
+        return current_limits()
 
 
 def current_limits() -> Limits:

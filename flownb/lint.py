@@ -11,7 +11,7 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .graph import Graph, analyse
+from .graph import Graph, analyse, gc_paused
 from .limits import DEFAULT_MAX_CHILD_RUNS, DEFAULT_MAX_DEPTH, ENV_MAX_CHILD_RUNS, ENV_MAX_DEPTH
 
 if TYPE_CHECKING:
@@ -41,6 +41,11 @@ def lint(bp: Blueprint, registry: Registry | None = None) -> list[Problem]:
 def lint_with_graph(bp: Blueprint, registry: Registry | None = None) -> tuple[Graph, list[Problem]]:
     """:func:`lint`, plus the graph it analysed: when there is no error, that graph is the one
     :func:`~flownb.graph.compile_graph` needs, so compiling analyses a blueprint once, not twice."""
+    with gc_paused():
+        return _lint(bp, registry)
+
+
+def _lint(bp: Blueprint, registry: Registry | None) -> tuple[Graph, list[Problem]]:
     g, issues = analyse(bp, strict_conditions=False)
     out: list[Problem] = [Problem(code, ERROR, loc, msg) for code, loc, msg in issues]
     idx = {n.id: i for i, n in reversed(list(enumerate(bp.nodes)))}
