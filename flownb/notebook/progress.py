@@ -544,8 +544,10 @@ def status_html(snap: Snapshot) -> str:
     bp = f"({esc(snap.blueprint_id)}) " if snap.blueprint_id else ""
     running = snap.running
     now = f" — running: {esc(', '.join(running[:5]))}{'…' if len(running) > 5 else ''}" if running else ""
-    return (f"{run}{bp}{_badge(snap.status)} {snap.done}/{snap.reachable} nodes, "
-            f"{snap.elapsed_s:.2f} s{now}")
+    state = f"{snap.status}:{snap.done}/{snap.reachable}:{','.join(running)}"
+    return (f"<span class='flownb-status' data-run='{esc(snap.run_id or '')}' "
+            f"data-state='{esc(state)}'>{run}{bp}{_badge(snap.status)} {snap.done}/{snap.reachable}"
+            f" nodes, {snap.elapsed_s:.2f} s{now}</span>")
 
 
 def details_html(snap: Snapshot) -> str:
