@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import Workers
 
 import flownb
-from conftest import Workers
 
 pytestmark = pytest.mark.timeout(120)
 
