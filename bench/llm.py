@@ -28,7 +28,7 @@ import os
 import subprocess
 import sys
 import urllib.request
-from typing import Any
+from typing import Any, Self
 
 from .common import ROOT, Config, Report, fmt
 from .llm_contenders import CRITICAL_PATH_CALLS
@@ -76,10 +76,10 @@ class LLMServer:
                 self.p.kill()
                 self.p.wait(5)
 
-    def __enter__(self) -> LLMServer:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -88,7 +88,7 @@ def run_contender(name: str, agent: str, n: int, base_url: str, deadline_s: floa
         [str(ROOT), *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]])}
     proc = subprocess.run([sys.executable, "-m", "bench.llm_contenders", name, agent, str(n),
                            base_url, str(deadline_s)], cwd=str(ROOT), env=env,
-                          capture_output=True, text=True, timeout=deadline_s + 120)
+                          capture_output=True, text=True, timeout=deadline_s + 120, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])  # type: ignore[no-any-return]
@@ -108,9 +108,9 @@ def _cell(r: dict[str, Any] | None, n: int) -> str:
 
 
 def markdown_table(data: dict[str, Any]) -> str:
-    lines = ["| agent | runs | LLM calls | " + " | ".join(LABELS[c] for c in CONTENDERS)
-             + " | analytic floor |", "|---|---|---|" + "---|" * (len(CONTENDERS) + 1)]
-    for key, case in data["cases"].items():
+    head = "| agent | runs | LLM calls | " + " | ".join(LABELS[c] for c in CONTENDERS)
+    lines = [head + " | analytic floor |", "|---|---|---|" + "---|" * (len(CONTENDERS) + 1)]
+    for case in data["cases"].values():
         r = case["results"]
         lines.append(f"| {case['agent'].replace('_', '-')} | {case['n']} | {case['calls']} | "
                      + " | ".join(_cell(r.get(c), case["n"]) for c in CONTENDERS)
@@ -119,13 +119,14 @@ def markdown_table(data: dict[str, Any]) -> str:
 
 
 def resources_table(data: dict[str, Any]) -> str:
-    lines = ["| agent | runs | runs/s (plain / LangGraph / in process / cluster) | peak RSS, MiB "
-             "(plain / LangGraph / in process / cluster client / cluster worker) | re-queues | "
-             "cluster ÷ plain | in process ÷ LangGraph |", "|---|---|---|---|---|---|---|"]
+    head = ("| agent | runs | runs/s (plain / LangGraph / in process / cluster) | peak RSS, MiB "
+            "(plain / LangGraph / in process / cluster client / cluster worker) | re-queues | "
+            "cluster ÷ plain | in process ÷ LangGraph |")
+    lines = [head, "|---|---|---|---|---|---|---|"]
     for case in data["cases"].values():
         r = case["results"]
 
-        def g(c: str, k: str, scale: float = 1.0) -> str:
+        def g(c: str, k: str, scale: float = 1.0, r: dict[str, Any] = r) -> str:
             v = (r.get(c) or {}).get(k)
             return fmt(v / scale) if isinstance(v, (int, float)) else "-"
 

@@ -162,10 +162,10 @@ def _langgraph_app(agent: str, a: Agent) -> Any:
         async def final(s: B) -> B:
             return {"final": f"# Title ideas\n{s['titles']}\n\n# Draft\n{s['draft']}"}
 
-        gb = StateGraph(B)
-        for name, f in (("outline", outline), ("draft", draft), ("titles", titles),
-                        ("final", final)):
-            gb.add_node(name, f)
+        gb: Any = StateGraph(B)
+        for name, fb in (("outline", outline), ("draft", draft), ("titles", titles),
+                         ("final", final)):
+            gb.add_node(name, fb)
         gb.add_edge(START, "outline")
         gb.add_edge("outline", "draft")
         gb.add_edge("draft", "titles")
@@ -204,7 +204,7 @@ def _langgraph_app(agent: str, a: Agent) -> Any:
     async def final_log(s: M) -> M:
         return {"final_log": f"Moderation decision -> {s['log']}"}
 
-    g = StateGraph(M)
+    g: Any = StateGraph(M)
     for name, f in (("check_pii", check_pii), ("check_hate", check_hate),
                     ("check_spam", check_spam), ("triage", triage), ("final_log", final_log)):
         g.add_node(name, f)
@@ -302,8 +302,7 @@ def cluster(agent: str, rows: list[dict[str, Any]], base_url: str,
         kw["concurrency"] = concurrency  # a worker that runs many visits at once (when it can)
     env = {k: os.environ[k] for k in ("FLOWNB_LLM", "OPENAI_BASE_URL", "OPENAI_API_KEY",
                                       "FLOWNB_LLM_CACHE", "FLOWNB_LLM_MODEL")}
-    with EmbeddedRedis(unix_socket=True) as srv:
-        with LocalCluster(2, redis=srv, env=env, **kw) as c:
+    with EmbeddedRedis(unix_socket=True) as srv, LocalCluster(2, redis=srv, env=env, **kw) as c:
             pids = list(c.pids)
             t0 = time.perf_counter()
             batch = c.map(bp, rows)

@@ -103,3 +103,20 @@ def test_local_cluster_map_with_key_and_a_bad_row(redis_url: str) -> None:
     assert [r.output for r in results[:2]] == ["got x", "got y"]
     assert results[2].status == "failed" and results[2].run_id == ""
     assert "JSON" in batch.failures[0].error_text
+
+
+def test_llm_usage_includes_the_subflows_child_runs(redis_url: str, batch_workers: Workers) -> None:
+    from flownb import examples
+
+    bp = examples.load("content_moderation")
+    cases = list(examples.cases("content_moderation").values())
+    batch = _executor(redis_url).map(bp, cases * 2)
+    results = batch.results(timeout=60)
+    assert all(r.ok for r in results), [r.error for r in results]
+    local = flownb.run_many(bp, cases * 2)
+    assert [r.output for r in results] == [r.output for r in local.results(timeout=60)]
+    snap, want = batch.snapshot(), local.snapshot()
+    # 3 checks + triage per run, + the LLM call inside the redact subflow (a child run)
+    assert snap.llm_calls == want.llm_calls == 8 * 4 + 2
+    assert snap.total_tokens == want.total_tokens
+    assert "redact_text" in {n.node_id for n in snap.nodes}

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ..batch import Batch, normalise_rows
 from ..blueprint import Blueprint, load
 from ..errors import LintError
-from ..events import TERMINAL, Event
+from ..events import CUSTOM, TERMINAL, Event
 
 if TYPE_CHECKING:
     from .client import DistributedExecutor
@@ -49,7 +49,13 @@ class DistributedBatch(Batch):
         super().__init__(blueprint, rows)
         self.executor = executor
         self._lock = threading.Lock()
-        self._active: dict[str, tuple[int, str]] = {}  # run id -> (row index, last event id)
+        self._active: dict[str, tuple[int, str]] = {}  # row's run id -> (row, last event id)
+        # child runs (subflow, map) of the rows, read by the watcher thread only: the last
+        # event id read of every child seen, the ones still followed, and the runs that
+        # announced children not listed yet (run id -> how many)
+        self._child_last: dict[str, str] = {}
+        self._child_live: set[str] = set()
+        self._expect: dict[str, int] = {}
         self._watcher: threading.Thread | None = None
         self._wake = threading.Event()
 
@@ -100,23 +106,24 @@ class DistributedBatch(Batch):
 
     def _watch(self) -> None:
         store = self.executor.store
-        conn = store.r
         keys = store.keys
         block_ms = store._block_cap_ms(1000)
         last_sweep = time.monotonic()
         while True:
             with self._lock:
-                active = dict(self._active)
-            if not active:
-                return
-            items = list(active.items())
-            chunks = [items[k:k + STREAMS_PER_READ] for k in range(0, len(items), STREAMS_PER_READ)]
+                if not self._active:
+                    self._child_live.clear()
+                    return
+                streams = [(rid, last) for rid, (_, last) in self._active.items()]
+            streams += [(cid, self._child_last[cid]) for cid in self._child_live]
+            chunks = [streams[k:k + STREAMS_PER_READ]
+                      for k in range(0, len(streams), STREAMS_PER_READ)]
             got = 0
             for chunk in chunks:
-                streams: dict[Any, Any] = {keys.events(rid): last for rid, (_, last) in chunk}
+                req: dict[Any, Any] = {keys.events(rid): last for rid, last in chunk}
                 try:
-                    resp: Any = conn.xread(streams, count=200,
-                                           block=block_ms if len(chunks) == 1 else None)
+                    resp: Any = store.r.xread(req, count=200,
+                                              block=block_ms if len(chunks) == 1 else None)
                 except Exception:  # noqa: BLE001 - Redis restarting: try again shortly
                     time.sleep(0.2)
                     continue
@@ -125,6 +132,7 @@ class DistributedBatch(Batch):
                     got += len(entries)
                     for entry_id, fields in entries:
                         self._on_event(rid, _s(entry_id), fields)
+            self._follow_children()
             now = time.monotonic()
             if now - last_sweep >= SWEEP_S or self._wake.is_set():
                 self._wake.clear()
@@ -139,20 +147,78 @@ class DistributedBatch(Batch):
         return stream_key[len(head):len(stream_key) - len(tail)]
 
     def _on_event(self, rid: str, entry_id: str, fields: Mapping[Any, Any]) -> None:
+        """One event of a row's run or of one of its child runs (watcher thread only)."""
         with self._lock:
             cur = self._active.get(rid)
-            if cur is None:
+            if cur is not None:
+                self._active[rid] = (cur[0], entry_id)
+            elif rid in self._child_last:
+                self._child_last[rid] = entry_id
+            else:
                 return
-            self._active[rid] = (cur[0], entry_id)
         e = Event.from_fields(rid, dict(fields), entry_id)
         self.stats.feed(e)
         if e.type in TERMINAL:
-            self._settle(rid)
+            if cur is not None:
+                self._settle(rid)
+            else:
+                self._child_live.discard(rid)
+        elif e.type == CUSTOM and e.data.get("name") == "children":
+            # announced before they are started: _follow_children lists them as they appear
+            self._expect[rid] = self._expect.get(rid, 0) + int(e.data.get("count") or 0)
+
+    def _children_of(self, rids: list[str]) -> list[set[str]]:
+        keys = self.executor.store.keys
+        pipe = self.executor.conn.pipeline(transaction=False)
+        for rid in rids:
+            pipe.smembers(keys.children(rid))
+        return [{_s(c) for c in members} for members in pipe.execute()]
+
+    def _follow_children(self) -> None:
+        """Runs that announced child runs (subflow, map): follow the children's streams too
+        (their node and LLM events belong to the row), as they appear in the children set."""
+        expect = dict(self._expect)
+        if not expect:
+            return
+        try:
+            found = self._children_of(list(expect))
+        except Exception:
+            log.warning("batch: cannot list child runs", exc_info=True)
+            return
+        for (rid, want), members in zip(expect.items(), found):
+            for cid in members - self._child_last.keys():
+                self._child_last[cid] = "0-0"
+                self._child_live.add(cid)
+            if len(members) >= want:
+                self._expect.pop(rid, None)
+
+    def _drain_children(self, rid: str) -> None:
+        """Before a row counts as done, read what is left of its child runs' events, so the
+        batch's figures are complete when ``wait()`` returns."""
+        todo = [rid]
+        while todo:
+            parents, todo = todo, []
+            try:
+                groups = self._children_of(parents)
+            except Exception:
+                log.warning("batch: cannot list child runs", exc_info=True)
+                return
+            for parent, members in zip(parents, groups):
+                self._expect.pop(parent, None)
+                for cid in members:
+                    last = self._child_last.get(cid, "0-0")
+                    for e in self.executor.store.events(cid, after=last, count=100_000):
+                        last = e.id or last
+                        self.stats.feed(e)
+                    self._child_last[cid] = last
+                    self._child_live.discard(cid)
+                    todo.append(cid)
 
     def _sweep(self) -> None:
         """Runs that ended without us seeing their terminal event (trimmed, expired)."""
         with self._lock:
             rids = list(self._active)
+        rids += list(self._child_live)
         if not rids:
             return
         pipe = self.executor.conn.pipeline(transaction=False)
@@ -160,20 +226,23 @@ class DistributedBatch(Batch):
             pipe.hget(self.executor.store.keys.meta(rid), "status")
         for rid, status in zip(rids, pipe.execute()):
             if status is None or _s(status) != "running":
-                self._settle(rid)
+                if rid in self._child_live:
+                    self._child_live.discard(rid)
+                else:
+                    self._settle(rid)
 
     def _settle(self, rid: str) -> None:
         with self._lock:
             cur = self._active.pop(rid, None)
         if cur is None:
             return
-        index = cur[0]
         try:
+            self._drain_children(rid)
             result = self.executor.store.load_result(rid)
         except Exception as exc:  # noqa: BLE001 - expired before we read it
-            self._failed_to_start(index, exc)
+            self._failed_to_start(cur[0], exc)
             return
-        self._finished(index, result)
+        self._finished(cur[0], result)
 
 
 def map_rows(executor: DistributedExecutor, blueprint: Blueprint | Mapping[str, Any] | str,
