@@ -162,7 +162,18 @@ def errors_html(s: BatchSnapshot, limit: int = 10) -> str:
 
 # -- front-ends --------------------------------------------------------------------------------------
 
-class BatchWidget:
+class _View:
+    batch: Batch
+    _ticker: _Ticker
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the batch ended and the view shows its final state."""
+        ok = self.batch.wait(timeout)
+        self._ticker.join(timeout)
+        return ok
+
+
+class BatchWidget(_View):
     """Live ipywidgets view of a batch. Attributes: ``progress`` (IntProgress, value = runs
     done, max = rows), ``status``, ``nodes``, ``errors`` (HTML), ``cancel_button``, ``box``,
     ``updates_sent``."""
@@ -211,12 +222,6 @@ class BatchWidget:
             if count:
                 self.updates_sent += 1
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the batch ended and the view shows its final state."""
-        ok = self.batch.wait(timeout)
-        self._ticker.join(timeout)
-        return ok
-
     def display(self) -> BatchWidget:
         from IPython.display import display
 
@@ -234,7 +239,7 @@ class BatchWidget:
         return f"<BatchWidget {status_line(self.batch.snapshot())}; {self.updates_sent} updates>"
 
 
-class BatchTqdm:
+class BatchTqdm(_View):
     """A tqdm bar of runs done (counts, runs/s and tokens in its postfix); closes at the end."""
 
     def __init__(self, batch: Batch, *, file: TextIO | None = None,
@@ -261,11 +266,6 @@ class BatchTqdm:
             bar.set_postfix_str(post, refresh=False)
             bar.refresh()
             self.updates_sent += 1
-
-    def wait(self, timeout: float | None = None) -> bool:
-        ok = self.batch.wait(timeout)
-        self._ticker.join(timeout)
-        return ok
 
     def close(self) -> None:
         self._ticker.stop()
