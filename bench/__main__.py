@@ -55,7 +55,7 @@ BENCHMARKS: list[Bench] = [
     Bench("redis_drop", "bench.reliability", "redis_drop",
           "10. Redis restart and dropped connections mid-run"),
     Bench("llm", "bench.llm", "llm",
-          "11. LLM-bound workload: 200/500 agent runs at once on a 200 ms API vs LangGraph, plain asyncio"),
+          "12. LLM-bound workload: 200/500 agent runs at once on a 200 ms API vs LangGraph, plain asyncio"),
     Bench("hotpath", "bench.hotpath", "hotpath",
           "where the time of a distributed hop goes (commands, scripts, profiles)"),
 ]

@@ -1,4 +1,4 @@
-"""11. The LLM-bound workload: N runs of two agents at once against a 200 ms chat-completions API.
+"""12. The LLM-bound workload: N runs of two agents at once against a 200 ms chat-completions API.
 
 The workload flownb exists for: agents whose nodes are LLM calls. A local OpenAI-compatible
 server (:mod:`bench.llm_server`, its own process, 127.0.0.1) answers every call after a fixed

@@ -198,7 +198,7 @@ def compact_table(res: dict[str, Any]) -> str:
                          f"{_v(res, b, f'{sc}.double_commits')} dup, {_signed(_m(res, b, f'{sc}.extra_s'))} s")
         add(f"Redis restart / connection drop ({_n(res, b, 'n_runs')} runs in flight)",
             "; ".join(parts), "", "")
-    # 11. LLM-bound workload
+    # 12. LLM-bound workload
     b = "llm"
     st = _status(res, b)
     cases = res.get("benchmarks", {}).get(b, {}).get("data", {}).get("cases", {}) if not st else {}
