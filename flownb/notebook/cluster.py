@@ -691,6 +691,12 @@ class LocalCluster:
         """Submit and wait for the result."""
         return self.executor.run(blueprint, inputs, timeout=timeout, raise_on_error=raise_on_error)
 
+    def map(self, blueprint: Blueprint | Mapping[str, Any] | str, rows: Any, *,
+            key: str | None = None) -> Any:
+        """One run per row on this cluster's workers; returns the batch handle at once
+        (see :meth:`DistributedExecutor.map <flownb.distributed.client.DistributedExecutor.map>`)."""
+        return self.executor.map(blueprint, rows, key=key)
+
     @property
     def pids(self) -> list[int]:
         """Pids of the live worker processes (the kernel's pid for thread workers)."""
