@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .blueprint import Blueprint, Builder, Edge, NodeConfig, load
-from .blueprint import Node as NodeSpec
+from .batch import Batch, BatchItem, arun_many, run_many
+from .blueprint import Blueprint, Builder, Edge, Node as NodeSpec, NodeConfig, load
 from .context import NodeContext
 from .errors import (
     BlueprintError,
@@ -27,66 +27,24 @@ from .errors import (
     RunTimeout,
 )
 from .events import Event, EventBus
-from .history import Step, afork, fork
 from .registry import Node, Registry, Result, default_registry, node
 from .result import RunResult
 from .runtime import CancelToken, arun, run
+from .history import Step, afork, fork
 from .stream import Chunk, astream, stream
 from .waiting import ResumeError, WaitRequest, wait_for
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Blueprint",
-    "BlueprintError",
-    "Builder",
-    "CancelToken",
-    "Chunk",
-    "ConditionError",
-    "Edge",
-    "Event",
-    "EventBus",
-    "ExecutorError",
-    "FlownbError",
-    "LintError",
-    "MaxVisitsExceeded",
-    "Node",
-    "NodeConfig",
-    "NodeContext",
-    "NodeError",
-    "NodeSpec",
-    "NodeTimeout",
-    "Registry",
-    "RegistryError",
-    "Result",
-    "ResumeError",
-    "RunCancelled",
-    "RunFailed",
-    "RunResult",
-    "RunTimeout",
-    "Step",
-    "WaitRequest",
-    "__version__",
-    "afork",
-    "aresume",
-    "arun",
-    "astream",
-    "attach",
-    "default_registry",
-    "fork",
-    "load",
-    "node",
-    "run",
-    "stream",
-    "wait_for",
+    "Blueprint", "Builder", "Edge", "NodeSpec", "NodeConfig", "load", "NodeContext",
+    "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LintError",
+    "MaxVisitsExceeded", "NodeError", "NodeTimeout", "RegistryError", "RunCancelled", "RunFailed",
+    "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
+    "RunResult", "CancelToken", "arun", "run", "attach", "__version__", "Batch", "BatchItem",
+    "run_many", "arun_many", "stream", "astream", "Chunk", "fork", "afork", "Step", "wait_for",
+    "WaitRequest", "ResumeError", "aresume",
 ]
-
-
-async def aresume(result_or_handle: Any, node_id: str, value: Any, *,
-                  visit: int | None = None) -> Any:
-    """``await flownb.aresume(result, node, value)``: answer a waiting node from async code
-    (a RunResult in process, or a distributed RunHandle / RunResult)."""
-    return await result_or_handle.aresume(node_id, value, visit=visit)
 
 
 def attach(run_id: str, **kwargs: Any) -> Any:
@@ -94,3 +52,10 @@ def attach(run_id: str, **kwargs: Any) -> Any:
     from .distributed.client import attach as _attach
 
     return _attach(run_id, **kwargs)
+
+
+async def aresume(result_or_handle: Any, node_id: str, value: Any, *,
+                  visit: int | None = None) -> Any:
+    """``await flownb.aresume(result, node, value)``: answer a waiting node from async code
+    (a RunResult in process, or a distributed RunHandle / RunResult)."""
+    return await result_or_handle.aresume(node_id, value, visit=visit)

@@ -271,7 +271,8 @@ def test_approval_form_buttons_and_json_box_resume_the_run() -> None:
     form.answer_json('{"action": "maybe"}')
     assert "not one of the choices" in form.status.value and form.result is None
     form.buttons[0].click()  # what a person's click does
-    assert form.result.status == "succeeded" and "send" in form.result.outputs
+    answered: Any = form.result
+    assert answered.status == "succeeded" and "send" in answered.outputs
     assert all(b.disabled for b in form.buttons)
     with pytest.raises(flownb.FlownbError, match="not waiting"):
         approval_form(form.result)

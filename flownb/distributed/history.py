@@ -118,7 +118,8 @@ def stream_run(handle: RunHandle, mode: str | list[str] = "updates", *,
 def fork_on(executor: DistributedExecutor, plan: ForkPlan, *, run_id: str | None = None) -> RunHandle:
     """Start the fork described by ``plan`` on Redis; returns its handle at once."""
     from .client import RunHandle
-    from .worker import _preview, _resolver
+    from .execute import _preview
+    from .reads import resolver as _resolver
 
     store = executor.store
     bp = plan.blueprint
@@ -161,7 +162,7 @@ def fork_on(executor: DistributedExecutor, plan: ForkPlan, *, run_id: str | None
         taken = select_edges(cn, plan.action, _resolver(store, run_id, plan.output, plan.action,
                                                         None, {})) if cn.out else set()
         commit(plan.node, plan.visit, plan.output, plan.action, taken, {}, "edited")
-    enqueue_items(executor.queue, run_id, [list(x) for x in pool])
+    enqueue_items(executor.queue, run_id, [list(x) for x in pool], keys=store.keys)
     return RunHandle(executor, run_id, bp)
 
 

@@ -89,7 +89,8 @@ def resume(store: RedisStore, queue: rq.Queue, run_id: str, node_id: str, value:
         raise ResumeError(exc.message, node_id=node_id, run_id=run_id) from None
     digest = meta.get("blueprint", "")
     cn = _graph(store, digest).nodes[node_id]
-    from .worker import _preview, _resolver
+    from .execute import _preview
+    from .reads import resolver as _resolver
 
     try:
         taken = select_edges(cn, action, _resolver(store, run_id, output, action, info["input"],
@@ -114,10 +115,10 @@ def resume(store: RedisStore, queue: rq.Queue, run_id: str, node_id: str, value:
         raise ResumeError(f"the run is {res.get('status', 'not running')}; nothing was resumed",
                           node_id=node_id, run_id=run_id)
     if res.get("ready"):
-        enqueue_items(queue, run_id, res["ready"])
+        enqueue_items(queue, run_id, res["ready"], keys=store.keys)
     if res.get("parent"):
         prun, pnode, pvisit = res["parent"]
-        enqueue_items(queue, prun, [[pnode, pvisit]])
+        enqueue_items(queue, prun, [[pnode, pvisit]], keys=store.keys)
     return res
 
 
