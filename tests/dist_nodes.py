@@ -51,3 +51,12 @@ def big_state(ctx: flownb.NodeContext) -> Any:
     for i in range(int(ctx.params.get("n", 1000))):
         ctx.state.set(f"k{i}", blob)
     return None
+
+
+@flownb.node("dist-odd-value")
+def odd_value(ctx: flownb.NodeContext) -> Any:
+    """Returns a value standard JSON cannot hold unchanged: params.kind is nan, inf or colliding."""
+    kind = ctx.params.get("kind")
+    if kind == "colliding":
+        return {"scores": {1: "int key", "1": "str key"}}
+    return {"score": float(str(kind))}
