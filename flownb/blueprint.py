@@ -265,6 +265,12 @@ class Blueprint(BaseModel):
 
         return to_dot(self, **kwargs)
 
+    def to_mermaid(self, **kwargs: Any) -> str:
+        """Mermaid ``flowchart`` text (GitHub markdown, docs); see :func:`flownb.mermaid.to_mermaid`."""
+        from .mermaid import to_mermaid
+
+        return to_mermaid(self, **kwargs)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from .render import mimebundle
 
