@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -148,21 +149,23 @@ def test_strict_dumps_keeps_ordinary_data() -> None:
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("kind, fragment", [
     ("nan", "value['score'] is NaN or infinite"), ("inf", "value['score'] is NaN or infinite"),
-    ("colliding", "has the keys 1 and '1'"),
+    ("colliding", "has the keys 1 and '1'"), ("state-nan", "is NaN or infinite"),
 ])
 def test_distributed_output_that_json_would_change_fails_the_run(
-        kind: str, fragment: str, redis_url: str, module_workers: Any) -> None:
+        kind: str, fragment: str, module_workers: Any, tmp_path: Path) -> None:
     from flownb.distributed.client import DistributedExecutor
 
     ex = DistributedExecutor(module_workers.url)
+    marker = tmp_path / "executions"
     bp = flownb.Blueprint.from_dict({"id": f"odd-{kind}", "nodes": [
-        {"id": "a", "uses": "dist-odd-value", "params": {"kind": kind}},
+        {"id": "a", "uses": "dist-odd-value", "params": {"kind": kind, "marker": str(marker)}},
         {"id": "b", "uses": "dist-mark"}], "edges": [{"source": "a", "target": "b"}]})
     res = ex.submit(bp).result(timeout=60, raise_on_error=False)
     assert res.status == "failed" and res.error is not None, res
     assert res.error["node_id"] == "a"
     assert "b" not in res.outputs
     assert fragment in res.error["message"], res.error
+    assert len(marker.read_text().splitlines()) == 1  # failed once: not retried as a lost worker
 
 
 # -- extreme config values --------------------------------------------------------------------------
