@@ -714,9 +714,12 @@ class LocalCluster:
             if s.dead:
                 left = max(0.0, s.restart_at - time.monotonic())
                 fallback = f"dead, restarting in {left:.1f}s" if left > 0.05 else "restarting"
+            elif s.stopping:
+                fallback = "stopping" if s.alive() else "stopped"
             else:
                 fallback = "gave up" if s.gave_up else "starting" if s.alive() else "dead"
-            row.update({"state": (i.get("state") if not s.dead else None) or fallback,
+            row.update({"state": (i.get("state") if not s.dead and not s.stopping else None)
+                        or fallback,
                         "current": i.get("current"), "jobs": i.get("jobs", 0),
                         "nodes": i.get("nodes", 0)})
             out.append(row)
