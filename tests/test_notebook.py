@@ -174,9 +174,7 @@ def test_run_with_widget_outside_a_kernel_draws_a_tqdm_bar() -> None:
 
 
 def test_progress_view_follows_a_distributed_run(redis_url: str) -> None:
-    from flownb.notebook import LocalCluster, show, widget_for
-
-    from flownb.notebook import RunWidget, TqdmProgress
+    from flownb.notebook import LocalCluster, RunWidget, TqdmProgress, show, widget_for
     from flownb.notebook.frontend import _view_for
 
     with LocalCluster(1, mode="thread", redis=redis_url, lease_ttl_s=2) as c:

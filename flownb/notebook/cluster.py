@@ -791,7 +791,7 @@ class LocalCluster:
 def _run_thread_worker(worker: Any, level: str) -> None:
     try:
         worker.work(logging_level=level)
-    except Exception:  # noqa: BLE001 - reported; the monitor restarts the slot
+    except Exception:
         log.exception("flownb LocalCluster: thread worker %s crashed", worker.name)
 
 
@@ -817,7 +817,7 @@ def _monitor(ref: weakref.ReferenceType[LocalCluster]) -> None:
                             cluster._respawn(s)
                     elif not s.alive():
                         cluster._restart(s)
-        except Exception:  # noqa: BLE001 - keep monitoring
+        except Exception:
             log.exception("flownb LocalCluster monitor")
         del cluster
         if st.closing.wait(MONITOR_INTERVAL_S):

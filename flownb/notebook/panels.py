@@ -22,8 +22,15 @@ if TYPE_CHECKING:
     from ..result import RunResult
     from .progress import NodeRow, Snapshot
 
-__all__ = ["status_html", "table_html", "live_html", "details_html", "result_html",
-           "STATE_CSS", "TABLE_ROWS"]
+__all__ = [
+    "STATE_CSS",
+    "TABLE_ROWS",
+    "details_html",
+    "live_html",
+    "result_html",
+    "status_html",
+    "table_html",
+]
 
 #: node/run state -> CSS colour (JupyterLab variables, light fallbacks)
 STATE_CSS = {

@@ -122,8 +122,7 @@ class RunWidget:
             bar = self.progress
             new_max = max(1, snap.reachable)
             if bar.max != new_max:
-                if bar.value > new_max:
-                    bar.value = new_max
+                bar.value = min(bar.value, new_max)
                 bar.max = new_max
             if bar.value != snap.done:
                 bar.value = min(snap.done, new_max)
