@@ -54,6 +54,8 @@ BENCHMARKS: list[Bench] = [
           "9. chaos: workers SIGKILLed every ~300 ms"),
     Bench("redis_drop", "bench.reliability", "redis_drop",
           "10. Redis restart and dropped connections mid-run"),
+    Bench("lint", "bench.lint", "lint_scale",
+          "11. load, lint and compile of 20k / 300k-node blueprints"),
     Bench("llm", "bench.llm", "llm",
           "12. LLM-bound workload: 200/500 agent runs at once on a 200 ms API vs LangGraph, plain asyncio"),
     Bench("hotpath", "bench.hotpath", "hotpath",
