@@ -253,14 +253,16 @@ class RedisStore:
 
     def requeue_expired(self, limit: int = 200) -> list[tuple[str, str, int]]:
         raw = self._scripts["REQUEUE"](keys=[self.keys.leases],
-                                        args=[self.keys.prefix, int(self.settings.queued_ttl_s * 1000), limit])
+                                        args=[self.keys.prefix, int(self.settings.queued_ttl_s * 1000), limit,
+                                              int(self.settings.lease_ttl_s * 1000)])
         return [(r, n, int(v)) for r, n, v in loads(raw)]
 
-    def renew(self, members: list[str]) -> int:
+    def renew(self, members: list[str], ttl_s: float | None = None) -> int:
+        """Push the lease deadlines of ``members`` to now + ``ttl_s`` (default: the lease TTL)."""
         if not members:
             return 0
-        return int(self._scripts["RENEW"](keys=[self.keys.leases],
-                                          args=[int(self.settings.lease_ttl_s * 1000), *members]))
+        ttl = self.settings.lease_ttl_s if ttl_s is None else ttl_s
+        return int(self._scripts["RENEW"](keys=[self.keys.leases], args=[int(ttl * 1000), *members]))
 
     def add_event(self, run_id: str, type_: str, node: str | None, data: Mapping[str, Any]) -> None:
         ev = Event(type_, run_id, node, dict(data))

@@ -353,14 +353,15 @@ def _tail(path: Path, n: int) -> str:
 
 
 def _thread_worker(conn: Any, *, name: str, queue_name: str, prefix: str, settings: Any,
-                   stop_event: threading.Event) -> Any:
+                   stop_event: threading.Event, concurrency: int | None = None) -> Any:
     """A flownb RQ worker whose loop can be stopped from another thread (see module doc)."""
     from rq.exceptions import StopRequested
     from rq.timeouts import TimerDeathPenalty
 
     from ..distributed.worker import make_worker
 
-    worker = make_worker(conn, name=name, queue_name=queue_name, prefix=prefix, settings=settings)
+    worker = make_worker(conn, name=name, queue_name=queue_name, prefix=prefix, settings=settings,
+                         **({} if concurrency is None else {"concurrency": concurrency}))  # type: ignore[arg-type]
     base = type(worker)
 
     class ThreadWorker(base):  # type: ignore[misc, valid-type]
@@ -415,6 +416,7 @@ class LocalCluster:
         env: extra environment variables for process workers.
         wait: block until every worker is serving (and raise if one cannot start).
         log_level: worker log level.
+        concurrency: node visits each worker runs at once (default: the worker's, 32).
     """
 
     def __init__(self, n_workers: int = 2, mode: Literal["process", "thread"] = "process", *,
@@ -422,7 +424,7 @@ class LocalCluster:
                  prefix: str = "flownb", lease_ttl_s: float = 10.0,
                  env: Mapping[str, str] | None = None, wait: bool = True,
                  startup_timeout_s: float = 30.0, log_level: str = "WARNING",
-                 name: str | None = None) -> None:
+                 name: str | None = None, concurrency: int | None = None) -> None:
         if mode not in ("process", "thread"):
             raise ValueError(f"mode must be 'process' or 'thread', got {mode!r}")
         if n_workers < 0:
@@ -438,6 +440,7 @@ class LocalCluster:
         self.queue_name = queue_name
         self.prefix = prefix
         self.lease_ttl_s = float(lease_ttl_s)
+        self.concurrency = concurrency
         self.env = dict(env or {})
         self.log_level = log_level.upper()
         self.startup_timeout_s = startup_timeout_s
@@ -496,6 +499,8 @@ class LocalCluster:
         cmd = [sys.executable, "-m", "flownb", "worker", "--name", name, "--queue", self.queue_name,
                "--prefix", self.prefix, "--lease-ttl", repr(self.lease_ttl_s), "--watch-parent",
                "--log-level", self.log_level, "--path", str(self.module_dir)]
+        if self.concurrency is not None:
+            cmd += ["--concurrency", str(int(self.concurrency))]
         if not _has_password(self.url):
             cmd[4:4] = ["--redis", self.url]
         for m in (*self.modules, *WORKER_HOOK_MODULES):
@@ -519,7 +524,7 @@ class LocalCluster:
         conn = self._redis_settings.connect()
         slot.worker = _thread_worker(conn, name=slot.name, queue_name=self.queue_name,
                                      prefix=self.prefix, settings=self.settings,
-                                     stop_event=slot.stop_event)
+                                     stop_event=slot.stop_event, concurrency=self.concurrency)
         ring = self._state.ring
         tname = f"flownb-worker-{slot.name}"
         if ring is not None:
