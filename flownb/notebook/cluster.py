@@ -725,9 +725,12 @@ class LocalCluster:
             if s.dead:
                 left = max(0.0, s.restart_at - time.monotonic())
                 fallback = f"dead, restarting in {left:.1f}s" if left > 0.05 else "restarting"
+            elif s.stopping:
+                fallback = "stopping" if s.alive() else "stopped"
             else:
                 fallback = "gave up" if s.gave_up else "starting" if s.alive() else "dead"
-            row.update({"state": (i.get("state") if not s.dead else None) or fallback,
+            row.update({"state": (i.get("state") if not s.dead and not s.stopping else None)
+                        or fallback,
                         "current": i.get("current"), "jobs": i.get("jobs", 0),
                         "nodes": i.get("nodes", 0)})
             out.append(row)
@@ -788,7 +791,7 @@ class LocalCluster:
 def _run_thread_worker(worker: Any, level: str) -> None:
     try:
         worker.work(logging_level=level)
-    except Exception:  # noqa: BLE001 - reported; the monitor restarts the slot
+    except Exception:
         log.exception("flownb LocalCluster: thread worker %s crashed", worker.name)
 
 
@@ -814,7 +817,7 @@ def _monitor(ref: weakref.ReferenceType[LocalCluster]) -> None:
                             cluster._respawn(s)
                     elif not s.alive():
                         cluster._restart(s)
-        except Exception:  # noqa: BLE001 - keep monitoring
+        except Exception:
             log.exception("flownb LocalCluster monitor")
         del cluster
         if st.closing.wait(MONITOR_INTERVAL_S):
