@@ -108,6 +108,7 @@ class AsyncRunStream:
         self.modes = modes
         self.kwargs = kwargs
         self.cancel = kwargs.pop("cancel", None) or CancelToken()
+        kwargs.pop("history", None)  # a stream always records (its updates/values come from it)
         self.result: RunResult | None = None
 
     def __aiter__(self) -> AsyncIterator[Chunk]:
