@@ -5,11 +5,6 @@ from __future__ import annotations
 from conftest import Workers
 
 
-class HitlWorkers(Workers):
-    """Real ``flownb worker`` processes that import the node types of ``hitl_nodes``."""
-
-    MODULES: tuple[str, ...] = ("hitl_nodes",)  # type: ignore[assignment]
-
-
 def hitl_workers(url: str) -> Workers:
-    return HitlWorkers(url)
+    """Real ``flownb worker`` processes that import the node types of ``hitl_nodes``."""
+    return Workers(url, modules=("hitl_nodes",))
