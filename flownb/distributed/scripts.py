@@ -286,9 +286,16 @@ end
 #: KEYS: the run keys (see module docstring); ARGV[7] blueprint digest, ARGV[8] blueprint id,
 #: ARGV[9] parent link or '', ARGV[10] start nodes (JSON list), ARGV[11] bundle (JSON),
 #: ARGV[12] event data (JSON), ARGV[13] parent children-set key or '', ARGV[14] input keys (JSON),
-#: ARGV[15..] state k, v pairs.
+#: ARGV[15..] state k, v pairs. A child run whose parent has ended (failed, cancelled — e.g. its
+#: root hit a limit of flownb.limits) is not created: returns 'parent-ended'.
 START = _LIB + r"""
 if redis.call('EXISTS', K_META) == 1 then return 'exists' end
+if ARGV[9] ~= '' then
+  local prun = string.match(ARGV[9], '^(.*)|[^|]*|%d+$')
+  if prun and redis.call('HGET', run_key(prun, 'meta'), 'status') ~= 'running' then
+    return 'parent-ended'
+  end
+end
 redis.call('HSET', K_META, 'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
            'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11], 'input_keys', ARGV[14], 'ttl', TTL)
 for i = 15, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end

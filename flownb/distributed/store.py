@@ -143,6 +143,9 @@ class RedisStore:
                           event, parent_children, dumps(list(inputs)), *flat])
         if raw == b"exists" or raw == "exists":
             raise ExecutorError(f"run id {run_id!r} already exists", run_id=run_id)
+        if raw in (b"parent-ended", "parent-ended"):
+            raise ExecutorError(f"parent run of {run_id!r} has ended; the child run is not "
+                                "started", run_id=run_id)
         return [(n, int(v)) for n, v in loads(raw)]
 
     def claim(self, run_id: str, digest: str, node: str, visit: int, worker: str) -> dict[str, Any]:
