@@ -521,7 +521,12 @@ def _raise_child(cn: CNode, res: RunResult, index: int | None = None) -> None:
 def _preview(value: Any, limit: int = 200) -> Any:
     if value is None or isinstance(value, (bool, int, float)):
         return value
-    text = value if isinstance(value, str) else repr(value)
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except RecursionError:  # a value nested thousands deep: the event must not crash the run
+        text = f"<{type(value).__name__} nested too deeply to show>"
+    except Exception as exc:  # noqa: BLE001 - a user __repr__ that raises
+        text = f"<{type(value).__name__}: repr() raised {type(exc).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
