@@ -22,6 +22,7 @@ from typing import Any
 from . import events as ev
 from .blueprint import Blueprint, load
 from .context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
+from .transforms import transformed_input
 from .errors import FlownbError, MaxVisitsExceeded, NodeError, NodeTimeout, RegistryError
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
@@ -504,6 +505,8 @@ class Engine:
                 input_ = self.outputs.get(src[0])
             else:
                 input_ = self._input_for(cn, item)
+            if cn.transforms is not None:
+                input_ = transformed_input(cn, src, input_, self._read)
         return NodeContext(input_, cn.params, cn.id, item.visit, self._env)
 
     def _is_cancelled(self) -> bool:

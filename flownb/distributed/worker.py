@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from .. import builtins
 from ..blueprint import Blueprint
 from ..context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
+from ..transforms import transformed_input
 from ..errors import FlownbError, NodeTimeout
 from ..graph import CNode, Graph, compile_graph, select_edges
 from ..registry import Registry, Result, default_registry
@@ -285,6 +286,8 @@ class WorkerRuntime:
         reader = _Reader(st, run.run_id)
         try:
             input_ = self._input(run, cn, item, reader, carried)
+            if cn.transforms is not None:
+                input_ = transformed_input(cn, list(item.get("s") or []), input_, reader)
         except FlownbError as exc:
             self._fail(run.run_id, run.digest, _err(node, run.run_id, exc))
             return None
@@ -479,6 +482,8 @@ class WorkerRuntime:
         try:
             if input_ is None:
                 input_ = self._input(run, cn, item, reader, _NO_INPUT)
+                if cn.transforms is not None:
+                    input_ = transformed_input(cn, list(item.get("s") or []), input_, reader)
             if cn.uses == "subflow":
                 bp = run.registry.get_blueprint(builtins.subflow_blueprint_id(cn), node_id=cn.id)
                 child_inputs = [builtins.subflow_inputs(cn.params, input_, reader)]
