@@ -26,6 +26,7 @@ from .errors import (
     RunTimeout,
 )
 from .events import Event, EventBus
+from .library import Library, load_dir
 from .registry import Node, Registry, Result, default_registry, node
 from .result import RunResult
 from .runtime import CancelToken, arun, run
@@ -37,7 +38,7 @@ __all__ = [
     "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LintError",
     "MaxVisitsExceeded", "NodeError", "NodeTimeout", "RegistryError", "RunCancelled", "RunFailed",
     "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
-    "RunResult", "CancelToken", "arun", "run", "attach", "__version__",
+    "RunResult", "CancelToken", "arun", "run", "attach", "__version__", "Library", "load_dir",
 ]
 
 
