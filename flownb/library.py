@@ -47,6 +47,12 @@ class Library(Mapping[str, Blueprint]):
             raise BlueprintError(f"no blueprint {blueprint_id!r} in this folder (ids: "
                                  f"{sorted(self._bps)})", path=self.root) from None
 
+    def __contains__(self, blueprint_id: object) -> bool:
+        return blueprint_id in self._bps
+
+    def get(self, blueprint_id: str, default: Any = None) -> Any:
+        return self._bps.get(blueprint_id, default)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._bps)
 

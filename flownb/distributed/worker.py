@@ -354,7 +354,7 @@ class WorkerRuntime:
         try:
             output_json = dumps(output)
             taken = select_edges(cn, action, _resolver(st, run.run_id, output, action, input_,
-                                                       writes)) if cn.out else set()
+                                                       writes, node_id=cn.id)) if cn.out else set()
         except FlownbError as exc:
             self._fail(run.run_id, run.digest, _err(cn.id, run.run_id, exc))
             return None
@@ -639,11 +639,13 @@ class _LazyOutputs(Mapping[str, Any]):
 
 
 def _resolver(store: RedisStore, run_id: str, output: Any, action: str | None, input_: Any,
-              writes: Mapping[str, Any]) -> Callable[[str], Any]:
+              writes: Mapping[str, Any], node_id: str | None = None) -> Callable[[str], Any]:
     reader = _Reader(store, run_id)
     state = _LazyState(reader, writes)
 
     def resolve(name: str) -> Any:
+        if name == node_id and name not in writes:
+            return output  # the committing node's own output is not in Redis yet
         if name == "result":
             return {"output": output, "action": action}
         if name == "output":
