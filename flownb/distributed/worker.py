@@ -32,6 +32,7 @@ from .. import builtins
 from ..blueprint import Blueprint
 from ..context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
 from ..transforms import transformed_input
+from .ratelimit import install as install_rate_limiter
 from ..errors import FlownbError, NodeTimeout
 from ..graph import CNode, Graph, compile_graph, select_edges
 from ..registry import Registry, Result, default_registry
@@ -127,6 +128,8 @@ class WorkerRuntime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.in_main_thread = (threading.current_thread() is threading.main_thread()
                                if in_main_thread is None else in_main_thread)
+        # LLM rate limits are shared by every worker on this Redis (flownb.llm.ratelimit)
+        install_rate_limiter(conn, prefix=prefix)
 
     # -- background: heartbeat + reaper --------------------------------------------------------------
     def start_background(self) -> None:

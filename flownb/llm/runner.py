@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .cache import Cache, cache_key, get_cache
-from .client import Completion, TokenCoalescer, achat, chat
+from .client import Completion, TokenCoalescer, achat, async_client, chat, sync_client
 from .config import LLMSettings, current_globals, resolve
 from .fake import FakeLLM, estimate_tokens, message_text
 from .prices import cost_usd
@@ -82,7 +82,9 @@ def generate(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
     else:
         cache, key, comp_or_none = _cache_lookup(settings, messages, coalescer)
         if comp_or_none is None:
-            acquire_sync(settings.rate_key, settings.rate_limit, _charge(settings, messages))
+            if settings.rate_limit:
+                sync_client(settings)  # see agenerate
+                acquire_sync(settings.rate_key, settings.rate_limit, _charge(settings, messages))
             comp = chat(settings, messages,
                         on_token=coalescer.add if coalescer is not None else None)
             _cache_store(cache, key, comp)
@@ -101,7 +103,11 @@ async def agenerate(settings: LLMSettings, messages: Sequence[Mapping[str, Any]]
     else:
         cache, key, comp_or_none = _cache_lookup(settings, messages, coalescer)
         if comp_or_none is None:
-            await acquire(settings.rate_key, settings.rate_limit, _charge(settings, messages))
+            if settings.rate_limit:
+                # build (or fetch) the pool first: the first call of a process imports openai,
+                # which must not sit between the granted slot and the request it was granted for
+                async_client(settings)
+                await acquire(settings.rate_key, settings.rate_limit, _charge(settings, messages))
             comp = await achat(settings, messages,
                                on_token=coalescer.add if coalescer is not None else None)
             _cache_store(cache, key, comp)
