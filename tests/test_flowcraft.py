@@ -278,3 +278,69 @@ def test_cli_runs_a_file_with_its_folder_and_an_example_name(tmp_path: Path) -> 
     p = subprocess.run([*env_py, "validate", str(tmp_path / "lib")], capture_output=True,
                        text=True, env=env, cwd=tmp_path, timeout=60)
     assert p.returncode == 1 and "subflow blueprint '999' is not in" in p.stdout
+
+
+@pytest.mark.timeout(120)
+def test_order_routing_on_workers(served: tuple[LLMServer, str], registry: Registry) -> None:
+    _, url = served
+    ex = DistributedExecutor(url, registry=registry)
+    bp = registry.get_blueprint("500")
+    small = ex.submit(bp, {"total": 120, "items": ["a", "b", "c"]}).result(timeout=60)
+    assert small.status == "succeeded", small.error
+    assert small.output == "small order of 3 item(s)" and small.outputs["item-count"] == 3
+    large = ex.submit(bp, {"total": 900, "items": ["a"]}).result(timeout=60)
+    assert large.output == "large order of 900 needs a manager"
+
+
+# -- lint: what a typo silently breaks ------------------------------------------------------------
+
+def _codes(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(p.code, p.message) for p in Blueprint.from_dict(doc).lint()
+            if p.code in ("unknown-param", "unknown-condition-name", "unmapped-template-var")]
+
+
+def test_lint_unknown_param_with_did_you_mean() -> None:
+    found = _codes({"id": "x", "nodes": [
+        {"id": "a", "uses": "llm-process", "params": {"promptTemplat": "hi {{t}}",
+                                                      "inputs": {"t": "t"}}}]})
+    assert len(found) == 1 and found[0][0] == "unknown-param"
+    assert "did you mean 'promptTemplate'" in found[0][1]
+
+
+def test_lint_unknown_condition_name() -> None:
+    doc = {"id": "x", "metadata": {"state": ["score"]}, "nodes": [
+        {"id": "route-by-total", "uses": "passthrough"}, {"id": "b", "uses": "noop"}],
+        "edges": [{"source": "route-by-total", "target": "b",
+                   "condition": "route-by-totl.total < 500 and score > 1"}]}
+    found = _codes(doc)
+    assert [c for c, _ in found] == ["unknown-condition-name"]
+    assert "'route-by-totl'" in found[0][1] and "did you mean 'route-by-total'" in found[0][1]
+    doc["edges"][0]["condition"] = "route-by-total.total < 500 and score > 1 and result.output"
+    assert _codes(doc) == []
+
+
+def test_lint_template_variable_nothing_provides() -> None:
+    found = _codes({"id": "x", "nodes": [
+        {"id": "a", "uses": "output", "params": {"promptTemplate": "{{titles}} {{draf}}",
+                                                 "inputs": {"titles": "t", "draft": "d"}}}]})
+    assert [c for c, _ in found] == ["unmapped-template-var"]
+    assert "{{draf}}" in found[0][1] and "did you mean 'draft'" in found[0][1]
+
+
+def test_bad_transform_is_a_lint_error() -> None:
+    bp = Blueprint.from_dict({"id": "x", "nodes": [{"id": "a", "uses": "noop"},
+                                                   {"id": "b", "uses": "noop"}],
+                              "edges": [{"source": "a", "target": "b", "transform": "input.x +"}]})
+    errors = [p for p in bp.lint() if p.severity == "error"]
+    assert [p.code for p in errors] == ["bad-transform"]
+    assert errors[0].location == "edges[0].transform"
+
+
+def test_metadata_round_trip_and_numeric_ids() -> None:
+    doc = {"id": 7, "_compiledAt": "2025-01-01", "nodes": [
+        {"id": "a", "uses": "subflow", "params": {"blueprintId": 8}, "_sourceLocation": {"l": 1}}],
+        "edges": []}
+    bp = Blueprint.from_dict(doc)
+    assert bp.id == "7" and bp.metadata == {"_compiledAt": "2025-01-01"}
+    assert bp.nodes[0].params["blueprintId"] == "8" and bp.nodes[0].meta == {"_sourceLocation": {"l": 1}}
+    assert Blueprint.from_json(bp.to_json()) == bp
