@@ -388,6 +388,9 @@ class FakeLLM:
         topic = _topic_phrase(source, kws)
         variant = _digest(prompt) % 3
         task = _writing_task(ask)
+        if task == "log":
+            what = re.search(r"\b(?:saying|confirming|that says)\s+(?:that\s+)?([^.\n]+)", ask)
+            return f"[log] {source.strip()[:80]}: {what.group(1).strip() if what else 'done'}"
         if task == "extract":
             return ", ".join(_terms(source)) or ", ".join(kws)
         if task == "outline":
@@ -509,6 +512,8 @@ _TASKS = (("extract", r"\bextract\w*\b"), ("outline", r"\boutlines?\b"), ("title
 def _writing_task(ask: str) -> str | None:
     """The artefact asked for: the task keyword that appears *first* in the instruction
     ("an outline for a blog post" → outline; "a blog post following this outline" → draft)."""
+    if re.search(r"\blog (?:entry|line|message)\b", ask):
+        return "log"  # "the post ... write a log entry": the artefact is the log line
     best: tuple[int, str] | None = None
     for task, pattern in _TASKS:
         m = re.search(pattern, ask)
