@@ -64,9 +64,7 @@ def declared_keys(bp: Blueprint) -> set[str]:
             if isinstance(case, Mapping):
                 keys.update(str(k) for k in case)
     state = meta.get("state")
-    if isinstance(state, Mapping):
-        keys.update(str(k) for k in state)
-    elif isinstance(state, list):
+    if isinstance(state, (Mapping, list)):
         keys.update(str(k) for k in state)
     for n in bp.nodes:
         p = n.params

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import Workers
+from llm_server import LLMServer
 
 import flownb
 from flownb import llm
@@ -27,9 +29,6 @@ from flownb.blueprint import Blueprint
 from flownb.distributed.client import DistributedExecutor
 from flownb.llm.fake import FakeLLM
 from flownb.registry import Registry
-
-from conftest import Workers
-from llm_server import LLMServer
 
 DIR = Path(__file__).parent / "flowcraft"
 LLM_TYPES = ("llm-process", "llm-condition", "llm-router")
@@ -260,23 +259,23 @@ def test_cli_runs_a_file_with_its_folder_and_an_example_name(tmp_path: Path) -> 
            "HOME": str(tmp_path)}
     inputs = json.dumps(CASES["job-reject"][1])
     p = subprocess.run([*env_py, "run", str(DIR / "2.job-application" / "200.json"), "--inputs",
-                        inputs], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+                        inputs], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["status"] == "succeeded" and "Email sent to Sam Roe" in out["output"]
     p = subprocess.run([*env_py, "run", "content_moderation"], capture_output=True, text=True,
-                       env=env, cwd=tmp_path, timeout=60)
+                       env=env, cwd=tmp_path, timeout=60, check=False)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["status"] == "succeeded"
     p = subprocess.run([*env_py, "validate", str(DIR)], capture_output=True, text=True, env=env,
-                       cwd=tmp_path, timeout=60)
+                       cwd=tmp_path, timeout=60, check=False)
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.count(": ok (") == 13
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "main.json").write_text(json.dumps(
         {"nodes": [{"id": "s", "uses": "subflow", "params": {"blueprintId": 999}}]}))
     p = subprocess.run([*env_py, "validate", str(tmp_path / "lib")], capture_output=True,
-                       text=True, env=env, cwd=tmp_path, timeout=60)
+                       text=True, env=env, cwd=tmp_path, timeout=60, check=False)
     assert p.returncode == 1 and "subflow blueprint '999' is not in" in p.stdout
 
 
@@ -308,7 +307,7 @@ def test_lint_unknown_param_with_did_you_mean() -> None:
 
 
 def test_lint_unknown_condition_name() -> None:
-    doc = {"id": "x", "metadata": {"state": ["score"]}, "nodes": [
+    doc: dict[str, Any] = {"id": "x", "metadata": {"state": ["score"]}, "nodes": [
         {"id": "route-by-total", "uses": "passthrough"}, {"id": "b", "uses": "noop"}],
         "edges": [{"source": "route-by-total", "target": "b",
                    "condition": "route-by-totl.total < 500 and score > 1"}]}

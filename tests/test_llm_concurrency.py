@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the llm_server fixture is imported, then named as a test parameter
 """Async LLM nodes and rate limits, with the real openai client against the tests' own server.
 
 * one shared ``AsyncOpenAI`` per event loop: 50 concurrent in-process runs keep many calls in
@@ -18,15 +19,23 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from conftest import Workers
+from llm_server import (
+    LLMServer,
+    llm_server,  # noqa: F401 - the fixture (tests name it as a parameter)
+)
 
 import flownb
 from flownb import llm
 from flownb.distributed.client import DistributedExecutor
 from flownb.llm import client as llm_client
-from flownb.llm.ratelimit import MemoryRateLimiter, RateLimit, RateLimiter, acquire, set_limiter
-
-from conftest import Workers
-from llm_server import LLMServer, llm_server  # noqa: F401 - the fixture
+from flownb.llm.ratelimit import (
+    MemoryRateLimiter,
+    RateLimit,
+    RateLimiter,
+    acquire,
+    set_limiter,
+)
 
 
 @pytest.fixture(autouse=True)

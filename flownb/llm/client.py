@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 import weakref
@@ -32,6 +33,7 @@ from .errors import LLMError
 from .fake import estimate_tokens, message_text
 
 TokenCallback = Callable[[str], None]
+log = logging.getLogger("flownb.llm")
 
 INSTALL_HINT = "the LLM nodes need the openai package: pip install 'flownb[llm]'"
 
@@ -243,8 +245,8 @@ async def aclose_clients() -> None:
     for c in clients:
         try:
             await c.close()
-        except Exception:  # noqa: BLE001 - closing is best effort
-            pass
+        except Exception:
+            log.debug("closing an async LLM client failed", exc_info=True)
 
 
 async def achat(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,

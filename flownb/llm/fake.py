@@ -555,16 +555,16 @@ def _topic_phrase(source: str, kws: Sequence[str]) -> str:
 
 #: what an e-mail says, by what the instruction asks for (first match)
 _EMAIL_BODIES = (
-    (r"invit", "We were impressed by your application and would like to invite you to an "
-               "interview. Please reply with a few times that suit you."),
-    (r"another candidate|not (?:be )?moving forward|reject|declin", "Thank you for your interest "
-     "and the time you put into your application. We have decided to continue with other "
-     "candidates, and we wish you every success."),
+    (r"invit", ("We were impressed by your application and would like to invite you to an "
+                "interview. Please reply with a few times that suit you.")),
+    (r"another candidate|not (?:be )?moving forward|reject|declin",
+     ("Thank you for your interest and the time you put into your application. We have decided "
+      "to continue with other candidates, and we wish you every success.")),
     (r"thank", "Thank you for your kind words; it means a lot to the whole team."),
-    (r"edited|remov|redact", "We edited your post to remove personal information. Please avoid "
-                              "sharing contact details publicly."),
-    (r"feedback|ticket|logged", "Thank you for your feedback. We have logged it and the team will "
-                                "look into it."),
+    (r"edited|remov|redact", ("We edited your post to remove personal information. Please avoid "
+                              "sharing contact details publicly.")),
+    (r"feedback|ticket|logged", ("Thank you for your feedback. We have logged it and the team "
+                                 "will look into it.")),
 )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -128,36 +129,35 @@ def set_limiter(limiter: RateLimiter | None) -> None:
         _limiter = limiter
 
 
+def _pauses(limiter: RateLimiter, key: str, limit: RateLimit, tokens: int) -> Iterator[float]:
+    """How long to sleep before each new try, until bucket ``key`` grants the call."""
+    while True:
+        wait = limiter.reserve(key, limit, tokens)
+        if wait <= 0:
+            return
+        yield min(_MAX_SLEEP_S, max(_MIN_SLEEP_S, wait))
+
+
 async def acquire(key: str, limit: RateLimit, tokens: int,
                   limiter: RateLimiter | None = None) -> float:
     """Wait until bucket ``key`` grants a call; returns the seconds waited."""
-    if not limit:
-        return 0.0
-    lim = limiter or get_limiter()
     waited = 0.0
-    while True:
-        wait = lim.reserve(key, limit, tokens)
-        if wait <= 0:
-            return waited
-        pause = min(_MAX_SLEEP_S, max(_MIN_SLEEP_S, wait))
-        await asyncio.sleep(pause)
-        waited += pause
+    if limit:
+        for pause in _pauses(limiter or get_limiter(), key, limit, tokens):
+            await asyncio.sleep(pause)
+            waited += pause
+    return waited
 
 
 def acquire_sync(key: str, limit: RateLimit, tokens: int,
                  limiter: RateLimiter | None = None) -> float:
     """:func:`acquire` for synchronous callers (:func:`flownb.llm.complete`)."""
-    if not limit:
-        return 0.0
-    lim = limiter or get_limiter()
     waited = 0.0
-    while True:
-        wait = lim.reserve(key, limit, tokens)
-        if wait <= 0:
-            return waited
-        pause = min(_MAX_SLEEP_S, max(_MIN_SLEEP_S, wait))
-        time.sleep(pause)
-        waited += pause
+    if limit:
+        for pause in _pauses(limiter or get_limiter(), key, limit, tokens):
+            time.sleep(pause)
+            waited += pause
+    return waited
 
 
 def retry_after_s(headers: object) -> float | None:

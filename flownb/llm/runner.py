@@ -77,19 +77,13 @@ def generate(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
     the real model never sees them. Synchronous (:func:`complete`); nodes use :func:`agenerate`.
     """
     coalescer = _coalescer(settings, emit)
-    if settings.backend == "fake":
-        comp = _fake_call(settings, messages, fake_params or {}, coalescer)
-    else:
-        cache, key, comp_or_none = _cache_lookup(settings, messages, coalescer)
-        if comp_or_none is None:
-            if settings.rate_limit:
-                sync_client(settings)  # see agenerate
-                acquire_sync(settings.rate_key, settings.rate_limit, _charge(settings, messages))
-            comp = chat(settings, messages,
-                        on_token=coalescer.add if coalescer is not None else None)
-            _cache_store(cache, key, comp)
-        else:
-            comp = comp_or_none
+    comp, cache, key = _local_answer(settings, messages, fake_params, coalescer)
+    if comp is None:
+        if settings.rate_limit:
+            sync_client(settings)  # see agenerate
+            acquire_sync(settings.rate_key, settings.rate_limit, _charge(settings, messages))
+        comp = chat(settings, messages, on_token=coalescer.add if coalescer is not None else None)
+        _cache_store(cache, key, comp)
     return _finish(comp, settings, coalescer, emit)
 
 
@@ -98,22 +92,28 @@ async def agenerate(settings: LLMSettings, messages: Sequence[Mapping[str, Any]]
                     fake_params: Mapping[str, Any] | None = None) -> Completion:
     """:func:`generate` on the running loop's shared async client, behind the rate limit."""
     coalescer = _coalescer(settings, emit)
-    if settings.backend == "fake":
-        comp = _fake_call(settings, messages, fake_params or {}, coalescer)
-    else:
-        cache, key, comp_or_none = _cache_lookup(settings, messages, coalescer)
-        if comp_or_none is None:
-            if settings.rate_limit:
-                # build (or fetch) the pool first: the first call of a process imports openai,
-                # which must not sit between the granted slot and the request it was granted for
-                async_client(settings)
-                await acquire(settings.rate_key, settings.rate_limit, _charge(settings, messages))
-            comp = await achat(settings, messages,
-                               on_token=coalescer.add if coalescer is not None else None)
-            _cache_store(cache, key, comp)
-        else:
-            comp = comp_or_none
+    comp, cache, key = _local_answer(settings, messages, fake_params, coalescer)
+    if comp is None:
+        if settings.rate_limit:
+            # build (or fetch) the pool first: the first call of a process imports openai,
+            # which must not sit between the granted slot and the request it was granted for
+            async_client(settings)
+            await acquire(settings.rate_key, settings.rate_limit, _charge(settings, messages))
+        comp = await achat(settings, messages,
+                           on_token=coalescer.add if coalescer is not None else None)
+        _cache_store(cache, key, comp)
     return _finish(comp, settings, coalescer, emit)
+
+
+def _local_answer(settings: LLMSettings, messages: Sequence[Mapping[str, Any]],
+                  fake_params: Mapping[str, Any] | None, coalescer: TokenCoalescer | None,
+                  ) -> tuple[Completion | None, Cache | None, str]:
+    """The answer when no request is needed (the fake, a cache hit), else ``(None, cache, key)``
+    for storing the answer the caller fetches."""
+    if settings.backend == "fake":
+        return _fake_call(settings, messages, fake_params or {}, coalescer), None, ""
+    cache, key, hit = _cache_lookup(settings, messages, coalescer)
+    return hit, cache, key
 
 
 def _charge(settings: LLMSettings, messages: Sequence[Mapping[str, Any]]) -> int:
