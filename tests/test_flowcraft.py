@@ -343,3 +343,45 @@ def test_metadata_round_trip_and_numeric_ids() -> None:
     assert bp.id == "7" and bp.metadata == {"_compiledAt": "2025-01-01"}
     assert bp.nodes[0].params["blueprintId"] == "8" and bp.nodes[0].meta == {"_sourceLocation": {"l": 1}}
     assert Blueprint.from_json(bp.to_json()) == bp
+
+
+# -- node-level inputs and the fake's reading of Flowcraft-style prompts ----------------------------
+
+def test_node_level_inputs_take_candidate_lists() -> None:
+    bp = Blueprint.from_dict({"id": "x", "nodes": [
+        {"id": "pick", "uses": "llm-router", "params": {"routes": ["left", "right"],
+                                                        "prompt": "left or right? {{x}}"}},
+        {"id": "left", "uses": "output", "params": {"template": "L"}},
+        {"id": "right", "uses": "output", "params": {"template": "R"}},
+        {"id": "join", "uses": "passthrough", "inputs": {"chosen": ["left", "right"],
+                                                         "x": "x"}}],
+        "edges": [{"source": "pick", "target": "left", "action": "left"},
+                  {"source": "pick", "target": "right", "action": "right"},
+                  {"source": "left", "target": "join"}, {"source": "right", "target": "join"}]})
+    fake = FakeLLM(lambda messages, params: "right")
+    llm.configure(fake=fake)
+    res = flownb.run(bp, {"x": 1})
+    assert res.output == {"chosen": "R", "x": 1}
+
+
+@pytest.mark.parametrize("text,pii", [("mail me at jo@example.org", True),
+                                      ("call 555-123-4567 today", True),
+                                      ("nice weather", False)])
+def test_fake_pii_whatever_the_framing(text: str, pii: bool) -> None:
+    bp = Blueprint.from_dict({"id": "x", "nodes": [
+        {"id": "check_for_pii", "uses": "llm-condition",
+         "params": {"promptTemplate": "[check_for_pii] Does this contain PII? {{text}}",
+                    "inputs": {"text": "text"}}}]})
+    assert flownb.run(bp, {"text": text}).output is pii
+
+
+def test_fake_router_defaults_to_an_approve_route() -> None:
+    bp = Blueprint.from_dict({"id": "x", "nodes": [
+        {"id": "triage", "uses": "llm-router",
+         "params": {"promptTemplate": "Decide: {{post}}", "inputs": {"post": "post"}}},
+        {"id": "a", "uses": "noop"}, {"id": "b", "uses": "noop"}, {"id": "c", "uses": "noop"}],
+        "edges": [{"source": "triage", "target": "a", "action": "action_ban"},
+                  {"source": "triage", "target": "b", "action": "action_escalate"},
+                  {"source": "triage", "target": "c", "action": "action_approve"}]})
+    res = flownb.run(bp, {"post": "A calm note about the garden."})
+    assert res.nodes["triage"].status == "succeeded" and "c" in res.outputs
