@@ -300,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .llm.config import load_dotenv_once
+
+    load_dotenv_once()  # ./.env (OPENAI_*, FLOWNB_*), never overriding what is already set
     try:
         return int(args.fn(args) or 0)
     except FlownbError as exc:
