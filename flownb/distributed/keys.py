@@ -2,8 +2,7 @@
 
 Per run (``{p}`` = the key prefix, default ``flownb``):
 
-=================================  =====  ===============================================================
-key                                type   contents
+=================================  =====  ========================================================key                                type   contents
 =================================  =====  ===============================================================
 ``{p}:run:<id>:meta``              hash   status, blueprint digest/id, created/finished times, error,
                                           parent link (``run|node|visit``), subflow bundle
@@ -23,7 +22,6 @@ key                                type   contents
 ``{p}:run:<id>:children``          set    child runs (subflow / map) for cancellation
 ``{p}:run:<id>:done``              stream one entry, written when the run ends: waiters block on it
                                           (XREAD) instead of waking on every event
-<<<<<<< HEAD
 ``{p}:run:<id>:jobs``              hash   ``node|visit`` → id of the RQ job that carries the queued item
                                           (the reaper leaves items whose job still waits in the queue)
 ``{p}:alive:<worker>``             string set by a worker's liveness process (renewed every beat, even
@@ -33,7 +31,6 @@ key                                type   contents
                                           levels), ``refused`` once a limit was hit, and one field per
                                           structural item (``run|node|visit``) so a retried start counts
                                           once (see :mod:`flownb.limits`)
->>>>>>> main
 ``{p}:bp:<digest>``                hash   ``json`` (the blueprint) + the compiled graph for the scripts:
                                           ``o:<node>`` out edges, ``i:<node>`` join info, ``x:<scc>`` exits
 ``{p}:runs``                       zset   run id → created time (``flownb runs``)
