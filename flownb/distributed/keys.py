@@ -2,7 +2,8 @@
 
 Per run (``{p}`` = the key prefix, default ``flownb``):
 
-=================================  =====  ========================================================key                                type   contents
+=================================  =====  ===============================================================
+key                                type   contents
 =================================  =====  ===============================================================
 ``{p}:run:<id>:meta``              hash   status, blueprint digest/id, created/finished times, error,
                                           parent link (``run|node|visit``), subflow bundle
@@ -26,7 +27,6 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
                                           (the reaper leaves items whose job still waits in the queue)
 ``{p}:alive:<worker>``             string set by a worker's liveness process (renewed every beat, even
                                           while a node holds the GIL): a live worker's leases are spared
-=======
 ``{p}:run:<root>:childruns``       hash   per *root* run: ``total`` child runs started under it (all
                                           levels), ``refused`` once a limit was hit, and one field per
                                           structural item (``run|node|visit``) so a retried start counts
