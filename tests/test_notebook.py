@@ -434,7 +434,7 @@ def test_resumes_and_re_deliveries_are_not_visits() -> None:
     rows = {r.node_id: r for r in view.snapshot().rows}
     assert (rows["sub"].visits, rows["sub"].redeliveries, rows["sub"].note) == (1, 0, None)
     assert (rows["slow"].visits, rows["slow"].redeliveries) == (1, 1)
-    assert rows["slow"].note == "worker w1 lost (lease expired) → re-delivered to w2"
+    assert rows["slow"].note == "re-delivered to w2: worker w1 lost (lease expired)"
     assert view.snapshot().custom == ()  # "children" is bookkeeping, not a user event
 
 

@@ -141,6 +141,8 @@ class _Slot:
     #: monotonic time of the next start of a dead worker (back-off), 0 when alive
     restart_at: float = 0.0
     dead: bool = False
+    #: the worker's last published info (jobs done…), shown after it stopped or died
+    last_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pid(self) -> int | None:
@@ -589,6 +591,7 @@ class LocalCluster:
         slot.name = f"{self.name}-w{slot.index}-r{slot.generation}"
         slot.dead = False
         slot.restart_at = 0.0
+        slot.last_info = {}
         self._spawn(slot)
         if self._state.deaths:
             self._state.deaths[-1].setdefault("restarted_as", slot.name)
@@ -722,6 +725,10 @@ class LocalCluster:
             row: dict[str, Any] = {"name": s.name, "pid": s.pid, "alive": s.alive(),
                                    "restarts": s.restarts, "mode": self.mode}
             i = info.get(s.name) or {}
+            if i:
+                s.last_info = i
+            elif s.stopping or s.dead:  # gone from Redis: keep what it did (jobs, nodes)
+                i = {k: v for k, v in s.last_info.items() if k in ("jobs", "nodes")}
             if s.dead:
                 left = max(0.0, s.restart_at - time.monotonic())
                 fallback = f"dead, restarting in {left:.1f}s" if left > 0.05 else "restarting"

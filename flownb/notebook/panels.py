@@ -116,8 +116,8 @@ def table_html(snap: Snapshot, *, max_rows: int = 200, visible_rows: int = TABLE
             f"<td style='{num}'>{visits}</td><td style='{num}'>{r.attempts or ''}</td>"
             f"<td style='{num}'>{esc(_fmt_duration(r.duration_s))}</td>"
             f"<td style='{_CELL}'>{esc(r.worker or '')}</td>"
-            f"<td style='{_CELL};max-width:24em;overflow:hidden;text-overflow:ellipsis;"
-            f"color:{colour}' title='{esc(detail)}'>{esc(_short(detail))}</td></tr>")
+            f"<td style='{_CELL};color:{colour}' title='{esc(detail)}'><div style='max-width:18em;"
+            f"overflow:hidden;text-overflow:ellipsis'>{esc(_short(detail))}</div></td></tr>")
     head = "".join(
         f"<th style='{_CELL};position:sticky;top:0;z-index:1;background:{_HEAD_BG};"
         f"text-align:{'right' if h in ('visits', 'attempts', 'duration') else 'left'};"
@@ -125,7 +125,8 @@ def table_html(snap: Snapshot, *, max_rows: int = 200, visible_rows: int = TABLE
         for h in ("node", "uses", "state", "visits", "attempts", "duration", "worker",
                   "output / error"))
     height = f"max-height:{(visible_rows + 1) * _ROW_EM:.1f}em;" if len(rows) > visible_rows else ""
-    return (f"<div class='flownb-nodes-box' style='{height}overflow:auto;border:1px solid {_BORDER};"
+    return (f"<div class='flownb-nodes-box' style='{height}max-width:100%;overflow:auto;"
+            f"border:1px solid {_BORDER};"
             f"border-radius:3px;margin:0.4em 0;font-size:{_FONT}'>"
             "<table class='flownb-nodes' style='border-collapse:separate;border-spacing:0;"
             f"width:100%;margin:0'><thead><tr>{head}</tr></thead><tbody>"

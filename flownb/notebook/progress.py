@@ -86,7 +86,7 @@ class NodeRow:
     error: str | None = None
     #: times the node was handed to another worker because its worker was lost (not visits)
     redeliveries: int = 0
-    #: a one-line note for the table ("worker w1 lost (lease expired) → re-delivered to w2")
+    #: a one-line note for the table ("re-delivered to w2: worker w1 lost (lease expired)")
     note: str | None = None
     #: the LLM text streamed so far by this node (``llm_token`` custom events)
     tokens: str = ""
@@ -239,7 +239,7 @@ class ProgressView:
                 row.redeliveries += 1
                 lost = row.worker or "?"
                 now = str(data.get("worker") or "another worker")
-                row.note = f"worker {lost} lost (lease expired) → re-delivered to {now}"
+                row.note = f"re-delivered to {now}: worker {lost} lost (lease expired)"
             row.attempts = max(1, int(data.get("attempt") or 1))
             row.started_at = e.ts
             row.tokens = ""
