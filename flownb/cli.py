@@ -145,11 +145,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.no_wait:
             print(handle.run_id)
             return 0
-        res = handle.result(args.timeout)
+        res = handle.result(args.timeout, raise_on_error=False)
     else:
         from .runtime import run
 
-        res = run(bp, inputs)
+        res = run(bp, inputs, raise_on_error=False)
     print(json.dumps({"run_id": res.run_id, "status": res.status, "output": res.output,
                       "error": res.error}, indent=2, default=str))
     return 0 if res.ok else EXIT_PROBLEMS

@@ -116,16 +116,30 @@ class MaxVisitsExceeded(FlownbError):
 
 
 class RunFailed(FlownbError):
-    """Raised to a caller waiting on a run that failed; ``error`` holds the failure details."""
+    """Raised to a caller waiting on a run that failed (the default of ``run`` / ``arun`` /
+    ``handle.result()``, as ``requests`` raises for a bad status: a failure is never silent).
+
+    ``error`` holds the stored failure details, ``error_type`` and ``traceback`` the original
+    exception's type name and traceback text, and ``result`` the whole
+    :class:`~flownb.result.RunResult` (partial outputs, state, timings) for inspection.
+    """
 
     def __init__(self, message: str, *, run_id: str | None = None, node_id: str | None = None,
-                 error: dict[str, Any] | None = None) -> None:
+                 error: dict[str, Any] | None = None, result: Any = None) -> None:
         self.error = error or {}
+        self.error_type: str = str(self.error.get("type") or "")
+        self.traceback: str = str(self.error.get("traceback") or "")
+        self.result = result
         super().__init__(message, run_id=run_id, node_id=node_id)
 
 
 class RunCancelled(FlownbError):
-    """Raised to a caller waiting on a run that was cancelled."""
+    """Raised to a caller waiting on a run that was cancelled; ``result`` holds the
+    :class:`~flownb.result.RunResult` (what finished before the cancel)."""
+
+    def __init__(self, message: str, *, run_id: str | None = None, result: Any = None) -> None:
+        self.result = result
+        super().__init__(message, run_id=run_id)
 
 
 class RunTimeout(FlownbError):

@@ -635,11 +635,14 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
                *, registry: Registry | None = None, run_id: str | None = None,
                on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
                cancel: CancelToken | None = None, max_concurrency: int | None = None,
-               raise_on_error: bool = False) -> RunResult:
+               raise_on_error: bool = True) -> RunResult:
     """Run a blueprint in this process and return its :class:`RunResult`.
 
     ``on_event`` receives every :class:`~flownb.events.Event`; ``cancel`` lets another thread or
-    task stop the run; ``raise_on_error`` turns a failed/cancelled result into an exception.
+    task stop the run. A failed run raises :class:`~flownb.errors.RunFailed` (node id, error,
+    original traceback; ``.result`` holds the :class:`RunResult`) and a cancelled one
+    :class:`~flownb.errors.RunCancelled`, so failure is never silent; pass
+    ``raise_on_error=False`` to get the result back whatever its status.
     """
     graph, reg = _prepare(blueprint, registry)
     bus = bus or EventBus()

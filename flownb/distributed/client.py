@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..blueprint import Blueprint, load
@@ -106,8 +106,10 @@ class DistributedExecutor:
 
     def run(self, blueprint: Blueprint | Mapping[str, Any] | str,
             inputs: Mapping[str, Any] | None = None, *, timeout: float | None = None,
-            raise_on_error: bool = False) -> RunResult:
-        """Submit and wait: the distributed twin of :func:`flownb.run`."""
+            raise_on_error: bool = True) -> RunResult:
+        """Submit and wait: the distributed twin of :func:`flownb.run` (raises
+        :class:`~flownb.errors.RunFailed` / :class:`~flownb.errors.RunCancelled` unless
+        ``raise_on_error=False``)."""
         return self.submit(blueprint, inputs).result(timeout, raise_on_error=raise_on_error)
 
     def attach(self, run_id: str) -> RunHandle:
@@ -163,18 +165,27 @@ class RunHandle:
         """Block until the run ends (True) or ``timeout`` passes (False)."""
         return self.store.wait_done(self.run_id, timeout)
 
-    def result(self, timeout: float | None = None, *, raise_on_error: bool = False) -> RunResult:
+    def result(self, timeout: float | None = None, *, raise_on_error: bool = True) -> RunResult:
+        """Wait for the run and return its :class:`RunResult`.
+
+        A failed run raises :class:`~flownb.errors.RunFailed` and a cancelled one
+        :class:`~flownb.errors.RunCancelled` (both carry the result as ``.result``);
+        ``raise_on_error=False`` returns the result whatever its status. ``timeout`` passing
+        raises :class:`~flownb.errors.RunTimeout` and leaves the run going.
+        """
         if not self.wait(timeout):
             raise RunTimeout(f"still running after {timeout}s (the run goes on; wait again, or "
                              "cancel it)", run_id=self.run_id)
         res = self.store.load_result(self.run_id)
         return res.raise_for_status() if raise_on_error else res
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, RunResult]:
+        """``await handle``: :meth:`result` without a timeout, raising on failure."""
         return asyncio.to_thread(self.result).__await__()
 
-    async def aresult(self, timeout: float | None = None) -> RunResult:
-        return await asyncio.to_thread(self.result, timeout)
+    async def aresult(self, timeout: float | None = None, *, raise_on_error: bool = True) -> RunResult:
+        """Async :meth:`result`."""
+        return await asyncio.to_thread(self.result, timeout, raise_on_error=raise_on_error)
 
     def cancel(self) -> bool:
         """Stop the run on every worker: queued nodes never start, running ones are discarded."""
