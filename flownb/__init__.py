@@ -18,6 +18,7 @@ from .errors import (
     FlownbError,
     LintError,
     MaxVisitsExceeded,
+    MissingDependency,
     NodeError,
     NodeTimeout,
     RegistryError,
@@ -35,7 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Blueprint", "Builder", "Edge", "NodeSpec", "NodeConfig", "load", "NodeContext",
     "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LintError",
-    "MaxVisitsExceeded", "NodeError", "NodeTimeout", "RegistryError", "RunCancelled", "RunFailed",
+    "MaxVisitsExceeded", "MissingDependency", "NodeError", "NodeTimeout", "RegistryError", "RunCancelled", "RunFailed",
     "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
     "RunResult", "CancelToken", "arun", "run", "attach", "__version__",
 ]

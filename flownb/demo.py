@@ -44,7 +44,9 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def main(*, workers: int = 2, example: str = "content_moderation", out: str = "demo-output",
          text: str | None = None) -> int:
-    from tqdm import tqdm
+    from .extras import require
+
+    tqdm = require("tqdm", "flownb demo", extra="demo").tqdm
 
     from .distributed.client import DistributedExecutor
     from .distributed.server import EmbeddedRedis

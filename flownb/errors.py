@@ -14,7 +14,9 @@ Every error flownb raises derives from :class:`FlownbError` and carries *where* 
     ├── RunFailed               waiting on a run that failed (wraps the NodeError's text)
     ├── RunCancelled            waiting on a run that was cancelled
     ├── RunTimeout              waiting on a run took longer than the caller allowed
-    └── ExecutorError           the executor itself is misconfigured or unreachable (e.g. Redis)
+    ├── ExecutorError           the executor itself is misconfigured or unreachable (e.g. Redis)
+    └── MissingDependency       an optional package is not installed (names the extra; also an
+                                ImportError, so ``except ImportError`` fallbacks still work)
 """
 
 from __future__ import annotations
@@ -148,3 +150,14 @@ class RunTimeout(FlownbError):
 
 class ExecutorError(FlownbError):
     """The executor cannot do its job: Redis unreachable, a bad URL, a missing optional install."""
+
+
+class MissingDependency(FlownbError, ImportError):
+    """An optional package is missing; the message names the extra and the pip command.
+
+    Raised by :func:`flownb.extras.require`. ``package`` is the missing import name.
+    """
+
+    def __init__(self, message: str, *, package: str = "") -> None:
+        super().__init__(message)
+        self.package = package

@@ -2,7 +2,7 @@
 
 Why a cluster object instead of "open a terminal and run ``flownb worker``": in a notebook the
 workers should come and go with the kernel. That is harder than it looks (see
-``/work/shared/NOTEBOOK-PITFALLS.md`` and :mod:`flownb.notebook.watchdog`):
+:mod:`flownb.notebook.watchdog`):
 
 * **process mode** starts ``python -m flownb worker --watch-parent …`` children. They run in
   their own session (``start_new_session=True``) so Jupyter's interrupt - SIGINT to the kernel's
