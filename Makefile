@@ -54,7 +54,7 @@ lint: install
 
 # the API reference and user guide; builds offline (no network), warnings are errors
 docs: install
-	$(BIN)/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 test: lint docs
 	FLOWNB_LLM=fake FLOWNB_LLM_CACHE=0 $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --nbval-current-env
