@@ -25,6 +25,7 @@ from .context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
 from .errors import FlownbError, MaxVisitsExceeded, NodeError, NodeTimeout, RegistryError
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
+from .limits import ChildBudget, LimitExceeded, child_limit_message
 from .registry import NodeImpl, Registry, Result, default_registry
 from .result import CANCELLED, FAILED, SUCCEEDED, NodeStats, RunResult
 from .scheduler import Item, Scheduler
@@ -132,7 +133,8 @@ class Engine:
 
     def __init__(self, graph: Graph, inputs: Mapping[str, Any] | None, *, run_id: str,
                  registry: Registry, bus: EventBus, cancel: CancelToken,
-                 max_concurrency: int | None = None, depth: int = 0) -> None:
+                 max_concurrency: int | None = None, depth: int = 0,
+                 budget: ChildBudget | None = None) -> None:
         self.g = graph
         self.bp = graph.blueprint
         self.inputs: dict[str, Any] = dict(inputs or {})
@@ -146,6 +148,7 @@ class Engine:
         self.stats: dict[str, NodeStats] = {}
         self.error: dict[str, Any] | None = None
         self.depth = depth
+        self._budget = budget  # shared by the root run and all its descendants; made on first use
         self._sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._replaced: dict[tuple[str, int], str] = {}
         self._env = RunEnv(run_id, self._read, self._emit_custom, self._is_cancelled, self.bp.id,
@@ -528,10 +531,9 @@ class Engine:
         from . import builtins
 
         async def call(_: Any) -> Any:
-            if self.depth > 20:
-                raise FlownbError("subflows nested more than 20 deep", node_id=cn.id)
             if cn.uses == "subflow":
                 bp = self.registry.get_blueprint(builtins.subflow_blueprint_id(cn), node_id=cn.id)
+                self._reserve_children(cn, 1)
                 child_inputs = builtins.subflow_inputs(cn.params, ctx.input, self._read)
                 res = await self._child(bp, child_inputs, f"{self.run_id}/{cn.id}.{ctx.visit}")
                 _raise_child(cn, res)
@@ -539,6 +541,7 @@ class Engine:
                     ctx.state.set(k, v)
                 return res.output
             plan = builtins.map_plan(cn, ctx.input, self._read, self.registry)
+            self._reserve_children(cn, len(plan.inputs))
             sem = asyncio.Semaphore(plan.concurrency)
 
             async def one(i: int, child_inputs: dict[str, Any]) -> Any:
@@ -548,14 +551,27 @@ class Engine:
                 _raise_child(cn, r, index=i)
                 return r.output
 
-            return list(await asyncio.gather(*(one(i, x) for i, x in enumerate(plan.inputs))))
+            tasks = [asyncio.ensure_future(one(i, x)) for i, x in enumerate(plan.inputs)]
+            try:
+                return list(await asyncio.gather(*tasks))
+            except BaseException:  # one item failed: its siblings must not go on (nor recurse)
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
 
         return call
+
+    def _reserve_children(self, cn: CNode, n: int) -> None:
+        """Count ``n`` child runs against the root run's limits (:mod:`flownb.limits`)."""
+        if self._budget is None:
+            self._budget = ChildBudget()
+        self._budget.reserve(n, depth=self.depth + 1, node_id=cn.id, run_id=self.run_id)
 
     async def _child(self, bp: Blueprint, inputs: dict[str, Any], run_id: str) -> RunResult:
         graph = compile_graph(bp, self.registry)
         child = Engine(graph, inputs, run_id=run_id, registry=self.registry, bus=self.bus,
-                       cancel=self.cancel, depth=self.depth + 1)
+                       cancel=self.cancel, depth=self.depth + 1, budget=self._budget)
         return await child.drive()
 
 
@@ -599,6 +615,9 @@ def _raise_child(cn: CNode, res: RunResult, index: int | None = None) -> None:
     if res.status == SUCCEEDED:
         return
     err = res.error or {}
+    limit = child_limit_message(err)
+    if limit is not None:  # one message from the deepest run, not one nesting per level
+        raise LimitExceeded(limit, node_id=cn.id)
     which = f"item {index}" if index is not None else "child run"
     raise NodeError(f"{which} {res.run_id} {res.status}: {err.get('node_id')!r} "
                     f"{err.get('type', '')}: {err.get('message', '')}", node_id=cn.id,

@@ -112,6 +112,15 @@ class DistributedExecutor:
         ``raise_on_error=False``)."""
         return self.submit(blueprint, inputs).result(timeout, raise_on_error=raise_on_error)
 
+    def map(self, blueprint: Blueprint | Mapping[str, Any] | str, rows: Any, *,
+            key: str | None = None) -> Any:
+        """One run per row, submitted at once; returns a :class:`~flownb.distributed.batch.
+        DistributedBatch` (live view, ``results()`` in input order, ``to_pandas()``,
+        ``retry_failed()``, ``cancel()``). ``key="text"`` runs plain values as ``{"text": v}``."""
+        from .batch import map_rows
+
+        return map_rows(self, blueprint, rows, key=key)
+
     def attach(self, run_id: str) -> RunHandle:
         if not self.store.meta(run_id):
             raise ExecutorError(f"no run {run_id!r} in {self.url} (prefix {self.prefix!r}); it may "

@@ -23,6 +23,10 @@ key                                type   contents
 ``{p}:run:<id>:children``          set    child runs (subflow / map) for cancellation
 ``{p}:run:<id>:done``              stream one entry, written when the run ends: waiters block on it
                                           (XREAD) instead of waking on every event
+``{p}:run:<root>:childruns``       hash   per *root* run: ``total`` child runs started under it (all
+                                          levels), ``refused`` once a limit was hit, and one field per
+                                          structural item (``run|node|visit``) so a retried start counts
+                                          once (see :mod:`flownb.limits`)
 ``{p}:bp:<digest>``                hash   ``json`` (the blueprint) + the compiled graph for the scripts:
                                           ``o:<node>`` out edges, ``i:<node>`` join info, ``x:<scc>`` exits
 ``{p}:runs``                       zset   run id → created time (``flownb runs``)
@@ -79,6 +83,10 @@ class Keys:
 
     def done(self, run_id: str) -> str:
         return self.run(run_id, "done")
+
+    def child_runs(self, root_run_id: str) -> str:
+        """The child-run counter of a root run (not per child: every level counts against it)."""
+        return self.run(root_run_id, "childruns")
 
     def run_keys(self, run_id: str) -> list[str]:
         """The per-run keys in the order every script takes them (KEYS[1..9]; done is KEYS[13])."""

@@ -497,5 +497,30 @@ for i = 2, #ARGV do n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', dl, ARGV[i])
 return n
 """
 
+#: Count the child runs a structural item (subflow/map) is about to start against its root run's
+#: limit (flownb.limits): atomic, so workers starting children at once cannot overshoot; a retried
+#: start of the same item (the reaper's 'create') counts once; once refused, always refused, so
+#: sibling branches of a failing root stop creating runs; nothing is counted for a root that ended.
+#: KEYS[1] the root's child-run counter hash, KEYS[2] the root's meta;
+#: ARGV[1] item (run|node|visit), ARGV[2] children wanted, ARGV[3] max child runs, ARGV[4] ttl (s).
+#: Returns JSON {"r": "ok"|"refused"|"stopped", "total": n, "status": root status}.
+RESERVE_CHILDREN = r"""
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  return cjson.encode({r = 'ok', total = tonumber(redis.call('HGET', KEYS[1], 'total'))})
+end
+local status = redis.call('HGET', KEYS[2], 'status')
+if status ~= 'running' then return cjson.encode({r = 'stopped', status = status or 'missing'}) end
+local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0') + tonumber(ARGV[2])
+if redis.call('HEXISTS', KEYS[1], 'refused') == 1 or total > tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'refused', 1)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+  return cjson.encode({r = 'refused', total = total})
+end
+redis.call('HSET', KEYS[1], 'total', total, ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return cjson.encode({r = 'ok', total = total})
+"""
+
 ALL = {"START": START, "CLAIM": CLAIM, "CLAIM_MANY": CLAIM_MANY, "COMMIT": COMMIT, "FAIL": FAIL, "CANCEL": CANCEL,
-       "WAIT_CHILDREN": WAIT_CHILDREN, "REQUEUE": REQUEUE, "RENEW": RENEW}
+       "WAIT_CHILDREN": WAIT_CHILDREN, "REQUEUE": REQUEUE, "RENEW": RENEW,
+       "RESERVE_CHILDREN": RESERVE_CHILDREN}

@@ -33,6 +33,7 @@ from ..blueprint import Blueprint
 from ..context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
 from ..errors import FlownbError, NodeTimeout
 from ..graph import CNode, Graph, compile_graph, select_edges
+from ..limits import LimitExceeded, child_limit_message
 from ..registry import Registry, Result, default_registry
 from .jobs import enqueue_items, make_queue
 from .keys import lease_member
@@ -486,6 +487,7 @@ class WorkerRuntime:
                 plan = builtins.map_plan(cn, input_, reader, run.registry)
                 bp, child_inputs = plan.blueprint, plan.inputs
             graph = compile_graph(bp, run.registry)
+            st.reserve_children(run.run_id, cn.id, visit, len(child_inputs))  # flownb.limits
         except FlownbError as exc:
             self._fail(run.run_id, run.digest, _err(cn.id, run.run_id, exc))
             return
@@ -520,6 +522,9 @@ class WorkerRuntime:
                    "message": f"child run {child.run_id} {child.status}: node "
                               f"{cerr.get('node_id')!r} {cerr.get('type', '')}: {cerr.get('message', '')}",
                    "traceback": cerr.get("traceback", "")}
+            limit = child_limit_message(cerr)
+            if limit is not None:  # the deepest run's limit message, not one nesting per level
+                err.update(type=LimitExceeded.__name__, message=limit)
             self._fail(run.run_id, run.digest, err, event={"attempt": 1, "error": err})
             return None
         results = [st.load_result(c) for c in children]
