@@ -7,7 +7,7 @@ here needs none of redis, rq, ipywidgets, graphviz or openai.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .batch import Batch, BatchItem, arun_many, run_many
 from .blueprint import Blueprint, Builder, Edge, Node as NodeSpec, NodeConfig, load
@@ -32,6 +32,10 @@ from .registry import Node, Registry, Result, default_registry, node
 from .result import RunResult
 from .runtime import CancelToken, arun, run
 
+if TYPE_CHECKING:
+    from .distributed.client import RunHandle
+    from .distributed.settings import RedisSettings
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -44,8 +48,10 @@ __all__ = [
 ]
 
 
-def attach(run_id: str, **kwargs: Any) -> Any:
-    """Re-attach to a distributed run by id (see :func:`flownb.distributed.attach`)."""
+def attach(run_id: str, *, redis: str | RedisSettings | Any | None = None,
+           prefix: str = "flownb", queue_name: str = "flownb") -> RunHandle:
+    """Re-attach to a distributed run by id from any process or kernel that reaches the same
+    Redis (``redis`` defaults to ``FLOWNB_REDIS_URL``); see :func:`flownb.distributed.attach`."""
     from .distributed.client import attach as _attach
 
-    return _attach(run_id, **kwargs)
+    return _attach(run_id, redis=redis, prefix=prefix, queue_name=queue_name)

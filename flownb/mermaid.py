@@ -134,7 +134,7 @@ def to_mermaid(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] |
             out.append(f"  classDef {status} fill:{fill},stroke:{border},color:#212121{dash}")
         out.append(f"  class {','.join(ids)} {status}")
     if w.bold:
-        out.append(f"  classDef entry stroke-width:3px")
+        out.append("  classDef entry stroke-width:3px")
         out.append(f"  class {','.join(w.bold)} entry")
     return "\n".join(out) + "\n"
 

@@ -26,7 +26,7 @@ from .errors import FlownbError, MaxVisitsExceeded, NodeError, NodeTimeout, Regi
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
 from .limits import ChildBudget, LimitExceeded, child_limit_message
-from .registry import NodeImpl, Registry, Result, default_registry
+from .registry import Registry, Result, default_registry
 from .result import CANCELLED, FAILED, SUCCEEDED, NodeStats, RunResult
 from .scheduler import Item, Scheduler
 
@@ -451,6 +451,7 @@ class Engine:
         if ctx._writes:
             self.state.update(ctx._writes)
         self.outputs[cn.id] = output
+        taken: set[int] | frozenset[int]
         if cn.out:
             taken = select_edges(cn, action, self._resolver(output, action, ctx.input)
                                  if cn.has_conditions else _no_resolve)
@@ -677,11 +678,17 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
 
 
 def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any] | None = None,
-        **kwargs: Any) -> RunResult:
-    """Synchronous :func:`arun`; works inside Jupyter's running event loop too."""
+        *, registry: Registry | None = None, run_id: str | None = None,
+        on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
+        cancel: CancelToken | None = None, max_concurrency: int | None = None,
+        raise_on_error: bool = True) -> RunResult:
+    """Synchronous :func:`arun`, same arguments (spelled out so a typo is a type error);
+    works inside Jupyter's running event loop too."""
     from .aio import run_sync
 
-    return run_sync(arun(blueprint, inputs, **kwargs))
+    return run_sync(arun(blueprint, inputs, registry=registry, run_id=run_id, on_event=on_event,
+                         bus=bus, cancel=cancel, max_concurrency=max_concurrency,
+                         raise_on_error=raise_on_error))
 
 
 __all__ = ["arun", "run", "Engine", "CancelToken", "new_run_id", "RegistryError"]

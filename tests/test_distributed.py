@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from flownb.distributed.client import DistributedExecutor
 from flownb.distributed.jobs import enqueue_items
 from flownb.distributed.store import StoreSettings
 
-from conftest import ROOT, TESTS_DIR, Workers
+from conftest import ROOT, Workers
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..blueprint import Blueprint, load
 from ..errors import ExecutorError, LintError, RunTimeout
-from ..events import TERMINAL, Event
+from ..events import Event
 from ..graph import analyse
 from ..lint import lint
 from ..registry import Registry, default_registry
@@ -26,6 +26,9 @@ from .store import RedisStore, StoreSettings
 
 if TYPE_CHECKING:
     import redis
+
+    from ..notebook.terminal import TqdmProgress
+    from ..notebook.widget import RunWidget
 
 
 def _connect(redis_: str | RedisSettings | redis.Redis | None) -> tuple[redis.Redis, str]:
@@ -207,7 +210,7 @@ class RunHandle:
         else:
             yield from self.store.events(self.run_id, after=after, count=100_000)
 
-    def widget(self) -> Any:
+    def widget(self) -> RunWidget | TqdmProgress:
         """A live ipywidgets view of this run (graph coloured by state, progress, nodes, error),
         fed from the run's event stream in a background thread; a tqdm bar outside Jupyter."""
         from ..notebook import widget_for

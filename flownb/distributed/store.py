@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..blueprint import Blueprint
 from ..errors import ExecutorError, FlownbError
@@ -100,7 +100,8 @@ class RedisStore:
             self.r.expire(key, self.settings.result_ttl_s * 2)
             return digest
         g, _ = analyse(bp)
-        fields: dict[str, str] = {"json": bp.to_json(indent=None), "id": bp.id,
+        # Any keys: redis-py types hash mappings with an invariant key union
+        fields: dict[Any, str] = {"json": bp.to_json(indent=None), "id": bp.id,
                                   "starts": dumps(g.starts)}
         for name, cn in g.nodes.items():
             fields[f"o:{name}"] = dumps([[e.idx, e.target, 1 if e.back else 2 if e.exit else 0, e.pos]
@@ -348,8 +349,9 @@ class RedisStore:
 
     # -- events ----------------------------------------------------------------------------------
     def events(self, run_id: str, *, after: str = "0-0", count: int = 1000) -> list[Event]:
-        raw = self.r.xrange(self.keys.events(run_id), min=f"({after}" if after != "0-0" else "-",
-                            count=count)
+        raw = cast("list[tuple[bytes, dict[bytes, bytes]]]",  # redis-py's union of reply types
+                   self.r.xrange(self.keys.events(run_id), min=f"({after}" if after != "0-0" else "-",
+                                 count=count))
         return [Event.from_fields(run_id, f, _s(i)) for i, f in raw]
 
     def follow(self, run_id: str, *, after: str = "0-0", block_ms: int = 1000,
@@ -366,7 +368,8 @@ class RedisStore:
                 if left <= 0:
                     return
                 wait = max(1, min(block_ms, int(left * 1000)))
-            resp = self.r.xread({key: last}, count=500, block=wait)
+            resp = cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]",
+                        self.r.xread({key: last}, count=500, block=wait))
             if not resp:
                 if stop_at_terminal and self.status(run_id) not in (None, "running"):
                     # the terminal event may have been trimmed or expired: stop anyway

@@ -410,17 +410,17 @@ class WorkerRuntime:
                 res = self._call(impl.exec, prep, cn.timeout_s)
                 break
             except _NodeTimeoutSignal:
-                exc: BaseException = NodeTimeout(f"attempt took longer than timeout_s={cn.timeout_s}",
+                err: BaseException = NodeTimeout(f"attempt took longer than timeout_s={cn.timeout_s}",
                                                  node_id=cn.id, run_id=run.run_id, attempt=attempt)
                 tb = ""
             except Exception as e:  # noqa: BLE001 - user code
-                exc, tb = e, traceback.format_exc()
+                err, tb = e, traceback.format_exc()
             if attempt > cn.retries or run.cancelled:
-                raise _Failure(cn.id, attempt, exc, tb)
+                raise _Failure(cn.id, attempt, err, tb)
             delay = cn.config.retry_delay(attempt)
             self.store.add_event(run.run_id, "node_retrying", cn.id, {
                 "attempt": attempt, "delay_s": delay,
-                "error": {"type": type(exc).__name__, "message": str(exc)}})
+                "error": {"type": type(err).__name__, "message": str(err)}})
             if delay:
                 time.sleep(delay)
         if impl.post is not None:
@@ -716,6 +716,7 @@ def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str =
     from rq.serializers import JSONSerializer
 
     class FlownbWorker(SimpleWorker):  # type: ignore[misc]
+        flownb: WorkerRuntime
         def _install_signal_handlers(self) -> None:
             if threading.current_thread() is threading.main_thread():
                 super()._install_signal_handlers()

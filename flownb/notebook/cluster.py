@@ -168,7 +168,7 @@ class _RingHandler(logging.Handler):
         self.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        buf = self.lines.get(record.threadName)
+        buf = self.lines.get(record.threadName or "")
         try:
             if buf is not None:
                 buf.append(self.format(record))

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..events import (CUSTOM, NODE_FAILED, NODE_FALLBACK, NODE_RETRYING, NODE_SKIPPED,
-                      NODE_STARTED, NODE_SUCCEEDED, RUN_CANCELLED, RUN_FAILED, RUN_FINISHED,
+                      NODE_STARTED, NODE_SUCCEEDED, RUN_FAILED, RUN_FINISHED,
                       RUN_STARTED, TERMINAL, Event)
 
 if TYPE_CHECKING:
@@ -586,5 +586,5 @@ class ProgressView:
 
 
 # the front-ends' pieces live beside the model (re-exported here: they were defined here first)
-from .panels import details_html, result_html, status_html, table_html  # noqa: E402
+from .panels import details_html, result_html, status_html, table_html  # noqa: E402, F401
 from .terminal import TqdmProgress  # noqa: E402
