@@ -3,6 +3,8 @@
 * The option reference is generated from flownb's argparse parser — the one place the options
   are defined — so the page can never drift from ``flownb COMMAND --help``. ``docs/cli.md``
   holds the prose and a ``<!-- cli-reference -->`` marker replaced with one section per command.
+* Pages other branches add (the condition language, state reducers) join the nav, after the
+  page they extend, as soon as their file exists — never as a dangling nav entry before.
 * flownb's docstrings use Sphinx roles (``:class:`~flownb.errors.RunFailed```), which mkdocstrings
   renders literally; the built pages show just the name in code style instead.
 """
@@ -14,6 +16,9 @@ import re
 from typing import Any
 
 MARKER = "<!-- cli-reference -->"
+#: (title, page, the nav page it follows) for pages that join the nav once they exist
+OPTIONAL_PAGES = (("Condition language", "conditions.md", "blueprints.md"),
+                  ("State and reducers", "state.md", "nodes.md"))
 _ROLE = re.compile(r":(?:func|class|meth|mod|data|attr|exc|obj):(<code>)~?(?:[\w.]+\.)?([\w]+)(</code>)")
 
 
@@ -68,3 +73,24 @@ def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
 
 def on_post_page(output: str, page: Any, **_: Any) -> str:
     return _ROLE.sub(r"\1\2\3", output)
+
+
+def with_optional_pages(nav: list[Any], docs_dir: str) -> list[Any]:
+    """``nav`` with each existing :data:`OPTIONAL_PAGES` page inserted after its anchor page."""
+    from pathlib import Path
+
+    nav = list(nav)
+    listed = {v for item in nav if isinstance(item, dict) for v in item.values()
+              if isinstance(v, str)}
+    for title, page, after in OPTIONAL_PAGES:
+        if page in listed or not (Path(docs_dir) / page).is_file():
+            continue
+        at = next((i for i, item in enumerate(nav)
+                   if isinstance(item, dict) and after in item.values()), len(nav) - 1)
+        nav.insert(at + 1, {title: page})
+    return nav
+
+
+def on_config(config: Any, **_: Any) -> Any:
+    config["nav"] = with_optional_pages(config["nav"], config["docs_dir"])
+    return config

@@ -162,36 +162,37 @@ def _cmd_workers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(sub: Any, name: str, help: str, fn: Any, *, run_id: bool = False) -> Any:
+    """A sub-command reading Redis: its parser with the Redis options (and a run id)."""
+    sp = sub.add_parser(name, help=help)
+    redis_opts(sp)
+    if run_id:
+        sp.add_argument("run_id", help="the run's id (printed by submit, listed by 'flownb runs')")
+    sp.set_defaults(fn=fn)
+    return sp
+
+
 def add_inspect_commands(sub: Any) -> None:
     """Register ``runs``, ``events``, ``cancel`` and ``workers`` on the CLI's sub-parsers."""
-    r = sub.add_parser("runs", help="recent runs with status")
-    redis_opts(r)
+    r = _command(sub, "runs", "recent runs with status", _cmd_runs)
     r.add_argument("--limit", type=int, default=20, help="how many runs, newest first (default 20)")
     r.add_argument("--json", action="store_true",
                    help="a JSON list with typed values (numbers, lists, the error object)")
-    r.set_defaults(fn=_cmd_runs)
 
-    e = sub.add_parser("events", help="a run's events (--follow to stream them live)")
-    redis_opts(e)
-    e.add_argument("run_id", help="the run's id (printed by submit, listed by 'flownb runs')")
+    e = _command(sub, "events", "a run's events (--follow to stream them live)", _cmd_events,
+                 run_id=True)
     e.add_argument("--follow", "-f", action="store_true",
                    help="keep streaming new events until the run ends")
     e.add_argument("--timeout-s", "--timeout", dest="timeout", type=float, default=None,
                    metavar="SECONDS", help="with --follow: stop after this long (default: never)")
     e.add_argument("--json", action="store_true",
                    help="one JSON object per line (id, type, run_id, node_id, ts, data)")
-    e.set_defaults(fn=_cmd_events)
 
-    c = sub.add_parser("cancel", help="cancel a run on every worker")
-    redis_opts(c)
-    c.add_argument("run_id", help="the run's id")
-    c.set_defaults(fn=_cmd_cancel)
+    _command(sub, "cancel", "cancel a run on every worker", _cmd_cancel, run_id=True)
 
-    w = sub.add_parser("workers", help="live workers, their state and the queue lengths "
-                       "(like 'rq info')")
-    redis_opts(w)
+    w = _command(sub, "workers", "live workers, their state and the queue lengths (like 'rq info')",
+                 _cmd_workers)
     w.add_argument("--json", action="store_true", help="a JSON object {workers, queues}")
-    w.set_defaults(fn=_cmd_workers)
 
 
 __all__ = ["add_inspect_commands", "redis_opts", "redis_url", "typed_meta", "worker_rows",

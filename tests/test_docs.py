@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -38,7 +39,7 @@ def _nav_pages(nav: Any) -> set[str]:
 
 def test_every_page_is_in_the_nav_and_exists() -> None:
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
-    nav = _nav_pages(config["nav"])
+    nav = _nav_pages(_hooks().with_optional_pages(config["nav"], str(DOCS)))
     pages = {str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")}
     assert pages - nav == set(), "pages missing from mkdocs.yml's nav"
     assert nav - pages == set(), "nav entries without a page"
@@ -57,6 +58,17 @@ def test_cli_page_lists_every_command_and_option() -> None:
                     assert f"`{option}" in reference, f"flownb {name} {option} missing from docs"
             if action.help and not isinstance(action, argparse._HelpAction):
                 assert action.help.replace("|", "\\|") in reference
+
+
+def test_pages_of_other_branches_join_the_nav_once_they_exist(tmp_path: Path) -> None:
+    hooks = _hooks()
+    nav = [{"Blueprints": "blueprints.md"}, {"Nodes and state": "nodes.md"}, {"CLI": "cli.md"}]
+    assert hooks.with_optional_pages(nav, str(tmp_path)) == nav  # nothing dangling
+    (tmp_path / "conditions.md").write_text("# Conditions\n")
+    (tmp_path / "state.md").write_text("# State\n")
+    assert hooks.with_optional_pages(nav, str(tmp_path)) == [
+        {"Blueprints": "blueprints.md"}, {"Condition language": "conditions.md"},
+        {"Nodes and state": "nodes.md"}, {"State and reducers": "state.md"}, {"CLI": "cli.md"}]
 
 
 def test_sphinx_roles_are_shown_as_names() -> None:
