@@ -17,6 +17,7 @@ from .errors import (
     ConditionError,
     ExecutorError,
     FlownbError,
+    LimitExceeded,
     LintError,
     MaxVisitsExceeded,
     MissingDependency,
@@ -40,8 +41,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Blueprint", "Builder", "Edge", "NodeSpec", "NodeConfig", "load", "NodeContext",
-    "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LintError",
-    "MaxVisitsExceeded", "MissingDependency", "NodeError", "NodeTimeout", "RegistryError", "RunCancelled", "RunFailed",
+    "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LimitExceeded", "LintError",
+    "MaxVisitsExceeded", "MissingDependency", "NodeError", "NodeTimeout", "RegistryError",
+    "RunCancelled", "RunFailed",
     "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
     "RunResult", "CancelToken", "arun", "run", "attach", "__version__", "Batch", "BatchItem",
     "run_many", "arun_many",

@@ -87,7 +87,8 @@ class DistributedExecutor:
         if graph is None:
             graph = bp._cache["analysed"] = analyse(bp)[0]
         ready = self.store.start_run(run_id, bp, graph, dict(inputs or {}), bundle=bundle)
-        enqueue_items(self.queue, run_id, [list(x) for x in ready])
+        enqueue_items(self.queue, run_id, [list(x) for x in ready], keys=self.store.keys,
+                      ttl_s=self.store.settings.result_ttl_s)
         return RunHandle(self, run_id, bp)
 
     def _bundle(self, bp: Blueprint) -> dict[str, str]:

@@ -23,10 +23,17 @@ key                                type   contents
 ``{p}:run:<id>:children``          set    child runs (subflow / map) for cancellation
 ``{p}:run:<id>:done``              stream one entry, written when the run ends: waiters block on it
                                           (XREAD) instead of waking on every event
+<<<<<<< HEAD
+``{p}:run:<id>:jobs``              hash   ``node|visit`` → id of the RQ job that carries the queued item
+                                          (the reaper leaves items whose job still waits in the queue)
+``{p}:alive:<worker>``             string set by a worker's liveness process (renewed every beat, even
+                                          while a node holds the GIL): a live worker's leases are spared
+=======
 ``{p}:run:<root>:childruns``       hash   per *root* run: ``total`` child runs started under it (all
                                           levels), ``refused`` once a limit was hit, and one field per
                                           structural item (``run|node|visit``) so a retried start counts
                                           once (see :mod:`flownb.limits`)
+>>>>>>> main
 ``{p}:bp:<digest>``                hash   ``json`` (the blueprint) + the compiled graph for the scripts:
                                           ``o:<node>`` out edges, ``i:<node>`` join info, ``x:<scc>`` exits
 ``{p}:runs``                       zset   run id → created time (``flownb runs``)
@@ -94,6 +101,12 @@ class Keys:
 
     def all_run_keys(self, run_id: str) -> list[str]:
         return [*self.run_keys(run_id), self.done(run_id)]
+
+    def jobs(self, run_id: str) -> str:
+        return self.run(run_id, "jobs")
+
+    def alive(self, worker: str) -> str:
+        return f"{self.prefix}:alive:{worker}"
 
     def blueprint(self, digest: str) -> str:
         return f"{self.prefix}:bp:{digest}"

@@ -464,7 +464,9 @@ return 'ok'
 #: Re-queue items whose lease expired (their worker died, or their enqueue was lost): a running
 #: item goes back to queued (so the next CLAIM takes it over, delivery + 1); a structural item that
 #: was still creating its child runs is flagged so the next CLAIM finishes creating them.
-#: KEYS[1] leases; ARGV[1] prefix, ARGV[2] queued lease (ms), ARGV[3] max items.
+#: A running item whose worker's liveness key (``{p}:alive:<worker>``) is set is spared: its lease
+#: is extended by ARGV[4] ms instead (the worker lives, e.g. busy in a node holding the GIL).
+#: KEYS[1] leases; ARGV[1] prefix, ARGV[2] queued lease (ms), ARGV[3] max items, ARGV[4] lease (ms).
 #: Returns JSON [[run, node, visit], ...] to enqueue again.
 REQUEUE = r"""
 local t = redis.call('TIME')
@@ -478,10 +480,14 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,
     redis.call('ZREM', KEYS[1], m)
   else
     local it = cjson.decode(raw)
-    if it.st == 'w' then it.cr = 1 else it.st = 'q' end
-    redis.call('HSET', base .. 'pending', node .. '|' .. visit, cjson.encode(it))
-    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), m)
-    table.insert(out, {run, node, tonumber(visit)})
+    if it.st == 'r' and it.w and ARGV[4] and redis.call('EXISTS', ARGV[1] .. ':alive:' .. it.w) == 1 then
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), m)
+    else
+      if it.st == 'w' then it.cr = 1 else it.st = 'q' end
+      redis.call('HSET', base .. 'pending', node .. '|' .. visit, cjson.encode(it))
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), m)
+      table.insert(out, {run, node, tonumber(visit)})
+    end
   end
 end
 return cjson.encode(out)

@@ -20,6 +20,7 @@ from ..blueprint import Blueprint
 from ..errors import ExecutorError, FlownbError
 from ..events import TERMINAL, Event
 from ..graph import Graph, analyse
+from ..jsondata import dumps as _strict_dumps
 from ..limits import Limits, current_limits
 from ..result import NodeStats, RunResult
 from ..scheduler import Item, Outcome
@@ -34,11 +35,8 @@ _UNSET = object()
 
 
 def dumps(value: Any) -> str:
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise FlownbError(f"value is not JSON-serialisable ({exc}); distributed runs store state "
-                          "and outputs as JSON") from None
+    """Strict JSON (no NaN/inf, no keys that collide as strings): :func:`flownb.jsondata.dumps`."""
+    return _strict_dumps(value)
 
 
 def loads(raw: bytes | str | None, *, what: str = "value") -> Any:
@@ -254,14 +252,16 @@ class RedisStore:
 
     def requeue_expired(self, limit: int = 200) -> list[tuple[str, str, int]]:
         raw = self._scripts["REQUEUE"](keys=[self.keys.leases],
-                                        args=[self.keys.prefix, int(self.settings.queued_ttl_s * 1000), limit])
+                                        args=[self.keys.prefix, int(self.settings.queued_ttl_s * 1000), limit,
+                                              int(self.settings.lease_ttl_s * 1000)])
         return [(r, n, int(v)) for r, n, v in loads(raw)]
 
-    def renew(self, members: list[str]) -> int:
+    def renew(self, members: list[str], ttl_s: float | None = None) -> int:
+        """Push the lease deadlines of ``members`` to now + ``ttl_s`` (default: the lease TTL)."""
         if not members:
             return 0
-        return int(self._scripts["RENEW"](keys=[self.keys.leases],
-                                          args=[int(self.settings.lease_ttl_s * 1000), *members]))
+        ttl = self.settings.lease_ttl_s if ttl_s is None else ttl_s
+        return int(self._scripts["RENEW"](keys=[self.keys.leases], args=[int(ttl * 1000), *members]))
 
     def add_event(self, run_id: str, type_: str, node: str | None, data: Mapping[str, Any]) -> None:
         ev = Event(type_, run_id, node, dict(data))

@@ -141,6 +141,8 @@ class _Slot:
     #: monotonic time of the next start of a dead worker (back-off), 0 when alive
     restart_at: float = 0.0
     dead: bool = False
+    #: the worker's last published info (jobs done…), shown after it stopped or died
+    last_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pid(self) -> int | None:
@@ -353,14 +355,15 @@ def _tail(path: Path, n: int) -> str:
 
 
 def _thread_worker(conn: Any, *, name: str, queue_name: str, prefix: str, settings: Any,
-                   stop_event: threading.Event) -> Any:
+                   stop_event: threading.Event, concurrency: int | None = None) -> Any:
     """A flownb RQ worker whose loop can be stopped from another thread (see module doc)."""
     from rq.exceptions import StopRequested
     from rq.timeouts import TimerDeathPenalty
 
     from ..distributed.worker import make_worker
 
-    worker = make_worker(conn, name=name, queue_name=queue_name, prefix=prefix, settings=settings)
+    worker = make_worker(conn, name=name, queue_name=queue_name, prefix=prefix, settings=settings,
+                         **({} if concurrency is None else {"concurrency": concurrency}))  # type: ignore[arg-type]
     base = type(worker)
 
     class ThreadWorker(base):  # type: ignore[misc, valid-type]
@@ -415,6 +418,7 @@ class LocalCluster:
         env: extra environment variables for process workers.
         wait: block until every worker is serving (and raise if one cannot start).
         log_level: worker log level.
+        concurrency: node visits each worker runs at once (default: the worker's, 32).
     """
 
     def __init__(self, n_workers: int = 2, mode: Literal["process", "thread"] = "process", *,
@@ -422,7 +426,7 @@ class LocalCluster:
                  prefix: str = "flownb", lease_ttl_s: float = 10.0,
                  env: Mapping[str, str] | None = None, wait: bool = True,
                  startup_timeout_s: float = 30.0, log_level: str = "WARNING",
-                 name: str | None = None) -> None:
+                 name: str | None = None, concurrency: int | None = None) -> None:
         if mode not in ("process", "thread"):
             raise ValueError(f"mode must be 'process' or 'thread', got {mode!r}")
         if n_workers < 0:
@@ -438,6 +442,7 @@ class LocalCluster:
         self.queue_name = queue_name
         self.prefix = prefix
         self.lease_ttl_s = float(lease_ttl_s)
+        self.concurrency = concurrency
         self.env = dict(env or {})
         self.log_level = log_level.upper()
         self.startup_timeout_s = startup_timeout_s
@@ -496,6 +501,8 @@ class LocalCluster:
         cmd = [sys.executable, "-m", "flownb", "worker", "--name", name, "--queue", self.queue_name,
                "--prefix", self.prefix, "--lease-ttl", repr(self.lease_ttl_s), "--watch-parent",
                "--log-level", self.log_level, "--path", str(self.module_dir)]
+        if self.concurrency is not None:
+            cmd += ["--concurrency", str(int(self.concurrency))]
         if not _has_password(self.url):
             cmd[4:4] = ["--redis", self.url]
         for m in (*self.modules, *WORKER_HOOK_MODULES):
@@ -519,7 +526,7 @@ class LocalCluster:
         conn = self._redis_settings.connect()
         slot.worker = _thread_worker(conn, name=slot.name, queue_name=self.queue_name,
                                      prefix=self.prefix, settings=self.settings,
-                                     stop_event=slot.stop_event)
+                                     stop_event=slot.stop_event, concurrency=self.concurrency)
         ring = self._state.ring
         tname = f"flownb-worker-{slot.name}"
         if ring is not None:
@@ -584,6 +591,7 @@ class LocalCluster:
         slot.name = f"{self.name}-w{slot.index}-r{slot.generation}"
         slot.dead = False
         slot.restart_at = 0.0
+        slot.last_info = {}
         self._spawn(slot)
         if self._state.deaths:
             self._state.deaths[-1].setdefault("restarted_as", slot.name)
@@ -718,12 +726,19 @@ class LocalCluster:
             row: dict[str, Any] = {"name": s.name, "pid": s.pid, "alive": s.alive(),
                                    "restarts": s.restarts, "mode": self.mode}
             i = info.get(s.name) or {}
+            if i:
+                s.last_info = i
+            elif s.stopping or s.dead:  # gone from Redis: keep what it did (jobs, nodes)
+                i = {k: v for k, v in s.last_info.items() if k in ("jobs", "nodes")}
             if s.dead:
                 left = max(0.0, s.restart_at - time.monotonic())
                 fallback = f"dead, restarting in {left:.1f}s" if left > 0.05 else "restarting"
+            elif s.stopping:
+                fallback = "stopping" if s.alive() else "stopped"
             else:
                 fallback = "gave up" if s.gave_up else "starting" if s.alive() else "dead"
-            row.update({"state": (i.get("state") if not s.dead else None) or fallback,
+            row.update({"state": (i.get("state") if not s.dead and not s.stopping else None)
+                        or fallback,
                         "current": i.get("current"), "jobs": i.get("jobs", 0),
                         "nodes": i.get("nodes", 0)})
             out.append(row)
@@ -784,7 +799,7 @@ class LocalCluster:
 def _run_thread_worker(worker: Any, level: str) -> None:
     try:
         worker.work(logging_level=level)
-    except Exception:  # noqa: BLE001 - reported; the monitor restarts the slot
+    except Exception:
         log.exception("flownb LocalCluster: thread worker %s crashed", worker.name)
 
 
@@ -810,7 +825,7 @@ def _monitor(ref: weakref.ReferenceType[LocalCluster]) -> None:
                             cluster._respawn(s)
                     elif not s.alive():
                         cluster._restart(s)
-        except Exception:  # noqa: BLE001 - keep monitoring
+        except Exception:
             log.exception("flownb LocalCluster monitor")
         del cluster
         if st.closing.wait(MONITOR_INTERVAL_S):
