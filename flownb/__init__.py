@@ -29,6 +29,7 @@ from .errors import (
     RunTimeout,
 )
 from .events import Event, EventBus
+from .library import Library, load_dir
 from .registry import Node, Registry, Result, default_registry, node
 from .result import RunResult
 from .runtime import CancelToken, arun, run
@@ -46,7 +47,7 @@ __all__ = [
     "RunCancelled", "RunFailed",
     "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
     "RunResult", "CancelToken", "arun", "run", "attach", "__version__", "Batch", "BatchItem",
-    "run_many", "arun_many",
+    "run_many", "arun_many", "Library", "load_dir",
 ]
 
 
