@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..blueprint import Blueprint, load
 from ..errors import ExecutorError, LintError, RunTimeout
-from ..events import TERMINAL, Event
+from ..events import Event
 from ..graph import analyse
 from ..lint import lint
 from ..registry import Registry, default_registry

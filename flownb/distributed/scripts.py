@@ -6,6 +6,7 @@ Each script is a named constant. All run-level scripts take the same KEYS, in th
     KEYS[1] meta     KEYS[2] state    KEYS[3] sched    KEYS[4] pending   KEYS[5] partial
     KEYS[6] xpend    KEYS[7] nodes    KEYS[8] events   KEYS[9] children  KEYS[10] graph
     KEYS[11] leases  KEYS[12] runs index  KEYS[13] done (one-entry stream waiters block on)
+    KEYS[14] blueprint references (``{p}:bprefs``: digest -> number of active runs using it)
 
 ``_LIB`` is the shared prelude: the join algorithm of :mod:`flownb.scheduler`, line for line
 (dead-path elimination with FIFO slots, loop exits delivered when the loop is quiet, and the
@@ -16,6 +17,23 @@ nothing, and the ``d:<node>:<visit>`` done marker makes a redelivered commit a n
 
 Time comes from ``TIME`` inside the script (Redis >= 5 replicates script effects), so deadlines
 do not depend on the clocks of the worker machines.
+
+**Nothing is written unless the script can finish.** Redis does not roll a script back when it
+raises half-way, so every script checks every key it will need *before* its first write: the
+run's meta, and the compiled graph (``graph_problem``: the graph hash stores its own field count,
+``hlen``, so one ``HLEN`` proves no field is missing). A run whose graph is gone is failed by the
+script itself, with a message saying why — never a done marker with nothing queued.
+
+**Keys live as long as the run.** Per-run keys get no TTL while the run is active and all get
+the same TTL when it ends (``finalize`` / ``CANCEL``). The blueprints a run uses (its own and its
+subflow bundle) are shared between runs, so they are reference-counted in ``{p}:bprefs``: ``START``
+takes a reference and removes any TTL, the end of the run drops it, and the last run to end sets
+the blueprint's TTL (twice the result TTL, so a finished run's result can still name its nodes).
+
+**Per-item work is O(1).** A ``map`` over n items starts n child runs; the parent's countdown is
+one ``HINCRBY`` on the parent's ``cw:<node>|<visit>`` field and the child ids are stored once, in
+``ch:<node>|<visit>`` — never inside the pending item that every child would otherwise decode and
+re-encode (that made a 50,000-item map quadratic). Child runs are not in the runs index.
 """
 
 from __future__ import annotations
@@ -23,7 +41,7 @@ from __future__ import annotations
 _LIB = r"""
 local K_META, K_STATE, K_SCHED, K_PENDING, K_PARTIAL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_GRAPH = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local K_LEASES, K_RUNS, K_DONE = KEYS[11], KEYS[12], KEYS[13]
+local K_LEASES, K_RUNS, K_DONE, K_BPREFS = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 local RUN, PREFIX = ARGV[1], ARGV[2]
 local MAXLEN, TTL = tonumber(ARGV[3]), tonumber(ARGV[4])
 local QUEUED_MS, LEASE_MS = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -56,7 +74,48 @@ local function gout(node)
   return o
 end
 
-local READY, SKIPPED, FAILED = {}, {}, nil
+local READY, SKIPPED, FAILED, BROKEN = {}, {}, nil, nil
+
+-- why the run's compiled graph cannot be used (nil when it is complete)
+local function graph_problem()
+  local want = redis.call('HGET', K_GRAPH, 'hlen')
+  if not want then return 'is not in Redis (expired, evicted or deleted)' end
+  if redis.call('HLEN', K_GRAPH) ~= tonumber(want) then
+    return 'is incomplete in Redis (' .. redis.call('HLEN', K_GRAPH) .. ' of ' .. want .. ' fields)'
+  end
+  return nil
+end
+
+local function bp_key(digest) return PREFIX .. ':bp:' .. digest end
+
+-- the blueprint digests a run uses: its own and its subflow bundle's
+local function run_digests(digest, bundle_json)
+  local ds = {}
+  if digest and digest ~= '' then ds[digest] = true end
+  if bundle_json and bundle_json ~= '' then
+    for _, d in pairs(cjson.decode(bundle_json)) do ds[d] = true end
+  end
+  return ds
+end
+
+-- an active run holds its blueprints: no TTL while any run uses them
+local function hold_blueprints(ds)
+  for d in pairs(ds) do
+    redis.call('HINCRBY', K_BPREFS, d, 1)
+    redis.call('PERSIST', bp_key(d))
+  end
+end
+
+-- the run ended: drop its references; the last one gives the blueprint its TTL
+local function release_blueprints(meta, ttl)
+  local ds = run_digests(redis.call('HGET', meta, 'blueprint'), redis.call('HGET', meta, 'bundle'))
+  for d in pairs(ds) do
+    if redis.call('HINCRBY', K_BPREFS, d, -1) <= 0 then
+      redis.call('HDEL', K_BPREFS, d)
+      redis.call('EXPIRE', bp_key(d), 2 * ttl)
+    end
+  end
+end
 
 local function fire(node, sources)
   local info = ginfo(node)
@@ -148,7 +207,7 @@ local function drain(work)
       deliver(w[1], w[2], w[3], w[4], work)
       head = head + 1
       guard = guard + 1
-      if guard > 1000000 then error('flownb: scheduling did not converge') end
+      if guard > 1000000 then BROKEN = 'scheduling did not converge'; return end
     end
     work = {}
     local pend = redis.call('SMEMBERS', K_XPEND)
@@ -217,6 +276,8 @@ local function run_key(run, part) return PREFIX .. ':run:' .. run .. ':' .. part
 local function finalize(status, err, event_type)
   redis.call('HSET', K_META, 'status', status, 'finished_at', NOW_S)
   if err then redis.call('HSET', K_META, 'error', err) end
+  local ttl = tonumber(redis.call('HGET', K_META, 'ttl') or TTL)
+  release_blueprints(K_META, ttl)
   local data = '{}'
   if err then data = '{"error":' .. err .. '}' end
   local enode = ''
@@ -230,7 +291,6 @@ local function finalize(status, err, event_type)
   end
   redis.call('DEL', K_PENDING)
   redis.call('XADD', K_DONE, '*', 's', status)
-  local ttl = tonumber(redis.call('HGET', K_META, 'ttl') or TTL)
   for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_DONE}) do
     redis.call('EXPIRE', k, ttl)
   end
@@ -238,24 +298,40 @@ local function finalize(status, err, event_type)
   if not parent or parent == '' then return nil end
   local prun, pnode, pvisit = string.match(parent, '^(.*)|(.*)|(%d+)$')
   if redis.call('HGET', run_key(prun, 'meta'), 'status') ~= 'running' then return nil end
+  -- O(1) per child: a counter on the parent, the pending item touched only by the last child
+  local pf = pnode .. '|' .. pvisit
+  local psched = run_key(prun, 'sched')
+  if status ~= 'succeeded' then redis.call('HSETNX', psched, 'cf:' .. pf, RUN) end
+  if redis.call('HINCRBY', psched, 'cw:' .. pf, -1) > 0 then return nil end
   local pk = run_key(prun, 'pending')
-  local raw = redis.call('HGET', pk, pnode .. '|' .. pvisit)
+  local raw = redis.call('HGET', pk, pf)
   if not raw then return nil end
   local it = cjson.decode(raw)
-  it.cw = (it.cw or 1) - 1
-  if status ~= 'succeeded' then it.cf = RUN end
-  local ready = nil
-  if it.cw <= 0 then
-    it.st = 'q'
-    it.k = 'resume'
-    redis.call('ZADD', K_LEASES, NOW_MS + QUEUED_MS, prun .. '|' .. pnode .. '|' .. pvisit)
-    ready = {prun, pnode, tonumber(pvisit)}
-  end
-  redis.call('HSET', pk, pnode .. '|' .. pvisit, cjson.encode(it))
-  return ready
+  it.cw = 0
+  it.st = 'q'
+  it.k = 'resume'
+  redis.call('ZADD', K_LEASES, NOW_MS + QUEUED_MS, prun .. '|' .. pf)
+  redis.call('HSET', pk, pf, cjson.encode(it))
+  return {prun, pnode, tonumber(pvisit)}
+end
+
+-- the run cannot go on (its graph is gone or broken): fail it with a message naming the cause
+local function graph_message(what)
+  local bid = redis.call('HGET', K_META, 'blueprint_id') or '?'
+  return 'the compiled graph of blueprint \'' .. bid .. '\' ' .. what ..
+         '; the run cannot continue: submit it again'
+end
+local function fail_broken(node, msg)
+  local err = cjson.encode({node_id = node, run_id = RUN, attempt = 1, type = 'ExecutorError',
+                            message = msg, traceback = ''})
+  return finalize('failed', err, 'run_failed'), msg
 end
 
 local function maybe_finished()
+  if BROKEN then
+    local parent = fail_broken(nil, 'the run cannot continue: ' .. BROKEN)
+    return parent
+  end
   if FAILED then
     local err = cjson.encode({node_id = FAILED.node, attempt = 1, type = 'MaxVisitsExceeded',
       message = 'reached ' .. FAILED.visits .. ' visits, more than its max_visits=' .. FAILED.max ..
@@ -287,17 +363,44 @@ end
 #: ARGV[9] parent link or '', ARGV[10] start nodes (JSON list), ARGV[11] bundle (JSON),
 #: ARGV[12] event data (JSON), ARGV[13] parent children-set key or '', ARGV[14] input keys (JSON),
 #: ARGV[15..] state k, v pairs.
+#: Returns 'exists', JSON {"err": why} (nothing written: graph or a bundle blueprint missing, or
+#: the parent run no longer running), or the JSON list of queued [node, visit].
 START = _LIB + r"""
 if redis.call('EXISTS', K_META) == 1 then return 'exists' end
+local problem = graph_problem()
+local starts = cjson.decode(ARGV[10])
+if problem then problem = 'the compiled graph of blueprint ' .. ARGV[8] .. ' ' .. problem end
+for _, n in ipairs(starts) do
+  if not problem and redis.call('HEXISTS', K_GRAPH, 'i:' .. n) == 0 then
+    problem = 'the compiled graph of blueprint ' .. ARGV[8] .. ' has no start node ' .. n
+  end
+end
+local digests = run_digests(ARGV[7], ARGV[11])
+for d in pairs(digests) do
+  if not problem and redis.call('EXISTS', bp_key(d)) == 0 then
+    problem = 'blueprint ' .. d .. ' of its subflow bundle is not in Redis (expired or deleted)'
+  end
+end
+local is_child = ARGV[9] ~= ''
+if not problem and is_child then
+  local prun = string.match(ARGV[9], '^(.*)|.*|%d+$')
+  if redis.call('HGET', run_key(prun, 'meta'), 'status') ~= 'running' then
+    return cjson.encode({err = 'its parent run ' .. prun .. ' is no longer running', code = 'parent'})
+  end
+end
+if problem then return cjson.encode({err = problem, code = 'graph'}) end
+hold_blueprints(digests)
 redis.call('HSET', K_META, 'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
            'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11], 'input_keys', ARGV[14], 'ttl', TTL)
 for i = 15, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', K_SCHED, 'active', 0)
-redis.call('ZADD', K_RUNS, NOW_MS, RUN)
-redis.call('ZREMRANGEBYSCORE', K_RUNS, '-inf', NOW_MS - 2000 * TTL)  -- runs long expired
+if not is_child then  -- child runs are reached through their parent, not listed
+  redis.call('ZADD', K_RUNS, NOW_MS, RUN)
+  redis.call('ZREMRANGEBYSCORE', K_RUNS, '-inf', NOW_MS - 2000 * TTL)  -- runs long expired
+end
 if ARGV[13] ~= '' then redis.call('SADD', ARGV[13], RUN) end
 xadd(K_EVENTS, 'run_started', '', ARGV[12])
-for _, n in ipairs(cjson.decode(ARGV[10])) do fire(n, {}) end
+for _, n in ipairs(starts) do fire(n, {}) end
 queue_ready()
 local out = {}
 for _, it in ipairs(READY) do table.insert(out, {it[1], it[2]}) end
@@ -369,14 +472,29 @@ return cjson.encode(out)
 #: ARGV[13] worker to claim a single successor inline ('' = none), ARGV[14] node named by the
 #: node_succeeded event ('' = ARGV[7]; a fallback that took over), ARGV[15..] state k, v pairs.
 #: Returns JSON {"r": "ok"|"dup"|"stale", "ready": [[node, visit]], "claimed": [node, visit, item],
-#: "finished": status|nil, "parent": [run, node, visit]|nil}.
+#: "finished": status|nil, "parent": [run, node, visit]|nil, "error": message|nil}.
+#: When the run's graph is missing or incomplete nothing of the visit is written: the script
+#: fails the run itself ("finished": "failed", "error" says why) and still returns "ok" so the
+#: worker wakes a waiting parent run like after any other end of a run.
 COMMIT = _LIB + r"""
 local status = redis.call('HGET', K_META, 'status')
 if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 local node, visit = ARGV[7], ARGV[8]
-if redis.call('HSETNX', K_SCHED, 'd:' .. node .. ':' .. visit, '1') == 0 then
+if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
   return cjson.encode({r = 'dup'})
 end
+local taken = cjson.decode(ARGV[10])
+local problem = graph_problem()
+if not problem and redis.call('HEXISTS', K_GRAPH, 'i:' .. node) == 0 then
+  problem = 'has no node ' .. node
+end
+if problem then
+  local parent, msg = fail_broken(node, graph_message(problem))
+  return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = msg})
+end
+redis.call('HSET', K_SCHED, 'd:' .. node .. ':' .. visit, '1')
+redis.call('HDEL', K_SCHED, 'cw:' .. node .. '|' .. visit, 'ch:' .. node .. '|' .. visit,
+           'cf:' .. node .. '|' .. visit)
 redis.call('HSET', K_STATE, '_outputs.' .. node, ARGV[9])
 for i = 15, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', K_NODES, node, ARGV[11])
@@ -389,10 +507,10 @@ redis.call('HINCRBY', K_SCHED, 'active', -1)
 local info = ginfo(node)
 if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
 local work = {}
-resolve_out(node, cjson.decode(ARGV[10]), work)
+resolve_out(node, taken, work)
 if not FAILED then drain(work) end
 local result = {r = 'ok', ready = {}}
-if not FAILED then
+if not FAILED and not BROKEN then
   queue_ready()
   if ARGV[13] ~= '' and #READY == 1 then
     local it = READY[1]
@@ -405,6 +523,7 @@ local parent = maybe_finished()
 result.finished = redis.call('HGET', K_META, 'status') ~= 'running' and
                   redis.call('HGET', K_META, 'status') or nil
 result.parent = parent
+if BROKEN then result.error = BROKEN end
 return cjson.encode(result)
 """
 
@@ -435,6 +554,7 @@ local function cancel(run, meta, pending, children)
   for _, f in ipairs(redis.call('HKEYS', pending)) do redis.call('ZREM', K_LEASES, run .. '|' .. f) end
   redis.call('DEL', pending)
   local ttl = tonumber(redis.call('HGET', meta, 'ttl') or TTL)
+  release_blueprints(meta, ttl)
   for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done'}) do
     redis.call('EXPIRE', run_key(run, part), ttl)
   end
@@ -446,6 +566,8 @@ return cancel(RUN, K_META, K_PENDING, K_CHILDREN)
 #: Mark a structural item (subflow/map) as waiting for ARGV[9] child runs. Its lease stays until
 #: the worker has started every child (then it drops it), so a crash while creating children is
 #: retried by the reaper (CLAIM answers 'create') and child creation is idempotent.
+#: The count goes to the sched field ``cw:<node>|<visit>`` (each child's end decrements it) and the
+#: ids to ``ch:<node>|<visit>`` (read once, when the parent resumes), not into the pending item.
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] number of children, ARGV[10] child ids JSON.
 WAIT_CHILDREN = _LIB + r"""
 if redis.call('HGET', K_META, 'status') ~= 'running' then return 'stale' end
@@ -456,14 +578,15 @@ local it = cjson.decode(raw)
 if it.st == 'w' or it.k == 'resume' then return 'already' end
 it.st = 'w'
 it.cw = tonumber(ARGV[9])
-it.ch = cjson.decode(ARGV[10])
+redis.call('HSET', K_SCHED, 'cw:' .. f, ARGV[9], 'ch:' .. f, ARGV[10])
 redis.call('HSET', K_PENDING, f, cjson.encode(it))
 return 'ok'
 """
 
 #: Re-queue items whose lease expired (their worker died, or their enqueue was lost): a running
 #: item goes back to queued (so the next CLAIM takes it over, delivery + 1); a structural item that
-#: was still creating its child runs is flagged so the next CLAIM finishes creating them.
+#: was still creating its child runs is flagged so the next CLAIM finishes creating them; a queued
+#: item nobody claimed is enqueued again with a doubled lease each round (``rq`` counts them).
 #: KEYS[1] leases; ARGV[1] prefix, ARGV[2] queued lease (ms), ARGV[3] max items.
 #: Returns JSON [[run, node, visit], ...] to enqueue again.
 REQUEUE = r"""
@@ -478,13 +601,32 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,
     redis.call('ZREM', KEYS[1], m)
   else
     local it = cjson.decode(raw)
-    if it.st == 'w' then it.cr = 1 else it.st = 'q' end
+    local wait = tonumber(ARGV[2])
+    if it.st == 'w' then it.cr = 1
+    elseif it.st == 'q' then
+      -- never claimed: most likely its job is still behind a long backlog, not lost; back off
+      -- (x2 per round) so a deep queue is not flooded with duplicate jobs
+      it.rq = (it.rq or 0) + 1
+      wait = wait * math.pow(2, math.min(it.rq, 6))
+    else it.st = 'q' end
     redis.call('HSET', base .. 'pending', node .. '|' .. visit, cjson.encode(it))
-    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), m)
+    redis.call('ZADD', KEYS[1], now + wait, m)
     table.insert(out, {run, node, tonumber(visit)})
   end
 end
 return cjson.encode(out)
+"""
+
+#: Store a blueprint's compiled graph (ARGV[3..] field, value pairs; none = only refresh) and give
+#: it a TTL unless an active run holds it (see ``hold_blueprints``).
+#: KEYS[1] the blueprint hash, KEYS[2] blueprint references; ARGV[1] digest, ARGV[2] TTL (s).
+#: Returns the number of fields now stored (0 = not there: upload it).
+UPLOAD = r"""
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') <= 0 then
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+end
+return redis.call('HLEN', KEYS[1])
 """
 
 #: Renew the leases of the items a worker is running.
@@ -498,4 +640,4 @@ return n
 """
 
 ALL = {"START": START, "CLAIM": CLAIM, "CLAIM_MANY": CLAIM_MANY, "COMMIT": COMMIT, "FAIL": FAIL, "CANCEL": CANCEL,
-       "WAIT_CHILDREN": WAIT_CHILDREN, "REQUEUE": REQUEUE, "RENEW": RENEW}
+       "WAIT_CHILDREN": WAIT_CHILDREN, "REQUEUE": REQUEUE, "RENEW": RENEW, "UPLOAD": UPLOAD}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -74,12 +75,13 @@ class RedisStore:
         self.keys = Keys(prefix)
         self.settings = settings or StoreSettings()
         self._scripts = {name: client.register_script(src) for name, src in scripts.ALL.items()}
-        self._uploaded: set[str] = set()
+        self._uploaded: dict[str, float] = {}  # digest -> when we uploaded it (monotonic)
+        self._blueprints: OrderedDict[str, Blueprint] = OrderedDict()
 
     # -- script plumbing -------------------------------------------------------------------------
     def _run_args(self, run_id: str) -> tuple[list[str], list[Any]]:
         k = self.keys
-        keys = [*k.run_keys(run_id), "", k.leases, k.runs, k.done(run_id)]
+        keys = [*k.run_keys(run_id), "", k.leases, k.runs, k.done(run_id), k.bprefs]
         st = self.settings
         args = [run_id, k.prefix, st.events_maxlen, st.result_ttl_s,
                 int(st.queued_ttl_s * 1000), int(st.lease_ttl_s * 1000)]
@@ -91,12 +93,18 @@ class RedisStore:
         return self._scripts[name](keys=keys, args=[*args, *extra])
 
     # -- blueprints ------------------------------------------------------------------------------
-    def upload_blueprint(self, bp: Blueprint) -> str:
-        """Store the blueprint and its compiled graph under its digest (idempotent)."""
+    def upload_blueprint(self, bp: Blueprint, *, force: bool = False) -> str:
+        """Store the blueprint and its compiled graph under its digest (idempotent).
+
+        The TTL is only set while no active run holds the blueprint (``UPLOAD``), so a re-upload
+        never shortens the life of a graph a long run still needs."""
         digest = bp.digest
         key = self.keys.blueprint(digest)
-        if digest in self._uploaded and self.r.exists(key):
-            self.r.expire(key, self.settings.result_ttl_s * 2)
+        upload = self._scripts["UPLOAD"]
+        ttl = self.settings.result_ttl_s * 2
+        at = self._uploaded.get(digest)
+        if at is not None and not force and time.monotonic() - at < self.settings.result_ttl_s:
+            # still within its TTL (2x this); START checks it is there and re-uploads if evicted
             return digest
         g, _ = analyse(bp)
         fields: dict[str, str] = {"json": bp.to_json(indent=None), "id": bp.id,
@@ -112,18 +120,28 @@ class RedisStore:
             fields[f"x:{sid}"] = dumps([[i, g.edges[i].target, g.edges[i].pos, g.edges[i].source]
                                         for i in exits])
             fields[f"n:{sid}"] = dumps(g.scc_nodes[sid])
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(key, mapping=fields)
-        pipe.expire(key, self.settings.result_ttl_s * 2)
-        pipe.execute()
-        self._uploaded.add(digest)
+        fields["hlen"] = str(len(fields) + 1)  # the scripts' proof that no field is missing
+        flat: list[str] = []
+        for f, v in fields.items():
+            flat += [f, v]
+        upload(keys=[key, self.keys.bprefs], args=[digest, ttl, *flat])
+        self._uploaded[digest] = time.monotonic()
         return digest
 
     def load_blueprint(self, digest: str) -> Blueprint:
+        """The blueprint stored under ``digest`` (cached: a digest names one content for ever, and
+        a parent gathering 50,000 map results must not parse the same blueprint 50,000 times)."""
+        bp = self._blueprints.get(digest)
+        if bp is not None:
+            return bp
         raw = self.r.hget(self.keys.blueprint(digest), "json")
         if raw is None:
             raise ExecutorError(f"blueprint {digest} is not in Redis (expired or never submitted)")
-        return Blueprint.from_json(raw, path=f"redis blueprint {digest}")
+        bp = Blueprint.from_json(raw, path=f"redis blueprint {digest}")
+        self._blueprints[digest] = bp
+        if len(self._blueprints) > 64:
+            self._blueprints.popitem(last=False)
+        return bp
 
     # -- run lifecycle ---------------------------------------------------------------------------
     def start_run(self, run_id: str, bp: Blueprint, graph: Graph, inputs: Mapping[str, Any], *,
@@ -139,22 +157,49 @@ class RedisStore:
         if parent:
             parent_children = self.keys.children(parent.split("|")[0])
         event = dumps({"blueprint_id": bp.id, "inputs": list(inputs), "parent": parent or None})
-        raw = self._call("START", run_id, digest,
-                         [digest, bp.id, parent, dumps(graph.starts), dumps(dict(bundle or {})),
-                          event, parent_children, dumps(list(inputs)), *flat])
-        if raw == b"exists" or raw == "exists":
+        args = [digest, bp.id, parent, dumps(graph.starts), dumps(dict(bundle or {})),
+                event, parent_children, dumps(list(inputs)), *flat]
+        raw = self._call("START", run_id, digest, args)
+        res = loads(raw) if raw not in (b"exists", "exists") else "exists"
+        if isinstance(res, dict) and res.get("code") == "graph":
+            # our upload cache was stale (the graph expired or was evicted): upload, try once more
+            self.upload_blueprint(bp, force=True)
+            raw = self._call("START", run_id, digest, args)
+            res = loads(raw) if raw not in (b"exists", "exists") else "exists"
+        if res == "exists":
             raise ExecutorError(f"run id {run_id!r} already exists", run_id=run_id)
-        return [(n, int(v)) for n, v in loads(raw)]
+        if isinstance(res, dict):
+            raise ExecutorError(f"cannot start run {run_id!r} of blueprint {bp.id!r}: "
+                                f"{res.get('err')}; nothing was written", run_id=run_id)
+        return [(n, int(v)) for n, v in res]
 
     def claim(self, run_id: str, digest: str, node: str, visit: int, worker: str) -> dict[str, Any]:
-        return loads(self._call("CLAIM", run_id, digest, [node, visit, worker]))  # type: ignore[no-any-return]
+        res: dict[str, Any] = loads(self._call("CLAIM", run_id, digest, [node, visit, worker]))
+        self._with_children(run_id, node, visit, res)
+        return res
 
     def claim_many(self, run_id: str, digest: str, items: list[tuple[str, int]],
                    worker: str) -> list[dict[str, Any]]:
         flat: list[Any] = []
         for node, visit in items:
             flat += [node, visit]
-        return loads(self._call("CLAIM_MANY", run_id, digest, [worker, *flat]))  # type: ignore[no-any-return]
+        out: list[dict[str, Any]] = loads(self._call("CLAIM_MANY", run_id, digest, [worker, *flat]))
+        for res in out:
+            self._with_children(run_id, str(res.get("node")), int(res.get("visit") or 0), res)
+        return out
+
+    def _with_children(self, run_id: str, node: str, visit: int, res: dict[str, Any]) -> None:
+        """A resumed subflow/map visit gets its child ids (``ch``) and first failed child
+        (``cf``), which the scripts keep outside the pending item (see :mod:`.scripts`)."""
+        item = res.get("item")
+        if res.get("r") != "ok" or not isinstance(item, dict) or item.get("k") != "resume":
+            return
+        f = item_field(node, visit)
+        ch, cf = self.r.hmget(self.keys.sched(run_id), [f"ch:{f}", f"cf:{f}"])
+        if ch is not None:
+            item["ch"] = loads(ch, what=f"child ids of {node!r} in run {run_id}")
+        if cf is not None:
+            item["cf"] = _s(cf)
 
     def _block_cap_ms(self, wanted_ms: int) -> int:
         """A blocking read must end before the client's socket timeout (redis-py 8 defaults
@@ -421,4 +466,4 @@ class RedisScheduler:
         return self.store.status(self.run_id) != "running"
 
 
-__all__ = ["RedisStore", "StoreSettings", "RedisScheduler", "dumps", "loads", "lease_member"]
+__all__ = ["RedisScheduler", "RedisStore", "StoreSettings", "dumps", "lease_member", "loads"]
