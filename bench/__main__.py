@@ -54,6 +54,8 @@ BENCHMARKS: list[Bench] = [
           "9. chaos: workers SIGKILLed every ~300 ms"),
     Bench("redis_drop", "bench.reliability", "redis_drop",
           "10. Redis restart and dropped connections mid-run"),
+    Bench("map_scale", "bench.mapscale", "map_scale",
+          "11. distributed map over 2k/8k/50k items: Redis script time per item"),
     Bench("hotpath", "bench.hotpath", "hotpath",
           "where the time of a distributed hop goes (commands, scripts, profiles)"),
 ]
