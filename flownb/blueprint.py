@@ -255,6 +255,13 @@ class Blueprint(BaseModel):
 
         return mimebundle(self)
 
+    def __repr__(self) -> str:
+        # a one-line summary, like the notebook's: pydantic's default dumps every field (~1 KB)
+        return (f"<Blueprint {self.id!r}: {len(self.nodes)} nodes, {len(self.edges)} edges, "
+                f"digest {self.digest}>")
+
+    __str__ = __repr__
+
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Blueprint:
         """A copy with its own memo: pydantic would share ``_cache``, so a modified copy would
         run the original's compiled graph."""

@@ -11,6 +11,7 @@ read them, and a corrupt field is reported as such rather than executed.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 
 _UNSET = object()
+#: what happened to a run whose keys are not in Redis
+GONE = "the run's data is gone from Redis (restarted without persistence, or expired)"
 
 
 def dumps(value: Any) -> str:
@@ -64,6 +67,30 @@ class StoreSettings:
     result_ttl_s: int = 86400          # state + events of finished runs expire after this
     events_maxlen: int = 100_000       # per-run stream cap (approximate trimming)
     max_deliveries: int = 5            # a node whose worker died this often fails the run
+
+    #: the shortest lease that outlives the gap between two heartbeats (every max(0.2 s, lease/4))
+    MIN_LEASE_TTL_S = 0.5
+
+    def __post_init__(self) -> None:
+        """Checked here so the CLI (``--lease-ttl``), LocalCluster and the API all refuse the same
+        values: a lease of 0 or less expires at once, so every node would run twice."""
+        checks: list[tuple[str, float, float, str]] = [
+            ("lease_ttl_s", self.lease_ttl_s, self.MIN_LEASE_TTL_S,
+             ("a shorter lease expires between two heartbeats, so nodes would run twice "
+             "(flownb worker --lease-ttl)")),
+            ("queued_ttl_s", self.queued_ttl_s, self.MIN_LEASE_TTL_S,
+             "queued work would be re-enqueued at once"),
+            ("result_ttl_s", self.result_ttl_s, 1, ("finished runs would vanish at once "
+             "(flownb worker --result-ttl)")),
+            ("events_maxlen", self.events_maxlen, 1, "a run needs its events"),
+            ("max_deliveries", self.max_deliveries, 1, "a node needs one delivery"),
+        ]
+        for name, value, low, why in checks:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value) and value >= low
+            if not ok:
+                raise ExecutorError(f"StoreSettings.{name} must be a finite number >= {low:g}, got "
+                                    f"{value!r}: {why}")
 
 
 class RedisStore:
@@ -322,8 +349,9 @@ class RedisStore:
         pipe.hgetall(k.nodes(run_id))
         meta_raw, state_raw, nodes_raw = pipe.execute()
         if not meta_raw:
-            raise ExecutorError(f"no run {run_id!r} in Redis (wrong id, other Redis/prefix, or its "
-                                f"results expired after {self.settings.result_ttl_s}s)", run_id=run_id)
+            raise ExecutorError(f"{GONE}: finished runs are kept result_ttl_s="
+                                f"{self.settings.result_ttl_s}s; or the run id, key prefix "
+                                f"{self.keys.prefix!r} or Redis is wrong", run_id=run_id)
         meta = {_s(a): _s(b) for a, b in meta_raw.items()}
         outputs: dict[str, Any] = {}
         state: dict[str, Any] = {}
@@ -381,7 +409,10 @@ class RedisStore:
                 wait = max(1, min(block_ms, int(left * 1000)))
             resp = self.r.xread({key: last}, count=500, block=wait)
             if not resp:
-                if stop_at_terminal and self.status(run_id) not in (None, "running"):
+                status = self.status(run_id)
+                if status is None:  # a blocking read on a key that no longer exists never ends
+                    raise ExecutorError(f"{GONE}; no more events will come", run_id=run_id)
+                if stop_at_terminal and status != "running":
                     # the terminal event may have been trimmed or expired: stop anyway
                     tail = self.r.xrevrange(key, count=1)
                     if not tail or _s(tail[0][0]) == last:

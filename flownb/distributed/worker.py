@@ -184,7 +184,7 @@ class WorkerRuntime:
         self.conn.hset(self.store.keys.workers, self.name, dumps({
             "pid": os.getpid(), "host": socket.gethostname(), "state": st.state,
             "current": st.current, "jobs": st.jobs, "nodes": st.nodes, "seen": time.time(),
-            "started_at": st.started_at}))
+            "started_at": st.started_at, "queue": self.queue.name}))
 
     # -- runs ------------------------------------------------------------------------------------
     def _run(self, run_id: str) -> _Run | None:
