@@ -54,8 +54,12 @@ BENCHMARKS: list[Bench] = [
           "9. chaos: workers SIGKILLed every ~300 ms"),
     Bench("redis_drop", "bench.reliability", "redis_drop",
           "10. Redis restart and dropped connections mid-run"),
+    Bench("lint", "bench.lint", "lint_scale",
+          "11. load, lint and compile of 20k / 300k-node blueprints"),
+    Bench("llm", "bench.llm", "llm",
+          "12. LLM-bound workload: 200/500 agent runs at once on a 200 ms API vs LangGraph, plain asyncio"),
     Bench("map_scale", "bench.mapscale", "map_scale",
-          "11. distributed map over 2k/8k/50k items: Redis script time per item"),
+          "13. distributed map over 2k/8k/50k items: Redis script time per item"),
     Bench("hotpath", "bench.hotpath", "hotpath",
           "where the time of a distributed hop goes (commands, scripts, profiles)"),
 ]
@@ -151,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in results["benchmarks"].items():
         for n in r.get("notes", []):
             print(f"- **{name}**: {n}")
+    llm = results["benchmarks"].get("llm", {}).get("data", {})
+    if llm.get("table"):
+        print("\n## LLM-bound workload (wall, LLM calls in flight at most)\n")
+        print(llm["table"])
+        print()
+        print(llm["resources_table"])
     hp = results["benchmarks"].get("hotpath", {}).get("data", {})
     if hp:
         print("\n## Where the time of a distributed hop goes\n")

@@ -198,6 +198,29 @@ def compact_table(res: dict[str, Any]) -> str:
                          f"{_v(res, b, f'{sc}.double_commits')} dup, {_signed(_m(res, b, f'{sc}.extra_s'))} s")
         add(f"Redis restart / connection drop ({_n(res, b, 'n_runs')} runs in flight)",
             "; ".join(parts), "", "")
+    # 12. LLM-bound workload
+    b = "llm"
+    st = _status(res, b)
+    cases = res.get("benchmarks", {}).get(b, {}).get("data", {}).get("cases", {}) if not st else {}
+    if st:
+        add("LLM-bound: agent runs at once on a 200 ms API", st, "", "")
+    for key, case in cases.items():
+        r = case.get("results", {})
+
+        def wall(c: str, r: dict[str, Any] = r, n: int = case["n"]) -> str:
+            x = r.get(c) or {}
+            if not x:
+                return "n/a"
+            over = f"> {fmt(x['wall_s'])} s ({x['ok']}/{n})" if x.get("unfinished") else \
+                f"{fmt(x['wall_s'])} s"
+            return f"{over}, {fmt(x.get('max_in_flight'))} in flight"
+
+        ratio = _m(res, b, f"{key}.ratio.cluster_over_plain")
+        add(f"LLM-bound: {case['n']} {case['agent'].replace('_', '-')} runs at once "
+            f"({case.get('calls')} calls of {fmt(res['benchmarks'][b]['data'].get('latency_s', 0) * 1000)} ms)",
+            f"LocalCluster(2) {wall('cluster')}; in process {wall('inprocess')}",
+            f"plain asyncio {wall('plain')}, LangGraph {wall('langgraph')}, analytic floor "
+            f"{fmt(case.get('floor_s'))} s", "cluster ≤ 1.5× plain" + _ok(ratio, "<=", 1.5))
     # where the time goes
     b = "hotpath"
     st = _status(res, b)

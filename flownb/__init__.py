@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .batch import Batch, BatchItem, arun_many, run_many
 from .blueprint import Blueprint, Builder, Edge, Node as NodeSpec, NodeConfig, load
 from .context import NodeContext
 from .errors import (
@@ -37,7 +38,8 @@ __all__ = [
     "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LintError",
     "MaxVisitsExceeded", "NodeError", "NodeTimeout", "RegistryError", "RunCancelled", "RunFailed",
     "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
-    "RunResult", "CancelToken", "arun", "run", "attach", "__version__",
+    "RunResult", "CancelToken", "arun", "run", "attach", "__version__", "Batch", "BatchItem",
+    "run_many", "arun_many",
 ]
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -187,7 +188,7 @@ class Blueprint(BaseModel):
         import yaml
 
         try:
-            data = yaml.safe_load(text)
+            data = safe_yaml(text, path=path)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1} column {mark.column + 1}: " if mark else ""
@@ -201,11 +202,7 @@ class Blueprint(BaseModel):
     def load(cls, path: str | os.PathLike[str]) -> Blueprint:
         """Read a ``.json``, ``.yaml`` or ``.yml`` file."""
         p = os.fspath(path)
-        try:
-            with open(p, "rb") as fh:
-                raw = fh.read()
-        except OSError as exc:
-            raise BlueprintError(f"cannot read blueprint file: {exc.strerror}", path=p) from None
+        raw = read_capped(p)
         if p.endswith((".yaml", ".yml")):
             return cls.from_yaml(raw, path=p)
         return cls.from_json(raw, path=p)
@@ -250,6 +247,12 @@ class Blueprint(BaseModel):
 
         return to_dot(self, **kwargs)
 
+    def to_mermaid(self, **kwargs: Any) -> str:
+        """Mermaid ``flowchart`` text (GitHub markdown, docs); see :func:`flownb.mermaid.to_mermaid`."""
+        from .mermaid import to_mermaid
+
+        return to_mermaid(self, **kwargs)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from .render import mimebundle
 
@@ -292,6 +295,105 @@ def load(source: str | os.PathLike[str] | Mapping[str, Any] | Blueprint) -> Blue
     if stripped.startswith("{"):
         return Blueprint.from_json(text)
     return Blueprint.from_yaml(text)
+
+
+def read_capped(path: str) -> bytes:
+    """A blueprint file's bytes: only regular files (a FIFO would block, ``/dev/zero`` never
+    ends), at most ``max_file_bytes`` of them (:mod:`flownb.limits`), read with that cap."""
+    from .limits import ENV_MAX_FILE_BYTES, current_limits
+
+    cap = current_limits().max_file_bytes
+    try:  # O_NONBLOCK: opening a FIFO with no writer must not wait for one
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise BlueprintError(f"cannot read blueprint file: {exc.strerror}", path=path) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO (named pipe)"
+                    if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+            raise BlueprintError(f"cannot read blueprint file: it is {kind}; a blueprint must "
+                                 "be a regular .json/.yaml file", path=path)
+        chunks, size = [], 0
+        while size <= cap:  # the cap holds even if the file grows while it is read
+            chunk = os.read(fd, min(1 << 20, cap + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise BlueprintError(f"cannot read blueprint file: {exc.strerror}", path=path) from None
+    finally:
+        os.close(fd)
+    if size > cap:
+        raise BlueprintError(f"file is larger than the {cap:,}-byte limit for blueprints; raise it "
+                             f"with {ENV_MAX_FILE_BYTES}=<bytes> if it is really a blueprint",
+                             path=path)
+    return b"".join(chunks)
+
+
+def safe_yaml(text: str | bytes, *, path: str | None = None) -> Any:
+    """``yaml.safe_load`` that refuses alias bombs before building any Python object.
+
+    YAML aliases share one node, so a 450-byte document can stand for 10^9 nodes ("billion
+    laughs") or contain itself (``&a [*a]``, which no JSON can represent: digest, ``==`` and
+    ``to_json`` would fail far from the file). The composed node graph is measured first —
+    linear in its size, iteratively — and refused with a :class:`BlueprintError` naming the line.
+    """
+    import yaml
+
+    from .limits import ENV_MAX_ALIAS_NODES, current_limits
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        limit = current_limits().max_alias_nodes
+        expanded, distinct = _yaml_size(node, path)
+        if expanded - distinct > limit:
+            raise BlueprintError(
+                f"YAML aliases expand the document from {distinct:,} to {expanded:,} nodes, more "
+                f"than the {limit:,} extra nodes allowed (an alias bomb?); write the values out, "
+                f"or raise {ENV_MAX_ALIAS_NODES}=<n>", path=path)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _yaml_size(root: Any, path: str | None) -> tuple[int, int]:
+    """(nodes once aliases are expanded, distinct nodes); a node inside itself is an error."""
+    import yaml
+
+    def kids(n: Any) -> list[Any]:
+        if isinstance(n, yaml.MappingNode):
+            return [x for pair in n.value for x in pair]
+        return list(n.value) if isinstance(n, yaml.SequenceNode) else []
+
+    size: dict[int, int] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        n, finished = stack.pop()
+        k = id(n)
+        if finished:
+            open_.discard(k)
+            size[k] = 1 + sum(size[id(c)] for c in kids(n))
+            continue
+        if k in size:
+            continue
+        open_.add(k)
+        stack.append((n, True))
+        for c in kids(n):
+            if id(c) in open_:
+                m = c.start_mark
+                raise BlueprintError(f"line {m.line + 1} column {m.column + 1}: recursive YAML "
+                                     "alias (an anchor used inside its own value); blueprints "
+                                     "must be trees", path=path)
+            if id(c) not in size:
+                stack.append((c, False))
+    return size[id(root)], len(size)
 
 
 def _explain(exc: ValidationError, data: Mapping[str, Any]) -> str:

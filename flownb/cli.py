@@ -69,10 +69,14 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     check_server(conn)
     settings = StoreSettings(lease_ttl_s=args.lease_ttl, queued_ttl_s=max(args.lease_ttl * 2, 5.0),
                              result_ttl_s=args.result_ttl)
+    if args.concurrency < 1:
+        raise FlownbError(f"--concurrency must be at least 1, got {args.concurrency}")
     worker = make_worker(conn, name=args.name, queue_name=args.queue, prefix=args.prefix,
-                         settings=settings, reap_interval_s=args.reap_interval)
+                         settings=settings, reap_interval_s=args.reap_interval,
+                         concurrency=args.concurrency)
     print(f"flownb worker {worker.name} serving queue {args.queue!r} on {RedisSettings.from_url(url).masked_url} "
-          f"(modules: {', '.join(args.import_ or ()) or 'none'})", flush=True)
+          f"(modules: {', '.join(args.import_ or ()) or 'none'}; {args.concurrency} visits at once)",
+          flush=True)
     worker.work(burst=args.burst, logging_level=args.log_level.upper(), max_jobs=args.max_jobs)
     return 0
 
@@ -162,6 +166,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .distributed.visits import DEFAULT_CONCURRENCY  # imports no redis/rq
+
     p = argparse.ArgumentParser(prog="flownb", description="Declarative AI-agent workflows, in "
                                 "process or on Redis with RQ workers.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -189,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--lease-ttl", type=float, default=10.0,
                    help="seconds before a silent worker's node is re-run elsewhere (default 10)")
     w.add_argument("--reap-interval", type=float, default=1.0)
+    w.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
+                   help="node visits this worker runs at once: async nodes share one event loop, "
+                        f"sync nodes a pool of N threads (default {DEFAULT_CONCURRENCY})")
     w.add_argument("--result-ttl", type=int, default=86400,
                    help="seconds a finished run's state and events are kept, for runs this "
                         "worker starts (child runs) (default 86400)")

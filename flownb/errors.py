@@ -11,6 +11,7 @@ Every error flownb raises derives from :class:`FlownbError` and carries *where* 
     ├── NodeError               a node failed after its retries (node id, attempt, original traceback)
     │   └── NodeTimeout         a node exceeded its ``timeout_s``
     ├── MaxVisitsExceeded       a loop went round more often than its guard allows
+    ├── LimitExceeded           child runs nested too deep / too many under one root run
     ├── RunFailed               waiting on a run that failed (wraps the NodeError's text)
     ├── RunCancelled            waiting on a run that was cancelled
     ├── RunTimeout              waiting on a run took longer than the caller allowed
@@ -113,6 +114,10 @@ class NodeTimeout(NodeError):
 
 class MaxVisitsExceeded(FlownbError):
     """A node was reached more often than its ``max_visits`` guard allows."""
+
+
+class LimitExceeded(FlownbError):
+    """A run would nest child runs deeper, or start more of them, than :mod:`flownb.limits` allows."""
 
 
 class RunFailed(FlownbError):

@@ -7,14 +7,15 @@ probably unintended shapes.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .graph import analyse
+from .graph import Graph, analyse, gc_paused
+from .limits import DEFAULT_MAX_CHILD_RUNS, DEFAULT_MAX_DEPTH, ENV_MAX_CHILD_RUNS, ENV_MAX_DEPTH
 
 if TYPE_CHECKING:
-    from .blueprint import Blueprint
+    from .blueprint import Blueprint, Node
     from .registry import Registry
 
 ERROR = "error"
@@ -34,6 +35,17 @@ class Problem:
 
 
 def lint(bp: Blueprint, registry: Registry | None = None) -> list[Problem]:
+    return lint_with_graph(bp, registry)[1]
+
+
+def lint_with_graph(bp: Blueprint, registry: Registry | None = None) -> tuple[Graph, list[Problem]]:
+    """:func:`lint`, plus the graph it analysed: when there is no error, that graph is the one
+    :func:`~flownb.graph.compile_graph` needs, so compiling analyses a blueprint once, not twice."""
+    with gc_paused():
+        return _lint(bp, registry)
+
+
+def _lint(bp: Blueprint, registry: Registry | None) -> tuple[Graph, list[Problem]]:
     g, issues = analyse(bp, strict_conditions=False)
     out: list[Problem] = [Problem(code, ERROR, loc, msg) for code, loc, msg in issues]
     idx = {n.id: i for i, n in reversed(list(enumerate(bp.nodes)))}
@@ -62,7 +74,7 @@ def lint(bp: Blueprint, registry: Registry | None = None) -> list[Problem]:
             out.append(Problem("unknown-uses", ERROR, f"{loc}.uses",
                                f"no node type {n.uses!r} is registered{hint}", n.id))
         if n.uses == "subflow":
-            bid = n.params.get("blueprintId") or n.params.get("blueprint_id") or n.params.get("blueprint")
+            bid = child_blueprint_id(n)
             if not bid:
                 out.append(Problem("subflow-without-blueprint", ERROR, f"{loc}.params",
                                    "a subflow node needs params.blueprintId", n.id))
@@ -72,7 +84,7 @@ def lint(bp: Blueprint, registry: Registry | None = None) -> list[Problem]:
                                    "(registry.add_blueprint)", n.id))
         if n.uses == "map":
             p = n.params
-            if not (p.get("node") or p.get("uses") or p.get("blueprintId") or p.get("blueprint_id")):
+            if not (p.get("node") or p.get("uses") or child_blueprint_id(n)):
                 out.append(Problem("map-without-target", ERROR, f"{loc}.params",
                                    "a map node needs params.node (a node type) or "
                                    "params.blueprintId", n.id))
@@ -92,6 +104,7 @@ def lint(bp: Blueprint, registry: Registry | None = None) -> list[Problem]:
             out.append(Problem("cycle-without-guard", WARNING, f"nodes {members}",
                                f"loop {' -> '.join(members)} has no config.max_visits on any of "
                                "its nodes; it is capped at the default (100 visits)", members[0]))
+    out.extend(_recursion(bp, registry))
     seen = Counter((e.source, e.target, e.action, e.condition) for e in bp.edges)
     for i, e in enumerate(bp.edges):
         if seen[(e.source, e.target, e.action, e.condition)] > 1:
@@ -101,4 +114,64 @@ def lint(bp: Blueprint, registry: Registry | None = None) -> list[Problem]:
         if e.transform is not None:
             out.append(Problem("unsupported-transform", WARNING, f"edges[{i}].transform",
                                "edge transforms are not supported; use the target's 'inputs'"))
+    return g, out
+
+
+def child_blueprint_id(n: Node) -> str | None:
+    """The blueprint a ``subflow``/``map`` node starts, or None (map over a node type, or unset)."""
+    p = n.params
+    bid = p.get("blueprintId") or p.get("blueprint_id")
+    if bid is None and n.uses == "subflow":
+        bid = p.get("blueprint")
+    return str(bid) if bid else None
+
+
+def _recursion(bp: Blueprint, registry: Registry | None) -> list[Problem]:
+    """``recursive-blueprint``: a subflow/map whose child runs lead back to this blueprint.
+
+    A warning, not an error: recursion guarded by a condition is legitimate. Unguarded, it is
+    stopped by :mod:`flownb.limits` at run time; the warning shows the cycle before that. Other
+    blueprints are followed through ``registry`` (breadth first, so the path shown is shortest).
+    """
+    memo: dict[int, list[tuple[int, Node, str]]] = {}
+
+    def children(b: Blueprint) -> list[tuple[int, Node, str]]:
+        found = memo.get(id(b))
+        if found is None:
+            found = memo[id(b)] = [(i, n, bid) for i, n in enumerate(b.nodes) if n.uses in
+                                   ("subflow", "map") and (bid := child_blueprint_id(n))]
+        return found
+
+    def lookup(bid: str) -> Blueprint | None:
+        if bid == bp.id:
+            return bp
+        if registry is not None and registry.has_blueprint(bid):
+            return registry.get_blueprint(bid)
+        return None
+
+    out: list[Problem] = []
+    for i, n, first in children(bp):
+        path = [bp.id, bp.id] if first == bp.id else None
+        prev: dict[str, str] = {first: bp.id}
+        todo = deque([first] if path is None else [])
+        while todo and path is None:
+            cur = todo.popleft()
+            child = lookup(cur)
+            for _, _, nxt in children(child) if child is not None else ():
+                if nxt == bp.id:
+                    path = [cur]
+                    while path[-1] != bp.id:
+                        path.append(prev[path[-1]])
+                    path = [*reversed(path), bp.id]
+                    break
+                if nxt not in prev:
+                    prev[nxt] = cur
+                    todo.append(nxt)
+        if path is not None:
+            out.append(Problem(
+                "recursive-blueprint", WARNING, f"nodes[{i}] (id {n.id!r}).params",
+                f"{n.uses} reaches its own blueprint again: {' -> '.join(path)}; unless a "
+                "condition ends the recursion, the run fails at the nesting limit "
+                f"({ENV_MAX_DEPTH}, default {DEFAULT_MAX_DEPTH}) or the child-run limit "
+                f"({ENV_MAX_CHILD_RUNS}, default {DEFAULT_MAX_CHILD_RUNS})", n.id))
     return out

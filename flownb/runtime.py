@@ -5,12 +5,15 @@ no thread, no copy of the state, events built only when someone listens. Concurr
 paid for where it exists: when several node visits are ready at once, async nodes run as tasks on
 the loop and sync nodes in threads. A node with a timeout always runs off the inline path so
 the timeout is enforced (async: cancelled; sync: abandoned in its thread — Python cannot kill a
-thread — and the run goes on with a :class:`~flownb.errors.NodeTimeout`).
+thread — and the run goes on with a :class:`~flownb.errors.NodeTimeout`). How a visit is
+attempted (retries, back-off, timeout, fallback) is :mod:`flownb.attempt`, shared with the workers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import os
 import threading
 import time
 import traceback
@@ -20,14 +23,36 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import events as ev
+from .attempt import IN_PROCESS_ERRORS, Resume, run_visit, try_inline
 from .blueprint import Blueprint, load
 from .context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
-from .errors import FlownbError, MaxVisitsExceeded, NodeError, NodeTimeout, RegistryError
+from .errors import FlownbError, MaxVisitsExceeded, NodeError, RegistryError
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
-from .registry import NodeImpl, Registry, Result, default_registry
+from .limits import ChildBudget, LimitExceeded, child_limit_message
+from .registry import Registry, Result, default_registry
 from .result import CANCELLED, FAILED, SUCCEEDED, NodeStats, RunResult
 from .scheduler import Item, Scheduler
+
+#: one ``(cn, item, ctx, resume)`` whose inline attempt failed: the policy finishes it
+_Handoff = tuple[CNode, Item, NodeContext, Resume]
+
+_pool_lock = threading.Lock()
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+#: threads for sync nodes off the inline path, shared by every run of the process; threads are
+#: started only when needed, so a large bound costs nothing until hundreds of sync nodes wait at
+#: once (asyncio's default executor would cap them at cpu_count + 4)
+SYNC_THREADS = int(os.environ.get("FLOWNB_SYNC_THREADS", "256"))
+
+
+def sync_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = concurrent.futures.ThreadPoolExecutor(SYNC_THREADS,
+                                                              thread_name_prefix="flownb-node")
+    return _pool
 
 
 def new_run_id() -> str:
@@ -70,20 +95,13 @@ def _set_done(fut: asyncio.Future[None]) -> None:
 
 
 class _Failure(Exception):
-    """Internal: a node failed for good; carries what the run's error needs."""
+    """Internal: a node failed for good; carries the error record the policy made."""
 
-    def __init__(self, node_id: str, attempt: int, exc: BaseException, tb: str) -> None:
-        super().__init__(str(exc))
-        self.node_id = node_id
-        self.attempt = attempt
-        self.exc = exc
-        self.tb = tb
-
-    def to_error(self) -> dict[str, Any]:
-        exc = self.exc
-        message = exc.message if isinstance(exc, FlownbError) else str(exc)
-        return {"node_id": self.node_id, "attempt": self.attempt, "type": type(exc).__name__,
-                "message": message or type(exc).__name__, "traceback": self.tb}
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message", ""))
+        self.error = error
+        self.node_id: str = error["node_id"]
+        self.attempt: int = error["attempt"]
 
 
 class _Outputs(Mapping[str, Any]):
@@ -107,7 +125,7 @@ class _Outputs(Mapping[str, Any]):
 class _StateMap(Mapping[str, Any]):
     """The run's state for conditions: plain keys plus ``_outputs``."""
 
-    __slots__ = ("_s", "_o")
+    __slots__ = ("_o", "_s")
 
     def __init__(self, state: dict[str, Any], outputs: dict[str, Any]) -> None:
         self._s = state
@@ -132,7 +150,8 @@ class Engine:
 
     def __init__(self, graph: Graph, inputs: Mapping[str, Any] | None, *, run_id: str,
                  registry: Registry, bus: EventBus, cancel: CancelToken,
-                 max_concurrency: int | None = None, depth: int = 0) -> None:
+                 max_concurrency: int | None = None, depth: int = 0,
+                 budget: ChildBudget | None = None) -> None:
         self.g = graph
         self.bp = graph.blueprint
         self.inputs: dict[str, Any] = dict(inputs or {})
@@ -146,13 +165,12 @@ class Engine:
         self.stats: dict[str, NodeStats] = {}
         self.error: dict[str, Any] | None = None
         self.depth = depth
+        self._budget = budget  # shared by the root run and all its descendants; made on first use
         self._sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
-        self._replaced: dict[tuple[str, int], str] = {}
         self._env = RunEnv(run_id, self._read, self._emit_custom, self._is_cancelled, self.bp.id,
                            self._keys)
         # inline-path figures, folded into NodeStats at the end (no object per node on the hot path)
         self._dur: dict[str, float] = {}
-        self._extra_attempts: dict[str, int] = {}
         self._state_map = _StateMap(self.state, self.outputs)
 
     # -- state access ----------------------------------------------------------------------------
@@ -190,9 +208,14 @@ class Engine:
                 while ready:
                     item = ready.popleft()
                     cn = self.g.nodes[item.node]
-                    if cn.inline_ok and not ready and not running and cn.fallback is None:
-                        ready.extend(self._run_chain(cn, item))
-                        if self.cancel.cancelled:
+                    if cn.inline_ok and not ready and not running:
+                        more, handoff = self._run_chain(cn, item)
+                        ready.extend(more)
+                        if handoff is not None:
+                            hcn, hitem, hctx, resume = handoff
+                            running[asyncio.ensure_future(
+                                self._run_async(hcn, hitem, hctx, resume))] = hitem
+                        elif self.cancel.cancelled:
                             break
                     else:
                         running[asyncio.ensure_future(self._run_async(cn, item))] = item
@@ -209,7 +232,7 @@ class Engine:
                     ready.extend(fut.result())
         except _Failure as f:
             status = FAILED
-            self.error = f.to_error()
+            self.error = {k: v for k, v in f.error.items() if k != "run_id"}
             self._stat(f.node_id).status = "failed"
             self._stat(f.node_id).error = self.error["message"]
             self._emit(ev.NODE_FAILED, f.node_id, attempt=f.attempt, error=self.error)
@@ -266,7 +289,7 @@ class Engine:
             if dur is not None:
                 inline_runs = visits.get(n, 0) - st.visits
                 st.duration_s += dur
-                st.attempts += max(inline_runs, 0) + self._extra_attempts.get(n, 0)
+                st.attempts += max(inline_runs, 0)
                 if st.status == "pending":
                     st.status = "succeeded"
             st.visits = visits.get(n, st.visits)
@@ -274,173 +297,80 @@ class Engine:
         return out
 
     # -- inline (sync, no timeout) -----------------------------------------------------------------
-    def _run_chain(self, cn: CNode, item: Item) -> list[Item]:
+    def _run_chain(self, cn: CNode, item: Item) -> tuple[list[Item], _Handoff | None]:
         """Run sync nodes one after another while exactly one successor is ready: a chain costs
-        one function call per node, no task and no thread."""
+        one function call per node, no task and no thread. A node that fails is handed to the
+        attempt policy (retries, fallback, error) on the general path."""
         nodes = self.g.nodes
         is_cancelled = self.cancel._flag.is_set
+        active = self.bus.active
         while True:
-            ready = self._run_inline(cn, item)
+            ctx = self._context(cn, item)
+            t0 = time.perf_counter()
+            if active:
+                self._emit(ev.NODE_STARTED, cn.id, visit=item.visit, attempt=1)
+            ok, res = try_inline(cn, ctx)  # Ctrl-C is not a node error here: it cancels
+            if not ok:
+                return [], (cn, item, ctx, res)
+            ready = self._commit(cn, item, ctx, res, t0, inline=True)
             if len(ready) != 1 or is_cancelled():
-                return ready
+                return ready, None
             item = ready[0]
             cn = nodes[item.node]
-            if not cn.inline_ok or cn.fallback is not None:
-                return ready
-
-    def _run_inline(self, cn: CNode, item: Item) -> list[Item]:
-        impl = cn.impl
-        assert impl is not None
-        ctx = self._context(cn, item)
-        t0 = time.perf_counter()
-        if self.bus.active:
-            self._emit(ev.NODE_STARTED, cn.id, visit=item.visit, attempt=1)
-        try:
-            prep = impl.prep(ctx) if impl.prep is not None else ctx
-        except Exception as exc:  # noqa: BLE001 - user code
-            raise _Failure(cn.id, 1, exc, traceback.format_exc()) from None
-        attempt = 0
-        base = dict(ctx._writes)
-        while True:
-            attempt += 1
-            ctx.attempt = attempt
-            if attempt > 1:  # a failed attempt's state writes are discarded
-                ctx._writes = dict(base)
-            try:
-                res = impl.exec(prep)
-                break
-            except Exception as exc:  # noqa: BLE001 - user code
-                if attempt > cn.retries:
-                    self._extra_attempts[cn.id] = self._extra_attempts.get(cn.id, 0) + attempt - 1
-                    raise _Failure(cn.id, attempt, exc, traceback.format_exc()) from None
-                delay = cn.config.retry_delay(attempt)
-                self._emit(ev.NODE_RETRYING, cn.id, attempt=attempt, delay_s=delay,
-                           error=_err(exc))
-                if delay:
-                    time.sleep(delay)
-        if impl.post is not None:
-            try:
-                res = impl.post(ctx, prep, res)
-            except Exception as exc:  # noqa: BLE001 - user code
-                raise _Failure(cn.id, attempt, exc, traceback.format_exc()) from None
-        if attempt > 1:
-            self._extra_attempts[cn.id] = self._extra_attempts.get(cn.id, 0) + attempt - 1
-        return self._commit(cn, item, ctx, res, t0, inline=True)
+            if not cn.inline_ok:
+                return ready, None
 
     # -- general path ------------------------------------------------------------------------------
-    async def _run_async(self, cn: CNode, item: Item) -> list[Item]:
-        ctx = self._context(cn, item)
+    async def _run_async(self, cn: CNode, item: Item, ctx: NodeContext | None = None,
+                         resume: Resume | None = None) -> list[Item]:
         st = self._stat(cn.id)
         st.visits += 1
         st.status = "running"
-        t0 = time.perf_counter()
-        self._emit(ev.NODE_STARTED, cn.id, visit=item.visit, attempt=1)
+        if ctx is None:
+            ctx = self._context(cn, item)
+            self._emit(ev.NODE_STARTED, cn.id, visit=item.visit, attempt=1)
+        t0 = resume.t0 if resume is not None else time.perf_counter()
+        call = self._structural_call(cn, ctx) if cn.structural else None
         if self._sem is not None:
             async with self._sem:
-                res = await self._attempt_all(cn, ctx, item)
+                out = await self._policy(cn, ctx, call, resume)
         else:
-            res = await self._attempt_all(cn, ctx, item)
-        return self._commit(cn, item, ctx, res, t0)
-
-    async def _attempt_all(self, cn: CNode, ctx: NodeContext, item: Item) -> Any:
-        try:
-            return await self._attempts(cn, ctx)
-        except _Failure as f:
-            if cn.fallback is None:
-                raise
-            fb = self.g.nodes[cn.fallback]
-            self._emit(ev.NODE_FAILED, cn.id, attempt=f.attempt, error=f.to_error(),
-                       fallback=fb.id)
-            self._emit(ev.NODE_FALLBACK, fb.id, replaces=cn.id)
-            self._emit(ev.NODE_STARTED, fb.id, visit=item.visit, attempt=1, replaces=cn.id)
-            self._stat(cn.id).status = "failed"
-            fctx = self._context(fb, item, input_=ctx.input)
-            st = self._stat(fb.id)
-            st.visits += 1
-            st.status = "running"
-            t0 = time.perf_counter()
-            try:
-                res = await self._attempts(fb, fctx)
-            except _Failure as f2:
-                f2.tb = f"{f2.tb}\n(fallback of {cn.id!r}, which failed first with: " \
-                        f"{f.to_error()['type']}: {f.to_error()['message']})"
-                raise
-            out, _ = _split(res)
-            self.outputs[fb.id] = out
-            st.status = "succeeded"
-            st.duration_s += time.perf_counter() - t0
-            ctx._writes = fctx._writes
-            self._replaced[(cn.id, item.visit)] = fb.id
-            return res
-
-    async def _attempts(self, cn: CNode, ctx: NodeContext) -> Any:
-        impl = cn.impl
-        if cn.structural:
-            call: Callable[[Any], Any] = self._structural_call(cn, ctx)
-            is_async = True
-            prep: Any = ctx
+            out = await self._policy(cn, ctx, call, resume)
+        if out.cancelled:
+            st.status = "cancelled"
+            return []
+        replaced_by = None
+        if out.replaced is not None:  # the fallback took over
+            st.attempts += out.replaced.attempts
+            st.status = "failed"
+            fst = self._stat(out.node_id)
+            fst.visits += 1
+            fst.attempts += out.attempts
+            fst.duration_s += out.duration_s
+            if out.error is None:
+                fst.status = "succeeded"
+                self.outputs[out.node_id] = out.output
+                replaced_by = out.node_id
         else:
-            assert impl is not None
-            try:
-                prep = impl.prep(ctx) if impl.prep is not None else ctx
-                if impl.prep_async:
-                    prep = await prep
-            except Exception as exc:  # noqa: BLE001 - user code
-                raise _Failure(cn.id, 1, exc, traceback.format_exc()) from None
-            call = impl.exec
-            is_async = impl.is_async
-        timeout = cn.timeout_s
-        attempt = 0
-        st = self._stat(cn.id)
-        base = dict(ctx._writes)
-        while True:
-            attempt += 1
-            ctx.attempt = attempt
-            st.attempts += 1
-            if attempt > 1:  # a failed attempt's state writes are discarded
-                ctx._writes = dict(base)
-            try:
-                if is_async:
-                    res = await _limited(call(prep), timeout)
-                else:
-                    fut = asyncio.get_running_loop().run_in_executor(None, _in_thread, call, prep)
-                    if timeout:
-                        done, _ = await asyncio.wait({fut}, timeout=timeout)
-                        if not done:  # the thread cannot be killed; it is abandoned
-                            raise _TimedOut()
-                    ok, res = await fut
-                    if not ok:
-                        raise res
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - user code
-                tb = getattr(exc, "_flownb_tb", None) or traceback.format_exc()
-                if isinstance(exc, _TimedOut):
-                    exc = NodeTimeout(f"attempt took longer than timeout_s={timeout}",
-                                      node_id=cn.id, run_id=self.run_id, attempt=attempt)
-                    tb = ""
-                elif isinstance(exc, NodeError) and exc.traceback:
-                    tb = f"{exc.traceback.rstrip()}\n--- in the child run of {cn.id!r} ---\n{tb}"
-                if attempt > cn.retries:
-                    raise _Failure(cn.id, attempt, exc, tb) from None
-                delay = cn.config.retry_delay(attempt)
-                st.status = "retrying"
-                self._emit(ev.NODE_RETRYING, cn.id, attempt=attempt, delay_s=delay, error=_err(exc))
-                if delay:
-                    await asyncio.sleep(delay)
-        if impl is not None and impl.post is not None and not cn.structural:
-            try:
-                res = impl.post(ctx, prep, res)
-                if impl.post_async:
-                    res = await res
-            except Exception as exc:  # noqa: BLE001 - user code
-                raise _Failure(cn.id, attempt, exc, traceback.format_exc()) from None
-        return res
+            st.attempts += out.attempts
+        if out.error is not None:
+            raise _Failure(out.error)
+        ctx._writes = out.writes
+        return self._commit(cn, item, ctx, out.result, t0, replaced_by=replaced_by)
+
+    def _policy(self, cn: CNode, ctx: NodeContext, call: Callable[[Any], Any] | None,
+                resume: Resume | None) -> Any:
+        return run_visit(cn, ctx, nodes=self.g.nodes, emit=self._policy_event, run_id=self.run_id,
+                         pool=sync_pool(), call=call, resume=resume, catch=IN_PROCESS_ERRORS)
+
+    def _policy_event(self, type_: str, node_id: str, data: dict[str, Any]) -> None:
+        if type_ == ev.NODE_RETRYING:
+            self._stat(node_id).status = "retrying"
+        self._emit(type_, node_id, **data)
 
     # -- commit ------------------------------------------------------------------------------------
     def _commit(self, cn: CNode, item: Item, ctx: NodeContext, res: Any, t0: float,
-                inline: bool = False) -> list[Item]:
+                inline: bool = False, replaced_by: str | None = None) -> list[Item]:
         if type(res) is Result:
             output, action = res.output, res.action
         else:
@@ -448,19 +378,18 @@ class Engine:
         if ctx._writes:
             self.state.update(ctx._writes)
         self.outputs[cn.id] = output
+        taken: set[int] | frozenset[int]
         if cn.out:
             taken = select_edges(cn, action, self._resolver(output, action, ctx.input)
                                  if cn.has_conditions else _no_resolve)
         else:
             taken = frozenset()
         dt = time.perf_counter() - t0
-        replaced_by = None
         if inline:
             self._dur[cn.id] = self._dur.get(cn.id, 0.0) + dt
         else:
             st = self.stats[cn.id]
             st.duration_s += dt
-            replaced_by = self._replaced.pop((cn.id, item.visit), None) if self._replaced else None
             st.status = "failed" if replaced_by else "succeeded"
         if self.bus.active:
             self._emit(ev.NODE_SUCCEEDED, replaced_by or cn.id, visit=item.visit,
@@ -528,10 +457,9 @@ class Engine:
         from . import builtins
 
         async def call(_: Any) -> Any:
-            if self.depth > 20:
-                raise FlownbError("subflows nested more than 20 deep", node_id=cn.id)
             if cn.uses == "subflow":
                 bp = self.registry.get_blueprint(builtins.subflow_blueprint_id(cn), node_id=cn.id)
+                self._reserve_children(cn, 1)
                 child_inputs = builtins.subflow_inputs(cn.params, ctx.input, self._read)
                 res = await self._child(bp, child_inputs, f"{self.run_id}/{cn.id}.{ctx.visit}")
                 _raise_child(cn, res)
@@ -539,6 +467,7 @@ class Engine:
                     ctx.state.set(k, v)
                 return res.output
             plan = builtins.map_plan(cn, ctx.input, self._read, self.registry)
+            self._reserve_children(cn, len(plan.inputs))
             sem = asyncio.Semaphore(plan.concurrency)
 
             async def one(i: int, child_inputs: dict[str, Any]) -> Any:
@@ -548,47 +477,28 @@ class Engine:
                 _raise_child(cn, r, index=i)
                 return r.output
 
-            return list(await asyncio.gather(*(one(i, x) for i, x in enumerate(plan.inputs))))
+            tasks = [asyncio.ensure_future(one(i, x)) for i, x in enumerate(plan.inputs)]
+            try:
+                return list(await asyncio.gather(*tasks))
+            except BaseException:  # one item failed: its siblings must not go on (nor recurse)
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
 
         return call
+
+    def _reserve_children(self, cn: CNode, n: int) -> None:
+        """Count ``n`` child runs against the root run's limits (:mod:`flownb.limits`)."""
+        if self._budget is None:
+            self._budget = ChildBudget()
+        self._budget.reserve(n, depth=self.depth + 1, node_id=cn.id, run_id=self.run_id)
 
     async def _child(self, bp: Blueprint, inputs: dict[str, Any], run_id: str) -> RunResult:
         graph = compile_graph(bp, self.registry)
         child = Engine(graph, inputs, run_id=run_id, registry=self.registry, bus=self.bus,
-                       cancel=self.cancel, depth=self.depth + 1)
+                       cancel=self.cancel, depth=self.depth + 1, budget=self._budget)
         return await child.drive()
-
-
-def _in_thread(fn: Callable[[Any], Any], arg: Any) -> tuple[bool, Any]:
-    """Run a sync node in a pool thread and hand back ``(ok, value_or_exception)``.
-
-    Raising across the thread hop loses information: asyncio replaces a ``TimeoutError`` coming
-    back from a thread with a new object, without the node's frames. So the exception travels as
-    a value, with the traceback text of its own frames attached."""
-    try:
-        return True, fn(arg)
-    except Exception as exc:  # noqa: BLE001 - user code
-        try:
-            exc._flownb_tb = traceback.format_exc()  # type: ignore[attr-defined]
-        except AttributeError:
-            pass
-        return False, exc
-
-
-class _TimedOut(Exception):
-    """Internal: flownb's own time limit fired (a node's own TimeoutError is not this)."""
-
-
-async def _limited(coro: Any, timeout: float | None) -> Any:
-    if not timeout:
-        return await coro
-    try:
-        async with asyncio.timeout(timeout) as cm:
-            return await coro
-    except TimeoutError:
-        if cm.expired():
-            raise _TimedOut() from None
-        raise
 
 
 def _no_resolve(name: str) -> Any:
@@ -599,21 +509,13 @@ def _raise_child(cn: CNode, res: RunResult, index: int | None = None) -> None:
     if res.status == SUCCEEDED:
         return
     err = res.error or {}
+    limit = child_limit_message(err)
+    if limit is not None:  # one message from the deepest run, not one nesting per level
+        raise LimitExceeded(limit, node_id=cn.id)
     which = f"item {index}" if index is not None else "child run"
     raise NodeError(f"{which} {res.run_id} {res.status}: {err.get('node_id')!r} "
                     f"{err.get('type', '')}: {err.get('message', '')}", node_id=cn.id,
                     traceback=err.get("traceback", ""))
-
-
-def _split(res: Any) -> tuple[Any, str | None]:
-    if type(res) is Result:
-        return res.output, res.action
-    return res, None
-
-
-def _err(exc: BaseException) -> dict[str, str]:
-    msg = exc.message if isinstance(exc, FlownbError) else str(exc)
-    return {"type": type(exc).__name__, "message": msg}
 
 
 def _preview(value: Any, limit: int = 200) -> Any:
@@ -659,7 +561,9 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
     """Synchronous :func:`arun`; works inside Jupyter's running event loop too."""
     from .aio import run_sync
 
-    return run_sync(arun(blueprint, inputs, **kwargs))
+    cancel = kwargs.get("cancel") or CancelToken()
+    kwargs["cancel"] = cancel
+    return run_sync(arun(blueprint, inputs, **kwargs), on_interrupt=cancel.cancel)
 
 
-__all__ = ["arun", "run", "Engine", "CancelToken", "new_run_id", "RegistryError"]
+__all__ = ["CancelToken", "Engine", "RegistryError", "arun", "new_run_id", "run"]

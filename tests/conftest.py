@@ -78,9 +78,12 @@ class Workers:
 
     MODULES = ("scenario_nodes", "dist_nodes")
 
-    def __init__(self, url: str, *, lease_ttl_s: float = 2.0) -> None:
+    def __init__(self, url: str, *, lease_ttl_s: float = 2.0,
+                 modules: tuple[str, ...] | None = None, args: tuple[str, ...] = ()) -> None:
         self.url = url
         self.lease_ttl_s = lease_ttl_s
+        self.modules = self.MODULES if modules is None else modules
+        self.args = args
         self.procs: list[subprocess.Popen[bytes]] = []
         self._n = 0
 
@@ -92,8 +95,9 @@ class Workers:
                    "--path", str(TESTS_DIR), "--lease-ttl", str(self.lease_ttl_s),
                    "--reap-interval", "0.5", "--name", f"test-w{self._n}-{os.getpid()}",
                    "--log-level", "WARNING"]
-            for m in self.MODULES:
+            for m in self.modules:
                 cmd += ["--import", m]
+            cmd += list(self.args)
             p = subprocess.Popen(cmd, cwd=str(ROOT), stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE)
             self.procs.append(p)

@@ -253,3 +253,69 @@ def test_workers_survive_a_group_interrupt_but_not_a_sigkilled_owner(redis_url: 
         for p in pids if "pids" in locals() else []:
             if alive(p):
                 os.kill(p, signal.SIGKILL)
+
+
+# -- one cluster per queue, never giving up (issues 14.7, 11.11) ------------------------------------------
+
+def _rq_workers(url: str, queue: str = "flownb") -> list[str]:
+    import redis as redis_lib
+    from rq import Queue, Worker
+
+    conn = redis_lib.Redis.from_url(url)
+    return [w.name for w in Worker.all(queue=Queue(queue, connection=conn))]
+
+
+def test_rerunning_the_cluster_cell_replaces_the_old_cluster(redis_url: str,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    first = LocalCluster(2, redis=redis_url, lease_ttl_s=2)
+    old_pids = first.pids
+    second = LocalCluster(2, redis=redis_url, lease_ttl_s=2)  # the same cell run again
+    try:
+        assert first.closed and not wait_gone(old_pids, 5)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"closing the previous LocalCluster {first.name}" in err
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(_rq_workers(redis_url)) != 2:
+            time.sleep(0.1)
+        assert sorted(_rq_workers(redis_url)) == sorted(w["name"] for w in second.workers)
+        assert len(second.pids) == 2
+        other = LocalCluster(1, redis=redis_url, queue_name="other-queue", lease_ttl_s=2)
+        try:  # another queue is another cluster: both stay
+            assert not second.closed and len(second.pids) == 2
+        finally:
+            other.close()
+    finally:
+        pids = second.pids
+        second.close()
+        assert not wait_gone(pids, 5)
+
+
+def test_killed_workers_are_restarted_with_back_off_and_reported(cluster_factory,
+                                                                 node_module: str) -> None:
+    c = cluster_factory(1, modules=[node_module])
+    assert c.serving_warning() is None
+    for kill in range(4):  # each dies right after starting: quick deaths, growing back-off
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not c.pids:
+            time.sleep(0.02)
+        assert c.pids, f"slot not restarted after kill {kill}"
+        os.kill(c.pids[0], signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and c.n_alive:
+            time.sleep(0.02)
+        if kill == 3:
+            while time.monotonic() < deadline and not c.deaths[3:]:
+                time.sleep(0.02)
+            problem = c.serving_warning()
+            assert problem is not None and "no worker" in problem and "restart" in problem
+            assert "no worker" in repr(c) and "no worker" in c._repr_html_()
+            with pytest.warns(RuntimeWarning, match="no worker of LocalCluster"):
+                h = c.submit(chain(f"{node_module}-inc"), {"x": 1})
+    deaths = c.deaths
+    assert len(deaths) == 4 and all(d["signal"] == "SIGKILL" for d in deaths)
+    delays = [d["restart_in_s"] for d in deaths]  # 0.5, 1, 2, 4 unless a start took > 5 s
+    assert delays == sorted(delays) and delays[-1] > 0, delays
+    assert "SIGKILL" in c._repr_html_()
+    # never gave up: the slot comes back and serves the run submitted while it was dead
+    assert h.result(timeout=30).output == 4
+    assert c.n_alive == 1 and c.workers[0]["restarts"] == 4

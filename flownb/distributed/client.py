@@ -112,7 +112,8 @@ class DistributedExecutor:
             if graph is None:
                 graph = bp._cache["analysed"] = analyse(bp)[0]
             ready = self.store.start_run(run_id, bp, graph, dict(inputs or {}), bundle=bundle)
-            enqueue_items(self.queue, run_id, [list(x) for x in ready])
+            enqueue_items(self.queue, run_id, [list(x) for x in ready], keys=self.store.keys,
+                          ttl_s=self.store.settings.result_ttl_s)
         if not live:
             warnings.warn(f"run {run_id}: {self.no_workers_hint()}", NoWorkersWarning, stacklevel=2)
         return RunHandle(self, run_id, bp, status="running")
@@ -194,6 +195,15 @@ class DistributedExecutor:
             raise_on_error: bool = False) -> RunResult:
         """Submit and wait: the distributed twin of :func:`flownb.run`."""
         return self.submit(blueprint, inputs).result(timeout, raise_on_error=raise_on_error)
+
+    def map(self, blueprint: Blueprint | Mapping[str, Any] | str, rows: Any, *,
+            key: str | None = None) -> Any:
+        """One run per row, submitted at once; returns a :class:`~flownb.distributed.batch.
+        DistributedBatch` (live view, ``results()`` in input order, ``to_pandas()``,
+        ``retry_failed()``, ``cancel()``). ``key="text"`` runs plain values as ``{"text": v}``."""
+        from .batch import map_rows
+
+        return map_rows(self, blueprint, rows, key=key)
 
     def attach(self, run_id: str) -> RunHandle:
         with self._redis("attaching to the run", run_id):

@@ -9,14 +9,21 @@ all (the committing worker continues it inline).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from .keys import item_field
 
 if TYPE_CHECKING:
     import redis
     import rq
 
+    from .keys import Keys
+
 JOB_FUNC = "flownb.distributed.worker.process"
+#: the only job functions a flownb worker will import and call (anything else is refused)
+ALLOWED_JOB_FUNCS = frozenset({JOB_FUNC})
 #: a fan-out is spread over at most this many jobs (each takes its share of the items)
 MAX_JOBS_PER_FANOUT = 16
 #: RQ bookkeeping we do not need: results live in the run's state, failures in its events
@@ -40,20 +47,29 @@ def split(items: Sequence[Sequence[Any]], max_jobs: int = MAX_JOBS_PER_FANOUT) -
 
 
 def enqueue_items(queue: rq.Queue, run_id: str, items: Sequence[Sequence[Any]], *,
-                  at_front: bool = False) -> int:
+                  at_front: bool = False, keys: Keys | None = None, ttl_s: int = 86400) -> int:
     """Enqueue ready ``[node, visit]`` items of one run; returns the number of jobs.
 
     ``at_front`` is for recovered work (a dead worker's node): it should not wait behind the
-    backlog that piled up while its lease ran out."""
+    backlog that piled up while its lease ran out. With ``keys``, each item's job id is recorded
+    in the run's ``jobs`` hash in the same transaction, so the reaper can tell an item that still
+    waits in the queue (leave it: no spurious re-run however long the backlog) from one whose
+    job was lost."""
     if not items:
         return 0
     batches = split(items)
-    if len(batches) == 1:
-        queue.enqueue_call(JOB_FUNC, args=(run_id, batches[0]), at_front=at_front,
-                           description=f"flownb {run_id} {batches[0][0][0]}", **JOB_OPTIONS)
-        return 1
-    data = [queue.prepare_data(JOB_FUNC, args=(run_id, b), at_front=at_front,
-                               description=f"flownb {run_id} {b[0][0]} +{len(b) - 1}", **JOB_OPTIONS)
-            for b in batches]
-    queue.enqueue_many(data)
+    ids = [f"flownb-{uuid.uuid4().hex}" for _ in batches]
+    pipe = queue.connection.pipeline(transaction=True)
+    data = [queue.prepare_data(JOB_FUNC, args=(run_id, b), at_front=at_front, job_id=jid,
+                               description=f"flownb {run_id} {b[0][0]}"
+                                           + (f" +{len(b) - 1}" if len(b) > 1 else ""),
+                               **JOB_OPTIONS)
+            for b, jid in zip(batches, ids)]
+    queue.enqueue_many(data, pipeline=pipe)
+    if keys is not None:
+        jobs_key = keys.jobs(run_id)
+        pipe.hset(jobs_key, mapping={item_field(str(it[0]), int(it[1])): jid
+                                     for b, jid in zip(batches, ids) for it in b})
+        pipe.expire(jobs_key, ttl_s)
+    pipe.execute()
     return len(batches)

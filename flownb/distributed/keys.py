@@ -2,8 +2,7 @@
 
 Per run (``{p}`` = the key prefix, default ``flownb``):
 
-=================================  =====  ===============================================================
-key                                type   contents
+=================================  =====  ========================================================key                                type   contents
 =================================  =====  ===============================================================
 ``{p}:run:<id>:meta``              hash   status, blueprint digest/id, created/finished times, error,
                                           parent link (``run|node|visit``), subflow bundle
@@ -25,6 +24,14 @@ key                                type   contents
 ``{p}:run:<id>:children``          set    child runs (subflow / map) for cancellation
 ``{p}:run:<id>:done``              stream one entry, written when the run ends: waiters block on it
                                           (XREAD) instead of waking on every event
+``{p}:run:<id>:jobs``              hash   ``node|visit`` → id of the RQ job that carries the queued item
+                                          (the reaper leaves items whose job still waits in the queue)
+``{p}:alive:<worker>``             string set by a worker's liveness process (renewed every beat, even
+                                          while a node holds the GIL): a live worker's leases are spared
+``{p}:run:<root>:childruns``       hash   per *root* run: ``total`` child runs started under it (all
+                                          levels), ``refused`` once a limit was hit, and one field per
+                                          structural item (``run|node|visit``) so a retried start counts
+                                          once (see :mod:`flownb.limits`)
 ``{p}:bp:<digest>``                hash   ``json`` (the blueprint) + the compiled graph for the scripts:
                                           ``o:<node>`` out edges, ``i:<node>`` join info, ``x:<scc>`` exits,
                                           ``hlen`` its own field count (scripts check it is complete)
@@ -85,12 +92,22 @@ class Keys:
     def done(self, run_id: str) -> str:
         return self.run(run_id, "done")
 
+    def child_runs(self, root_run_id: str) -> str:
+        """The child-run counter of a root run (not per child: every level counts against it)."""
+        return self.run(root_run_id, "childruns")
+
     def run_keys(self, run_id: str) -> list[str]:
         """The per-run keys in the order every script takes them (KEYS[1..9]; done is KEYS[13])."""
         return [self.run(run_id, s) for s in RUN_SUFFIXES]
 
     def all_run_keys(self, run_id: str) -> list[str]:
         return [*self.run_keys(run_id), self.done(run_id)]
+
+    def jobs(self, run_id: str) -> str:
+        return self.run(run_id, "jobs")
+
+    def alive(self, worker: str) -> str:
+        return f"{self.prefix}:alive:{worker}"
 
     def blueprint(self, digest: str) -> str:
         return f"{self.prefix}:bp:{digest}"

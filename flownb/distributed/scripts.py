@@ -291,7 +291,8 @@ local function finalize(status, err, event_type)
   end
   redis.call('DEL', K_PENDING)
   redis.call('XADD', K_DONE, '*', 's', status)
-  for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_DONE}) do
+  for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_DONE,
+                      run_key(RUN, 'jobs')}) do
     redis.call('EXPIRE', k, ttl)
   end
   local parent = redis.call('HGET', K_META, 'parent')
@@ -555,7 +556,8 @@ local function cancel(run, meta, pending, children)
   redis.call('DEL', pending)
   local ttl = tonumber(redis.call('HGET', meta, 'ttl') or TTL)
   release_blueprints(meta, ttl)
-  for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done'}) do
+  for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done',
+                         'jobs'}) do
     redis.call('EXPIRE', run_key(run, part), ttl)
   end
   return n
@@ -585,9 +587,10 @@ return 'ok'
 
 #: Re-queue items whose lease expired (their worker died, or their enqueue was lost): a running
 #: item goes back to queued (so the next CLAIM takes it over, delivery + 1); a structural item that
-#: was still creating its child runs is flagged so the next CLAIM finishes creating them; a queued
-#: item nobody claimed is enqueued again with a doubled lease each round (``rq`` counts them).
-#: KEYS[1] leases; ARGV[1] prefix, ARGV[2] queued lease (ms), ARGV[3] max items.
+#: was still creating its child runs is flagged so the next CLAIM finishes creating them.
+#: A running item whose worker's liveness key (``{p}:alive:<worker>``) is set is spared: its lease
+#: is extended by ARGV[4] ms instead (the worker lives, e.g. busy in a node holding the GIL).
+#: KEYS[1] leases; ARGV[1] prefix, ARGV[2] queued lease (ms), ARGV[3] max items, ARGV[4] lease (ms).
 #: Returns JSON [[run, node, visit], ...] to enqueue again.
 REQUEUE = r"""
 local t = redis.call('TIME')
@@ -601,17 +604,14 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,
     redis.call('ZREM', KEYS[1], m)
   else
     local it = cjson.decode(raw)
-    local wait = tonumber(ARGV[2])
-    if it.st == 'w' then it.cr = 1
-    elseif it.st == 'q' then
-      -- never claimed: most likely its job is still behind a long backlog, not lost; back off
-      -- (x2 per round) so a deep queue is not flooded with duplicate jobs
-      it.rq = (it.rq or 0) + 1
-      wait = wait * math.pow(2, math.min(it.rq, 6))
-    else it.st = 'q' end
-    redis.call('HSET', base .. 'pending', node .. '|' .. visit, cjson.encode(it))
-    redis.call('ZADD', KEYS[1], now + wait, m)
-    table.insert(out, {run, node, tonumber(visit)})
+    if it.st == 'r' and it.w and ARGV[4] and redis.call('EXISTS', ARGV[1] .. ':alive:' .. it.w) == 1 then
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), m)
+    else
+      if it.st == 'w' then it.cr = 1 else it.st = 'q' end
+      redis.call('HSET', base .. 'pending', node .. '|' .. visit, cjson.encode(it))
+      redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), m)
+      table.insert(out, {run, node, tonumber(visit)})
+    end
   end
 end
 return cjson.encode(out)
@@ -639,5 +639,30 @@ for i = 2, #ARGV do n = n + redis.call('ZADD', KEYS[1], 'XX', 'CH', dl, ARGV[i])
 return n
 """
 
+#: Count the child runs a structural item (subflow/map) is about to start against its root run's
+#: limit (flownb.limits): atomic, so workers starting children at once cannot overshoot; a retried
+#: start of the same item (the reaper's 'create') counts once; once refused, always refused, so
+#: sibling branches of a failing root stop creating runs; nothing is counted for a root that ended.
+#: KEYS[1] the root's child-run counter hash, KEYS[2] the root's meta;
+#: ARGV[1] item (run|node|visit), ARGV[2] children wanted, ARGV[3] max child runs, ARGV[4] ttl (s).
+#: Returns JSON {"r": "ok"|"refused"|"stopped", "total": n, "status": root status}.
+RESERVE_CHILDREN = r"""
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  return cjson.encode({r = 'ok', total = tonumber(redis.call('HGET', KEYS[1], 'total'))})
+end
+local status = redis.call('HGET', KEYS[2], 'status')
+if status ~= 'running' then return cjson.encode({r = 'stopped', status = status or 'missing'}) end
+local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0') + tonumber(ARGV[2])
+if redis.call('HEXISTS', KEYS[1], 'refused') == 1 or total > tonumber(ARGV[3]) then
+  redis.call('HSET', KEYS[1], 'refused', 1)
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+  return cjson.encode({r = 'refused', total = total})
+end
+redis.call('HSET', KEYS[1], 'total', total, ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return cjson.encode({r = 'ok', total = total})
+"""
+
 ALL = {"START": START, "CLAIM": CLAIM, "CLAIM_MANY": CLAIM_MANY, "COMMIT": COMMIT, "FAIL": FAIL, "CANCEL": CANCEL,
-       "WAIT_CHILDREN": WAIT_CHILDREN, "REQUEUE": REQUEUE, "RENEW": RENEW, "UPLOAD": UPLOAD}
+       "WAIT_CHILDREN": WAIT_CHILDREN, "REQUEUE": REQUEUE, "RENEW": RENEW, "UPLOAD": UPLOAD,
+       "RESERVE_CHILDREN": RESERVE_CHILDREN}

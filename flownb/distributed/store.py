@@ -22,6 +22,7 @@ from ..blueprint import Blueprint
 from ..errors import ExecutorError, FlownbError
 from ..events import TERMINAL, Event
 from ..graph import Graph, analyse
+from ..limits import Limits, current_limits
 from ..result import NodeStats, RunResult
 from ..scheduler import Item, Outcome
 from . import scripts
@@ -291,16 +292,49 @@ class RedisStore:
     def wait_children(self, run_id: str, digest: str, node: str, visit: int, children: list[str]) -> str:
         return _s(self._call("WAIT_CHILDREN", run_id, digest, [node, visit, len(children), dumps(children)]))
 
+    def lineage(self, run_id: str, max_hops: int = 64) -> tuple[str, int]:
+        """``(root run id, depth)`` of a run, following the ``parent`` links (root = depth 0)."""
+        rid, depth = run_id, 0
+        while depth <= max_hops:
+            parent = self.r.hget(self.keys.meta(rid), "parent")
+            if not parent:
+                return rid, depth
+            rid = _s(parent).rsplit("|", 2)[0]
+            depth += 1
+        return rid, depth
+
+    def reserve_children(self, run_id: str, node: str, visit: int, n: int,
+                         limits: Limits | None = None) -> None:
+        """Count ``n`` child runs of item ``node|visit`` against the root run's limits, or raise
+        :class:`~flownb.errors.LimitExceeded` (atomic across workers: RESERVE_CHILDREN)."""
+        if n <= 0:
+            return
+        lim = limits or current_limits()
+        root, depth = self.lineage(run_id, lim.max_depth + 1)
+        lim.check_depth(depth + 1, node_id=node, run_id=run_id)
+        res = loads(self._scripts["RESERVE_CHILDREN"](
+            keys=[self.keys.child_runs(root), self.keys.meta(root)],
+            args=[lease_member(run_id, node, visit), n, lim.max_child_runs,
+                  self.settings.result_ttl_s * 2]))
+        if res.get("r") == "refused":
+            raise lim.child_runs_refused(int(res.get("total") or 0), n, node_id=node, run_id=run_id)
+        if res.get("r") == "stopped":
+            raise ExecutorError(f"node {node!r} of run {run_id}: its root run {root} is "
+                                f"{res.get('status')}; no more child runs are started",
+                                node_id=node, run_id=run_id)
+
     def requeue_expired(self, limit: int = 200) -> list[tuple[str, str, int]]:
         raw = self._scripts["REQUEUE"](keys=[self.keys.leases],
-                                        args=[self.keys.prefix, int(self.settings.queued_ttl_s * 1000), limit])
+                                        args=[self.keys.prefix, int(self.settings.queued_ttl_s * 1000), limit,
+                                              int(self.settings.lease_ttl_s * 1000)])
         return [(r, n, int(v)) for r, n, v in loads(raw)]
 
-    def renew(self, members: list[str]) -> int:
+    def renew(self, members: list[str], ttl_s: float | None = None) -> int:
+        """Push the lease deadlines of ``members`` to now + ``ttl_s`` (default: the lease TTL)."""
         if not members:
             return 0
-        return int(self._scripts["RENEW"](keys=[self.keys.leases],
-                                          args=[int(self.settings.lease_ttl_s * 1000), *members]))
+        ttl = self.settings.lease_ttl_s if ttl_s is None else ttl_s
+        return int(self._scripts["RENEW"](keys=[self.keys.leases], args=[int(ttl * 1000), *members]))
 
     def add_event(self, run_id: str, type_: str, node: str | None, data: Mapping[str, Any]) -> None:
         ev = Event(type_, run_id, node, dict(data))

@@ -11,8 +11,16 @@ workers should come and go with the kernel. That is harder than it looks (see
   therefore watches a pipe on its stdin and its parent pid, and exits when the kernel is gone.
   Normal exits stop them through ``weakref.finalize`` (also an atexit hook). A monitor thread
   restarts workers that die (OOM, ``kill -9``, a segfaulting library) unless the cluster is
-  closing, with a give-up after repeated start-up crashes (a broken ``--import``) so it does not
-  fork-bomb the machine. Each worker logs to its own file (:meth:`LocalCluster.logs`).
+  closing. Workers that die right after starting are restarted with exponential back-off
+  (0.5 s doubling to 30 s) so a broken ``--import`` does not fork-bomb the machine, but a
+  running cluster never gives a slot up: a kill every 500 ms must not leave 0 workers for good.
+  Only while the cluster is being created does a worker that cannot start raise (with its log).
+  Each worker logs to its own file (:meth:`LocalCluster.logs`). Deaths are recorded (and shown
+  by the cluster's view and repr), not logged as warnings: a warning would print into whichever
+  cell happens to be running.
+* **one live cluster per queue**: a kernel that re-runs ``cluster = LocalCluster(2)`` keeps the
+  old object alive through ``Out[]``; the new cluster closes the old one on the same Redis,
+  prefix and queue (one line says so), so the queue has 2 workers, not 4.
 * **thread mode** runs RQ ``SimpleWorker``s in daemon threads of the kernel: no start-up cost,
   shares the kernel's ``sys.path`` and node registry (nodes registered in a cell work, no module
   needed), but a node that blocks the GIL blocks the kernel. RQ's own stop path
@@ -28,7 +36,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import html
 import itertools
 import logging
 import os
@@ -64,14 +71,36 @@ log = logging.getLogger("flownb.cluster")
 WORKER_HOOK_MODULES: tuple[str, ...] = ()  # the worker calls modules.before_job itself
 #: A worker that dies this soon after starting counts as a start-up crash.
 QUICK_DEATH_S = 5.0
-#: Consecutive start-up crashes after which a slot is not restarted any more.
+#: Consecutive start-up crashes after which a cluster being created raises (a running cluster
+#: keeps retrying, with back-off).
 MAX_QUICK_DEATHS = 3
+#: Back-off between restarts of a slot whose worker keeps dying right after starting.
+BACKOFF_FIRST_S, BACKOFF_MAX_S = 0.5, 30.0
+#: Deaths remembered for the cluster's view.
+MAX_DEATHS_KEPT = 50
 MONITOR_INTERVAL_S = 0.5
 #: loggers whose records thread workers keep for ``logs()`` (RQ's would otherwise print its INFO
 #: lines into whatever cell is running)
 _RING_LOGGERS = ("rq.worker", "rq.job", "flownb.worker")
 
 _cluster_ids = itertools.count(1)
+#: (Redis URL, prefix, queue) -> the live cluster serving it in this process (see module doc)
+_live_clusters: dict[tuple[str, str, str], weakref.ReferenceType[LocalCluster]] = {}
+_live_lock = threading.Lock()
+
+
+def _replace_live(cluster: LocalCluster) -> None:
+    """Register ``cluster`` as the one for its queue, closing the one it replaces."""
+    key = (cluster.url, cluster.prefix, cluster.queue_name)
+    with _live_lock:
+        ref = _live_clusters.get(key)
+        old = ref() if ref is not None else None
+        _live_clusters[key] = weakref.ref(cluster)
+    if old is not None and old is not cluster and not old.closed:
+        print(f"flownb: closing the previous LocalCluster {old.name} ({old.n_workers} workers) on "
+              f"queue {cluster.queue_name!r}: one live cluster per queue in a kernel",
+              file=sys.stderr)
+        old.close()
 
 
 class WorkerLogs(dict[str, str]):
@@ -109,6 +138,9 @@ class _Slot:
     restarts: int = 0
     gave_up: bool = False
     exit_code: int | None = None
+    #: monotonic time of the next start of a dead worker (back-off), 0 when alive
+    restart_at: float = 0.0
+    dead: bool = False
 
     @property
     def pid(self) -> int | None:
@@ -193,6 +225,9 @@ class _State:
         self.conn: Any = None
         self.workers_key = ""
         self.ring: _RingHandler | None = None
+        self.starting = True  # the constructor is waiting for the first workers
+        #: recorded worker deaths, newest last: dicts with at, worker, exit_code, restart_in_s
+        self.deaths: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_DEATHS_KEPT)
 
     def stop_slots(self, slots: list[_Slot], timeout: float) -> None:
         """Warm shutdown (finish the current node), then SIGKILL the process group after
@@ -318,14 +353,15 @@ def _tail(path: Path, n: int) -> str:
 
 
 def _thread_worker(conn: Any, *, name: str, queue_name: str, prefix: str, settings: Any,
-                   stop_event: threading.Event) -> Any:
+                   stop_event: threading.Event, concurrency: int | None = None) -> Any:
     """A flownb RQ worker whose loop can be stopped from another thread (see module doc)."""
     from rq.exceptions import StopRequested
     from rq.timeouts import TimerDeathPenalty
 
     from ..distributed.worker import make_worker
 
-    worker = make_worker(conn, name=name, queue_name=queue_name, prefix=prefix, settings=settings)
+    worker = make_worker(conn, name=name, queue_name=queue_name, prefix=prefix, settings=settings,
+                         **({} if concurrency is None else {"concurrency": concurrency}))  # type: ignore[arg-type]
     base = type(worker)
 
     class ThreadWorker(base):  # type: ignore[misc, valid-type]
@@ -380,6 +416,7 @@ class LocalCluster:
         env: extra environment variables for process workers.
         wait: block until every worker is serving (and raise if one cannot start).
         log_level: worker log level.
+        concurrency: node visits each worker runs at once (default: the worker's, 32).
     """
 
     def __init__(self, n_workers: int = 2, mode: Literal["process", "thread"] = "process", *,
@@ -387,7 +424,7 @@ class LocalCluster:
                  prefix: str = "flownb", lease_ttl_s: float = 10.0,
                  env: Mapping[str, str] | None = None, wait: bool = True,
                  startup_timeout_s: float = 30.0, log_level: str = "WARNING",
-                 name: str | None = None) -> None:
+                 name: str | None = None, concurrency: int | None = None) -> None:
         if mode not in ("process", "thread"):
             raise ValueError(f"mode must be 'process' or 'thread', got {mode!r}")
         if n_workers < 0:
@@ -403,6 +440,7 @@ class LocalCluster:
         self.queue_name = queue_name
         self.prefix = prefix
         self.lease_ttl_s = float(lease_ttl_s)
+        self.concurrency = concurrency
         self.env = dict(env or {})
         self.log_level = log_level.upper()
         self.startup_timeout_s = startup_timeout_s
@@ -424,6 +462,7 @@ class LocalCluster:
 
             default_registry.import_modules(self.modules)
             self._state.ring = _acquire_ring()
+        _replace_live(self)
         try:
             self._add(n_workers)
             self._state.monitor = threading.Thread(target=_monitor, args=(weakref.ref(self),),
@@ -435,6 +474,8 @@ class LocalCluster:
         except BaseException:
             self.close()
             raise
+        finally:
+            self._state.starting = False
 
     # -- starting workers ---------------------------------------------------------------------------
     def _worker_env(self) -> dict[str, str]:
@@ -458,6 +499,8 @@ class LocalCluster:
         cmd = [sys.executable, "-m", "flownb", "worker", "--name", name, "--queue", self.queue_name,
                "--prefix", self.prefix, "--lease-ttl", repr(self.lease_ttl_s), "--watch-parent",
                "--log-level", self.log_level, "--path", str(self.module_dir)]
+        if self.concurrency is not None:
+            cmd += ["--concurrency", str(int(self.concurrency))]
         if not _has_password(self.url):
             cmd[4:4] = ["--redis", self.url]
         for m in (*self.modules, *WORKER_HOOK_MODULES):
@@ -481,7 +524,7 @@ class LocalCluster:
         conn = self._redis_settings.connect()
         slot.worker = _thread_worker(conn, name=slot.name, queue_name=self.queue_name,
                                      prefix=self.prefix, settings=self.settings,
-                                     stop_event=slot.stop_event)
+                                     stop_event=slot.stop_event, concurrency=self.concurrency)
         ring = self._state.ring
         tname = f"flownb-worker-{slot.name}"
         if ring is not None:
@@ -503,7 +546,12 @@ class LocalCluster:
         return new
 
     def _restart(self, slot: _Slot) -> None:
-        """Called by the monitor for a slot whose worker died."""
+        """Called by the monitor for a slot whose worker died: record it, schedule a restart.
+
+        A worker that dies right after starting is restarted after a back-off that doubles up
+        to :data:`BACKOFF_MAX_S`; one that ran a while is restarted at once. While the cluster
+        is being created, :data:`MAX_QUICK_DEATHS` start-up crashes make it raise instead.
+        """
         st = self._state
         code = slot.proc.returncode if slot.proc is not None else None
         slot.exit_code = code
@@ -513,18 +561,37 @@ class LocalCluster:
         if slot.proc is not None and slot.proc.stdin is not None:
             with contextlib.suppress(OSError):
                 slot.proc.stdin.close()
-        if slot.quick_deaths >= MAX_QUICK_DEATHS:
-            slot.gave_up = True
-            log.error("flownb LocalCluster: worker %s died %d times right after starting (exit code "
-                      "%s); not restarting it. cluster.logs() shows why.", slot.name,
-                      slot.quick_deaths, code)
+        slot.proc = None
+        slot.thread = None
+        slot.worker = None
+        slot.dead = True
+        if st.starting and slot.quick_deaths >= MAX_QUICK_DEATHS:
+            slot.gave_up = True  # wait_for_workers() raises with the log
             return
+        delay = 0.0
+        if slot.quick_deaths:
+            delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (slot.quick_deaths - 1))
+        slot.restart_at = time.monotonic() + delay
+        signame = ""
+        if code is not None and code < 0:
+            with contextlib.suppress(ValueError):
+                signame = signal.Signals(-code).name
+        st.deaths.append({"at": time.time(), "worker": slot.name, "slot": slot.index,
+                          "exit_code": code, "signal": signame, "lived_s": round(lived, 2),
+                          "restart_in_s": delay})
+        log.info("flownb LocalCluster: worker %s died (exit code %s); restart in %.1fs",
+                 slot.name, code, delay)
+
+    def _respawn(self, slot: _Slot) -> None:
+        """Start the dead slot's next worker (under a new name: the old one's lease is void)."""
         slot.generation += 1
         slot.restarts += 1
         slot.name = f"{self.name}-w{slot.index}-r{slot.generation}"
-        log.warning("flownb LocalCluster: worker of slot %d died (exit code %s); restarting as %s",
-                    slot.index, code, slot.name)
+        slot.dead = False
+        slot.restart_at = 0.0
         self._spawn(slot)
+        if self._state.deaths:
+            self._state.deaths[-1].setdefault("restarted_as", slot.name)
 
     # -- public API -----------------------------------------------------------------------------------
     def wait_for_workers(self, n: int | None = None, timeout: float = 30.0) -> None:
@@ -535,10 +602,13 @@ class LocalCluster:
         while True:
             with self._state.lock:
                 slots = [s for s in self._state.slots if not s.stopping]
-            dead = [s for s in slots if s.gave_up]
+            dead = [s for s in slots if s.gave_up or s.quick_deaths >= MAX_QUICK_DEATHS]
             if dead:
-                raise ExecutorError(f"worker {dead[0].name} cannot start (exit code "
-                                    f"{dead[0].exit_code}); its log:\n{self._slot_log(dead[0], 30)}")
+                retry = "" if dead[0].gave_up else " (still retrying with back-off)"
+                raise ExecutorError(f"worker {dead[0].name} cannot start: it died "
+                                    f"{dead[0].quick_deaths} times right after starting (exit code "
+                                    f"{dead[0].exit_code}){retry}; its log:\n"
+                                    f"{self._slot_log(dead[0], 30)}")
             names = [s.name for s in slots if s.alive()]
             ready = 0
             if names:
@@ -562,7 +632,32 @@ class LocalCluster:
 
     @property
     def n_workers(self) -> int:
+        """Worker slots (a dead worker's slot counts: it is being restarted)."""
         return len(self._live_slots())
+
+    @property
+    def n_alive(self) -> int:
+        """Workers alive right now (0: nothing serves the queue until a restart succeeds)."""
+        return sum(1 for s in self._live_slots() if s.alive())
+
+    @property
+    def deaths(self) -> list[dict[str, Any]]:
+        """Recorded worker deaths, newest last (worker, exit code, signal, restart delay…)."""
+        return list(self._state.deaths)
+
+    def serving_warning(self) -> str | None:
+        """One sentence when no worker of this cluster serves its queue, else None."""
+        if self.closed:
+            return f"LocalCluster {self.name} is closed: nothing serves queue {self.queue_name!r}"
+        if self._live_slots() and self.n_alive == 0:
+            waits = [s.restart_at - time.monotonic() for s in self._live_slots() if s.dead]
+            nxt = f"; next restart in {max(0.0, min(waits)):.1f}s" if waits else ""
+            return (f"no worker of LocalCluster {self.name} is alive on queue {self.queue_name!r}: "
+                    f"runs wait until one restarts{nxt} (cluster.logs() says why they die)")
+        if not self._live_slots():
+            return (f"LocalCluster {self.name} has 0 workers: nothing serves queue "
+                    f"{self.queue_name!r} (cluster.scale(n) adds some)")
+        return None
 
     def scale(self, n: int, *, wait: bool = True, timeout: float = 10.0) -> None:
         """Grow or shrink to ``n`` workers; removed workers finish their current node first."""
@@ -586,7 +681,13 @@ class LocalCluster:
 
     def submit(self, blueprint: Blueprint | Mapping[str, Any] | str,
                inputs: Mapping[str, Any] | None = None, **kwargs: Any) -> RunHandle:
-        """Queue a run on this cluster's Redis; returns a :class:`RunHandle` at once."""
+        """Queue a run on this cluster's Redis; returns a :class:`RunHandle` at once (with a
+        warning when no worker of the cluster is alive to serve it)."""
+        problem = self.serving_warning()
+        if problem is not None:
+            import warnings
+
+            warnings.warn(problem, RuntimeWarning, stacklevel=2)
         return self.executor.submit(blueprint, inputs, **kwargs)
 
     def run(self, blueprint: Blueprint | Mapping[str, Any] | str,
@@ -594,6 +695,12 @@ class LocalCluster:
             raise_on_error: bool = False) -> RunResult:
         """Submit and wait for the result."""
         return self.executor.run(blueprint, inputs, timeout=timeout, raise_on_error=raise_on_error)
+
+    def map(self, blueprint: Blueprint | Mapping[str, Any] | str, rows: Any, *,
+            key: str | None = None) -> Any:
+        """One run per row on this cluster's workers; returns the batch handle at once
+        (see :meth:`DistributedExecutor.map <flownb.distributed.client.DistributedExecutor.map>`)."""
+        return self.executor.map(blueprint, rows, key=key)
 
     @property
     def pids(self) -> list[int]:
@@ -615,8 +722,12 @@ class LocalCluster:
             row: dict[str, Any] = {"name": s.name, "pid": s.pid, "alive": s.alive(),
                                    "restarts": s.restarts, "mode": self.mode}
             i = info.get(s.name) or {}
-            row.update({"state": i.get("state") or ("gave up" if s.gave_up else
-                                                    "starting" if s.alive() else "dead"),
+            if s.dead:
+                left = max(0.0, s.restart_at - time.monotonic())
+                fallback = f"dead, restarting in {left:.1f}s" if left > 0.05 else "restarting"
+            else:
+                fallback = "gave up" if s.gave_up else "starting" if s.alive() else "dead"
+            row.update({"state": (i.get("state") if not s.dead else None) or fallback,
                         "current": i.get("current"), "jobs": i.get("jobs", 0),
                         "nodes": i.get("nodes", 0)})
             out.append(row)
@@ -652,29 +763,26 @@ class LocalCluster:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self.closed else f"{self.n_workers} workers"
+        if self.closed:
+            state = "closed"
+        else:
+            alive = self.n_alive
+            state = f"{self.n_workers} workers" + (f" ({alive} alive)" if alive != self.n_workers else "")
+        problem = "" if self.closed else (self.serving_warning() or "")
         return (f"<LocalCluster {self.name} {self.mode} {state} on {self.masked_url} "
-                f"queue={self.queue_name!r}>")
+                f"queue={self.queue_name!r}{' — ' + problem if problem else ''}>")
 
     def _repr_html_(self) -> str:
-        esc = html.escape
-        rows = []
-        for w in self.workers:
-            current = w.get("current") or ""
-            if current and ":" in current:
-                current = current.split(":", 1)[1]
-            rows.append(
-                f"<tr><td>{esc(str(w['name']))}</td><td>{esc(str(w['pid']))}</td>"
-                f"<td>{esc(str(w['state']))}</td><td>{esc(current)}</td>"
-                f"<td style='text-align:right'>{esc(str(w['jobs']))}</td>"
-                f"<td>{esc(self.masked_url)}</td></tr>")
-        status = "closed" if self.closed else f"{self.n_workers} {self.mode} worker(s)"
-        return (
-            f"<div class='flownb-cluster'><b>LocalCluster</b> {esc(self.name)}: {esc(status)}, "
-            f"queue <code>{esc(self.queue_name)}</code>, prefix <code>{esc(self.prefix)}</code>"
-            "<table><thead><tr><th>worker</th><th>pid</th><th>state</th><th>current node</th>"
-            "<th>jobs done</th><th>Redis</th></tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table></div>")
+        from .cluster_view import cluster_html
+
+        return cluster_html(self)
+
+    def _ipython_display_(self) -> None:
+        """In a kernel: a live table (workers, state, current node, deaths) that updates itself
+        every second while the cluster is open; elsewhere the static HTML."""
+        from .cluster_view import display_cluster
+
+        display_cluster(self)
 
 
 def _run_thread_worker(worker: Any, level: str) -> None:
@@ -697,8 +805,14 @@ def _monitor(ref: weakref.ReferenceType[LocalCluster]) -> None:
             with st.lock:
                 if st.closing.is_set():
                     return
+                now = time.monotonic()
                 for s in st.slots:
-                    if not s.stopping and not s.gave_up and not s.alive():
+                    if s.stopping or s.gave_up:
+                        continue
+                    if s.dead:
+                        if now >= s.restart_at:
+                            cluster._respawn(s)
+                    elif not s.alive():
                         cluster._restart(s)
         except Exception:  # noqa: BLE001 - keep monitoring
             log.exception("flownb LocalCluster monitor")

@@ -69,13 +69,25 @@ def _view_for(obj: Any, *, redis: Any = None, prefix: str = "flownb",
 
 
 def widget_for(handle_or_run_id: Any, *, redis: Any = None, prefix: str = "flownb",
-               queue_name: str = "flownb") -> RunWidget:
-    """A live :class:`RunWidget` for a distributed run (not displayed: return it from a cell,
-    or call ``.display()``). ``handle_or_run_id`` may also be a ``RunResult`` (a static view)
-    or a :class:`ProgressView`. This is what ``RunHandle.widget()`` delegates to."""
+               queue_name: str = "flownb", file: TextIO | None = None) -> RunWidget | TqdmProgress:
+    """A live view of a distributed run. In a Jupyter kernel: a :class:`RunWidget` (not
+    displayed: return it from a cell, or call ``.display()``). Anywhere else (a terminal, a
+    script): a :class:`TqdmProgress` bar on ``file`` (stderr) that follows the run in the
+    background — ``.wait()`` blocks until it ends — because a widget cannot render there.
+    ``handle_or_run_id`` may also be a ``RunResult`` (a static view) or a
+    :class:`ProgressView`. This is what ``RunHandle.widget()`` delegates to."""
+    view, _ = _view_for(handle_or_run_id, redis=redis, prefix=prefix, queue_name=queue_name)
+    if not in_kernel():
+        return TqdmProgress(view, file=file)
     from .widget import RunWidget
 
-    view, _ = _view_for(handle_or_run_id, redis=redis, prefix=prefix, queue_name=queue_name)
+    return RunWidget(view)
+
+
+def _kernel_widget(run: Any, redis: Any, prefix: str, queue_name: str) -> RunWidget:
+    from .widget import RunWidget
+
+    view, _ = _view_for(run, redis=redis, prefix=prefix, queue_name=queue_name)
     return RunWidget(view)
 
 
@@ -84,7 +96,7 @@ def show(run: Any, *, redis: Any = None, prefix: str = "flownb", queue_name: str
     """Show a run's progress: in a kernel, display a live widget and return it at once;
     elsewhere, draw a tqdm bar in this thread until the run ends and return its RunResult."""
     if in_kernel():
-        return widget_for(run, redis=redis, prefix=prefix, queue_name=queue_name).display()
+        return _kernel_widget(run, redis, prefix, queue_name).display()
     return _watch_terminal(run, redis=redis, prefix=prefix, queue_name=queue_name, file=file,
                            timeout=timeout)
 
@@ -94,7 +106,7 @@ def watch(run: Any, *, redis: Any = None, prefix: str = "flownb", queue_name: st
     """Like :func:`show` but always blocks until the run ends and returns its RunResult (the
     widget keeps updating while the cell blocks)."""
     if in_kernel():
-        w = widget_for(run, redis=redis, prefix=prefix, queue_name=queue_name).display()
+        w = _kernel_widget(run, redis, prefix, queue_name).display()
         return w.wait(timeout)
     return _watch_terminal(run, redis=redis, prefix=prefix, queue_name=queue_name, file=file,
                            timeout=timeout)

@@ -18,15 +18,13 @@ thread with :meth:`ProgressView.consume`.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import html
-import json
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..events import (CUSTOM, NODE_FAILED, NODE_FALLBACK, NODE_RETRYING, NODE_SKIPPED,
                       NODE_STARTED, NODE_SUCCEEDED, RUN_CANCELLED, RUN_FAILED, RUN_FINISHED,
@@ -44,6 +42,12 @@ DONE_STATES = frozenset({"succeeded", "failed", "replaced"})
 _ACTIVE = frozenset({"running", "retrying"})
 #: child-run events kept for drawing in-process subflows (beyond this they are not drawn)
 _MAX_CHILD_EVENTS = 20_000
+#: custom events kept for the view (the count goes on)
+_MAX_CUSTOM = 50
+#: kept of a node's streamed LLM text (the tail: what is arriving now)
+_MAX_TOKENS_CHARS = 8000
+#: custom events that are not shown as events (they are shown their own way)
+_TOKEN_EVENT, _USAGE_EVENT, _CHILDREN_EVENT = "llm_token", "llm_usage", "children"
 
 
 @dataclass
@@ -61,6 +65,12 @@ class NodeRow:
     action: str | None = None
     output: Any = None
     error: str | None = None
+    #: times the node was handed to another worker because its worker was lost (not visits)
+    redeliveries: int = 0
+    #: a one-line note for the table ("worker w1 lost (lease expired) → re-delivered to w2")
+    note: str | None = None
+    #: the LLM text streamed so far by this node (``llm_token`` custom events)
+    tokens: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,11 @@ class Snapshot:
     elapsed_s: float
     finished: bool
     seq: int  # bumped by every change
+    #: the last custom events (``ctx.emit``): (node id, name, data), oldest first
+    custom: tuple[tuple[str | None, str, Mapping[str, Any]], ...] = ()
+    custom_count: int = 0
+    llm_tokens: int = 0
+    llm_cost_usd: float = 0.0
 
     @property
     def running(self) -> list[str]:
@@ -109,6 +124,12 @@ class ProgressView:
         self._skipped: set[str] = set()
         self._rescued: dict[str, str] = {}  # replaced node -> its fallback
         self._child_events: list[Event] = []
+        self._structural: set[tuple[str, int]] = set()  # (node, visit) that started child runs
+        self._custom: collections.deque[tuple[str | None, str, Mapping[str, Any]]] = \
+            collections.deque(maxlen=_MAX_CUSTOM)
+        self._custom_count = 0
+        self._llm_tokens = 0
+        self._llm_cost = 0.0
         self.status = "pending"
         self.error: dict[str, Any] | None = None
         self.result: RunResult | None = None
@@ -190,9 +211,19 @@ class ProgressView:
         if t == NODE_STARTED and node:
             row = self._row(node)
             row.state = "running"
-            row.visits = max(row.visits + 1, int(data.get("visit") or 0))
+            visit = int(data.get("visit") or 0)
+            # a visit is a new arrival at the node; a delivery > 1 of the same visit is either
+            # the resume of a subflow/map after its children or a hand-over after a lost worker
+            row.visits = max(row.visits, visit) if visit else row.visits + 1
+            delivery = int(data.get("delivery") or 1)
+            if delivery > 1 and (node, visit) not in self._structural:
+                row.redeliveries += 1
+                lost = row.worker or "?"
+                now = str(data.get("worker") or "another worker")
+                row.note = f"worker {lost} lost (lease expired) → re-delivered to {now}"
             row.attempts = max(1, int(data.get("attempt") or 1))
             row.started_at = e.ts
+            row.tokens = ""
             if data.get("worker"):
                 row.worker = str(data["worker"])
             self._skipped.discard(node)
@@ -266,7 +297,73 @@ class ProgressView:
                         if fb == failed:
                             del self._rescued[rep]
         elif t == CUSTOM:
-            pass
+            self._fold_custom(node, data)
+
+    def _fold_custom(self, node: str | None, data: Mapping[str, Any]) -> None:
+        """``llm_token`` text goes to the node's row, ``llm_usage`` to the totals, a structural
+        node's ``children`` marks its next delivery as a resume; the rest is kept as events."""
+        name = str(data.get("name") or "custom")
+        if name == _TOKEN_EVENT and node:
+            row = self._row(node)
+            row.tokens = (row.tokens + str(data.get("text") or ""))[-_MAX_TOKENS_CHARS:]
+            return
+        if name == _USAGE_EVENT:
+            self._llm_tokens += int(data.get("total_tokens") or 0)
+            self._llm_cost += float(data.get("cost_usd") or 0.0)
+            return
+        if name == _CHILDREN_EVENT and node:
+            row = self._row(node)
+            self._structural.add((node, row.visits or 1))
+            return
+        self._custom.append((node, name, dict(data)))
+        self._custom_count += 1
+
+    def _maybe_follow_child(self, store: Any, real_id: str, mapped_id: str, e: Event,
+                            depth: int) -> list[threading.Thread]:
+        """A distributed subflow's child run has its own event stream: follow it too, feeding
+        its events under the in-process naming (``<run>/<node>.<visit>``) so its nodes are
+        drawn inside the subflow's cluster. Map items are not drawn, so not followed."""
+        data = e.data or {}
+        if e.type != CUSTOM or data.get("name") != _CHILDREN_EVENT or not e.node_id or depth > 3:
+            return []
+        bp = self.blueprint
+        if depth == 0 and bp is not None:
+            node = next((n for n in bp.nodes if n.id == e.node_id), None)
+            if node is None or node.uses != "subflow":
+                return []
+        elif int(data.get("count") or 0) != 1:
+            return []
+        with self._lock:
+            visit = max((v for n, v in self._structural if n == e.node_id), default=1) \
+                if depth == 0 else 1
+        child_real = f"{real_id}.{e.node_id}.{visit}.0"
+        child_mapped = f"{mapped_id}/{e.node_id}.{visit}"
+        t = threading.Thread(target=self._consume_child, name="flownb-progress-child",
+                             args=(store, child_real, child_mapped, depth + 1), daemon=True)
+        t.start()
+        return [t]
+
+    def _consume_child(self, store: Any, real_id: str, mapped_id: str, depth: int) -> None:
+        grandchildren: list[threading.Thread] = []
+        last, since = "0-0", time.monotonic()
+        try:
+            while not self._closed.is_set():
+                for e in store.follow(real_id, after=last, timeout_s=1.0):
+                    last = e.id or last
+                    self.feed(Event(e.type, mapped_id, e.node_id, e.data, e.ts, e.id))
+                    grandchildren += self._maybe_follow_child(store, real_id, mapped_id, e, depth)
+                    if e.type in TERMINAL:
+                        return
+                status = store.status(real_id)
+                if status is not None:
+                    since = time.monotonic()
+                if (status is not None and status != "running") or time.monotonic() - since > 30:
+                    return  # ended (terminal event trimmed) or never created / expired
+        except Exception:  # noqa: BLE001 - drawing a subflow's inside is a bonus
+            return
+        finally:
+            for t in grandchildren:
+                t.join(5.0)
 
     def finish(self, result: RunResult) -> None:
         """The run's :class:`RunResult` (authoritative: status, error, outputs, node stats)."""
@@ -339,7 +436,8 @@ class ProgressView:
                 elapsed_s=max(0.0, end - start) if start else 0.0,
                 finished=self._finished or self.status in ("succeeded", "failed", "cancelled",
                                                            "expired"),
-                seq=self._seq)
+                seq=self._seq, custom=tuple(self._custom), custom_count=self._custom_count,
+                llm_tokens=self._llm_tokens, llm_cost_usd=self._llm_cost)
 
     @property
     def finished(self) -> bool:
@@ -454,10 +552,12 @@ class ProgressView:
         store = handle.store
         last = "0-0"
         terminal = False
+        children: list[threading.Thread] = []
         while not self._closed.is_set() and not terminal:
             for e in store.follow(handle.run_id, after=last, timeout_s=chunk_s):
                 last = e.id or last
                 self.feed(e)
+                children += self._maybe_follow_child(store, handle.run_id, handle.run_id, e, 0)
                 if e.type in TERMINAL:
                     terminal = True
                     break
@@ -473,6 +573,8 @@ class ProgressView:
                     return
                 if status != "running":
                     terminal = True  # its terminal event was trimmed: the result says the rest
+        for t in children:  # subflow runs end before their parent: their last events are in
+            t.join(5.0)
         try:
             result = store.load_result(handle.run_id)
         except Exception:  # noqa: BLE001 - the events already told the story
@@ -483,145 +585,6 @@ class ProgressView:
         self.finish(result)
 
 
-# -- HTML pieces (used by the widget; plain functions so they are testable without ipywidgets) ----------
-
-_BADGE = {"pending": "#9e9e9e", "running": "#1e88e5", "retrying": "#fb8c00",
-          "succeeded": "#43a047", "failed": "#e53935", "skipped": "#9e9e9e",
-          "cancelled": "#616161", "replaced": "#ad1457", "expired": "#616161"}
-
-
-def _fmt_duration(s: float) -> str:
-    if s <= 0:
-        return ""
-    if s < 0.01:
-        return f"{s * 1000:.2f} ms"
-    if s < 1:
-        return f"{s * 1000:.0f} ms"
-    if s < 120:
-        return f"{s:.2f} s"
-    return f"{s / 60:.1f} min"
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _badge(state: str) -> str:
-    color = _BADGE.get(state, "#616161")
-    return (f"<span style='color:{color};font-weight:600'>{html.escape(state)}</span>")
-
-
-def table_html(snap: Snapshot, *, max_rows: int = 200) -> str:
-    """The per-node table: node, uses, state, visits, attempts, duration, worker, output."""
-    esc = html.escape
-    rows = snap.rows
-    more = ""
-    if len(rows) > max_rows:  # show the interesting ones first
-        order = {"running": 0, "retrying": 0, "failed": 1, "replaced": 1}
-        rows = tuple(sorted(rows, key=lambda r: order.get(r.state, 2)))[:max_rows]
-        more = f"<div>… {len(snap.rows) - max_rows} more nodes</div>"
-    body = []
-    for r in rows:
-        detail = r.error if r.state in ("failed", "replaced", "retrying") and r.error else _short(r.output)
-        body.append(
-            f"<tr><td><code>{esc(r.node_id)}</code></td><td>{esc(r.uses)}</td>"
-            f"<td>{_badge(r.state)}</td><td style='text-align:right'>{r.visits or ''}</td>"
-            f"<td style='text-align:right'>{r.attempts or ''}</td>"
-            f"<td style='text-align:right'>{esc(_fmt_duration(r.duration_s))}</td>"
-            f"<td>{esc(r.worker or '')}</td><td>{esc(_short(detail))}</td></tr>")
-    return ("<div style='max-height:320px;overflow:auto'><table class='flownb-nodes'>"
-            "<thead><tr><th>node</th><th>uses</th><th>state</th><th>visits</th><th>attempts</th>"
-            "<th>duration</th><th>worker</th><th>output / error</th></tr></thead><tbody>"
-            + "".join(body) + "</tbody></table>" + more + "</div>")
-
-
-def status_html(snap: Snapshot) -> str:
-    esc = html.escape
-    run = f"run <code>{esc(snap.run_id)}</code> " if snap.run_id else ""
-    bp = f"({esc(snap.blueprint_id)}) " if snap.blueprint_id else ""
-    running = snap.running
-    now = f" — running: {esc(', '.join(running[:5]))}{'…' if len(running) > 5 else ''}" if running else ""
-    return (f"{run}{bp}{_badge(snap.status)} {snap.done}/{snap.reachable} nodes, "
-            f"{snap.elapsed_s:.2f} s{now}")
-
-
-def details_html(snap: Snapshot) -> str:
-    """The error with its traceback, or the final output(s) once the run succeeded."""
-    esc = html.escape
-    parts = []
-    err = snap.error
-    if err:
-        where = f" in node <code>{esc(str(err.get('node_id')))}</code>" if err.get("node_id") else ""
-        attempt = f" (attempt {err.get('attempt')})" if err.get("attempt") else ""
-        parts.append(f"<div style='color:#c62828'><b>{esc(str(err.get('type', 'Error')))}</b>"
-                     f"{where}{attempt}: {esc(str(err.get('message', '')))}</div>")
-        tb = err.get("traceback")
-        if tb:
-            parts.append(f"<details><summary>traceback</summary><pre>{esc(str(tb))}</pre></details>")
-    res = snap.result
-    if res is not None and res.status == "succeeded":
-        try:
-            text = json.dumps(res.output, indent=2, default=str, ensure_ascii=False)
-        except (TypeError, ValueError):
-            text = repr(res.output)
-        if len(text) > 20_000:
-            text = text[:20_000] + "\n…"
-        parts.append(f"<div><b>output</b></div><pre style='max-height:240px;overflow:auto'>"
-                     f"{esc(text)}</pre>")
-    return "".join(parts)
-
-
-def result_html(result: RunResult) -> str:
-    """A static summary of a finished run (proposed ``RunResult._repr_html_``)."""
-    view = ProgressView(run_id=result.run_id)
-    view.finish(result)
-    snap = view.snapshot()
-    view.close()
-    return (f"<div class='flownb-result'>{status_html(snap)}{table_html(snap)}"
-            f"{details_html(snap)}</div>")
-
-
-# -- terminal front-end --------------------------------------------------------------------------------
-
-class TqdmProgress:
-    """A tqdm bar over a :class:`ProgressView` (plain tqdm to stderr in scripts)."""
-
-    def __init__(self, view: ProgressView, *, file: TextIO | None = None,
-                 notebook: bool = False) -> None:
-        if notebook:
-            from tqdm.auto import tqdm
-        else:
-            from tqdm import tqdm
-        snap = view.snapshot()
-        self.view = view
-        self.bar = tqdm(total=max(snap.reachable, 1), unit="node",
-                        desc=snap.blueprint_id or "run", file=file or sys.stderr,
-                        dynamic_ncols=True, leave=True)
-        self.updates_sent = 0
-        self._lock = threading.Lock()
-        self._closed = False
-        self._unsub = view.subscribe(self._apply, replay=True)
-
-    def _apply(self, snap: Snapshot) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            bar = self.bar
-            bar.total = max(snap.reachable, 1)
-            bar.n = snap.done
-            running = snap.running
-            post = snap.status if snap.finished else (", ".join(running[:3]) if running else "")
-            bar.set_postfix_str(post, refresh=False)
-            bar.refresh()
-            self.updates_sent += 1
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self._unsub()
-        self.bar.close()
+# the front-ends' pieces live beside the model (re-exported here: they were defined here first)
+from .panels import details_html, result_html, status_html, table_html  # noqa: E402
+from .terminal import TqdmProgress  # noqa: E402

@@ -9,6 +9,15 @@ because nothing here is scheduled on the kernel's event loop. The flusher delive
 snapshots a second, so the widget sends at most ~10 updates a second whatever the event rate
 (:attr:`RunWidget.updates_sent` counts them), and the graph is redrawn (one ``dot`` call) only
 when a node changed state.
+
+One snapshot, one picture: every piece (status line, graph, table, live tokens/events, details)
+is computed from the same snapshot *before* any widget value is set, and then all are set
+back to back — the ``dot`` call no longer sits between the header and the graph, which is how
+the header could say "succeeded 4/4" while the graph still showed a node running.
+
+Big graphs stay usable: chains are drawn left to right, blueprints of more than 12 nodes are
+drawn around the running nodes (:func:`flownb.render.focus_region`), and the drawing scales
+down to the cell's width inside a box that scrolls past 60% of the window's height.
 """
 
 from __future__ import annotations
@@ -18,7 +27,8 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .progress import ProgressView, Snapshot, details_html, status_html, table_html
+from .panels import details_html, live_html, status_html, table_html
+from .progress import ProgressView, Snapshot
 
 if TYPE_CHECKING:
     from ..blueprint import Blueprint
@@ -37,14 +47,19 @@ def _graph_html(bp: Blueprint | None, states: Mapping[str, str]) -> str:
     from .. import render
 
     try:
-        svg = render.to_svg(bp, states=dict(states))
+        focus = render.focus_region(bp, states)
+        svg = render.to_svg(bp, states=dict(states), focus=focus)
     except Exception as exc:  # noqa: BLE001 - a drawing problem must not stop the updates
         svg = None
         hint = f"(no drawing: {type(exc).__name__}: {exc})"
     else:
         hint = getattr(render, "INSTALL_HINT", "(install graphviz for a drawing)")
     if svg is not None:
-        return f"<div class='flownb-graph' style='max-width:100%;overflow:auto'>{svg}</div>"
+        start = svg.find("<svg")
+        svg = svg[start:] if start >= 0 else svg  # the XML prolog/doctype do not belong in HTML
+        svg = svg.replace("<svg", "<svg style='max-width:100%;height:auto'", 1)
+        return ("<div class='flownb-graph' style='max-width:100%;max-height:60vh;overflow:auto;"
+                f"background:transparent'>{svg}</div>")
     try:
         listing_fn = getattr(render, "text_listing", None)
         if listing_fn is not None:
@@ -80,8 +95,9 @@ class RunWidget:
         self.graph = W.HTML()
         self.table = W.HTML()
         self.details = W.HTML()
-        self.box = W.VBox([W.HBox([self.progress, self.status]), self.graph, self.table,
-                           self.details])
+        self.live = W.HTML()
+        self.box = W.VBox([W.HBox([self.progress, self.status]), self.graph, self.live,
+                           self.table, self.details])
         self.updates_sent = 0
         self._lock = threading.Lock()
         self._drawn_states: dict[str, str] | None = None
@@ -97,6 +113,11 @@ class RunWidget:
     def _apply(self, snap: Snapshot, *, count: bool) -> None:
         """Set widget values from a snapshot (never creates or displays widgets)."""
         with self._lock:
+            bp = self.view.blueprint
+            redraw = self.draw_graph and (snap.states != self._drawn_states or bp is not self._drawn_bp)
+            graph = _graph_html(bp, snap.states) if redraw else None  # the slow part: first
+            status, table = status_html(snap), table_html(snap)
+            live, details = live_html(snap), details_html(snap)
             bar = self.progress
             new_max = max(1, snap.reachable)
             if bar.max != new_max:
@@ -111,14 +132,14 @@ class RunWidget:
             style = _BAR_STYLE.get(snap.status, "info") if snap.finished else "info"
             if bar.bar_style != style:
                 bar.bar_style = style
-            self._set(self.status, status_html(snap))
-            bp = self.view.blueprint
-            if self.draw_graph and (snap.states != self._drawn_states or bp is not self._drawn_bp):
-                self._set(self.graph, _graph_html(bp, snap.states))
+            self._set(self.status, status)
+            if graph is not None:
+                self._set(self.graph, graph)
                 self._drawn_states = dict(snap.states)
                 self._drawn_bp = bp
-            self._set(self.table, table_html(snap))
-            self._set(self.details, details_html(snap))
+            self._set(self.live, live)
+            self._set(self.table, table)
+            self._set(self.details, details)
             if count:
                 self.updates_sent += 1
 

@@ -1,0 +1,414 @@
+"""One node visit on a worker: claim, read the input, run it by the attempt policy, commit.
+
+:class:`NodeRunner` is the distributed executor's half of a visit; the other half, how a node is
+attempted (prep/exec/post, retries, back-off, timeout, fallback), is :mod:`flownb.attempt`, the
+same coroutine the in-process engine uses. What is left here is what Redis adds: the claim, lazy
+state reads, the one atomic COMMIT (or FAIL), inline continuation of a single successor, and
+child runs for subflow/map.
+
+Every failure of a visit — a node raising ``SystemExit``, an output Redis cannot store, a Redis
+error half-way — ends in :meth:`NodeRunner.fail_visit`: the node fails once with its own error
+type and message. If even that cannot reach Redis, the visit's lease is dropped so the reaper
+re-runs it once Redis is back; nothing is left claimed for ever.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import builtins
+from ..attempt import error_dict, run_visit
+from ..blueprint import Blueprint
+from ..context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
+from ..errors import FlownbError
+from ..graph import CNode, Graph, compile_graph, select_edges
+from ..limits import LimitExceeded, child_limit_message
+from ..registry import Registry
+from .jobs import enqueue_items
+from .keys import lease_member
+from .reads import Reader, resolver
+from .store import RedisStore, dumps, loads
+
+if TYPE_CHECKING:
+    import concurrent.futures
+
+    import rq
+
+log = logging.getLogger("flownb.worker")
+
+_NO_INPUT = object()
+#: what a commit may hand back: the single successor it claimed for this worker
+Next = tuple[str, int, dict[str, Any], Any] | None
+
+
+@dataclass
+class _Run:
+    run_id: str
+    digest: str
+    graph: Graph
+    registry: Registry
+    bundle: dict[str, str]
+    input_keys: list[str]
+    cancelled: bool = False
+
+
+class _BundleRegistry(Registry):
+    """The worker's registry, with the run's own copies of its subflow blueprints."""
+
+    def __init__(self, base: Registry, blueprints: dict[str, Blueprint]) -> None:
+        super().__init__()
+        self._base = base
+        self._blueprints = dict(blueprints)
+
+    def get(self, name: str, *, node_id: str | None = None) -> Any:
+        return self._base.get(name, node_id=node_id)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._base
+
+    def names(self) -> Any:
+        return self._base.names()
+
+
+class Incapable(Exception):
+    """This worker lacks node types a run needs (another worker may have them)."""
+
+    def __init__(self, missing: list[str], message: str) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.message = message
+
+
+class NodeRunner:
+    """The per-process side of node visits: stores, compiled graphs, the leases held."""
+
+    store: RedisStore
+    queue: rq.Queue
+    name: str
+    registry: Registry
+    pool: concurrent.futures.Executor | None
+
+    def _init_runner(self) -> None:
+        self.runs: OrderedDict[str, _Run] = OrderedDict()
+        self.graphs: dict[tuple[str, str], Graph] = {}
+        self.running: dict[str, str] = {}  # lease member -> run id (held or in flight)
+        self.nodes_done = 0
+        self.current: str | None = None
+
+    # -- runs ------------------------------------------------------------------------------------
+    def _run(self, run_id: str) -> _Run | None:
+        r = self.runs.get(run_id)
+        if r is not None:
+            self.runs.move_to_end(run_id)
+            return r
+        meta = self.store.meta(run_id)
+        if not meta:
+            log.error("flownb: job for unknown run %r (expired, or another Redis/prefix); skipped", run_id)
+            return None
+        digest = meta.get("blueprint", "")
+        bundle = loads(meta.get("bundle") or "{}", what="bundle") or {}
+        key = (digest, dumps(sorted(bundle.items())))
+        graph = self.graphs.get(key)
+        reg = self.registry
+        if bundle:
+            reg = _BundleRegistry(self.registry, {bid: self.store.load_blueprint(d)
+                                                  for bid, d in bundle.items()})
+        if graph is None:
+            try:
+                bp = self.store.load_blueprint(digest)
+                missing = sorted({n.uses for n in bp.nodes if n.uses not in ("subflow", "map")
+                                  and n.uses not in reg})
+                if missing:
+                    raise Incapable(missing, f"worker {self.name} has no node type(s) "
+                                    f"{', '.join(map(repr, missing))} (module not imported there)")
+                graph = compile_graph(bp, reg)
+            except FlownbError as exc:
+                problems = getattr(exc, "problems", None) or []
+                node_id = exc.node_id or next((p.node_id for p in problems if p.node_id), None)
+                detail = "; ".join(str(p) for p in problems) if problems else exc.message
+                err = {"node_id": node_id, "run_id": run_id, "attempt": 1,
+                       "type": type(exc).__name__,
+                       "message": f"worker {self.name} cannot run blueprint "
+                                  f"{meta.get('blueprint_id', '')!r}: {detail}", "traceback": ""}
+                log.error("flownb: run %s: %s", run_id, err["message"])
+                self._fail(run_id, digest, err)
+                return None
+            self.graphs[key] = graph
+        r = _Run(run_id, digest, graph, reg, bundle, loads(meta.get("input_keys") or "[]") or [])
+        self.runs[run_id] = r
+        if len(self.runs) > 512:
+            self.runs.popitem(last=False)
+        return r
+
+    # -- one item --------------------------------------------------------------------------------
+    async def visit(self, run_id: str, node: str, visit: int) -> None:
+        """Claim one queued item and run it, then each successor its commit claims inline."""
+        run = self._run(run_id)
+        if run is None:
+            return
+        if node not in run.graph.nodes:
+            self._fail(run_id, run.digest, {
+                "node_id": node, "run_id": run_id, "attempt": 1, "type": "UnknownNode",
+                "message": f"job names node {node!r}, which blueprint {run.graph.blueprint.id!r} "
+                           "does not have", "traceback": ""})
+            return
+        res = self.store.claim(run_id, run.digest, node, visit, self.name)
+        kind = res.get("r")
+        if kind == "create":
+            self._start_children(run, run.graph.nodes[node], visit, res.get("item") or {})
+            return
+        if kind != "ok":
+            return
+        nxt: Next = (node, visit, res["item"], _NO_INPUT)
+        while nxt is not None:
+            node, visit = nxt[0], nxt[1]
+            member = lease_member(run_id, node, visit)
+            self.running[member] = run_id
+            try:
+                nxt = await self._execute(run, *nxt)
+            except Exception as exc:  # noqa: BLE001 - must end this node, never orphan it
+                self.fail_visit(run, node, exc, traceback.format_exc())
+                nxt = None
+            finally:
+                self.running.pop(member, None)
+
+    def fail_visit(self, run: _Run, node: str, exc: BaseException, tb: str) -> None:
+        """Fail the node of a visit that broke outside the node body (commit, Redis, encoding)."""
+        err = {**error_dict(node, 1, exc, tb), "run_id": run.run_id}
+        log.error("flownb: run %s node %s: %s: %s", run.run_id, node, err["type"], err["message"])
+        try:
+            self._fail(run.run_id, run.digest, err, event={"attempt": 1, "error": err})
+        except Exception as exc2:  # noqa: BLE001 - Redis is away: let the lease expire instead
+            log.error("flownb: could not record the failure of %s/%s (%s); its lease will expire "
+                      "and the node be re-run", run.run_id, node, exc2)
+
+    async def _execute(self, run: _Run, node: str, visit: int, item: dict[str, Any],
+                       carried: Any) -> Next:
+        cn = run.graph.nodes[node]
+        st = self.store
+        if int(item.get("dc") or 1) > st.settings.max_deliveries:
+            self._fail(run.run_id, run.digest, {
+                "node_id": node, "run_id": run.run_id, "attempt": int(item.get("dc") or 1),
+                "type": "WorkerLost", "message": f"the worker running this node was lost "
+                f"{int(item['dc']) - 1} times (killed or stalled); giving up", "traceback": ""})
+            return None
+        if item.get("k") == "resume":
+            return self._resume(run, cn, visit, item)
+        reader = Reader(st, run.run_id)
+        try:
+            input_ = self._input(run, cn, item, reader, carried)
+        except FlownbError as exc:
+            self._fail(run.run_id, run.digest, _err(node, run.run_id, exc))
+            return None
+        if cn.structural:
+            self._start_children(run, cn, visit, item, input_)
+            return None
+        if carried is _NO_INPUT and st.status(run.run_id) != "running":
+            return None  # cancelled while this item waited: no node body starts after cancel()
+        self.current = f"{run.run_id}:{node}"
+        started = time.time()
+        env = RunEnv(run.run_id, reader, self._emitter(run.run_id), lambda: run.cancelled,
+                     run.graph.blueprint.id, lambda: st.state_keys(run.run_id), self.name)
+        ctx = NodeContext(input_, cn.params, node, visit, env)
+        out = await run_visit(cn, ctx, nodes=run.graph.nodes, emit=self._policy_emitter(run.run_id),
+                              run_id=run.run_id, pool=self.pool)
+        if out.cancelled:
+            return None
+        common = {"worker": self.name, "started_at": started, "finished_at": time.time()}
+        if out.error is not None:
+            culprit = run.graph.nodes[out.node_id]
+            stats = {"status": "failed", "attempts": out.attempts, "error": out.error["message"],
+                     "duration_s": out.duration_s, **common}
+            self._fail(run.run_id, run.digest, out.error, stats=stats,
+                       event={"attempt": out.attempts, "error": out.error}, node=culprit.id)
+            return None
+        writes = dict(out.writes)
+        attempts = out.attempts
+        replaced_by = ""
+        if out.replaced is not None:
+            replaced_by = out.node_id
+            writes[OUTPUTS_PREFIX + out.node_id] = out.output
+            st.r.hset(st.keys.nodes(run.run_id), out.node_id, dumps({
+                "status": "succeeded", "visits": visit, "attempts": out.attempts,
+                "duration_s": out.duration_s, **common}))
+            attempts = out.replaced.attempts
+        return self._commit(run, cn, visit, input_, out.output, out.action, writes,
+                            {"status": "failed" if replaced_by else "succeeded", "visits": visit,
+                             "attempts": attempts, "duration_s": out.duration_s + (out.replaced.duration_s if out.replaced else 0.0),
+                             **common,
+                             **({"error": f"replaced by fallback {replaced_by!r}"} if replaced_by else {})},
+                            event_node=replaced_by)
+
+    def _commit(self, run: _Run, cn: CNode, visit: int, input_: Any, output: Any,
+                action: str | None, writes: Mapping[str, Any], stats: dict[str, Any],
+                event_node: str = "") -> Next:
+        st = self.store
+        try:
+            output_json = dumps(output)
+            output_json.encode()  # a lone surrogate cannot be stored: say so, do not crash Redis I/O
+            for k, v in writes.items():
+                dumps(v).encode()
+            taken = select_edges(cn, action, resolver(st, run.run_id, output, action, input_,
+                                                      writes)) if cn.out else set()
+        except UnicodeEncodeError as exc:
+            raise FlownbError(f"the output or a state write of node {cn.id!r} cannot be stored "
+                              f"(not valid UTF-8: {exc.reason} at position {exc.start}); clean "
+                              "the text (e.g. .encode('utf-8', 'replace').decode())",
+                              node_id=cn.id, run_id=run.run_id) from None
+        except FlownbError as exc:
+            self._fail(run.run_id, run.digest, _err(cn.id, run.run_id, exc))
+            return None
+        event = {"visit": visit, "attempt": stats.get("attempts", 1),
+                 "duration_s": stats.get("duration_s", 0.0), "action": action,
+                 "worker": self.name, "output": _preview(output)}
+        res = st.commit(run.run_id, run.digest, cn.id, visit, output_json=output_json, taken=taken,
+                        stats=stats, event=event, writes=writes, claim_for=self.name,
+                        event_node=event_node)
+        self.nodes_done += 1
+        if res.get("r") != "ok":
+            return None
+        if res.get("ready"):
+            enqueue_items(self.queue, run.run_id, res["ready"], keys=st.keys)
+        if res.get("parent"):
+            prun, pnode, pvisit = res["parent"]
+            enqueue_items(self.queue, prun, [[pnode, pvisit]], keys=st.keys)
+        claimed = res.get("claimed")
+        if claimed:
+            n, v, item = claimed
+            return str(n), int(v), item, output_json
+        return None
+
+    def _fail(self, run_id: str, digest: str, err: dict[str, Any], *,
+              stats: dict[str, Any] | None = None, event: dict[str, Any] | None = None,
+              node: str | None = None) -> None:
+        err, stats, event = _storable(err), _storable(stats), _storable(event)
+        res = self.store.fail(run_id, digest, node or err.get("node_id") or "", err, stats=stats,
+                              event=event)
+        if res.get("parent"):
+            prun, pnode, pvisit = res["parent"]
+            enqueue_items(self.queue, prun, [[pnode, pvisit]], keys=self.store.keys)
+
+    def _emitter(self, run_id: str) -> Callable[[str, str, dict[str, Any]], None]:
+        def emit(node: str, name: str, data: dict[str, Any]) -> None:
+            self.store.add_event(run_id, "custom", node, {"name": name, **data})
+
+        return emit
+
+    def _policy_emitter(self, run_id: str) -> Callable[[str, str, dict[str, Any]], None]:
+        def emit(type_: str, node: str, data: dict[str, Any]) -> None:
+            if type_ == "node_started":
+                data = {**data, "worker": self.name}
+            self.store.add_event(run_id, type_, node, data)
+
+        return emit
+
+    def _input(self, run: _Run, cn: CNode, item: dict[str, Any], reader: Reader, carried: Any) -> Any:
+        if cn.spec.inputs is not None:
+            return resolve_inputs(cn.spec.inputs, reader)
+        src = item.get("s")
+        sources = list(src) if isinstance(src, list) else []
+        if not sources:
+            return self.store.state_many(run.run_id, run.input_keys)
+        if len(sources) == 1 and (cn.n_fwd_in <= 1 or cn.join == "any"):
+            if carried is not _NO_INPUT:
+                return loads(carried)
+            return reader.get_output(sources[0])
+        vals = self.store.state_many(run.run_id, [OUTPUTS_PREFIX + s for s in sources])
+        return {s: vals.get(OUTPUTS_PREFIX + s) for s in sources}
+
+    # -- subflow and map: child runs whose nodes are jobs like any other -----------------------------
+    def _start_children(self, run: _Run, cn: CNode, visit: int, item: dict[str, Any],
+                        input_: Any = None) -> None:
+        st = self.store
+        reader = Reader(st, run.run_id)
+        try:
+            if input_ is None:
+                input_ = self._input(run, cn, item, reader, _NO_INPUT)
+            if cn.uses == "subflow":
+                bp = run.registry.get_blueprint(builtins.subflow_blueprint_id(cn), node_id=cn.id)
+                child_inputs = [builtins.subflow_inputs(cn.params, input_, reader)]
+            else:
+                plan = builtins.map_plan(cn, input_, reader, run.registry)
+                bp, child_inputs = plan.blueprint, plan.inputs
+            graph = compile_graph(bp, run.registry)
+            st.reserve_children(run.run_id, cn.id, visit, len(child_inputs))  # flownb.limits
+        except FlownbError as exc:
+            self._fail(run.run_id, run.digest, _err(cn.id, run.run_id, exc))
+            return
+        base = f"{run.run_id}.{cn.id}.{visit}"
+        child_ids = [f"{base}.{i}" for i in range(len(child_inputs))]
+        if not child_ids:
+            self._commit(run, cn, visit, input_, [], None, {}, {"status": "succeeded", "visits": visit,
+                                                               "attempts": 1, "worker": self.name})
+            return
+        st.wait_children(run.run_id, run.digest, cn.id, visit, child_ids)
+        st.add_event(run.run_id, "custom", cn.id, {"name": "children", "count": len(child_ids),
+                                                   "blueprint_id": bp.id})
+        parent = f"{run.run_id}|{cn.id}|{visit}"
+        for cid, inputs in zip(child_ids, child_inputs):
+            try:
+                ready = st.start_run(cid, bp, graph, inputs, parent=parent, bundle=run.bundle)
+            except FlownbError as exc:
+                if "already exists" in exc.message:
+                    continue
+                self._fail(run.run_id, run.digest, _err(cn.id, run.run_id, exc))
+                return
+            enqueue_items(self.queue, cid, [list(x) for x in ready], keys=st.keys)
+        st.r.zrem(st.keys.leases, lease_member(run.run_id, cn.id, visit))
+
+    def _resume(self, run: _Run, cn: CNode, visit: int, item: dict[str, Any]) -> Next:
+        st = self.store
+        children = list(item.get("ch") or [])
+        if item.get("cf"):
+            child = st.load_result(str(item["cf"]))
+            cerr = child.error or {}
+            err = {"node_id": cn.id, "run_id": run.run_id, "attempt": 1, "type": "ChildRunFailed",
+                   "message": f"child run {child.run_id} {child.status}: node "
+                              f"{cerr.get('node_id')!r} {cerr.get('type', '')}: {cerr.get('message', '')}",
+                   "traceback": cerr.get("traceback", "")}
+            limit = child_limit_message(cerr)
+            if limit is not None:  # the deepest run's limit message, not one nesting per level
+                err.update(type=LimitExceeded.__name__, message=limit)
+            self._fail(run.run_id, run.digest, err, event={"attempt": 1, "error": err})
+            return None
+        results = [st.load_result(c) for c in children]
+        writes: dict[str, Any] = {}
+        if cn.uses == "subflow":
+            output = results[0].output
+            writes = builtins.subflow_outputs(cn.params, results[0])
+        else:
+            output = [r.output for r in results]
+        started = min((r.started_at for r in results), default=time.time())
+        return self._commit(run, cn, visit, None, output, None, writes, {
+            "status": "succeeded", "visits": visit, "attempts": 1, "worker": self.name,
+            "duration_s": max(0.0, time.time() - started), "finished_at": time.time()})
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with text Redis cannot encode (lone surrogates) replaced: an error record
+    must always be storable, or the failure itself would be lost."""
+    if value is None:
+        return None
+    try:
+        dumps(value).encode()
+        return value
+    except UnicodeEncodeError:
+        return loads(dumps(value).encode("utf-8", "replace"))
+
+
+def _err(node: str, run_id: str, exc: FlownbError) -> dict[str, Any]:
+    return {"node_id": exc.node_id or node, "run_id": run_id, "attempt": 1,
+            "type": type(exc).__name__, "message": exc.message, "traceback": ""}
+
+
+def _preview(value: Any, limit: int = 200) -> Any:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = value if isinstance(value, str) else dumps(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

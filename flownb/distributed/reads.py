@@ -1,0 +1,108 @@
+"""Reading a run's state on Redis the way a node and its edge conditions need it.
+
+Reads are lazy and cached per node visit: a node pays one ``HGET`` for each field it touches and
+nothing for the rest of the state, so a hop does not get slower as the state grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from ..context import OUTPUTS_PREFIX
+from .store import RedisStore
+
+
+class Reader:
+    """Lazy, cached reads of a run's state fields (a node pays only for what it touches)."""
+
+    __slots__ = ("cache", "run_id", "store")
+
+    def __init__(self, store: RedisStore, run_id: str) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.cache: dict[str, Any] = {}
+
+    def __call__(self, key: str) -> Any:
+        if key in self.cache:
+            v = self.cache[key]
+            if v is _ABSENT:
+                raise KeyError(key)
+            return v
+        try:
+            v = self.store.state_get(self.run_id, key)
+        except KeyError:
+            self.cache[key] = _ABSENT
+            raise
+        self.cache[key] = v
+        return v
+
+    def get_output(self, node: str) -> Any:
+        try:
+            return self(OUTPUTS_PREFIX + node)
+        except KeyError:
+            return None
+
+
+_ABSENT = object()
+
+
+class _LazyState(Mapping[str, Any]):
+    """``state`` in conditions: fields fetched on first use."""
+
+    def __init__(self, reader: Reader, writes: Mapping[str, Any]) -> None:
+        self._r = reader
+        self._w = writes
+
+    def __getitem__(self, k: str) -> Any:
+        if k in self._w:
+            return self._w[k]
+        if k == "_outputs":
+            return _LazyOutputs(self._r)
+        return self._r(k)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._r.store.state_keys(self._r.run_id))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+class _LazyOutputs(Mapping[str, Any]):
+    def __init__(self, reader: Reader) -> None:
+        self._r = reader
+
+    def __getitem__(self, k: str) -> Any:
+        return self._r(OUTPUTS_PREFIX + k)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def resolver(store: RedisStore, run_id: str, output: Any, action: str | None, input_: Any,
+              writes: Mapping[str, Any]) -> Callable[[str], Any]:
+    reader = Reader(store, run_id)
+    state = _LazyState(reader, writes)
+
+    def resolve(name: str) -> Any:
+        if name == "result":
+            return {"output": output, "action": action}
+        if name == "output":
+            return output
+        if name == "action":
+            return action
+        if name in ("state", "context"):
+            return state
+        if name == "outputs":
+            return _LazyOutputs(reader)
+        if name == "input":
+            return input_
+        try:
+            return state[name]
+        except KeyError:
+            return reader(OUTPUTS_PREFIX + name)
+
+    return resolve

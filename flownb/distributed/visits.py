@@ -1,0 +1,305 @@
+"""A worker process's runtime: many node visits at once, leases, the reaper.
+
+Why this shape (see docs/architecture.md, "Workers"): RQ runs one job at a time, but an agent's
+nodes mostly wait on the network. So RQ stays the queue and the worker lifecycle, and a job only
+*hands over* its items: :meth:`WorkerRuntime.submit` holds them (their leases are renewed by this
+worker's heartbeat from then on) and passes each to one asyncio loop as soon as one of the
+``concurrency`` slots is free; the job returns once every item is handed over, so RQ's own
+bookkeeping stays one short job. Async nodes run on that loop; sync nodes in a bounded thread
+pool. Each visit claims its item only when it starts (its running lease starts then), commits
+atomically, and continues a single successor inline.
+
+Leases and the reaper: every worker renews the leases of the items it holds or runs. Under a
+short Redis lock one worker a time re-queues items whose lease expired — but first it *spares*
+those that are not lost: an item whose RQ job still waits in the queue (a backlog is not a
+crash), and an item whose worker's liveness key is still set. The liveness key is renewed by a
+small child process (:mod:`.alive`), which a node holding the GIL for seconds cannot starve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..registry import Registry, default_registry
+from .execute import Incapable, NodeRunner
+from .jobs import enqueue_items, make_queue
+from .keys import item_field, lease_member
+from .store import RedisStore, StoreSettings, dumps, loads
+
+if TYPE_CHECKING:
+    import redis
+
+log = logging.getLogger("flownb.worker")
+
+#: default number of node visits a worker runs at once (I/O-bound agents wait on the network)
+DEFAULT_CONCURRENCY = 32
+#: set by LocalCluster for workers that serve modules written from notebook cells
+_MODULE_DIRS = os.environ.get("FLOWNB_MODULE_PATH", "")
+
+
+@dataclass
+class WorkerStats:
+    jobs: int = 0
+    requeued: int = 0
+    handed_back: int = 0
+    max_in_flight: int = 0
+    started_at: float = field(default_factory=time.time)
+
+
+class WorkerRuntime(NodeRunner):
+    """Per-process state shared by the jobs a worker runs: connections, graphs, leases, slots."""
+
+    def __init__(self, conn: redis.Redis, *, name: str, registry: Registry | None = None,
+                 prefix: str = "flownb", queue_name: str = "flownb",
+                 settings: StoreSettings | None = None, reap_interval_s: float = 1.0,
+                 concurrency: int = DEFAULT_CONCURRENCY, liveness_process: bool = False) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        self.conn = conn
+        self.name = name
+        self.registry = registry or default_registry
+        self.store = RedisStore(conn, prefix=prefix, settings=settings)
+        self.queue = make_queue(conn, queue_name)
+        self.reap_interval_s = reap_interval_s
+        self.concurrency = concurrency
+        self.liveness_process = liveness_process
+        self.stats = WorkerStats()
+        self._init_runner()
+        self.pool: concurrent.futures.ThreadPoolExecutor = concurrent.futures.ThreadPoolExecutor(
+            concurrency, thread_name_prefix=f"flownb-node-{name}")
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._in_flight = 0
+        self._idle = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._alive: subprocess.Popen[bytes] | None = None
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the event loop thread, the heartbeat/reaper thread and the liveness process."""
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+            self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                                 name=f"flownb-loop-{self.name}")
+            self._loop_thread.start()
+        if self.liveness_process and self._alive is None:
+            from .alive import spawn
+
+            self._alive = spawn(self.conn, self.store.keys.alive(self.name),
+                                self.store.settings.lease_ttl_s)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._background, name=f"flownb-hb-{self.name}",
+                                            daemon=True)
+            self._thread.start()
+
+    start_background = start  # the name LocalCluster's thread workers know
+
+    def submit(self, run_id: str, items: list[list[Any]]) -> None:
+        """Hand a job's items to the loop; blocks only while every slot is busy."""
+        self.stats.jobs += 1
+        if _MODULE_DIRS:  # notebook-defined node modules: pick up edits before each job
+            from ..notebook.modules import before_job
+
+            before_job(self)
+        self.start()
+        wanted = [(str(n), int(v)) for n, v in items]
+        members = [lease_member(run_id, n, v) for n, v in wanted]
+        for m in members:
+            self.running[m] = run_id
+        self.store.renew(members)  # held: protected by this worker's heartbeat from now on
+        for i, (node, visit) in enumerate(wanted):
+            while not self._slots.acquire(timeout=0.5):
+                if self._stop.is_set():  # shutting down: the rest expire and are re-run
+                    for m in members[i:]:
+                        self.running.pop(m, None)
+                    return
+            with self._idle:
+                self._in_flight += 1
+                self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
+            assert self._loop is not None
+            asyncio.run_coroutine_threadsafe(self._guarded(run_id, node, visit, members[i]),
+                                             self._loop)
+
+    async def _guarded(self, run_id: str, node: str, visit: int, member: str) -> None:
+        try:
+            await self.visit(run_id, node, visit)
+        except Incapable as exc:
+            self._hand_back(run_id, node, visit, exc)
+        except Exception:
+            log.exception("flownb: visit %s failed outside its node; it will be re-run", member)
+        finally:
+            self.running.pop(member, None)
+            self._slots.release()
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def drain(self, timeout_s: float | None = None) -> bool:
+        """Wait until no visit is in flight (a warm shutdown lets running nodes commit)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._idle:
+            while self._in_flight:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._idle.wait(left if left is not None else 1.0)
+        return True
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._alive is not None:
+            self._alive.terminate()
+            self._alive.wait(5)
+        try:
+            self.conn.hdel(self.store.keys.workers, self.name)
+            self.conn.delete(self.store.keys.alive(self.name))
+        except Exception:  # noqa: BLE001 - shutting down
+            pass
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    stop_background = stop
+
+    # -- a node type this worker lacks -------------------------------------------------------------
+    def _hand_back(self, run_id: str, node: str, visit: int, exc: Incapable) -> None:
+        """Give the item back for a worker that has the node types, or fail the run when no
+        live worker has them."""
+        capable = [w for w, info in self._live_workers().items()
+                   if w != self.name and set(exc.missing) <= set(info.get("names") or ())]
+        if not capable:
+            meta = self.store.meta(run_id)
+            err = {"node_id": node, "run_id": run_id, "attempt": 1, "type": "RegistryError",
+                   "message": f"no live worker can run node type(s) "
+                              f"{', '.join(map(repr, exc.missing))} ({exc.message}); start a "
+                              "worker with --import <the module that registers them>",
+                   "traceback": ""}
+            log.error("flownb: run %s: %s", run_id, err["message"])
+            self._fail(run_id, meta.get("blueprint", ""), err)
+            return
+        self.stats.handed_back += 1
+        log.warning("flownb: %s; handing %s|%s of run %s back for %s", exc.message, node, visit,
+                    run_id, ", ".join(capable[:3]))
+        time.sleep(0.05)  # do not spin on our own hand-backs while the capable worker is busy
+        enqueue_items(self.queue, run_id, [[node, visit]], keys=self.store.keys,
+                      ttl_s=self.store.settings.result_ttl_s)
+
+    def _live_workers(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        horizon = time.time() - max(3.0, self.store.settings.lease_ttl_s)
+        for k, v in self.conn.hgetall(self.store.keys.workers).items():
+            try:
+                info = loads(v)
+            except Exception:  # noqa: BLE001 - a foreign row
+                continue
+            if isinstance(info, dict) and float(info.get("seen") or 0) >= horizon:
+                out[k.decode() if isinstance(k, bytes) else str(k)] = info
+        return out
+
+    # -- background: heartbeat + reaper --------------------------------------------------------------
+    def _background(self) -> None:
+        beat = max(0.2, self.store.settings.lease_ttl_s / 4)
+        next_reap = 0.0
+        while not self._stop.wait(min(beat, self.reap_interval_s)):
+            try:
+                members = list(self.running)
+                runs = set(self.running.values())
+                if members:
+                    self.store.renew(members)
+                    for rid in runs:
+                        if self.store.status(rid) != "running":
+                            r = self.runs.get(rid)
+                            if r is not None:
+                                r.cancelled = True
+                self.publish_info()
+                now = time.monotonic()
+                if now >= next_reap:
+                    next_reap = now + self.reap_interval_s
+                    self.reap()
+            except Exception as exc:  # noqa: BLE001 - keep beating through Redis hiccups
+                log.warning("flownb worker %s heartbeat: %s", self.name, exc)
+
+    def reap(self) -> int:
+        """Re-queue items whose lease expired and that are truly lost (one worker at a time)."""
+        if not self.conn.set(self.store.keys.reaper, self.name, nx=True,
+                             px=max(100, int(self.reap_interval_s * 900))):
+            return 0
+        self._spare_not_lost()
+        items = self.store.requeue_expired()
+        by_run: dict[str, list[list[Any]]] = {}
+        for run_id, node, visit in items:
+            by_run.setdefault(run_id, []).append([node, visit])
+        for run_id, its in by_run.items():
+            log.warning("flownb: re-queueing %d item(s) of run %s whose lease expired: %s",
+                        len(its), run_id, its[:5])
+            enqueue_items(self.queue, run_id, its, at_front=True, keys=self.store.keys,
+                          ttl_s=self.store.settings.result_ttl_s)
+        self.stats.requeued += len(items)
+        return len(items)
+
+    def _spare_not_lost(self, limit: int = 200) -> int:
+        """Extend the expired leases of queued items whose RQ job still waits in the queue (the
+        REQUEUE script itself spares running items whose worker's liveness key is set)."""
+        r, k, st = self.conn, self.store.keys, self.store.settings
+        secs, micros = r.time()
+        now_ms = int(secs) * 1000 + int(micros) // 1000
+        expired = [m.decode() if isinstance(m, bytes) else str(m)
+                   for m in r.zrangebyscore(k.leases, "-inf", now_ms, start=0, num=limit)]
+        parsed = []
+        for m in expired:
+            run_id, _, rest = m.partition("|")
+            node, _, vtext = rest.rpartition("|")
+            if run_id and node and vtext.isdigit():
+                parsed.append((m, run_id, node, int(vtext)))
+        if not parsed:
+            return 0
+        pipe = r.pipeline(transaction=False)
+        for _, run_id, node, visit in parsed:
+            pipe.hget(k.pending(run_id), item_field(node, visit))
+            pipe.hget(k.jobs(run_id), item_field(node, visit))
+        raw = pipe.execute()
+        checks: list[str] = []
+        pipe = r.pipeline(transaction=False)
+        from rq.job import Job
+
+        for i, (m, _, _, _) in enumerate(parsed):
+            item, job_id = raw[2 * i], raw[2 * i + 1]
+            if item is None:
+                continue
+            it = loads(item)
+            if it.get("st") == "q" and job_id is not None:
+                jid = job_id.decode() if isinstance(job_id, bytes) else str(job_id)
+                pipe.hget(Job.key_for(jid), "status")
+                pipe.lpos(self.queue.intermediate_queue_key, jid)
+                checks.append(m)
+        res = pipe.execute()
+        waiting = [m for i, m in enumerate(checks)  # its job still waits: a backlog, not a loss
+                   if res[2 * i] in (b"queued", "queued") and res[2 * i + 1] is None]
+        self.store.renew(waiting, st.queued_ttl_s)
+        return len(waiting)
+
+    def publish_info(self) -> None:
+        st = self.stats
+        self.conn.hset(self.store.keys.workers, self.name, dumps({
+            "pid": os.getpid(), "host": socket.gethostname(),
+            "state": "busy" if self._in_flight else "idle", "current": self.current,
+            "jobs": st.jobs, "nodes": self.nodes_done, "in_flight": self._in_flight,
+            "max_in_flight": st.max_in_flight, "concurrency": self.concurrency,
+            "requeued": st.requeued, "handed_back": st.handed_back, "seen": time.time(),
+            "started_at": st.started_at, "names": sorted(self.registry.names()),
+            "queue": self.queue.name}))

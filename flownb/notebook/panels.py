@@ -1,0 +1,210 @@
+"""The HTML pieces of a run view: status line, node table, live tokens/events, error/output.
+
+Plain functions of a :class:`~flownb.notebook.progress.Snapshot`, so they are testable without
+ipywidgets and shared by the live widget and ``RunResult._repr_html_``.
+
+Why the styling looks like this: the same HTML shows in JupyterLab's light and dark themes,
+in classic Notebook, VS Code and a static HTML export. Colours are JupyterLab CSS variables
+with a light-theme fallback (``var(--jp-ui-font-color1, #212121)``), never hard-coded black or
+white. The table scrolls inside a box with a sticky header; its rows have a fixed height in
+``em`` and the box is a whole number of rows high, so no row is ever cut in half; short values
+never wrap (``white-space: nowrap``) and long outputs are cut with an ellipsis (the full text is
+in the cell's tooltip).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..result import RunResult
+    from .progress import NodeRow, Snapshot
+
+__all__ = ["status_html", "table_html", "live_html", "details_html", "result_html",
+           "STATE_CSS", "TABLE_ROWS"]
+
+#: node/run state -> CSS colour (JupyterLab variables, light fallbacks)
+STATE_CSS = {
+    "pending": "var(--jp-ui-font-color3, #9e9e9e)",
+    "running": "var(--jp-brand-color1, #1e88e5)",
+    "retrying": "var(--jp-warn-color1, #fb8c00)",
+    "succeeded": "var(--jp-success-color1, #43a047)",
+    "failed": "var(--jp-error-color1, #e53935)",
+    "skipped": "var(--jp-ui-font-color3, #9e9e9e)",
+    "cancelled": "var(--jp-ui-font-color2, #616161)",
+    "replaced": "var(--jp-error-color2, #ad1457)",
+    "expired": "var(--jp-ui-font-color2, #616161)",
+}
+#: rows visible before the table scrolls
+TABLE_ROWS = 12
+_ROW_EM = 1.9  # line-height 1.5em + 2 x 0.2em padding: every row exactly this high
+_FG = "var(--jp-ui-font-color1, #212121)"
+_FG2 = "var(--jp-ui-font-color2, #616161)"
+_BORDER = "var(--jp-border-color2, #e0e0e0)"
+_HEAD_BG = "var(--jp-layout-color2, #eeeeee)"
+_ZEBRA = "var(--jp-layout-color1, #ffffff)"
+_ZEBRA2 = "var(--jp-layout-color2, #f5f5f5)"
+_FONT = "var(--jp-ui-font-size1, 13px)"
+_CELL = f"padding:0.2em 0.7em;line-height:1.5em;height:1.5em;white-space:nowrap;color:{_FG}"
+
+
+def _fmt_duration(s: float) -> str:
+    if s <= 0:
+        return ""
+    if s < 0.01:
+        return f"{s * 1000:.2f} ms"
+    if s < 1:
+        return f"{s * 1000:.0f} ms"
+    if s < 120:
+        return f"{s:.2f} s"
+    return f"{s / 60:.1f} min"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _badge(state: str) -> str:
+    color = STATE_CSS.get(state, _FG2)
+    return f"<span style='color:{color};font-weight:600'>{html.escape(state)}</span>"
+
+
+def _detail(r: NodeRow) -> tuple[str, str]:
+    """The last column: (text, colour) — the error, the re-delivery, or the output."""
+    if r.state in ("failed", "replaced", "retrying") and r.error:
+        return r.error, STATE_CSS["failed"]
+    if r.note:
+        return r.note, STATE_CSS["retrying"]
+    return _short(r.output, 200), _FG
+
+
+def table_html(snap: Snapshot, *, max_rows: int = 200, visible_rows: int = TABLE_ROWS) -> str:
+    """The per-node table: node, uses, state, visits, attempts, duration, worker, detail."""
+    esc = html.escape
+    rows = snap.rows
+    more = ""
+    if len(rows) > max_rows:  # show the interesting ones first
+        order = {"running": 0, "retrying": 0, "failed": 1, "replaced": 1}
+        rows = tuple(sorted(rows, key=lambda r: order.get(r.state, 2)))[:max_rows]
+        more = (f"<div style='color:{_FG2};padding:0.2em 0.7em'>… {len(snap.rows) - max_rows} "
+                "more nodes</div>")
+    num = f"{_CELL};text-align:right"
+    body = []
+    for i, r in enumerate(rows):
+        detail, colour = _detail(r)
+        visits = str(r.visits or "")
+        if r.redeliveries:
+            visits += f" <span title='re-delivered {r.redeliveries}x after a lost worker' " \
+                      f"style='color:{STATE_CSS['retrying']}'>↻{r.redeliveries}</span>"
+        bg = _ZEBRA if i % 2 == 0 else _ZEBRA2
+        body.append(
+            f"<tr style='background:{bg}'><td style='{_CELL};font-family:var(--jp-code-font-family,"
+            f" monospace)'><code>{esc(r.node_id)}</code></td>"
+            f"<td style='{_CELL}'>{esc(r.uses)}</td><td style='{_CELL}'>{_badge(r.state)}</td>"
+            f"<td style='{num}'>{visits}</td><td style='{num}'>{r.attempts or ''}</td>"
+            f"<td style='{num}'>{esc(_fmt_duration(r.duration_s))}</td>"
+            f"<td style='{_CELL}'>{esc(r.worker or '')}</td>"
+            f"<td style='{_CELL};max-width:32em;overflow:hidden;text-overflow:ellipsis;"
+            f"color:{colour}' title='{esc(detail)}'>{esc(_short(detail))}</td></tr>")
+    head = "".join(
+        f"<th style='{_CELL};position:sticky;top:0;z-index:1;background:{_HEAD_BG};"
+        f"text-align:{'right' if h in ('visits', 'attempts', 'duration') else 'left'};"
+        f"font-weight:600;border-bottom:1px solid {_BORDER}'>{h}</th>"
+        for h in ("node", "uses", "state", "visits", "attempts", "duration", "worker",
+                  "output / error"))
+    height = f"max-height:{(visible_rows + 1) * _ROW_EM:.1f}em;" if len(rows) > visible_rows else ""
+    return (f"<div class='flownb-nodes-box' style='{height}overflow:auto;border:1px solid {_BORDER};"
+            f"border-radius:3px;margin:0.4em 0;font-size:{_FONT}'>"
+            "<table class='flownb-nodes' style='border-collapse:separate;border-spacing:0;"
+            f"width:100%;margin:0'><thead><tr>{head}</tr></thead><tbody>"
+            + "".join(body) + "</tbody></table></div>" + more)
+
+
+def status_html(snap: Snapshot) -> str:
+    """One line: run, blueprint, status, done/reachable, elapsed, what runs now. Its
+    ``data-state`` attribute is the progress state (the browser test samples it)."""
+    esc = html.escape
+    run = f"run <code>{esc(snap.run_id)}</code> " if snap.run_id else ""
+    bp = f"({esc(snap.blueprint_id)}) " if snap.blueprint_id else ""
+    running = snap.running
+    now = f" — running: {esc(', '.join(running[:5]))}{'…' if len(running) > 5 else ''}" if running else ""
+    usage = ""
+    if snap.llm_tokens:
+        cost = f", ${snap.llm_cost_usd:.4f}" if snap.llm_cost_usd else ""
+        usage = f" · LLM {snap.llm_tokens} tokens{cost}"
+    state = f"{snap.status}:{snap.done}/{snap.reachable}:{','.join(running)}"
+    return (f"<span class='flownb-status' data-run='{esc(snap.run_id or '')}' "
+            f"data-state='{esc(state)}' style='color:{_FG}'>{run}{bp}{_badge(snap.status)} "
+            f"{snap.done}/{snap.reachable} nodes, {snap.elapsed_s:.2f} s{now}{esc(usage)}</span>")
+
+
+def live_html(snap: Snapshot, *, max_events: int = 8) -> str:
+    """What is streaming now: each running node's LLM text as it arrives, then the last custom
+    events (``ctx.emit``). Empty when there is nothing to show."""
+    esc = html.escape
+    parts = []
+    for r in snap.rows:
+        if r.tokens and (r.state in ("running", "retrying") or not snap.finished):
+            text = r.tokens if len(r.tokens) <= 1500 else "…" + r.tokens[-1500:]
+            cursor = "▍" if r.state in ("running", "retrying") else ""
+            parts.append(
+                f"<div class='flownb-tokens' style='margin:0.3em 0'><code>{esc(r.node_id)}</code> "
+                f"<span style='color:{_FG2}'>streaming</span><pre style='white-space:pre-wrap;"
+                f"margin:0.2em 0;padding:0.3em 0.6em;max-height:8em;overflow:auto;color:{_FG};"
+                f"background:{_ZEBRA2};border-left:3px solid {STATE_CSS['running']}'>"
+                f"{esc(text)}{cursor}</pre></div>")
+    if snap.custom:
+        items = []
+        for node, name, data in snap.custom[-max_events:]:
+            payload = _short({k: v for k, v in data.items() if k != "name"}, 120)
+            items.append(f"<li style='white-space:nowrap;overflow:hidden;text-overflow:ellipsis'>"
+                         f"<code>{esc(node or '')}</code> <b>{esc(name)}</b> "
+                         f"<span style='color:{_FG2}'>{esc(payload)}</span></li>")
+        parts.append(f"<details class='flownb-events' open><summary style='color:{_FG2}'>events "
+                     f"({snap.custom_count})</summary><ul style='margin:0.2em 0;"
+                     f"padding-left:1.5em;color:{_FG}'>{''.join(items)}</ul></details>")
+    return "".join(parts)
+
+
+def details_html(snap: Snapshot) -> str:
+    """The error with its traceback, or the final output(s) once the run succeeded."""
+    esc = html.escape
+    parts = []
+    err = snap.error
+    if err:
+        where = f" in node <code>{esc(str(err.get('node_id')))}</code>" if err.get("node_id") else ""
+        attempt = f" (attempt {err.get('attempt')})" if err.get("attempt") else ""
+        parts.append(f"<div style='color:{STATE_CSS['failed']}'>"
+                     f"<b>{esc(str(err.get('type', 'Error')))}</b>"
+                     f"{where}{attempt}: {esc(str(err.get('message', '')))}</div>")
+        tb = err.get("traceback")
+        if tb:
+            parts.append(f"<details><summary>traceback</summary><pre>{esc(str(tb))}</pre></details>")
+    res = snap.result
+    if res is not None and res.status == "succeeded" and res.output is not None:
+        try:
+            text = json.dumps(res.output, indent=2, default=str, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = repr(res.output)
+        if len(text) > 20_000:
+            text = text[:20_000] + "\n…"
+        parts.append(f"<div style='color:{_FG}'><b>output</b></div><pre style='max-height:240px;"
+                     f"overflow:auto;color:{_FG}'>{esc(text)}</pre>")
+    return "".join(parts)
+
+
+def result_html(result: RunResult) -> str:
+    """A static summary of a finished run (``RunResult._repr_html_``)."""
+    from .progress import ProgressView
+
+    view = ProgressView(run_id=result.run_id)
+    view.finish(result)
+    snap = view.snapshot()
+    view.close()
+    return (f"<div class='flownb-result'>{status_html(snap)}{table_html(snap)}"
+            f"{details_html(snap)}</div>")

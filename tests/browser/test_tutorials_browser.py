@@ -1,0 +1,269 @@
+"""Every tutorial, run in a real JupyterLab in headless Chromium, as a user would see it.
+
+For each ``notebooks/*.ipynb`` (a copy, in a temporary directory) the test opens the notebook,
+runs every cell with JupyterLab's "Run All" command and fails on: an error output, a traceback
+or a worker-death line on stderr, a widget that does not render ("Error displaying widget", or
+"Loading widget…" that never resolves), a graph that did not load (a broken image, an empty
+SVG, the "install graphviz" fallback), a cell that never finishes, and a process of the kernel
+(workers, Redis) still alive after the kernel shut down. While the cells run it samples the
+live run widgets' state (``.flownb-status[data-state]``) and, for the tutorials that teach the
+live view, requires at least three distinct progress states. It saves a screenshot of every
+cell with a rich output in the light and in the dark theme under ``build/screenshots/``.
+
+Skipped, with one line saying why, where there is no Chromium/chromedriver/selenium/jupyterlab
+(``make test-browser`` installs them when it can).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import lab as L
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SHOTS = ROOT / "build" / "screenshots"
+#: tutorials whose widget must be seen moving (>= 3 distinct progress states)
+LIVE = {"03_distributed.ipynb"}
+CELL_TIMEOUT_S = 150.0
+WIDGET_SETTLE_S = 20.0
+
+pytestmark = pytest.mark.skipif(L.missing() is not None, reason=f"browser test: {L.missing()}")
+
+_STATE_JS = r"""
+const app = window.jupyterapp;
+const nb = app && app.shell.currentWidget;
+if (!nb || !nb.content || !nb.content.widgets) return null;
+const kernel = nb.sessionContext.session && nb.sessionContext.session.kernel;
+const cells = [];
+nb.content.widgets.forEach((c, i) => {
+  if (c.model.type !== 'code') return;
+  const prompt = (c.node.querySelector('.jp-InputPrompt') || {}).textContent || '';
+  const outs = c.model.outputs.toJSON();
+  cells.push({i: i, prompt: prompt.trim(), count: c.model.executionCount,
+              errors: outs.filter(o => o.output_type === 'error')
+                          .map(o => o.ename + ': ' + o.evalue),
+              stderr: outs.filter(o => o.output_type === 'stream' && o.name === 'stderr')
+                          .map(o => Array.isArray(o.text) ? o.text.join('') : o.text).join(''),
+              rich: outs.some(o => o.output_type !== 'stream' && o.output_type !== 'error')});
+});
+const live = [];
+document.querySelectorAll('.flownb-status[data-state]').forEach(el => {
+  live.push([el.dataset.run || '', el.dataset.state]);
+});
+return {kernel: kernel ? kernel.status : 'none', kernel_id: kernel ? kernel.id : null,
+        cells: cells, live: live};
+"""
+
+_PAGE_PROBLEMS_JS = r"""
+const text = document.body.innerText;
+const problems = [];
+if (text.includes('Error displaying widget')) problems.push('Error displaying widget');
+if (text.includes('Loading widget')) problems.push('Loading widget… never resolved');
+if (text.includes('install graphviz for a drawing')) problems.push('graph fell back to text');
+if (text.includes('(no drawing:')) problems.push('graph drawing failed');
+document.querySelectorAll('.jp-OutputArea-output img').forEach(img => {
+  if (!img.complete || img.naturalWidth === 0) problems.push('an image did not load');
+});
+document.querySelectorAll('.flownb-graph').forEach(g => {
+  const svg = g.querySelector('svg');
+  if (!svg) { problems.push('a widget graph has no SVG'); return; }
+  const r = svg.getBoundingClientRect();
+  if (r.width < 10 || r.height < 10) problems.push('a widget graph SVG is empty');
+});
+return problems;
+"""
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[L.Lab, Any]]:
+    root = tmp_path_factory.mktemp("lab")
+    for nb in NOTEBOOKS:
+        shutil.copy(nb, root / nb.name)
+    lab = L.Lab(root, env={"FLOWNB_LLM": "fake", "FLOWNB_LLM_CACHE": "0"})
+    driver = None
+    try:
+        driver = L.chrome()
+        yield lab, driver
+    finally:
+        if driver is not None:
+            driver.quit()
+        lab.stop()
+
+
+def _wait(fn: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _kernel_tree(kernel_id: str) -> tuple[Any, set[Any]]:
+    """The kernel's process and its descendants (workers, the embedded Redis and watchdog)."""
+    import psutil
+
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info.get("cmdline") or [])
+        if "ipykernel" in cmd and kernel_id in cmd:
+            try:
+                return p, set(p.children(recursive=True))
+            except psutil.Error:
+                return p, set()
+    return None, set()
+
+
+def _alive(procs: set[Any]) -> list[str]:
+    import psutil
+
+    left = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                left.append(f"{p.pid} {' '.join(p.cmdline())[:120]}")
+        except psutil.Error:
+            pass
+    return left
+
+
+def _set_theme(driver: Any, theme: str) -> None:
+    driver.execute_script("window.jupyterapp.commands.execute('apputils:change-theme', "
+                          "{theme: arguments[0]});", theme)
+    light = "true" if theme == L.LIGHT else "false"
+    _wait(lambda: driver.execute_script("return document.body.dataset.jpThemeLight") == light,
+          30, f"theme {theme}")
+    time.sleep(1.0)  # CSS variables applied, SVGs repainted
+
+
+def _screenshots(driver: Any, stem: str, theme_dir: str, cells: list[dict[str, Any]]) -> list[Path]:
+    out_dir = SHOTS / theme_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for c in cells:
+        if not c["rich"]:
+            continue
+        el = driver.execute_script(
+            "const n = window.jupyterapp.shell.currentWidget.content.widgets[arguments[0]].node;"
+            "n.scrollIntoView({block: 'start'}); return n;", c["i"])
+        time.sleep(0.3)
+        path = out_dir / f"{stem}-cell{c['i']:02d}.png"
+        el.screenshot(str(path))
+        saved.append(path)
+    driver.execute_script("window.jupyterapp.shell.currentWidget.content.node.scrollTop = 0;")
+    time.sleep(0.3)
+    top = out_dir / f"{stem}-page.png"
+    driver.save_screenshot(str(top))
+    saved.append(top)
+    return saved
+
+
+@pytest.mark.parametrize("notebook", [p.name for p in NOTEBOOKS])
+def test_tutorial_runs_cleanly_in_jupyterlab(browser: tuple[L.Lab, Any], notebook: str) -> None:
+    lab, driver = browser
+    driver.get(lab.url(notebook))
+    _wait(lambda: driver.execute_script(
+        "const a = window.jupyterapp; const w = a && a.shell.currentWidget;"
+        "const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+        "return !!(k && k.connectionStatus === 'connected' && k.status === 'idle' && "
+        "w.content.widgets.length);"), 90, f"{notebook} to open with an idle kernel", 0.3)
+    _set_theme(driver, L.LIGHT)
+    state = driver.execute_script(_STATE_JS)
+    kernel_id = state["kernel_id"]
+    kernel_proc, procs = _kernel_tree(kernel_id)
+    assert kernel_proc is not None, f"cannot find the kernel process of {kernel_id}"
+    driver.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells');")
+
+    live: dict[str, set[str]] = {}
+    started = time.monotonic()
+    last_change = started
+    last_sig = None
+    while True:
+        state = driver.execute_script(_STATE_JS)
+        for run_id, st in state["live"]:
+            live.setdefault(run_id, set()).add(st)
+        _, kids = _kernel_tree(kernel_id)
+        procs |= kids
+        cells = state["cells"]
+        busy = [c for c in cells if "*" in c["prompt"]]
+        sig = (state["kernel"], tuple(c["prompt"] for c in cells))
+        if sig != last_sig:
+            last_sig, last_change = sig, time.monotonic()
+        errors = [(c["i"], e) for c in cells for e in c["errors"]]
+        if errors:
+            break
+        if not busy and state["kernel"] == "idle" and time.monotonic() - last_change > 1.5 \
+                and all(c["count"] is not None for c in cells):
+            break
+        if busy and time.monotonic() - last_change > CELL_TIMEOUT_S:
+            pytest.fail(f"{notebook}: cell {busy[0]['i']} did not finish within "
+                        f"{CELL_TIMEOUT_S:.0f}s")
+        if time.monotonic() - started > 4 * CELL_TIMEOUT_S:
+            pytest.fail(f"{notebook}: run-all did not end (prompts {[c['prompt'] for c in cells]})")
+        time.sleep(0.1)
+    elapsed = time.monotonic() - started
+
+    problems = [f"cell {i}: {e}" for i, e in errors]
+    problems += [f"cell {c['i']} never ran" for c in cells if c["count"] is None and not errors]
+    for c in cells:
+        err = c["stderr"]
+        if "Traceback" in err or "worker of slot" in err or "died" in err:
+            problems.append(f"cell {c['i']} stderr: {err.strip()[:300]}")
+    # widgets render asynchronously: give "Loading widget…" time to resolve before judging
+    page: list[str] = []
+    deadline = time.monotonic() + WIDGET_SETTLE_S
+    while time.monotonic() < deadline:
+        page = driver.execute_script(_PAGE_PROBLEMS_JS)
+        if not page:
+            break
+        time.sleep(0.5)
+    problems += page
+    if notebook in LIVE:
+        most = max((len(s) for s in live.values()), default=0)
+        if most < 3:
+            problems.append(f"the live view did not move: distinct states per run {live}")
+
+    stem = Path(notebook).stem
+    shots = _screenshots(driver, stem, "light", cells)
+    _set_theme(driver, L.DARK)
+    shots += _screenshots(driver, stem, "dark", cells)
+    _set_theme(driver, L.LIGHT)
+    driver.execute_script("window.jupyterapp.commands.execute('docmanager:save');")
+    time.sleep(0.5)
+
+    lab.api("DELETE", f"/api/kernels/{kernel_id}")
+    procs.add(kernel_proc)
+    left: list[str] = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        left = _alive(procs)
+        if not left:
+            break
+        time.sleep(0.25)
+    if left:
+        problems.append(f"processes left after the kernel shut down: {left}")
+
+    report = SHOTS / "report.json"
+    data = json.loads(report.read_text()) if report.exists() else {}
+    data[notebook] = {"seconds": round(elapsed, 1), "problems": problems,
+                      "live_states": {k: sorted(v) for k, v in live.items()},
+                      "screenshots": [str(p.relative_to(ROOT)) for p in shots]}
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(data, indent=2))
+    assert not problems, f"{notebook}:\n" + "\n".join(problems)
+
+
+def test_screenshot_folder_is_git_ignored() -> None:
+    ignore = (ROOT / ".gitignore").read_text().split()
+    assert "build/" in ignore, "build/screenshots must not be committed"
+    assert os.path.relpath(SHOTS, ROOT).startswith("build")
