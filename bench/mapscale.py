@@ -40,21 +40,76 @@ def map_blueprint(n: int) -> Any:
         "edges": [{"source": "items", "target": "each"}]})
 
 
+def _reset(r: Any) -> None:
+    # log every command slower than 1 ms (the slowest one is then exact)
+    r.config_set("slowlog-log-slower-than", 1000)
+    r.config_set("slowlog-max-len", 100_000)
+    r.slowlog_reset()
+    r.config_resetstat()
+
+
+def _record(rep: Report, r: Any, key: str, n: int, label: str) -> None:
+    usec, calls = _script_usec(r)
+    slow = r.slowlog_get(100_000)
+    slowest = max((int(e["duration"]) for e in slow), default=0)
+    rep.value(f"{key}_script_s", usec / 1e6, "s", f"{label}: Redis script time")
+    rep.value(f"{key}_script_us_per_item", usec / n, "µs", f"{label}: script time per item")
+    rep.value(f"{key}_calls_per_item", calls / n, "calls", f"{label}: script calls per item")
+    rep.value(f"{key}_slowest_ms", slowest / 1000, "ms", f"{label}: slowest single command")
+
+
+def drive_map_through_store(store: Any, n: int, run_id: str) -> None:
+    """The Redis side of one ``map`` visit over ``n`` items, driven straight through the store
+    (the calls a worker makes, minus RQ and the node bodies): START the parent, CLAIM the map
+    visit, WAIT_CHILDREN, then per child START + CLAIM + COMMIT (whose end counts the parent
+    down), and finally the parent's resume CLAIM + COMMIT."""
+    from flownb.builtins import single_node_blueprint
+    from flownb.graph import analyse
+
+    parent = map_blueprint(n)
+    pg, _ = analyse(parent)
+    child = single_node_blueprint("noop", {})
+    cg, _ = analyse(child)
+    digest = store.upload_blueprint(parent)
+    cdigest = store.upload_blueprint(child)
+    [(first, v1)] = store.start_run(run_id, parent, pg, {})
+    store.claim(run_id, digest, first, v1, "bench")
+    res = store.commit(run_id, digest, first, v1, output_json="null", taken=[0],
+                       stats={"status": "succeeded"}, event={}, claim_for="bench")
+    node, visit, _ = res["claimed"]
+    ids = [f"{run_id}.{node}.{visit}.{i}" for i in range(n)]
+    store.wait_children(run_id, digest, node, visit, ids)
+    link = f"{run_id}|{node}|{visit}"
+    for i, cid in enumerate(ids):
+        store.start_run(cid, child, cg, {"item": i, "index": i}, parent=link)
+        store.claim(cid, cdigest, "item", 1, "bench")
+        store.commit(cid, cdigest, "item", 1, output_json=str(i), taken=[],
+                     stats={"status": "succeeded"}, event={})
+    resumed = store.claim(run_id, digest, node, visit, "bench")
+    assert resumed["r"] == "ok" and len(resumed["item"]["ch"]) == n, resumed
+    done = store.commit(run_id, digest, node, visit, output_json="[]", taken=[],
+                        stats={"status": "succeeded"}, event={})
+    assert done.get("finished") == "succeeded", done
+
+
 def map_scale(cfg: Config) -> Report:
     rep = Report()
     sizes = cfg.pick([2000, 8000, 50000], [200, 1000])
+    worker_sizes = cfg.pick([2000, 8000], [200])
     with Cluster(name="mapscale") as c:
-        c.flownb_workers(2, lease_ttl=30.0)
         from flownb.distributed.client import DistributedExecutor
+        from flownb.distributed.store import RedisStore
 
-        ex = DistributedExecutor(c.url)
         r = c.redis()
+        store = RedisStore(c.redis())
         for n in sizes:
-            # log every command slower than 1 ms (the slowest one is then exact)
-            r.config_set("slowlog-log-slower-than", 1000)
-            r.config_set("slowlog-max-len", 100_000)
-            r.slowlog_reset()
-            r.config_resetstat()
+            _reset(r)
+            drive_map_through_store(store, n, f"mapscale-{n}")
+            _record(rep, r, f"store{n}", n, f"map over {n:,} items, Redis side only")
+        c.flownb_workers(2, lease_ttl=30.0)
+        ex = DistributedExecutor(c.url)
+        for n in worker_sizes:
+            _reset(r)
             t0 = time.perf_counter()
             h = ex.submit(map_blueprint(n))
             if not h.wait(DEADLINE_S):
@@ -63,24 +118,15 @@ def map_scale(cfg: Config) -> Report:
             res = h.result()
             if res.status != "succeeded" or len(res.outputs["each"]) != n:
                 raise RuntimeError(f"map over {n} items: {res.status} {res.error}")
-            usec, calls = _script_usec(r)
-            slow = r.slowlog_get(100_000)
-            slowest = max((int(e["duration"]) for e in slow), default=0)
-            rep.value(f"map{n}_script_s", usec / 1e6, "s", f"map over {n:,} items: Redis script time")
-            rep.value(f"map{n}_script_us_per_item", usec / n, "µs",
-                      f"map over {n:,} items: script time per item")
-            rep.value(f"map{n}_calls_per_item", calls / n, "calls",
-                      f"map over {n:,} items: script calls per item")
-            rep.value(f"map{n}_slowest_ms", slowest / 1000, "ms",
-                      f"map over {n:,} items: slowest single command")
-            rep.value(f"map{n}_over_1ms", len(slow), "commands",
-                      f"map over {n:,} items: commands slower than 1 ms")
-            rep.value(f"map{n}_wall_s", wall, "s", f"map over {n:,} items: wall time, 2 workers")
+            _record(rep, r, f"map{n}", n, f"map over {n:,} items, 2 workers")
+            rep.value(f"map{n}_wall_s", wall, "s", f"map over {n:,} items, 2 workers: wall time")
         small, big = sizes[0], sizes[-1]
-        rep.goal(f"script µs per item at {big:,} items <= 2x the figure at {small:,}",
-                 f"map{big}_script_us_per_item", "<=",
-                 2 * rep.figures[f"map{small}_script_us_per_item"]["median"])
+        rep.goal(f"script µs per item at {big:,} items <= 2x the figure at {small:,} (Redis side)",
+                 f"store{big}_script_us_per_item", "<=",
+                 2 * rep.figures[f"store{small}_script_us_per_item"]["median"])
         rep.note("Script time per item is flat when every per-item script does O(1) work: the "
                  "child-run countdown is one HINCRBY on the parent, the child ids are stored once, "
-                 "and child runs are not in the runs index.")
+                 "and child runs are not in the runs index. 'Redis side only' drives the scripts "
+                 "straight through the store (no RQ, no node bodies); with workers, wall time is "
+                 "dominated by one RQ job per child run.")
     return rep
