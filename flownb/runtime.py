@@ -30,6 +30,7 @@ from .errors import FlownbError, MaxVisitsExceeded, NodeError, RegistryError
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
 from .limits import ChildBudget, LimitExceeded, child_limit_message
+from .reducers import StateWriter
 from .registry import Registry, Result, default_registry
 from .result import CANCELLED, FAILED, SUCCEEDED, NodeStats, RunResult
 from .scheduler import Item, Scheduler
@@ -162,6 +163,7 @@ class Engine:
         self.bus = bus
         self.cancel = cancel
         self.sched = Scheduler(graph)
+        self.writer = StateWriter(self.bp.reducers)  # reducers + conflicting parallel writes
         self.stats: dict[str, NodeStats] = {}
         self.error: dict[str, Any] | None = None
         self.depth = depth
@@ -201,6 +203,7 @@ class Engine:
         cancel_fut: asyncio.Future[None] | None = None
         try:
             ready: deque[Item] = deque(self.sched.start())
+            self.writer.fired(ready)
             while ready or running:
                 if self.cancel.cancelled:
                     status = CANCELLED
@@ -375,8 +378,7 @@ class Engine:
             output, action = res.output, res.action
         else:
             output, action = res, None
-        if ctx._writes:
-            self.state.update(ctx._writes)
+        self.writer.apply(self.state, cn.id, item.visit, ctx._writes)
         self.outputs[cn.id] = output
         taken: set[int] | frozenset[int]
         if cn.out:
@@ -398,6 +400,7 @@ class Engine:
         outcome = self.sched.complete(cn.id, item.visit, taken)
         if outcome is None:
             return []
+        self.writer.fired(outcome.ready)
         if outcome.skipped:
             for name in outcome.skipped:
                 self._stat(name).status = "skipped"

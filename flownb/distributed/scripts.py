@@ -75,6 +75,7 @@ local function gout(node)
 end
 
 local READY, SKIPPED, FAILED, BROKEN = {}, {}, nil, nil
+local SEQ = 0  -- this commit's number (flownb.reducers): items fired now remember it as 'fs'
 
 -- why the run's compiled graph cannot be used (nil when it is complete)
 local function graph_problem()
@@ -87,6 +88,105 @@ local function graph_problem()
 end
 
 local function bp_key(digest) return PREFIX .. ':bp:' .. digest end
+
+-- == state reducers (flownb.reducers, on JSON text so values keep their exact encoding) ==
+local function json_type(t)  -- Python's type name of the JSON value t
+  local c = string.sub(t, 1, 1)
+  if c == '{' then return 'dict' elseif c == '[' then return 'list' elseif c == '"' then return 'str'
+  elseif c == 't' or c == 'f' then return 'bool' elseif c == 'n' then return 'NoneType'
+  elseif string.find(t, '[%.eE]') then return 'float' end
+  return 'int'
+end
+
+local function skip_string(t, i)  -- t[i] is '"'; the index after the closing quote
+  local j = i + 1
+  while true do
+    local k = string.find(t, '["\\]', j)
+    if string.sub(t, k, k) == '"' then return k + 1 end
+    j = k + 2
+  end
+end
+
+local function skip_value(t, i)  -- the index after the JSON value starting at i (no whitespace)
+  local c = string.sub(t, i, i)
+  if c == '"' then return skip_string(t, i) end
+  if c ~= '{' and c ~= '[' then return (string.find(t, '[,}%]]', i) or (#t + 1)) end
+  local depth, j = 0, i
+  while true do
+    local k = string.find(t, '["{}%[%]]', j)
+    local ch = string.sub(t, k, k)
+    if ch == '"' then j = skip_string(t, k)
+    else
+      if ch == '{' or ch == '[' then depth = depth + 1 else depth = depth - 1 end
+      j = k + 1
+      if depth == 0 then return j end
+    end
+  end
+end
+
+local function split_object(t)  -- {{key_json, value_json}, ...} of a JSON object's members
+  local out, i = {}, 2
+  if string.sub(t, 2, 2) == '}' then return out end
+  while true do
+    local ke = skip_string(t, i)
+    local ve = skip_value(t, ke + 1)
+    table.insert(out, {string.sub(t, i, ke - 1), string.sub(t, ke + 1, ve - 1)})
+    if string.sub(t, ve, ve) == '}' then return out end
+    i = ve + 1
+  end
+end
+
+local function is_number(t)
+  local ty = json_type(t)
+  return ty == 'int' or ty == 'float'
+end
+
+-- the new JSON text of state key k under reducer red, or nil and the error message
+local function reduce_text(k, red, old, new)
+  local q = "'" .. k .. "'"
+  if red == 'append' then
+    old = old or '[]'
+    if json_type(old) ~= 'list' then
+      return nil, 'state key ' .. q .. " has reducer 'append' but holds a " .. json_type(old) .. ', not a list'
+    end
+    local items = new
+    if json_type(new) == 'list' then items = string.sub(new, 2, -2) end
+    if items == '' then return old end
+    if old == '[]' then return '[' .. items .. ']' end
+    return string.sub(old, 1, -2) .. ',' .. items .. ']'
+  elseif red == 'merge' then
+    old = old or '{}'
+    if json_type(old) ~= 'dict' or json_type(new) ~= 'dict' then
+      local bad = json_type(old) ~= 'dict' and old or new
+      return nil, 'state key ' .. q .. " has reducer 'merge', which needs mappings; got a " .. json_type(bad)
+    end
+    local members, pos = split_object(old), {}
+    for idx, m in ipairs(members) do pos[cjson.decode(m[1])] = idx end
+    for _, m in ipairs(split_object(new)) do
+      local idx = pos[cjson.decode(m[1])]
+      if idx then members[idx][2] = m[2] else table.insert(members, m) end
+    end
+    local parts = {}
+    for _, m in ipairs(members) do table.insert(parts, m[1] .. ':' .. m[2]) end
+    return '{' .. table.concat(parts, ',') .. '}'
+  elseif red == 'sum' then
+    old = old or '0'
+    if not is_number(old) or not is_number(new) then
+      local bad = not is_number(old) and old or new
+      return nil, 'state key ' .. q .. " has reducer 'sum', which needs numbers; got a " .. json_type(bad)
+    end
+    local total = tonumber(old) + tonumber(new)
+    if json_type(old) == 'int' and json_type(new) == 'int' then return string.format('%d', total) end
+    return string.format('%.17g', total)
+  end
+  return new
+end
+
+local function conflict_message(k, node, other)
+  return "state key '" .. k .. "' was written by node '" .. node .. "' and by node '" .. other ..
+         "', which ran at the same time: one write would be lost. Declare how to combine them " ..
+         'in the blueprint, e.g. "reducers": {"' .. k .. '": "append"} (or merge, sum, replace)'
+end
 
 -- the blueprint digests a run uses: its own and its subflow bundle's
 local function run_digests(digest, bundle_json)
@@ -261,7 +361,7 @@ local function member(node, visit) return RUN .. '|' .. node .. '|' .. visit end
 -- queue the fired items: pending entries + a lease so a lost enqueue is redone by the reaper
 local function queue_ready()
   for _, it in ipairs(READY) do
-    redis.call('HSET', K_PENDING, it[1] .. '|' .. it[2], cjson.encode({s = it[3], st = 'q'}))
+    redis.call('HSET', K_PENDING, it[1] .. '|' .. it[2], cjson.encode({s = it[3], st = 'q', fs = SEQ}))
     redis.call('ZADD', K_LEASES, NOW_MS + QUEUED_MS, member(it[1], it[2]))
   end
   for _, n in ipairs(SKIPPED) do
@@ -493,11 +593,55 @@ if problem then
   local parent, msg = fail_broken(node, graph_message(problem))
   return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = msg})
 end
-redis.call('HSET', K_SCHED, 'd:' .. node .. ':' .. visit, '1')
+-- state writes: conflicts and reducers are settled for every key before anything is written
+local cur_seq = tonumber(redis.call('HGET', K_SCHED, 'seq') or '0')
+local fired_at = cur_seq
+local own = redis.call('HGET', K_PENDING, node .. '|' .. visit)
+if own then
+  local fs = cjson.decode(own).fs
+  if fs then fired_at = tonumber(fs) end
+end
+SEQ = cur_seq + 1
+local writes, state_err = {}, nil
+if #ARGV >= 15 then
+  local rraw = redis.call('HGET', K_GRAPH, 'reducers')
+  local reducers = rraw and cjson.decode(rraw) or {}
+  for i = 15, #ARGV, 2 do
+    local k, v = ARGV[i], ARGV[i + 1]
+    local red = reducers[k]
+    if red == nil and string.sub(k, 1, 9) ~= '_outputs.' then
+      local w = redis.call('HGET', K_SCHED, 'w:' .. k)
+      local wseq, wnode = nil, nil
+      if w then wseq, wnode = string.match(w, '^(%d+)|(.*)$') end
+      if wseq and tonumber(wseq) > fired_at then
+        state_err = {'StateConflict', conflict_message(k, node, wnode)}
+        break
+      end
+      table.insert(writes, {k, v, true})
+    elseif red == nil or red == 'replace' then
+      table.insert(writes, {k, v, false})
+    else
+      local nv, why = reduce_text(k, red, redis.call('HGET', K_STATE, k), v)
+      if not nv then state_err = {'StateReducerError', why}; break end
+      table.insert(writes, {k, nv, false})
+    end
+  end
+end
+if state_err then
+  local err = cjson.encode({node_id = node, run_id = RUN, attempt = 1, type = state_err[1],
+                            message = state_err[2], traceback = ''})
+  redis.call('HSET', K_NODES, node, cjson.encode({status = 'failed', error = state_err[2]}))
+  local parent = finalize('failed', err, 'run_failed')
+  return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = state_err[2]})
+end
+redis.call('HSET', K_SCHED, 'd:' .. node .. ':' .. visit, '1', 'seq', SEQ)
 redis.call('HDEL', K_SCHED, 'cw:' .. node .. '|' .. visit, 'ch:' .. node .. '|' .. visit,
            'cf:' .. node .. '|' .. visit)
 redis.call('HSET', K_STATE, '_outputs.' .. node, ARGV[9])
-for i = 15, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
+for _, w in ipairs(writes) do
+  redis.call('HSET', K_STATE, w[1], w[2])
+  if w[3] then redis.call('HSET', K_SCHED, 'w:' .. w[1], SEQ .. '|' .. node) end
+end
 redis.call('HSET', K_NODES, node, ARGV[11])
 redis.call('HDEL', K_PENDING, node .. '|' .. visit)
 redis.call('ZREM', K_LEASES, member(node, visit))

@@ -148,6 +148,8 @@ class RedisStore:
             fields[f"x:{sid}"] = dumps([[i, g.edges[i].target, g.edges[i].pos, g.edges[i].source]
                                         for i in exits])
             fields[f"n:{sid}"] = dumps(g.scc_nodes[sid])
+        if bp.reducers:  # the COMMIT script applies them (flownb.reducers)
+            fields["reducers"] = dumps(dict(bp.reducers))
         fields["hlen"] = str(len(fields) + 1)  # the scripts' proof that no field is missing
         flat: list[str] = []
         for f, v in fields.items():
