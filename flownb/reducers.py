@@ -87,7 +87,7 @@ class StateWriter:
     detection. Call :meth:`fired` with the items the scheduler makes ready, :meth:`apply` with a
     visit's writes when it commits."""
 
-    __slots__ = ("reducers", "seq", "_fired", "_last")
+    __slots__ = ("_fired", "_last", "reducers", "seq")
 
     def __init__(self, reducers: Mapping[str, str] | None = None) -> None:
         self.reducers = dict(reducers or {})
