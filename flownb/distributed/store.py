@@ -189,13 +189,15 @@ class RedisStore:
         event = dumps({"blueprint_id": bp.id, "inputs": list(inputs), "parent": parent or None})
         args = [digest, bp.id, parent, dumps(graph.starts), dumps(dict(bundle or {})),
                 event, parent_children, dumps(list(inputs)), *flat]
-        raw = self._call("START", run_id, digest, args)
-        res = loads(raw) if raw not in (b"exists", "exists") else "exists"
+        def start() -> Any:
+            raw = self._call("START", run_id, digest, args)
+            return "exists" if raw in (b"exists", "exists") else loads(raw)
+
+        res = start()
         if isinstance(res, dict) and res.get("code") == "graph":
             # our upload cache was stale (the graph expired or was evicted): upload, try once more
             self.upload_blueprint(bp, force=True)
-            raw = self._call("START", run_id, digest, args)
-            res = loads(raw) if raw not in (b"exists", "exists") else "exists"
+            res = start()
         if res == "exists":
             raise ExecutorError(f"run id {run_id!r} already exists", run_id=run_id)
         if isinstance(res, dict):
@@ -425,7 +427,7 @@ class RedisStore:
 
     # -- events ----------------------------------------------------------------------------------
     def events(self, run_id: str, *, after: str = "0-0", count: int = 1000) -> list[Event]:
-        raw = self.r.xrange(self.keys.events(run_id), min=f"({after}" if after != "0-0" else "-",
+        raw: Any = self.r.xrange(self.keys.events(run_id), min=f"({after}" if after != "0-0" else "-",
                             count=count)
         return [Event.from_fields(run_id, f, _s(i)) for i, f in raw]
 
@@ -443,7 +445,7 @@ class RedisStore:
                 if left <= 0:
                     return
                 wait = max(1, min(block_ms, int(left * 1000)))
-            resp = self.r.xread({key: last}, count=500, block=wait)
+            resp: Any = self.r.xread({key: last}, count=500, block=wait)
             if not resp:
                 status = self.status(run_id)
                 if status is None:  # a blocking read on a key that no longer exists never ends
