@@ -10,7 +10,6 @@ from typing import Any
 import flownb
 from flownb import NodeContext, Result
 
-
 _COUNTERS: dict[str, Any] = {}
 
 

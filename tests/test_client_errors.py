@@ -145,7 +145,7 @@ def test_a_port_that_never_answers_fails_fast_with_a_message() -> None:
         assert time.monotonic() - t0 < 30
         for cmd in (["runs", "--redis", mute.url], ["worker", "--redis", mute.url]):
             p = subprocess.run([sys.executable, "-m", "flownb", *cmd], cwd=str(ROOT),
-                               capture_output=True, text=True, timeout=60)
+                               capture_output=True, text=True, timeout=60, check=False)
             assert p.returncode != 0, cmd
             assert "did not answer within 5 s" in p.stderr, (cmd, p.stderr)
     finally:
@@ -158,7 +158,7 @@ def test_lease_ttl_zero_or_negative_is_rejected(redis_url: str, value: str) -> N
         StoreSettings(lease_ttl_s=float(value))
     p = subprocess.run([sys.executable, "-m", "flownb", "worker", "--redis", redis_url,
                         "--lease-ttl", value], cwd=str(ROOT), capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60, check=False)
     assert p.returncode != 0
     assert "lease_ttl_s must be a finite number >= 0.5" in p.stderr
     assert "--lease-ttl" in p.stderr
@@ -193,7 +193,7 @@ def test_submit_refuses_node_types_defined_in_main(redis_url: str, tmp_path: Pat
     script = tmp_path / "main_nodes.py"
     script.write_text(MAIN_SCRIPT)
     p = subprocess.run([sys.executable, str(script), redis_url], cwd=str(tmp_path),
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=60, check=False)
     assert p.returncode == 3, p.stderr
     msg = p.stdout
     assert "node 'c' ('ce-classify' = __main__.classify)" in msg
@@ -225,6 +225,6 @@ def test_thread_workers_of_this_process_may_run_main_nodes(redis_url: str, tmp_p
     script = tmp_path / "thread_nodes.py"
     script.write_text(textwrap.dedent(THREAD_SCRIPT))
     p = subprocess.run([sys.executable, str(script), redis_url], cwd=str(tmp_path),
-                       capture_output=True, text=True, timeout=90)
+                       capture_output=True, text=True, timeout=90, check=False)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().splitlines()[-1] == "42"

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 pytestmark = pytest.mark.timeout(180)
@@ -17,7 +16,7 @@ pytestmark = pytest.mark.timeout(180)
 
 def readme_block(first_line: str) -> str:
     text = (ROOT / "README.md").read_text()
-    for block in re.findall(r"```python\n(.*?)```", text, flags=re.S):
+    for block in re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL):
         if block.startswith(first_line + "\n"):
             return str(block)
     raise AssertionError(f"README has no python block starting with {first_line!r}")

@@ -180,6 +180,7 @@ def test_tcp_mode_with_password(make_server: Callable[..., EmbeddedRedis]) -> No
     assert server.pid is None
 
 
+@pytest.mark.filterwarnings("ignore::flownb.distributed.client.NoWorkersWarning")  # worker booting
 def test_tcp_mode_generates_a_password_and_workers_use_the_url(
     make_server: Callable[..., EmbeddedRedis], tmp_path: Path
 ) -> None:

@@ -315,7 +315,8 @@ class RunHandle:
         ``timeout``). Raises :class:`ExecutorError` when the run's data vanishes from Redis."""
         with self._redis("reading the run's events"):
             if follow:
-                yield from self.store.follow(self.run_id, after=after, timeout_s=timeout)
+                yield from self.store.follow(self.run_id, after=after, timeout_s=timeout,
+                                             raise_if_gone=True)
             else:
                 yield from self.store.events(self.run_id, after=after, count=100_000)
 

@@ -430,8 +430,13 @@ class RedisStore:
         return [Event.from_fields(run_id, f, _s(i)) for i, f in raw]
 
     def follow(self, run_id: str, *, after: str = "0-0", block_ms: int = 1000,
-               stop_at_terminal: bool = True, timeout_s: float | None = None) -> Iterator[Event]:
-        """Yield events as they are written (blocking XREAD: no polling loop on the client)."""
+               stop_at_terminal: bool = True, timeout_s: float | None = None,
+               raise_if_gone: bool = False) -> Iterator[Event]:
+        """Yield events as they are written (blocking XREAD: no polling loop on the client).
+
+        ``raise_if_gone``: raise :class:`ExecutorError` when the run's keys vanish (a Redis
+        restarted without persistence), since a blocking read on them would never end; without
+        it the caller checks the status itself after ``timeout_s``."""
         key = self.keys.events(run_id)
         last = after
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -446,9 +451,9 @@ class RedisStore:
             resp: Any = self.r.xread({key: last}, count=500, block=wait)
             if not resp:
                 status = self.status(run_id)
-                if status is None:  # a blocking read on a key that no longer exists never ends
+                if status is None and raise_if_gone:  # a read on a vanished key never ends
                     raise ExecutorError(f"{GONE}; no more events will come", run_id=run_id)
-                if stop_at_terminal and status != "running":
+                if stop_at_terminal and status not in (None, "running"):
                     # the terminal event may have been trimmed or expired: stop anyway
                     tail = self.r.xrevrange(key, count=1)
                     if not tail or _s(tail[0][0]) == last:
