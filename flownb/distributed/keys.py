@@ -42,6 +42,8 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
                                           their worker's heartbeat; expired ones are re-queued by a reaper
 ``{p}:reaper``                     string lock so one worker reaps at a time
 ``{p}:workers``                    hash   worker name → JSON (pid, host, state, current node, jobs done)
+``{p}:llm:rate:<bucket>``          hash   LLM rate-limit bucket (model or base URL): ``r`` / ``t`` request and
+                                          token GCRA times, ``b`` blocked-until (429 Retry-After), seconds
 =================================  =====  ===============================================================
 
 The Lua scripts derive a parent run's keys from the prefix (subflow completion notifies the
@@ -131,6 +133,10 @@ class Keys:
     @property
     def workers(self) -> str:
         return f"{self.prefix}:workers"
+
+    def llm_rate(self, bucket: str) -> str:
+        """An LLM rate-limit bucket shared by every worker (see flownb.distributed.ratelimit)."""
+        return f"{self.prefix}:llm:rate:{bucket}"
 
 
 def lease_member(run_id: str, node: str, visit: int) -> str:

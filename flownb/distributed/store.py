@@ -23,10 +23,10 @@ from ..errors import ExecutorError, FlownbError
 from ..events import TERMINAL, Event
 from ..graph import Graph, analyse
 from ..jsondata import dumps as _strict_dumps
-from ..limits import Limits, current_limits
+from ..limits import Limits
 from ..result import NodeStats, RunResult
 from ..scheduler import Item, Outcome
-from . import scripts
+from . import childruns, scripts
 from .keys import Keys, item_field, lease_member
 
 if TYPE_CHECKING:
@@ -187,9 +187,12 @@ class RedisStore:
         event = dumps({"blueprint_id": bp.id, "inputs": list(inputs), "parent": parent or None})
         args = [digest, bp.id, parent, dumps(graph.starts), dumps(dict(bundle or {})),
                 event, parent_children, dumps(list(inputs)), *flat]
+
         def start() -> Any:
             raw = self._call("START", run_id, digest, args)
-            return "exists" if raw in (b"exists", "exists") else loads(raw)
+            if raw in (b"exists", "exists", b"parent-ended", "parent-ended"):
+                return _s(raw)
+            return loads(raw)
 
         res = start()
         if isinstance(res, dict) and res.get("code") == "graph":
@@ -198,6 +201,9 @@ class RedisStore:
             res = start()
         if res == "exists":
             raise ExecutorError(f"run id {run_id!r} already exists", run_id=run_id)
+        if res == "parent-ended":
+            raise ExecutorError(f"parent run of {run_id!r} has ended; the child run is not "
+                                "started", run_id=run_id)
         if isinstance(res, dict):
             raise ExecutorError(f"cannot start run {run_id!r} of blueprint {bp.id!r}: "
                                 f"{res.get('err')}; nothing was written", run_id=run_id)
@@ -294,36 +300,11 @@ class RedisStore:
     def wait_children(self, run_id: str, digest: str, node: str, visit: int, children: list[str]) -> str:
         return _s(self._call("WAIT_CHILDREN", run_id, digest, [node, visit, len(children), dumps(children)]))
 
-    def lineage(self, run_id: str, max_hops: int = 64) -> tuple[str, int]:
-        """``(root run id, depth)`` of a run, following the ``parent`` links (root = depth 0)."""
-        rid, depth = run_id, 0
-        while depth <= max_hops:
-            parent = self.r.hget(self.keys.meta(rid), "parent")
-            if not parent:
-                return rid, depth
-            rid = _s(parent).rsplit("|", 2)[0]
-            depth += 1
-        return rid, depth
-
     def reserve_children(self, run_id: str, node: str, visit: int, n: int,
                          limits: Limits | None = None) -> None:
         """Count ``n`` child runs of item ``node|visit`` against the root run's limits, or raise
-        :class:`~flownb.errors.LimitExceeded` (atomic across workers: RESERVE_CHILDREN)."""
-        if n <= 0:
-            return
-        lim = limits or current_limits()
-        root, depth = self.lineage(run_id, lim.max_depth + 1)
-        lim.check_depth(depth + 1, node_id=node, run_id=run_id)
-        res = loads(self._scripts["RESERVE_CHILDREN"](
-            keys=[self.keys.child_runs(root), self.keys.meta(root)],
-            args=[lease_member(run_id, node, visit), n, lim.max_child_runs,
-                  self.settings.result_ttl_s * 2]))
-        if res.get("r") == "refused":
-            raise lim.child_runs_refused(int(res.get("total") or 0), n, node_id=node, run_id=run_id)
-        if res.get("r") == "stopped":
-            raise ExecutorError(f"node {node!r} of run {run_id}: its root run {root} is "
-                                f"{res.get('status')}; no more child runs are started",
-                                node_id=node, run_id=run_id)
+        :class:`~flownb.errors.LimitExceeded` (atomic across workers: :mod:`.childruns`)."""
+        childruns.reserve(self, self._scripts["RESERVE_CHILDREN"], run_id, node, visit, n, limits)
 
     def requeue_expired(self, limit: int = 200) -> list[tuple[str, str, int]]:
         raw = self._scripts["REQUEUE"](keys=[self.keys.leases],
