@@ -17,6 +17,7 @@ from .errors import (
     ConditionError,
     ExecutorError,
     FlownbError,
+    LimitExceeded,
     LintError,
     MaxVisitsExceeded,
     NodeError,
@@ -35,7 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Blueprint", "Builder", "Edge", "NodeSpec", "NodeConfig", "load", "NodeContext",
-    "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LintError",
+    "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LimitExceeded", "LintError",
     "MaxVisitsExceeded", "NodeError", "NodeTimeout", "RegistryError", "RunCancelled", "RunFailed",
     "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
     "RunResult", "CancelToken", "arun", "run", "attach", "__version__", "Batch", "BatchItem",

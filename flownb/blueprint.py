@@ -36,6 +36,9 @@ STRUCTURAL_NODES = frozenset({"subflow", "map"})
 
 
 _FLOWCRAFT_NUMBERS = frozenset({"maxRetries", "retryDelay", "timeout"})
+#: longest accepted ``timeout_s`` (7 days) and retry delay (1 day)
+MAX_TIMEOUT_S = 7 * 86400.0
+MAX_DELAY_S = 86400.0
 
 
 def _number(v: Any) -> Any:
@@ -54,14 +57,19 @@ class NodeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
+    # Upper bounds (issue 11.15): a timeout of 1e400 ms (inf) or a delay of 1e308 s loads fine but
+    # overflows timers later (setitimer, asyncio deadlines), far from the blueprint; refuse it here.
     retries: int = Field(0, ge=0, le=100, description="extra attempts after the first failure")
-    retry_delay_s: float = Field(0.0, ge=0, description="wait before the first retry")
-    backoff: float = Field(2.0, ge=1.0, description="multiplier applied to the delay at each retry")
-    max_retry_delay_s: float = Field(60.0, ge=0)
-    timeout_s: float | None = Field(None, gt=0, description="an attempt longer than this fails")
+    retry_delay_s: float = Field(0.0, ge=0, le=MAX_DELAY_S, allow_inf_nan=False,
+                                 description="wait before the first retry")
+    backoff: float = Field(2.0, ge=1.0, allow_inf_nan=False,  # capped by max_retry_delay_s
+                           description="multiplier applied to the delay at each retry")
+    max_retry_delay_s: float = Field(60.0, ge=0, le=MAX_DELAY_S, allow_inf_nan=False)
+    timeout_s: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False,
+                                    description="an attempt longer than this fails")
     fallback: str | None = Field(None, description="node id that takes over when this one fails")
     join: JoinStrategy = Field("all", alias="joinStrategy")
-    max_visits: int | None = Field(None, ge=1, alias="maxVisits")
+    max_visits: int | None = Field(None, ge=1, le=1_000_000, alias="maxVisits")
 
     @model_validator(mode="before")
     @classmethod
@@ -111,6 +119,16 @@ class Node(BaseModel):
     config: NodeConfig = Field(default_factory=NodeConfig)
     label: str | None = None
     description: str | None = None
+
+    @field_validator("params")
+    @classmethod
+    def _portable_params(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """Params travel as JSON (digest, Redis, files): NaN/inf or keys that collide as
+        strings (``{1: .., "1": ..}``) would change on the way, so they are refused here."""
+        from .jsondata import check
+
+        check(v, "params")
+        return v
 
     @field_validator("id")
     @classmethod

@@ -20,6 +20,7 @@ from ..blueprint import Blueprint
 from ..errors import ExecutorError, FlownbError
 from ..events import TERMINAL, Event
 from ..graph import Graph, analyse
+from ..jsondata import dumps as _strict_dumps
 from ..limits import Limits, current_limits
 from ..result import NodeStats, RunResult
 from ..scheduler import Item, Outcome
@@ -34,11 +35,8 @@ _UNSET = object()
 
 
 def dumps(value: Any) -> str:
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise FlownbError(f"value is not JSON-serialisable ({exc}); distributed runs store state "
-                          "and outputs as JSON") from None
+    """Strict JSON (no NaN/inf, no keys that collide as strings): :func:`flownb.jsondata.dumps`."""
+    return _strict_dumps(value)
 
 
 def loads(raw: bytes | str | None, *, what: str = "value") -> Any:
