@@ -33,6 +33,7 @@ from .limits import ChildBudget, LimitExceeded, child_limit_message
 from .registry import Registry, Result, default_registry
 from .result import CANCELLED, FAILED, SUCCEEDED, NodeStats, RunResult
 from .scheduler import Item, Scheduler
+from .transforms import transformed_input
 
 #: one ``(cn, item, ctx, resume)`` whose inline attempt failed: the policy finishes it
 _Handoff = tuple[CNode, Item, NodeContext, Resume]
@@ -433,6 +434,8 @@ class Engine:
                 input_ = self.outputs.get(src[0])
             else:
                 input_ = self._input_for(cn, item)
+            if cn.transforms is not None:
+                input_ = transformed_input(cn, src, input_, self._read)
         return NodeContext(input_, cn.params, cn.id, item.visit, self._env)
 
     def _is_cancelled(self) -> bool:
