@@ -364,6 +364,8 @@ class RunModel:
 
             with contextlib.suppress(Exception):  # drawing children is a bonus
                 states.update(states_from_events(self._child_events, run_id=self.run_id))
+        if self.result is not None:  # authoritative, and complete when child events were not
+            states.update(self.result.child_states)
         return states
 
     def snapshot(self) -> Snapshot:
