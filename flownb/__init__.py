@@ -28,6 +28,7 @@ from .errors import (
     RunTimeout,
 )
 from .events import Event, EventBus
+from .library import Library, load_dir
 from .registry import Node, Registry, Result, default_registry, node
 from .result import RunResult
 from .runtime import CancelToken, arun, run
@@ -40,7 +41,7 @@ __all__ = [
     "MaxVisitsExceeded", "NodeError", "NodeTimeout", "RegistryError", "RunCancelled", "RunFailed",
     "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
     "RunResult", "CancelToken", "arun", "run", "attach", "__version__", "Batch", "BatchItem",
-    "run_many", "arun_many",
+    "run_many", "arun_many", "Library", "load_dir",
 ]
 
 

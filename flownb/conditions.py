@@ -7,6 +7,12 @@ building a tiny AST of the node classes below, and a compiler turning that AST i
 closures.  Why closures: a condition is parsed once when the blueprint loads and evaluated on every
 edge of every node visit, so evaluation must not re-walk a tree or allocate per call.
 
+Names are identifiers that may contain single hyphens between letters (``route-by-total.total``
+reads node ``route-by-total``, as Flowcraft's examples write it); subtraction of two names needs
+spaces (``a - b``), and ``x-1`` is still ``x - 1``. ``.length`` of a list or a string is its
+length, as in Flowcraft's JavaScript conditions. The same language gives edge ``transform``
+expressions their value (:meth:`Condition.value`).
+
 Why the language is this small: it can only *read* JSON data (dict keys, list indices — never an
 attribute of an object) and call a fixed list of pure functions; nothing can be called on user
 objects, no user ``__len__``/``__getitem__``/property runs, and the length (2000 characters) and
@@ -39,7 +45,7 @@ Evaluator = Callable[[Resolve], Any]
 _TOKEN_RE = re.compile(r"""
     (?P<ws>\s+)
   | (?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
-  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z_][A-Za-z0-9_]*)*)
   | (?P<str>"(?:[^"\\]|\\[\s\S])*"|'(?:[^'\\]|\\[\s\S])*')
   | (?P<op>===|!==|==|!=|<=|>=|&&|\|\||[<>!+\-*/%()\[\],.])
 """, re.VERBOSE | re.ASCII)
@@ -372,6 +378,8 @@ def _lookup(obj: Any, key: Any) -> Any:
         except TypeError:  # unhashable key from a dynamic subscript
             return None
     if isinstance(obj, (list, tuple, str)):
+        if key == "length":  # Flowcraft's (JavaScript's) `items.length`
+            return len(obj) if type(obj) in (list, tuple, str) else _BASE_LEN[_base(obj)](obj)
         if type(key) is int:
             n = len(obj) if type(obj) in (list, tuple, str) else _BASE_LEN[_base(obj)](obj)
             if -n <= key < n:
@@ -664,8 +672,12 @@ class Condition:
 
     def evaluate(self, resolve: Resolve) -> bool:
         """Evaluate with ``resolve(root_name)``; a ``KeyError`` from it means "undefined"."""
+        return bool(self.value(resolve))
+
+    def value(self, resolve: Resolve) -> Any:
+        """The expression's value, not just its truth (edge ``transform`` expressions)."""
         try:
-            return bool(self._fn(resolve))
+            return self._fn(resolve)
         except _EvalError as e:
             raise ConditionError(f"{e} in {self.source!r}", path=self.where) from None
         except RecursionError:  # e.g. comparing or str() of a value nested thousands deep

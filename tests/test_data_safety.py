@@ -196,3 +196,23 @@ def test_params_that_json_would_change_are_refused_at_load(doc: str, fragment: s
     with pytest.raises(BlueprintError) as info:
         flownb.Blueprint.from_yaml(f"id: x\nnodes:\n  - id: a\n    uses: noop\n    {doc}\n")
     assert fragment in str(info.value)
+
+
+def test_events_of_a_deep_or_unprintable_output_do_not_crash_the_run() -> None:
+    class BadRepr:
+        def __repr__(self) -> str:
+            raise ValueError("no repr")
+
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    for value, shown in ((deep, "<list nested too deeply to show>"),
+                         (BadRepr(), "<BadRepr: repr() raised ValueError>")):
+        reg = flownb.Registry()
+        reg.add("make", lambda ctx, v=value: v)
+        seen: list[flownb.Event] = []
+        bp = flownb.Blueprint.from_dict({"id": "deep", "nodes": [{"id": "a", "uses": "make"}]})
+        res = flownb.run(bp, registry=reg, on_event=seen.append, raise_on_error=False)
+        assert res.status == "succeeded", res.error
+        [done] = [e for e in seen if e.type == "node_succeeded"]
+        assert done.data["output"] == shown

@@ -83,11 +83,13 @@ class _LazyOutputs(Mapping[str, Any]):
 
 
 def resolver(store: RedisStore, run_id: str, output: Any, action: str | None, input_: Any,
-              writes: Mapping[str, Any]) -> Callable[[str], Any]:
+              writes: Mapping[str, Any], node_id: str | None = None) -> Callable[[str], Any]:
     reader = Reader(store, run_id)
     state = _LazyState(reader, writes)
 
     def resolve(name: str) -> Any:
+        if name == node_id and name not in writes:
+            return output  # the committing node's own output is not in Redis yet
         if name == "result":
             return {"output": output, "action": action}
         if name == "output":
