@@ -130,12 +130,22 @@ class RunResult:
                    child_states=dict(d.get("child_states") or {}))
 
 
-def child_state_entries(prefix: str, statuses: Mapping[str, str],
-                        nested: Mapping[str, str]) -> dict[str, str]:
-    """One child run's node ``statuses`` (and its own ``nested`` child states) under ``prefix``
-    (``"sub/"``, ``"m[3]/"``) for :attr:`RunResult.child_states`: both executors build the
-    field with this, so they agree on the keys."""
-    out = {prefix + node: status for node, status in statuses.items()
-           if status and status != PENDING}
-    out.update((prefix + k, v) for k, v in nested.items())
-    return out
+class ChildStates:
+    """Collects :attr:`RunResult.child_states` as child runs finish: both executors build the
+    field with this, so they agree on the keys and on "the latest visit of a node wins"."""
+
+    def __init__(self) -> None:
+        self._by_node: dict[str, tuple[int, dict[str, str]]] = {}  # node -> (visit, states)
+
+    def add(self, node: str, visit: int, prefix: str, statuses: Mapping[str, str],
+            nested: Mapping[str, str]) -> None:
+        """One child run of ``node``'s ``visit``: its node ``statuses`` and its own ``nested``
+        child states, under ``prefix`` (``"sub/"``, ``"m[3]/"``)."""
+        seen = self._by_node.get(node)
+        if seen is None or seen[0] != visit:  # a new visit replaces what the last one ran
+            seen = self._by_node[node] = (visit, {})
+        seen[1].update((prefix + n, st) for n, st in statuses.items() if st and st != PENDING)
+        seen[1].update((prefix + k, v) for k, v in nested.items())
+
+    def states(self) -> dict[str, str]:
+        return {k: v for _, d in self._by_node.values() for k, v in d.items()}

@@ -35,9 +35,9 @@ from .result import (
     CANCELLED,
     FAILED,
     SUCCEEDED,
+    ChildStates,
     NodeStats,
     RunResult,
-    child_state_entries,
 )
 from .scheduler import Item, Scheduler
 from .transforms import transformed_input
@@ -180,9 +180,8 @@ class Engine:
         # inline-path figures, folded into NodeStats at the end (no object per node on the hot path)
         self._dur: dict[str, float] = {}
         self._state_map = _StateMap(self.state, self.outputs)
-        #: node id -> (visit, node states of that visit's finished child runs), for
-        #: RunResult.child_states (the latest visit of a subflow/map node is drawn)
-        self._children: dict[str, tuple[int, dict[str, str]]] = {}
+        #: node states of finished child runs, for RunResult.child_states
+        self._children = ChildStates()
 
     # -- state access ----------------------------------------------------------------------------
     def _read(self, key: str) -> Any:
@@ -276,7 +275,7 @@ class Engine:
                            outputs=self.outputs, state=self.state, error=self.error,
                            nodes=self._all_stats(), started_at=started, finished_at=finished,
                            terminal=[n for n, cn in self.g.nodes.items() if not cn.out],
-                           child_states={k: v for _, d in self._children.values() for k, v in d.items()})
+                           child_states=self._children.states())
         if status == SUCCEEDED:
             self._emit(ev.RUN_FINISHED, duration_s=result.duration_s)
         elif status == FAILED:
@@ -506,11 +505,8 @@ class Engine:
 
     def _note_child(self, node: str, visit: int, prefix: str, res: RunResult) -> None:
         """Keep a finished child run's node states for the drawing of the parent's result."""
-        seen = self._children.get(node)
-        if seen is None or seen[0] != visit:
-            seen = self._children[node] = (visit, {})
-        seen[1].update(child_state_entries(
-            prefix, {n: st.status for n, st in res.nodes.items()}, res.child_states))
+        self._children.add(node, visit, prefix, {n: st.status for n, st in res.nodes.items()},
+                           res.child_states)
 
     def _reserve_children(self, cn: CNode, n: int) -> None:
         """Count ``n`` child runs against the root run's limits (:mod:`flownb.limits`)."""

@@ -4,7 +4,7 @@ Why: a drawing of a finished run colours a subflow's inside from the result alon
 these states its child nodes stayed "pending" after the run. Child runs are runs of their own
 (``<parent>.<node>.<visit>.<i>``, listed in the parent's ``children`` set), so their node
 statuses are read here, one pipelined round trip per nesting level, and keyed the way the
-in-process engine keys them (:func:`flownb.result.child_state_entries`): ``"<node>/<child>"`` for
+in-process engine keys them (:class:`flownb.result.ChildStates`): ``"<node>/<child>"`` for
 a subflow, ``"<node>[i]/<child>"`` for map items, the latest visit of a node winning.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FlownbError
-from ..result import child_state_entries
+from ..result import ChildStates
 
 if TYPE_CHECKING:
     from ..blueprint import Blueprint
@@ -69,17 +69,14 @@ def load_child_states(store: RedisStore, run_id: str, blueprint: Blueprint | Non
         kids = children.get(rid) or []
         bp = blueprint_of(rid) if kids else None
         uses = {n.id: n.uses for n in bp.nodes} if bp is not None else {}
-        latest: dict[str, tuple[int, dict[str, str]]] = {}  # node -> (visit, its states)
-        for cid in sorted(kids, key=lambda c: _visit_index(rid, c)):
+        out = ChildStates()
+        for cid in sorted(kids, key=lambda c: _visit_index(rid, c)):  # the latest visit last
             node, visit, index = _parts(rid, cid)
             if node not in uses or cid not in statuses:
                 continue
             prefix = f"{node}/" if uses[node] == "subflow" else f"{node}[{index}]/"
-            seen = latest.get(node)
-            if seen is None or seen[0] != visit:
-                seen = latest[node] = (visit, {})
-            seen[1].update(child_state_entries(prefix, statuses[cid], states_of(cid)))
-        return {k: v for _, d in latest.values() for k, v in d.items()}
+            out.add(node, visit, prefix, statuses[cid], states_of(cid))
+        return out.states()
 
     return states_of(run_id)
 
