@@ -27,6 +27,7 @@ from ..limits import Limits
 from ..result import NodeStats, RunResult
 from ..scheduler import Item, Outcome
 from . import childruns, scripts
+from .child_states import load_child_states
 from .keys import Keys, item_field, lease_member
 
 if TYPE_CHECKING:
@@ -364,7 +365,8 @@ class RedisStore:
         pipe.hgetall(k.meta(run_id))
         pipe.hgetall(k.state(run_id))
         pipe.hgetall(k.nodes(run_id))
-        meta_raw, state_raw, nodes_raw = pipe.execute()
+        pipe.smembers(k.children(run_id))
+        meta_raw, state_raw, nodes_raw, child_ids = pipe.execute()
         if not meta_raw:
             raise ExecutorError(f"{GONE}: finished runs are kept result_ttl_s="
                                 f"{self.settings.result_ttl_s}s; or the run id, key prefix "
@@ -384,6 +386,7 @@ class RedisStore:
                 state[fs] = val
         nodes: dict[str, NodeStats] = {}
         terminal: list[str] = []
+        bp: Blueprint | None = None
         try:
             bp = self.load_blueprint(meta.get("blueprint", ""))
             terminal = [n.id for n in bp.nodes if not any(e.source == n.id for e in bp.edges)]
@@ -402,7 +405,9 @@ class RedisStore:
         return RunResult(run_id=run_id, blueprint_id=meta.get("blueprint_id", ""),
                          status=meta.get("status", "unknown"), outputs=outputs, state=state,
                          error=error, nodes=nodes, started_at=float(meta.get("created_at", 0) or 0),
-                         finished_at=float(meta.get("finished_at", 0) or 0), terminal=terminal)
+                         finished_at=float(meta.get("finished_at", 0) or 0), terminal=terminal,
+                         child_states=load_child_states(self, run_id, bp, child_ids)
+                         if child_ids else {})
 
     # -- events ----------------------------------------------------------------------------------
     def events(self, run_id: str, *, after: str = "0-0", count: int = 1000) -> list[Event]:
