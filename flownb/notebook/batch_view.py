@@ -9,7 +9,7 @@ snapshot at most :data:`MAX_UPDATES_PER_S` times a second and only when somethin
 batch of 500 runs emitting thousands of events a second still sends a handful of IOPub
 messages a second (Jupyter Server drops output above 1000/s). Widgets are created in the thread
 that builds the view (the kernel's main thread); the ticker only sets values of existing widgets
-(see ``NOTEBOOK-PITFALLS.md``). A retry of the failures wakes the ticker again.
+(the rule :mod:`flownb.notebook.widget` follows). A retry of the failures wakes the ticker again.
 """
 
 from __future__ import annotations
