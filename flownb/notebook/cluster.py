@@ -303,8 +303,9 @@ class LocalCluster:
 
     def run(self, blueprint: Blueprint | Mapping[str, Any] | str,
             inputs: Mapping[str, Any] | None = None, timeout: float | None = None, *,
-            raise_on_error: bool = False) -> RunResult:
-        """Submit and wait for the result."""
+            raise_on_error: bool = True) -> RunResult:
+        """Submit and wait for the result (a failed run raises
+        :class:`~flownb.errors.RunFailed` unless ``raise_on_error=False``)."""
         return self.executor.run(blueprint, inputs, timeout=timeout, raise_on_error=raise_on_error)
 
     def map(self, blueprint: Blueprint | Mapping[str, Any] | str, rows: Any, *,
