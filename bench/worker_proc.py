@@ -17,6 +17,7 @@ import cProfile
 import logging
 import os
 import sys
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,9 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     worker = make_worker(conn, name=args.name, queue_name=args.queue, settings=settings,
                          reap_interval_s=args.reap_interval)
     prof = cProfile.Profile() if args.profile else None
+    loop_thread: list[Any] = []
     if prof is not None and args.profile_scope == "job":
         from flownb.distributed.worker import WorkerRuntime
 
+        if not hasattr(WorkerRuntime, "process"):
+            # workers that run many visits at once do the flownb part of every job on one
+            # event-loop thread: profile that thread
+            _profile_loop_thread(WorkerRuntime, prof, loop_thread)
+    if prof is not None and args.profile_scope == "job" and hasattr(WorkerRuntime, "process"):
         original = WorkerRuntime.process
 
         def process(self, run_id, items):  # type: ignore[no-untyped-def]
@@ -69,9 +76,31 @@ def main(argv: list[str] | None = None) -> int:
         worker.work(burst=args.burst, logging_level="WARNING")
     finally:
         if prof is not None:
+            for t in loop_thread:  # its run_forever returns once the worker stopped
+                t.join(10)
             prof.disable()
             prof.dump_stats(args.profile)
     return 0
+
+
+def _profile_loop_thread(runtime_cls: Any, prof: cProfile.Profile, threads: list[Any]) -> None:
+    import asyncio
+    import threading
+
+    original_start = runtime_cls.start
+
+    def start(self: Any) -> None:
+        if getattr(self, "_loop", None) is None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            self._loop_thread = threading.Thread(target=prof.runcall, args=(loop.run_forever,),
+                                                 daemon=True, name=f"flownb-loop-{self.name}")
+            self._loop_thread.start()
+            threads.append(self._loop_thread)
+        original_start(self)
+
+    runtime_cls.start = start
+    runtime_cls.start_background = start
 
 
 if __name__ == "__main__":

@@ -30,8 +30,17 @@ from .errors import FlownbError, MaxVisitsExceeded, NodeError, RegistryError
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
 from .limits import ChildBudget, LimitExceeded, child_limit_message
+from .reducers import StateWriter
 from .registry import Registry, Result, default_registry
-from .result import CANCELLED, FAILED, SUCCEEDED, WAITING, NodeStats, RunResult
+from .result import (
+    CANCELLED,
+    FAILED,
+    SUCCEEDED,
+    WAITING,
+    ChildStates,
+    NodeStats,
+    RunResult,
+)
 from .scheduler import Item, Scheduler
 from .transforms import transformed_input
 from .waiting import WaitRequest, drive_local, park_local
@@ -164,6 +173,7 @@ class Engine:
         self.bus = bus
         self.cancel = cancel
         self.sched = Scheduler(graph)
+        self.writer = StateWriter(self.bp.reducers)  # reducers + conflicting parallel writes
         self.stats: dict[str, NodeStats] = {}
         self.error: dict[str, Any] | None = None
         self.depth = depth
@@ -174,6 +184,8 @@ class Engine:
         # inline-path figures, folded into NodeStats at the end (no object per node on the hot path)
         self._dur: dict[str, float] = {}
         self._state_map = _StateMap(self.state, self.outputs)
+        #: node states of finished child runs, for RunResult.child_states
+        self._children = ChildStates()
         # human in the loop and time travel (flownb.waiting, flownb.history): visits parked for
         # an answer, the optional recorder of committed steps, and where a resumed or forked
         # drive starts instead of the start nodes
@@ -212,6 +224,7 @@ class Engine:
             ready: deque[Item] = deque(self.sched.start() if self.start_items is None
                                        else self.start_items)
             self.start_items = None
+            self.writer.fired(ready)
             while ready or running:
                 if self.cancel.cancelled:
                     status = CANCELLED
@@ -277,7 +290,8 @@ class Engine:
         result = RunResult(run_id=self.run_id, blueprint_id=self.bp.id, status=status,
                            outputs=self.outputs, state=self.state, error=self.error,
                            nodes=self._all_stats(), started_at=started, finished_at=finished,
-                           terminal=[n for n, cn in self.g.nodes.items() if not cn.out])
+                           terminal=[n for n, cn in self.g.nodes.items() if not cn.out],
+                           child_states=self._children.states())
         if status == SUCCEEDED:
             self._emit(ev.RUN_FINISHED, duration_s=result.duration_s)
         elif status == WAITING:
@@ -392,8 +406,7 @@ class Engine:
             output, action = res.output, res.action
         else:
             output, action = res, None
-        if ctx._writes:
-            self.state.update(ctx._writes)
+        self.writer.apply(self.state, cn.id, item.visit, ctx._writes)
         self.outputs[cn.id] = output
         taken: set[int] | frozenset[int]
         if cn.out:
@@ -408,8 +421,9 @@ class Engine:
             st = self.stats[cn.id]
             st.duration_s += dt
             st.status = "failed" if replaced_by else "succeeded"
-        if self.recorder is not None:
-            self.recorder.commit(cn.id, item.visit, output, action, ctx._writes, taken)
+        if self.recorder is not None:  # the values written (after reducers), so replays set them
+            self.recorder.commit(cn.id, item.visit, output, action,
+                                 {k: self.state.get(k, v) for k, v in ctx._writes.items()}, taken)
         if self.bus.active:
             self._emit(ev.NODE_SUCCEEDED, replaced_by or cn.id, visit=item.visit,
                        attempt=ctx.attempt, duration_s=dt, action=action, output=_preview(output),
@@ -417,6 +431,7 @@ class Engine:
         outcome = self.sched.complete(cn.id, item.visit, taken)
         if outcome is None:
             return []
+        self.writer.fired(outcome.ready)
         if outcome.skipped:
             for name in outcome.skipped:
                 self._stat(name).status = "skipped"
@@ -483,6 +498,7 @@ class Engine:
                 self._reserve_children(cn, 1)
                 child_inputs = builtins.subflow_inputs(cn.params, ctx.input, self._read)
                 res = await self._child(bp, child_inputs, f"{self.run_id}/{cn.id}.{ctx.visit}")
+                self._note_child(cn.id, ctx.visit, f"{cn.id}/", res)
                 _raise_child(cn, res)
                 for k, v in builtins.subflow_outputs(cn.params, res).items():
                     ctx.state.set(k, v)
@@ -495,6 +511,7 @@ class Engine:
                 async with sem:
                     r = await self._child(plan.blueprint, child_inputs,
                                           f"{self.run_id}/{cn.id}.{ctx.visit}[{i}]")
+                self._note_child(cn.id, ctx.visit, f"{cn.id}[{i}]/", r)
                 _raise_child(cn, r, index=i)
                 return r.output
 
@@ -508,6 +525,11 @@ class Engine:
                 raise
 
         return call
+
+    def _note_child(self, node: str, visit: int, prefix: str, res: RunResult) -> None:
+        """Keep a finished child run's node states for the drawing of the parent's result."""
+        self._children.add(node, visit, prefix, {n: st.status for n, st in res.nodes.items()},
+                           res.child_states)
 
     def _reserve_children(self, cn: CNode, n: int) -> None:
         """Count ``n`` child runs against the root run's limits (:mod:`flownb.limits`)."""
@@ -563,12 +585,15 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
                *, registry: Registry | None = None, run_id: str | None = None,
                on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
                cancel: CancelToken | None = None, max_concurrency: int | None = None,
-               raise_on_error: bool = False, history: Any = False,
+               raise_on_error: bool = True, history: Any = False,
                on_wait: Callable[[Any], Any] | None = None) -> RunResult:
     """Run a blueprint in this process and return its :class:`RunResult`.
 
     ``on_event`` receives every :class:`~flownb.events.Event`; ``cancel`` lets another thread or
-    task stop the run; ``raise_on_error`` turns a failed/cancelled result into an exception.
+    task stop the run. A failed run raises :class:`~flownb.errors.RunFailed` (node id, error,
+    original traceback; ``.result`` holds the :class:`RunResult`) and a cancelled one
+    :class:`~flownb.errors.RunCancelled`, so failure is never silent; pass
+    ``raise_on_error=False`` to get the result back whatever its status.
     ``history=True`` records every committed step (``result.history()``, ``flownb.fork``).
     A run that reaches a ``wait``/``approval`` node returns with status ``waiting`` (resume it
     with ``result.resume(node, value)``), or, with ``on_wait``, awaits ``on_wait(request)``
@@ -588,13 +613,20 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
 
 
 def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any] | None = None,
-        **kwargs: Any) -> RunResult:
-    """Synchronous :func:`arun`; works inside Jupyter's running event loop too."""
+        *, registry: Registry | None = None, run_id: str | None = None,
+        on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
+        cancel: CancelToken | None = None, max_concurrency: int | None = None,
+        raise_on_error: bool = True, history: Any = False,
+        on_wait: Callable[[Any], Any] | None = None) -> RunResult:
+    """Synchronous :func:`arun`, same arguments (spelled out so a typo is a type error);
+    works inside Jupyter's running event loop too."""
     from .aio import run_sync
 
-    cancel = kwargs.get("cancel") or CancelToken()
-    kwargs["cancel"] = cancel
-    return run_sync(arun(blueprint, inputs, **kwargs), on_interrupt=cancel.cancel)
+    cancel = cancel or CancelToken()  # Ctrl-C / Jupyter's interrupt cancels the run
+    return run_sync(arun(blueprint, inputs, registry=registry, run_id=run_id, on_event=on_event,
+                         bus=bus, cancel=cancel, max_concurrency=max_concurrency,
+                         raise_on_error=raise_on_error, history=history, on_wait=on_wait),
+                    on_interrupt=cancel.cancel)
 
 
 __all__ = ["CancelToken", "Engine", "RegistryError", "arun", "new_run_id", "run"]

@@ -260,7 +260,7 @@ class NodeRunner:
                 return None
             output_json = dumps(output)
             output_json.encode()  # a lone surrogate cannot be stored: say so, do not crash Redis I/O
-            for k, v in writes.items():
+            for v in writes.values():
                 dumps(v).encode()
             taken = select_edges(cn, action, resolver(st, run.run_id, output, action, input_,
                                                       writes, node_id=cn.id)) if cn.out else set()

@@ -306,4 +306,5 @@ class WorkerRuntime(NodeRunner):
             "jobs": st.jobs, "nodes": self.nodes_done, "in_flight": self._in_flight,
             "max_in_flight": st.max_in_flight, "concurrency": self.concurrency,
             "requeued": st.requeued, "handed_back": st.handed_back, "seen": time.time(),
-            "started_at": st.started_at, "names": sorted(self.registry.names())}))
+            "started_at": st.started_at, "names": sorted(self.registry.names()),
+            "queue": self.queue.name}))
