@@ -149,6 +149,9 @@ class WorkerRuntime(NodeRunner):
     def in_flight(self) -> int:
         return self._in_flight
 
+    def alone(self) -> bool:
+        return self._in_flight <= 1
+
     def drain(self, timeout_s: float | None = None) -> bool:
         """Wait until no visit is in flight (a warm shutdown lets running nodes commit)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -300,5 +303,6 @@ class WorkerRuntime(NodeRunner):
             "state": "busy" if self._in_flight else "idle", "current": self.current,
             "jobs": st.jobs, "nodes": self.nodes_done, "in_flight": self._in_flight,
             "max_in_flight": st.max_in_flight, "concurrency": self.concurrency,
-            "requeued": st.requeued, "handed_back": st.handed_back, "seen": time.time(),
+            "requeued": st.requeued, "handed_back": st.handed_back, "inline": self.inline_visits,
+            "seen": time.time(),
             "started_at": st.started_at, "names": sorted(self.registry.names())}))
