@@ -71,6 +71,14 @@ def gate(ctx: Any) -> Any:
     return "ok"
 
 
+@flownb.node("w-blob")
+def blob(ctx: Any) -> Any:
+    """An output of ``size`` characters (fills a Redis at maxmemory)."""
+    r = _enter(ctx)
+    _leave(ctx, r)
+    return "x" * int(ctx.params.get("size", 100_000))
+
+
 @flownb.node("w-gil-hog")
 def gil_hog(ctx: Any) -> Any:
     """Holds the GIL for ``s`` seconds: no other thread of the worker runs meanwhile."""

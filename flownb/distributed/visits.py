@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..registry import Registry, default_registry
-from .execute import Incapable, NodeRunner
+from .execute import Incapable, NodeRunner, is_transient_redis_error
 from .jobs import enqueue_items, make_queue
 from .keys import item_field, lease_member
 from .store import RedisStore, StoreSettings, dumps, loads
@@ -152,6 +152,9 @@ class WorkerRuntime(NodeRunner):
     def alone(self) -> bool:
         return self._in_flight <= 1
 
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def drain(self, timeout_s: float | None = None) -> bool:
         """Wait until no visit is in flight (a warm shutdown lets running nodes commit)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -235,6 +238,9 @@ class WorkerRuntime(NodeRunner):
                     next_reap = now + self.reap_interval_s
                     self.reap()
             except Exception as exc:  # noqa: BLE001 - keep beating through Redis hiccups
+                if is_transient_redis_error(exc):
+                    self.redis_errors += 1
+                    self.last_redis_error = f"{type(exc).__name__}: {exc}"
                 log.warning("flownb worker %s heartbeat: %s", self.name, exc)
 
     def reap(self) -> int:
@@ -304,5 +310,6 @@ class WorkerRuntime(NodeRunner):
             "jobs": st.jobs, "nodes": self.nodes_done, "in_flight": self._in_flight,
             "max_in_flight": st.max_in_flight, "concurrency": self.concurrency,
             "requeued": st.requeued, "handed_back": st.handed_back, "inline": self.inline_visits,
+            "redis_errors": self.redis_errors, "last_redis_error": self.last_redis_error,
             "seen": time.time(),
             "started_at": st.started_at, "names": sorted(self.registry.names())}))
