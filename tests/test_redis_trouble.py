@@ -4,7 +4,6 @@ in the session's Redis (a different server), so the counts survive the trouble t
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -13,23 +12,13 @@ from collections.abc import Callable
 import pytest
 import redis
 
-import flownb
 from flownb.distributed.client import DistributedExecutor, RunHandle
 from flownb.distributed.server import EmbeddedRedis
 
 from conftest import Workers
+from test_worker_concurrency import MODS, fanout, worker_rows
 
 pytestmark = pytest.mark.timeout(240)
-
-MODS = ("scenario_nodes", "dist_nodes", "worker_nodes")
-
-
-def fanout(uses: str, counter_url: str, tag: str, width: int, **params: object) -> flownb.Blueprint:
-    nodes = [{"id": "start", "uses": "noop"}]
-    nodes += [{"id": f"b{i}", "uses": uses, "params": {"redis": counter_url, "tag": tag, **params}}
-              for i in range(width)]
-    edges = [{"source": "start", "target": f"b{i}"} for i in range(width)]
-    return flownb.Blueprint.from_dict({"id": f"trouble-{uses}", "nodes": nodes, "edges": edges})
 
 
 def until(pred: Callable[[], bool], timeout: float, what: str) -> None:
@@ -47,10 +36,6 @@ def commits_per_node(handle: RunHandle) -> dict[str, int]:
         if e.type == "node_succeeded":
             out[e.node_id] = out.get(e.node_id, 0) + 1
     return out
-
-
-def worker_rows(r: redis.Redis) -> list[dict]:
-    return [json.loads(v) for v in r.hgetall("flownb:workers").values()]
 
 
 def test_redis_outage_of_seconds_mid_run_completes(redis_url: str) -> None:

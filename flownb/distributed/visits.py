@@ -174,8 +174,8 @@ class WorkerRuntime(NodeRunner):
         try:
             self.conn.hdel(self.store.keys.workers, self.name)
             self.conn.delete(self.store.keys.alive(self.name))
-        except Exception:  # noqa: BLE001 - shutting down
-            pass
+        except Exception as exc:  # noqa: BLE001 - shutting down; both keys expire anyway
+            log.debug("flownb worker %s: could not remove its info at stop: %s", self.name, exc)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -211,7 +211,8 @@ class WorkerRuntime(NodeRunner):
         for k, v in self.conn.hgetall(self.store.keys.workers).items():
             try:
                 info = loads(v)
-            except Exception:  # noqa: BLE001 - a foreign row
+            except Exception as exc:  # noqa: BLE001 - a foreign row
+                log.debug("flownb: ignoring unreadable worker row %r: %s", k, exc)
                 continue
             if isinstance(info, dict) and float(info.get("seen") or 0) >= horizon:
                 out[k.decode() if isinstance(k, bytes) else str(k)] = info

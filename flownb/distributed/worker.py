@@ -137,8 +137,8 @@ def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str =
         def _drop(self, job_id: str) -> None:
             try:
                 self.connection.lrem(self.queues[0].intermediate_queue_key, 1, job_id)
-            except Exception:  # noqa: BLE001 - best effort
-                pass
+            except _redis_errors() as exc:  # best effort: RQ cleans its intermediate queue too
+                log.debug("flownb worker %s: could not drop job %s: %s", self.name, job_id, exc)
 
         def _ride_out(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
             """RQ bookkeeping that may fail while Redis is away or full: the next round will do
