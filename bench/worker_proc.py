@@ -4,8 +4,9 @@
 
 * ``--result-ttl``: the CLI builds ``StoreSettings(lease_ttl_s, queued_ttl_s)`` only, so finished
   runs expire after the default day; the memory benchmark needs seconds.
-* ``--profile OUT``: cProfile around ``worker.work()`` only (not the imports), written to OUT when
-  the worker stops (``--burst``: when the queue is empty).
+* ``--profile OUT``: cProfile of the worker's event-loop thread, where the visits run (or, with
+  ``--profile-scope work``, of ``worker.work()``), written to OUT when the worker stops
+  (``--burst``: when the queue is empty).
 
 Otherwise it is the same as the CLI: ``make_worker(conn, name=..., settings=...)`` and ``.work()``.
 """
@@ -17,6 +18,37 @@ import cProfile
 import logging
 import os
 import sys
+from typing import Any
+
+
+def _profile_visits(prof: cProfile.Profile) -> None:
+    """Profile the worker's event-loop thread, where every visit runs (claim, node, commit;
+    pool threads are not profiled): enabled once the loop starts, disabled before it stops."""
+    import threading
+
+    from flownb.distributed.visits import WorkerRuntime
+
+    start, stop = WorkerRuntime.start, WorkerRuntime.stop
+
+    def on_loop(rt: WorkerRuntime, fn: Any) -> None:
+        done = threading.Event()
+        assert rt._loop is not None
+        rt._loop.call_soon_threadsafe(lambda: (fn(), done.set()))
+        done.wait(10)
+
+    def started(self: WorkerRuntime) -> None:
+        first = self._loop is None
+        start(self)
+        if first:
+            on_loop(self, prof.enable)
+
+    def stopped(self: WorkerRuntime) -> None:
+        if self._loop is not None and self._loop.is_running():
+            on_loop(self, prof.disable)
+        stop(self)
+
+    WorkerRuntime.start = started  # type: ignore[method-assign]
+    WorkerRuntime.stop = stopped  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--import", dest="imports", action="append", default=[])
     ap.add_argument("--profile", default=None)
     ap.add_argument("--profile-scope", choices=("job", "work"), default="job",
-                    help="job: only WorkerRuntime.process (the flownb part of each job); "
+                    help="job: the worker's event-loop thread (every visit: claim, node, commit); "
                          "work: the whole worker.work() loop (RQ's dequeue and bookkeeping too)")
     ap.add_argument("--burst", action="store_true")
     args = ap.parse_args(argv)
@@ -51,18 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                          reap_interval_s=args.reap_interval)
     prof = cProfile.Profile() if args.profile else None
     if prof is not None and args.profile_scope == "job":
-        from flownb.distributed.worker import WorkerRuntime
-
-        original = WorkerRuntime.process
-
-        def process(self, run_id, items):  # type: ignore[no-untyped-def]
-            prof.enable()
-            try:
-                return original(self, run_id, items)
-            finally:
-                prof.disable()
-
-        WorkerRuntime.process = process  # type: ignore[method-assign]
+        _profile_visits(prof)
     elif prof is not None:
         prof.enable()
     try:

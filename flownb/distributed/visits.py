@@ -117,7 +117,17 @@ class WorkerRuntime(NodeRunner):
         members = [lease_member(run_id, n, v) for n, v in wanted]
         for m in members:
             self.running[m] = run_id
-        self.store.renew(members)  # held: protected by this worker's heartbeat from now on
+        try:
+            self.store.renew(members)  # held: protected by this worker's heartbeat from now on
+        except Exception as exc:
+            if not is_transient_redis_error(exc):
+                for m in members:
+                    self.running.pop(m, None)
+                raise
+            # Redis away or full: carry on; the heartbeat renews once it is back, and every
+            # member held must reach a visit below, which alone lets go of it
+            log.warning("flownb worker %s: could not renew the leases of a job of run %s: %s",
+                        self.name, run_id, exc)
         for i, (node, visit) in enumerate(wanted):
             while not self._slots.acquire(timeout=0.5):
                 if self._stop.is_set():  # shutting down: the rest expire and are re-run
