@@ -99,3 +99,24 @@ def test_redis_at_maxmemory_noeviction_workers_survive_and_runs_continue(redis_u
                   30, "a worker to report the OOM errors in its info")
         finally:
             w.close()
+
+
+def test_claim_whose_reply_was_lost_is_taken_up_by_its_worker(redis_url: str) -> None:
+    """CLAIM ran but its reply never reached the worker (the connection dropped in between):
+    the item is this live worker's, which the reaper spares; the worker must take it up."""
+    counters = redis.Redis.from_url(redis_url)
+    w = Workers(redis_url, modules=MODS)
+    try:
+        ex = DistributedExecutor(redis_url)
+        bp = fanout("w-sync-sleep", redis_url, "lost", 2, s=0.01)
+        handle = ex.submit(bp)  # no worker yet: the job waits in the queue
+        name = f"test-w1-{os.getpid()}"  # the name Workers gives its first worker
+        digest = ex.store.meta(handle.run_id)["blueprint"]
+        assert ex.store.claim(handle.run_id, digest, "start", 1, name)["r"] == "ok"  # "lost"
+        w.start(1)
+        res = handle.result(timeout=120, raise_on_error=False)
+        assert res.status == "succeeded", res.error
+        assert set(commits_per_node(handle).values()) == {1}
+        assert int(counters.get("lost:exec") or 0) == 2
+    finally:
+        w.close()

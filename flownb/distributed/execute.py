@@ -32,7 +32,7 @@ from ..graph import CNode, Graph, compile_graph, select_edges
 from ..limits import LimitExceeded, child_limit_message
 from ..registry import Registry
 from .jobs import enqueue_items
-from .keys import lease_member
+from .keys import item_field, lease_member
 from .reads import Reader, resolver
 from .store import RedisStore, dumps, loads
 
@@ -102,6 +102,7 @@ class NodeRunner:
         self.runs: OrderedDict[str, _Run] = OrderedDict()
         self.graphs: dict[tuple[str, str], Graph] = {}
         self.running: dict[str, str] = {}  # lease member -> run id (held or in flight)
+        self.executing: set[str] = set()  # lease members a visit here is running
         self.nodes_done = 0
         self.current: str | None = None
         self.type_cost: dict[str, float] = {}  # node type -> moving average of a visit's seconds
@@ -206,6 +207,9 @@ class NodeRunner:
         if kind == "create":
             await self._start_children(run, run.graph.nodes[node], visit, res.get("item") or {})
             return
+        if kind == "busy":
+            res = self._own_claim(run_id, node, visit) or res
+            kind = res.get("r")
         if kind != "ok":
             return
         nxt: Next = (node, visit, res["item"], _NO_INPUT)
@@ -213,13 +217,29 @@ class NodeRunner:
             node, visit = nxt[0], nxt[1]
             member = lease_member(run_id, node, visit)
             self.running[member] = run_id
+            self.executing.add(member)
             try:
                 nxt = await self._execute(run, *nxt)
             except Exception as exc:  # noqa: BLE001 - must end this node, never orphan it
                 await self.fail_visit(run, node, exc, traceback.format_exc())
                 nxt = None
             finally:
+                self.executing.discard(member)
                 self.running.pop(member, None)
+
+    def _own_claim(self, run_id: str, node: str, visit: int) -> dict[str, Any] | None:
+        """The claim of an item that is already this worker's but that no visit here runs: the
+        reply of an earlier CLAIM was lost (the connection dropped after Redis ran it). Left
+        alone it would be stuck for ever, as the reaper spares a live worker's items."""
+        if lease_member(run_id, node, visit) in self.executing:
+            return None  # a duplicate job of an item running here
+        raw = self.store.r.hget(self.store.keys.pending(run_id), item_field(node, visit))
+        item = loads(raw) if raw is not None else None
+        if isinstance(item, dict) and item.get("st") == "r" and item.get("w") == self.name:
+            log.warning("flownb worker %s: taking up %s|%s of run %s, claimed by this worker "
+                        "earlier (a lost reply)", self.name, node, visit, run_id)
+            return {"r": "ok", "item": item}
+        return None
 
     async def fail_visit(self, run: _Run, node: str, exc: BaseException, tb: str) -> None:
         """Fail the node of a visit that broke outside the node body (commit, Redis, encoding)."""
