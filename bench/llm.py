@@ -83,7 +83,14 @@ class LLMServer:
         self.stop()
 
 
-def run_contender(name: str, agent: str, n: int, base_url: str, deadline_s: float) -> dict[str, Any]:
+def run_contender(name: str, agent: str, n: int, base_url: str, deadline_s: float, *,
+                  inline: bool = False) -> dict[str, Any]:
+    """The contender in a process of its own (its peak RSS is its own), or here (``inline``,
+    for --quick: no interpreter start-ups, RSS is the bench process's)."""
+    if inline:
+        from .llm_contenders import run
+
+        return run(name, agent, n, base_url, deadline_s)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]])}
     proc = subprocess.run([sys.executable, "-m", "bench.llm_contenders", name, agent, str(n),
@@ -144,7 +151,7 @@ def llm(cfg: Config) -> Report:
     rep = Report()
     sizes = cfg.pick((200, 500), (8,))
     agents = cfg.pick(AGENTS, ("content_moderation",))
-    latency = cfg.pick(0.2, 0.05)
+    latency = cfg.pick(0.2, 0.02)
     deadline = cfg.pick(float(os.environ.get("BENCH_LLM_DEADLINE_S", "120")), 20.0)
     data: dict[str, Any] = {"latency_s": latency, "deadline_s": deadline, "cases": {}}
     rep.data.update(data)
@@ -156,7 +163,7 @@ def llm(cfg: Config) -> Report:
                                         "floor_s": CRITICAL_PATH_CALLS[agent] * latency}
                 for c in CONTENDERS:
                     srv.reset()
-                    r = run_contender(c, agent, n, srv.base_url, deadline)
+                    r = run_contender(c, agent, n, srv.base_url, deadline, inline=cfg.quick)
                     st = srv.stats()
                     r["max_in_flight"] = st["max_in_flight"]
                     r["calls"] = st["calls"]
@@ -206,7 +213,9 @@ def llm(cfg: Config) -> Report:
     conc = data["cases"][first]["results"]["cluster"].get("worker_concurrency", 1)
     rep.note(f"latency {latency * 1000:.0f} ms per call, deadline {deadline:.0f} s per contender; "
              f"the cluster's workers ran {conc} node visit(s) at once each "
-             + ("(this flownb's worker has no concurrency setting yet)" if conc == 1 else ""))
+             + ("(this flownb's worker has no concurrency setting yet)" if conc == 1 else "")
+             + ("; --quick: contenders ran inside the bench process (RSS is the bench's)"
+                if cfg.quick else ""))
     rep.data["table"] = markdown_table(data)
     rep.data["resources_table"] = resources_table(data)
     return rep

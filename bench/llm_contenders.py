@@ -314,7 +314,7 @@ def cluster(agent: str, rows: list[dict[str, Any]], base_url: str,
             out["worker_rss_peak_bytes"] = max((_hwm_bytes(p) or 0) for p in pids) if pids else None
             out["requeued"] = _requeued(c)
             out["worker_concurrency"] = kw.get("concurrency", 1)
-            out.update(_noop_chain(c))
+            out.update(_noop_chain(c, n=200 if len(rows) > 50 else 50))
     return out
 
 
@@ -341,13 +341,24 @@ CONTENDERS: dict[str, Callable[..., Any]] = {"plain": plain, "langgraph": langgr
                                              "inprocess": inprocess, "cluster": cluster}
 
 
-def main(argv: list[str]) -> int:
-    name, agent, n, base_url, deadline = argv[0], argv[1], int(argv[2]), argv[3], float(argv[4])
-    rows = rows_for(agent, n)
-    fn = CONTENDERS[name]
-    out = asyncio.run(fn(agent, rows, base_url, deadline)) if inspect.iscoroutinefunction(fn) \
-        else fn(agent, rows, base_url, deadline)
+def run(name: str, agent: str, n: int, base_url: str, deadline_s: float) -> dict[str, Any]:
+    """One contender in this process (the environment is restored afterwards)."""
+    saved = dict(os.environ)
+    try:
+        rows = rows_for(agent, n)
+        fn = CONTENDERS[name]
+        out: dict[str, Any] = (asyncio.run(fn(agent, rows, base_url, deadline_s))
+                               if inspect.iscoroutinefunction(fn)
+                               else fn(agent, rows, base_url, deadline_s))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     out["client_rss_peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return out
+
+
+def main(argv: list[str]) -> int:
+    out = run(argv[0], argv[1], int(argv[2]), argv[3], float(argv[4]))
     print("RESULT " + json.dumps(out), flush=True)
     return 0
 

@@ -17,6 +17,7 @@ from .errors import (
     ConditionError,
     ExecutorError,
     FlownbError,
+    LimitExceeded,
     LintError,
     MaxVisitsExceeded,
     NodeError,
@@ -27,6 +28,7 @@ from .errors import (
     RunTimeout,
 )
 from .events import Event, EventBus
+from .library import Library, load_dir
 from .registry import Node, Registry, Result, default_registry, node
 from .result import RunResult
 from .runtime import CancelToken, arun, run
@@ -35,11 +37,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Blueprint", "Builder", "Edge", "NodeSpec", "NodeConfig", "load", "NodeContext",
-    "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LintError",
+    "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LimitExceeded", "LintError",
     "MaxVisitsExceeded", "NodeError", "NodeTimeout", "RegistryError", "RunCancelled", "RunFailed",
     "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
     "RunResult", "CancelToken", "arun", "run", "attach", "__version__", "Batch", "BatchItem",
-    "run_many", "arun_many",
+    "run_many", "arun_many", "Library", "load_dir",
 ]
 
 

@@ -36,6 +36,9 @@ STRUCTURAL_NODES = frozenset({"subflow", "map"})
 
 
 _FLOWCRAFT_NUMBERS = frozenset({"maxRetries", "retryDelay", "timeout"})
+#: longest accepted ``timeout_s`` (7 days) and retry delay (1 day)
+MAX_TIMEOUT_S = 7 * 86400.0
+MAX_DELAY_S = 86400.0
 
 
 def _number(v: Any) -> Any:
@@ -54,14 +57,19 @@ class NodeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
+    # Upper bounds (issue 11.15): a timeout of 1e400 ms (inf) or a delay of 1e308 s loads fine but
+    # overflows timers later (setitimer, asyncio deadlines), far from the blueprint; refuse it here.
     retries: int = Field(0, ge=0, le=100, description="extra attempts after the first failure")
-    retry_delay_s: float = Field(0.0, ge=0, description="wait before the first retry")
-    backoff: float = Field(2.0, ge=1.0, description="multiplier applied to the delay at each retry")
-    max_retry_delay_s: float = Field(60.0, ge=0)
-    timeout_s: float | None = Field(None, gt=0, description="an attempt longer than this fails")
+    retry_delay_s: float = Field(0.0, ge=0, le=MAX_DELAY_S, allow_inf_nan=False,
+                                 description="wait before the first retry")
+    backoff: float = Field(2.0, ge=1.0, allow_inf_nan=False,  # capped by max_retry_delay_s
+                           description="multiplier applied to the delay at each retry")
+    max_retry_delay_s: float = Field(60.0, ge=0, le=MAX_DELAY_S, allow_inf_nan=False)
+    timeout_s: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False,
+                                    description="an attempt longer than this fails")
     fallback: str | None = Field(None, description="node id that takes over when this one fails")
     join: JoinStrategy = Field("all", alias="joinStrategy")
-    max_visits: int | None = Field(None, ge=1, alias="maxVisits")
+    max_visits: int | None = Field(None, ge=1, le=1_000_000, alias="maxVisits")
 
     @model_validator(mode="before")
     @classmethod
@@ -99,6 +107,25 @@ class NodeConfig(BaseModel):
         return float(min(self.max_retry_delay_s, delay))
 
 
+def _split_meta(data: Any, into: str) -> Any:
+    """Move ``_``-prefixed keys (Flowcraft's compiler metadata: ``_sourceLocation``, ...) into the
+    ``into`` field, kept as data, instead of rejecting them as unknown fields."""
+    if not isinstance(data, Mapping):
+        return data
+    extra = {k: v for k, v in data.items() if isinstance(k, str) and k.startswith("_")}
+    if not extra:
+        return data
+    out = {k: v for k, v in data.items() if k not in extra}
+    current = out.get(into)
+    out[into] = {**current, **extra} if isinstance(current, Mapping) else (
+        extra if current is None else current)  # a wrong type is left for the validator
+    return out
+
+
+#: an ``inputs`` source: a node id or state key, or a list of candidates (the first with a value)
+InputSource = str | list[str]
+
+
 class Node(BaseModel):
     """One step: ``uses`` names a registered implementation, ``params`` configure it."""
 
@@ -107,10 +134,34 @@ class Node(BaseModel):
     id: str = Field(min_length=1, max_length=200)
     uses: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
-    inputs: str | dict[str, str] | None = None
+    inputs: str | dict[str, InputSource] | None = None
     config: NodeConfig = Field(default_factory=NodeConfig)
     label: str | None = None
     description: str | None = None
+    #: compiler metadata (``_sourceLocation``...) carried along, never interpreted
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flowcraft_node(cls, data: Any) -> Any:
+        """Keep ``_`` metadata; a numeric ``params.blueprintId`` (Flowcraft's file names) is an id."""
+        data = _split_meta(data, "meta")
+        if isinstance(data, Mapping) and isinstance(data.get("params"), Mapping):
+            params = data["params"]
+            bid = params.get("blueprintId")
+            if isinstance(bid, int) and not isinstance(bid, bool):
+                data = {**data, "params": {**params, "blueprintId": str(bid)}}
+        return data
+
+    @field_validator("params")
+    @classmethod
+    def _portable_params(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """Params travel as JSON (digest, Redis, files): NaN/inf or keys that collide as
+        strings (``{1: .., "1": ..}``) would change on the way, so they are refused here."""
+        from .jsondata import check
+
+        check(v, "params")
+        return v
 
     @field_validator("id")
     @classmethod
@@ -133,7 +184,15 @@ class Edge(BaseModel):
     target: str
     action: str | None = None
     condition: str | None = None
+    #: an expression over what the edge carries (``input``) and the state, giving the target's
+    #: input; same language as conditions, never eval
     transform: str | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flowcraft_edge(cls, data: Any) -> Any:
+        return _split_meta(data, "meta")
 
     @field_validator("action")
     @classmethod
@@ -155,14 +214,32 @@ class Blueprint(BaseModel):
     #: per-object memo (digest, compiled graphs); never part of the data or of equality
     _cache: dict[Any, Any] = PrivateAttr(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _flowcraft_blueprint(cls, data: Any) -> Any:
+        """``_`` keys go to ``metadata``; a numeric id (Flowcraft names blueprints 200, 201...) is a
+        string."""
+        data = _split_meta(data, "metadata")
+        if isinstance(data, Mapping) and isinstance(data.get("id"), int) \
+                and not isinstance(data.get("id"), bool):
+            data = {**data, "id": str(data["id"])}
+        return data
+
     # -- loading -----------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Any, *, path: str | None = None) -> Blueprint:
-        """Validate ``data``; errors name ``path`` (a file) and the place in the document."""
+    def from_dict(cls, data: Any, *, path: str | None = None,
+                  default_id: str | None = None) -> Blueprint:
+        """Validate ``data``; errors name ``path`` (a file) and the place in the document.
+
+        ``default_id`` names a document without an ``id`` (Flowcraft's files have none: their
+        loader uses the file name, ``200.json`` is blueprint ``"200"``).
+        """
         if not isinstance(data, Mapping):
             raise BlueprintError(
                 f"expected a mapping with 'id', 'nodes' and 'edges', got {type(data).__name__}",
                 path=path)
+        if default_id and "id" not in data:
+            data = {"id": default_id, **data}
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -171,7 +248,8 @@ class Blueprint(BaseModel):
             raise BlueprintError("the document is nested too deeply", path=path) from None
 
     @classmethod
-    def from_json(cls, text: str | bytes, *, path: str | None = None) -> Blueprint:
+    def from_json(cls, text: str | bytes, *, path: str | None = None,
+                  default_id: str | None = None) -> Blueprint:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -181,10 +259,11 @@ class Blueprint(BaseModel):
             raise BlueprintError(f"not UTF-8 text (byte {exc.start}): {exc.reason}", path=path) from None
         except RecursionError:
             raise BlueprintError("invalid JSON: nested too deeply", path=path) from None
-        return cls.from_dict(data, path=path)
+        return cls.from_dict(data, path=path, default_id=default_id)
 
     @classmethod
-    def from_yaml(cls, text: str | bytes, *, path: str | None = None) -> Blueprint:
+    def from_yaml(cls, text: str | bytes, *, path: str | None = None,
+                  default_id: str | None = None) -> Blueprint:
         import yaml
 
         try:
@@ -196,7 +275,7 @@ class Blueprint(BaseModel):
             raise BlueprintError(f"{where}invalid YAML: {problem}", path=path) from None
         except RecursionError:
             raise BlueprintError("invalid YAML: nested too deeply", path=path) from None
-        return cls.from_dict(data, path=path)
+        return cls.from_dict(data, path=path, default_id=default_id)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Blueprint:
@@ -204,8 +283,8 @@ class Blueprint(BaseModel):
         p = os.fspath(path)
         raw = read_capped(p)
         if p.endswith((".yaml", ".yml")):
-            return cls.from_yaml(raw, path=p)
-        return cls.from_json(raw, path=p)
+            return cls.from_yaml(raw, path=p, default_id=_file_id(p))
+        return cls.from_json(raw, path=p, default_id=_file_id(p))
 
     # -- views ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -288,6 +367,11 @@ def load(source: str | os.PathLike[str] | Mapping[str, Any] | Blueprint) -> Blue
     if stripped.startswith("{"):
         return Blueprint.from_json(text)
     return Blueprint.from_yaml(text)
+
+
+def _file_id(path: str) -> str:
+    """The id of a file's blueprint when the document has none: its name without extension."""
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 def read_capped(path: str) -> bytes:
@@ -449,7 +533,7 @@ class Builder:
         self._metadata = dict(metadata or {})
 
     def node(self, node_id: str, uses: str | Callable[..., Any], *, params: Mapping[str, Any] | None = None,
-             inputs: str | Mapping[str, str] | None = None, label: str | None = None,
+             inputs: str | Mapping[str, str | list[str]] | None = None, label: str | None = None,
              **config: Any) -> Builder:
         """Add a node; keyword arguments are :class:`NodeConfig` fields (``retries=2``, ``join="any"``)."""
         if callable(uses):

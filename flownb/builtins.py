@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .blueprint import Blueprint
-from .context import NodeContext, lookup_key
+from .context import NodeContext, lookup_key, lookup_source
 from .errors import FlownbError
-from .templates import render_template
+from .templates import mapped_inputs, node_template, render_template
 
 if TYPE_CHECKING:
     from .graph import CNode
@@ -51,14 +51,28 @@ def set_state(ctx: NodeContext) -> Any:
     return ctx.input
 
 
+#: the state key Flowcraft's ``output`` node writes when its params name none
+FLOWCRAFT_OUTPUT_KEY = "final_output"
+
+
 def output(ctx: NodeContext) -> Any:
-    """Fills ``params.template`` (``{{var}}``) without a model; writes it to ``params.key``/``outputKey``."""
-    template = ctx.params.get("template")
+    """Fills ``params.template`` / ``promptTemplate`` (``{{var}}``) without a model and returns it.
+
+    The variables come from ``params.inputs`` when the node maps them (Flowcraft's form), else
+    from the node's input, the state and node outputs. The result is also written to the state
+    under ``params.key`` / ``outputKey``; in Flowcraft's form (``promptTemplate``) the default key
+    is ``final_output``, as in Flowcraft.
+    """
+    template = node_template(ctx.params, ("template", "promptTemplate"))
+    mapped = mapped_inputs(ctx.params, ctx._read)
+    source = ctx.input if mapped is None else mapped
     if template is None:
-        value: Any = ctx.input
+        value: Any = source
     else:
-        value = render_template(str(template), ctx.input, ctx._read, node_id=ctx.node_id)
+        value = render_template(str(template), source, ctx._read, node_id=ctx.node_id)
     key = ctx.params.get("key") or ctx.params.get("outputKey")
+    if not key and "promptTemplate" in ctx.params:
+        key = FLOWCRAFT_OUTPUT_KEY
     if key:
         ctx.state.set(str(key), value)
     return value
@@ -85,7 +99,8 @@ def subflow_inputs(params: Mapping[str, Any], input_: Any, read: Callable[[str],
     ``{"input": input}``."""
     mapping = params.get("inputs")
     if isinstance(mapping, Mapping):
-        return {str(ck): lookup_key(str(pk), read) for ck, pk in mapping.items()}
+        return {str(ck): lookup_source(pk if isinstance(pk, list) else str(pk), read)
+                for ck, pk in mapping.items()}
     if isinstance(input_, Mapping):
         return dict(input_)
     return {"input": input_}

@@ -22,28 +22,55 @@ EXIT_USAGE = 2
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from .blueprint import Blueprint
+    from .library import Library, blueprint_files, load_dir
     from .registry import default_registry
 
     if args.import_:
         default_registry.import_modules(args.import_)
     worst = 0
-    for path in args.files:
-        try:
-            bp = Blueprint.load(path)
-        except FlownbError as exc:
-            print(f"{exc}", file=sys.stderr)
-            worst = max(worst, EXIT_PROBLEMS)
-            continue
-        problems = bp.lint(default_registry if args.import_ or args.strict else None)
-        errors = [p for p in problems if p.severity == "error"]
-        for p in problems:
-            print(f"{path}: {p}")
-        if errors or (args.strict and problems):
-            worst = max(worst, EXIT_PROBLEMS)
-        elif not problems:
-            print(f"{path}: ok ({len(bp.nodes)} nodes, {len(bp.edges)} edges)")
+    for arg in args.files:
+        # a folder is one library: every file is checked, subflow ids against the folder
+        lib: Library | None = None
+        paths = [arg]
+        if os.path.isdir(arg):
+            paths = blueprint_files(arg)
+            try:
+                lib = load_dir(arg)
+            except FlownbError as exc:
+                print(f"{exc}", file=sys.stderr)
+                worst = max(worst, EXIT_PROBLEMS)
+                continue
+            paths = [p for p in paths if p not in lib.skipped]
+        for path in paths:
+            worst = max(worst, _validate_file(path, args, lib))
     return worst
+
+
+def _validate_file(path: str, args: argparse.Namespace, lib: Any) -> int:
+    from .blueprint import Blueprint
+    from .registry import default_registry
+
+    try:
+        bp = Blueprint.load(path)
+    except FlownbError as exc:
+        print(f"{exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    problems = bp.lint(default_registry if args.import_ or args.strict else None)
+    if lib is not None:
+        for n in bp.nodes:
+            bid = n.params.get("blueprintId") if n.uses == "subflow" else None
+            if bid is not None and str(bid) not in lib and not default_registry.has_blueprint(str(bid)):
+                print(f"{path}: error: node {n.id!r}: subflow blueprint {str(bid)!r} is not in "
+                      f"{lib.root} (ids: {sorted(lib)}) [unknown-blueprint]")
+                return EXIT_PROBLEMS
+    errors = [p for p in problems if p.severity == "error"]
+    for p in problems:
+        print(f"{path}: {p}")
+    if errors or (args.strict and problems):
+        return EXIT_PROBLEMS
+    if not problems:
+        print(f"{path}: ok ({len(bp.nodes)} nodes, {len(bp.edges)} edges)")
+    return 0
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -135,14 +162,35 @@ def _load_inputs(text: str | None) -> dict[str, Any]:
     return data
 
 
+def _load_for_run(target: str, inputs_arg: str | None) -> tuple[Any, dict[str, Any]]:
+    """``flownb run``'s blueprint: a file (its folder's other blueprints registered for its
+    subflows), or a shipped example's name (with its first sample input unless --inputs)."""
+    from . import examples
+    from .library import load_with_siblings
+
+    inputs = _load_inputs(inputs_arg)
+    if not os.path.exists(target) and target.replace("-", "_") in examples.EXAMPLES:
+        bp = examples.load(target)
+        if inputs_arg is None:
+            inputs = examples.inputs(target)
+            print(f"example {target!r} with its sample input {json.dumps(inputs)}", file=sys.stderr)
+        return bp, inputs
+    if os.path.isdir(target):
+        raise FlownbError(f"{target} is a folder; name the blueprint file to run in it "
+                          f"(its other files are loaded as its subflows)")
+    if not os.path.exists(target) and not target.endswith((".json", ".yaml", ".yml")):
+        raise FlownbError(f"no file {target!r} and no shipped example of that name (examples: "
+                          f"{', '.join(examples.EXAMPLES)})")
+    bp, _ = load_with_siblings(target)
+    return bp, inputs
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .blueprint import Blueprint
     from .registry import default_registry
 
     sys.path.insert(0, os.getcwd())
     default_registry.import_modules(args.import_ or ())
-    bp = Blueprint.load(args.file)
-    inputs = _load_inputs(args.inputs)
+    bp, inputs = _load_for_run(args.file, args.inputs)
     if args.redis:
         handle = _executor(args).submit(bp, inputs)
         print(f"submitted run {handle.run_id}", file=sys.stderr)
@@ -157,6 +205,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(json.dumps({"run_id": res.run_id, "status": res.status, "output": res.output,
                       "error": res.error}, indent=2, default=str))
     return 0 if res.ok else EXIT_PROBLEMS
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from .llm.cache import DiskCache
+
+    cache = DiskCache(args.dir) if args.dir else DiskCache()
+    removed = cache.clear()
+    print(f"removed {removed} cached LLM answer(s) from {cache.directory}")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -178,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--prefix", default="flownb", help="Redis key prefix (default: flownb)")
 
     v = sub.add_parser("validate", help="check blueprint files; every problem with its location")
-    v.add_argument("files", nargs="+")
+    v.add_argument("files", nargs="+", help="blueprint files, or folders (one library each)")
     v.add_argument("--import", dest="import_", action="append", metavar="MODULE",
                    help="import node modules so unknown 'uses' can be checked")
     v.add_argument("--strict", action="store_true", help="warnings fail too")
@@ -225,12 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     rn = sub.add_parser("run", help="run a blueprint file (in process, or on --redis)")
     redis_opts(rn)
-    rn.add_argument("file")
+    rn.add_argument("file", help="a blueprint file (other files of its folder are its subflows), "
+                                 "or a shipped example: blog_post, job_application, "
+                                 "customer_review, content_moderation")
     rn.add_argument("--inputs", help="JSON object or a JSON file")
     rn.add_argument("--import", dest="import_", action="append", metavar="MODULE")
     rn.add_argument("--timeout", type=float, default=None)
     rn.add_argument("--no-wait", action="store_true", help="print the run id and return")
     rn.set_defaults(fn=_cmd_run)
+
+    ca = sub.add_parser("cache", help="the LLM response cache on disk")
+    ca.add_argument("action", choices=["clear"], help="clear: delete every cached answer")
+    ca.add_argument("--dir", help="cache folder (default: FLOWNB_LLM_CACHE_DIR or ~/.cache/flownb/llm)")
+    ca.set_defaults(fn=_cmd_cache)
 
     d = sub.add_parser("demo", help="the content-moderation agent on an embedded Redis with two "
                        "local workers (offline unless OPENAI_API_KEY is set)")
@@ -245,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .llm.config import load_dotenv_once
+
+    load_dotenv_once()  # ./.env (OPENAI_*, FLOWNB_*), never overriding what is already set
     try:
         return int(args.fn(args) or 0)
     except FlownbError as exc:

@@ -7,9 +7,15 @@ building a tiny AST of the node classes below, and a compiler turning that AST i
 closures.  Why closures: a condition is parsed once when the blueprint loads and evaluated on every
 edge of every node visit, so evaluation must not re-walk a tree or allocate per call.
 
-Why the language is this small: it can only *read* values (dict keys, list indices, public
-attributes) and call a fixed list of pure functions; nothing can be called on user objects, no
-name starting with ``_`` is looked up as an attribute, and the length (2000 characters) and
+Names are identifiers that may contain single hyphens between letters (``route-by-total.total``
+reads node ``route-by-total``, as Flowcraft's examples write it); subtraction of two names needs
+spaces (``a - b``), and ``x-1`` is still ``x - 1``. ``.length`` of a list or a string is its
+length, as in Flowcraft's JavaScript conditions. The same language gives edge ``transform``
+expressions their value (:meth:`Condition.value`).
+
+Why the language is this small: it can only *read* JSON data (dict keys, list indices — never an
+attribute of an object) and call a fixed list of pure functions; nothing can be called on user
+objects, no user ``__len__``/``__getitem__``/property runs, and the length (2000 characters) and
 nesting (50 levels) limits bound both parse and evaluation time and stack depth, so a hostile
 condition can waste neither memory nor the interpreter's recursion limit.  Undefined values
 (missing keys, out-of-range indices, names the resolver does not know) behave like ``null``
@@ -22,11 +28,12 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple, NoReturn
 
 from flownb.errors import ConditionError
 
-__all__ = ["Condition", "compile_condition", "MAX_LENGTH", "MAX_DEPTH"]
+__all__ = ["Condition", "compile_condition", "register_view", "MAX_LENGTH", "MAX_DEPTH"]
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 50
@@ -38,7 +45,7 @@ Evaluator = Callable[[Resolve], Any]
 _TOKEN_RE = re.compile(r"""
     (?P<ws>\s+)
   | (?P<num>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
-  | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+  | (?P<name>[A-Za-z_][A-Za-z0-9_]*(?:-[A-Za-z_][A-Za-z0-9_]*)*)
   | (?P<str>"(?:[^"\\]|\\[\s\S])*"|'(?:[^'\\]|\\[\s\S])*')
   | (?P<op>===|!==|==|!=|<=|>=|&&|\|\||[<>!+\-*/%()\[\],.])
 """, re.VERBOSE | re.ASCII)
@@ -355,27 +362,82 @@ def _tname(v: Any) -> str:
 
 
 def _lookup(obj: Any, key: Any) -> Any:
-    """One path step: dict key, sequence index, or public attribute; anything missing is None.
+    """One path step over JSON data: dict key or list/string index; anything missing is None.
 
-    Mappings are tried first so underscore keys such as ``state._outputs`` work; only attribute
-    access refuses ``_`` names, which is what keeps ``__class__``-style escapes out of reach.
+    Only JSON-shaped data is read (dict, list, tuple, str, int, float, bool, None) and flownb's
+    own read-only views of a run's state: never an attribute of an arbitrary object, so neither
+    ``gen.gi_frame.f_globals`` nor ``module.os.environ`` is reachable, and no user ``__len__``,
+    ``__getitem__`` or property runs. Containers are read through the built-in methods
+    (``dict.get``, ``list.__getitem__``) so a subclass's overrides do not run either.
     """
     if obj is None:
         return None
-    if isinstance(obj, Mapping):
+    if isinstance(obj, dict):
         try:
-            return obj.get(key)
+            return _data(dict.get(obj, key))
         except TypeError:  # unhashable key from a dynamic subscript
             return None
-    if type(key) is int:
-        if isinstance(obj, (list, tuple, str)):
-            return obj[key] if -len(obj) <= key < len(obj) else None
+    if isinstance(obj, (list, tuple, str)):
+        if key == "length":  # Flowcraft's (JavaScript's) `items.length`
+            return len(obj) if type(obj) in (list, tuple, str) else _BASE_LEN[_base(obj)](obj)
+        if type(key) is int:
+            n = len(obj) if type(obj) in (list, tuple, str) else _BASE_LEN[_base(obj)](obj)
+            if -n <= key < n:
+                return _data(_BASE_GET[_base(obj)](obj, key))
         return None
-    if type(key) is str:
-        if key.startswith("_"):
-            raise _EvalError(f"attribute {key!r} of a {_tname(obj)} is private and cannot be read")
-        return getattr(obj, key, None)
-    return None
+    if isinstance(obj, (int, float)):
+        return None
+    if _is_view(obj):
+        try:
+            return _data(obj[key])
+        except (KeyError, IndexError, TypeError):
+            return None
+    raise _EvalError(_not_data(obj))
+
+
+_BASES = (list, tuple, str)
+_BASE_GET: dict[type, Callable[[Any, int], Any]] = {
+    list: list.__getitem__, tuple: tuple.__getitem__, str: str.__getitem__}
+_BASE_LEN: dict[type, Callable[[Any], int]] = {list: list.__len__, tuple: tuple.__len__,
+                                               str: str.__len__}
+_PLAIN = frozenset({str, int, float, bool, dict, list, tuple, type(None)})
+_VIEW_TYPES: set[type] = set()
+
+
+def _base(obj: Any) -> type:
+    return next(b for b in _BASES if isinstance(obj, b))
+
+
+def register_view(*classes: type) -> None:
+    """Let conditions read through these read-only ``Mapping`` classes (views of run state).
+
+    Classes defined inside the ``flownb`` package are trusted without this; user-defined
+    mappings are not, because reading them would run their code.
+    """
+    _VIEW_TYPES.update(classes)
+
+
+def _is_view(obj: Any) -> bool:
+    t = type(obj)
+    if t in _VIEW_TYPES:
+        return True
+    trusted = isinstance(obj, (Mapping, MappingProxyType)) and (
+        t is MappingProxyType or t.__module__.split(".", 1)[0] == "flownb")
+    if trusted:
+        _VIEW_TYPES.add(t)
+    return trusted
+
+
+def _not_data(obj: Any) -> str:
+    return (f"a value of type {type(obj).__name__} is not JSON data; conditions read only "
+            "dicts, lists, strings, numbers, booleans and null (have the node return plain data)")
+
+
+def _data(v: Any) -> Any:
+    """The value a path step yields, if it is JSON data (or a flownb view); else an error."""
+    if type(v) in _PLAIN or isinstance(v, (str, int, float, dict, list, tuple)) or _is_view(v):
+        return v
+    raise _EvalError(_not_data(v))
 
 
 def _is_num(v: Any) -> bool:
@@ -502,7 +564,7 @@ def _compile(node: Node) -> Evaluator:  # noqa: C901 - one branch per node type 
                     return None
                 for k in keys:
                     v = v.get(k) if type(v) is dict else _lookup(v, k)
-                return v
+                return v if type(v) in _PLAIN else _data(v)
             return path
         assert isinstance(node, Get)
         of, kf = _compile(node.obj), _compile(node.key)
@@ -610,10 +672,20 @@ class Condition:
 
     def evaluate(self, resolve: Resolve) -> bool:
         """Evaluate with ``resolve(root_name)``; a ``KeyError`` from it means "undefined"."""
+        return bool(self.value(resolve))
+
+    def value(self, resolve: Resolve) -> Any:
+        """The expression's value, not just its truth (edge ``transform`` expressions)."""
         try:
-            return bool(self._fn(resolve))
+            return self._fn(resolve)
         except _EvalError as e:
             raise ConditionError(f"{e} in {self.source!r}", path=self.where) from None
+        except RecursionError:  # e.g. comparing or str() of a value nested thousands deep
+            raise ConditionError(f"a value is nested too deeply to evaluate {self.source!r}",
+                                 path=self.where) from None
+        except (TypeError, ValueError, ArithmeticError, LookupError) as e:
+            raise ConditionError(f"{type(e).__name__}: {e} while evaluating {self.source!r}",
+                                 path=self.where) from None
 
     def __repr__(self) -> str:
         return f"Condition({self.source!r})"

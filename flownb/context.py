@@ -8,7 +8,7 @@ a lazy ``HGET`` on Redis), so a node only pays for the keys it touches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .errors import FlownbError
@@ -213,8 +213,22 @@ def lookup_key(key: str, read: Reader) -> Any:
     return None
 
 
-def resolve_inputs(spec: str | Mapping[str, str], read: Reader) -> Any:
-    """A node's ``inputs``: one key → that value; a mapping → ``{name: value}``."""
+def lookup_source(source: str | Sequence[str], read: Reader) -> Any:
+    """One ``inputs`` source: a key (see :func:`lookup_key`) or a list of candidate keys, of which
+    the first that has a value wins — how a join after exclusive branches picks the branch that
+    ran (Flowcraft's ``["send_interview_email", "send_rejection_email"]``)."""
+    if isinstance(source, str):
+        return lookup_key(source, read)
+    for key in source:
+        value = lookup_key(str(key), read)
+        if value is not None:
+            return value
+    return None
+
+
+def resolve_inputs(spec: str | Mapping[str, str | Sequence[str]], read: Reader) -> Any:
+    """A node's ``inputs``: one key → that value; a mapping → ``{name: value}`` (each value a key
+    or a list of candidate keys)."""
     if isinstance(spec, str):
         return lookup_key(spec, read)
-    return {name: lookup_key(key, read) for name, key in spec.items()}
+    return {name: lookup_source(key, read) for name, key in spec.items()}

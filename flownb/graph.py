@@ -57,7 +57,7 @@ class CNode:
 
     __slots__ = ("id", "spec", "uses", "params", "config", "out", "fwd_in", "n_fwd_in", "join",
                  "max_visits", "scc", "impl", "has_conditions", "timeout_s", "retries", "fallback",
-                 "inline_ok", "structural", "default_taken", "topo")
+                 "inline_ok", "structural", "default_taken", "topo", "transforms")
 
     def __init__(self, spec: Node) -> None:
         self.id = spec.id
@@ -80,6 +80,8 @@ class CNode:
         self.structural = False
         self.default_taken: frozenset[int] = frozenset()
         self.topo = 0
+        #: source id -> compiled edge ``transform`` (see flownb.transforms); None when there is none
+        self.transforms: dict[str, Condition] | None = None
 
     def __repr__(self) -> str:
         return f"<node {self.id} uses={self.uses}>"
@@ -150,8 +152,19 @@ def _analyse(bp: Blueprint, strict_conditions: bool) -> tuple[Graph, list[tuple[
                 issues.append(("bad-condition", f"edges[{i}].condition", exc.message.splitlines()[0]))
                 if strict_conditions:
                     ok = False
+        transform = None
+        if e.transform is not None:
+            try:
+                transform = compile_condition(e.transform, where=f"edges[{i}].transform")
+            except ConditionError as exc:
+                issues.append(("bad-transform", f"edges[{i}].transform",
+                               exc.message.splitlines()[0]))
+                ok = False
         if not ok:
             continue
+        if transform is not None:
+            target = g.nodes[e.target]
+            target.transforms = {**(target.transforms or {}), e.source: transform}
         ce = CEdge(len(g.edges), e.source, e.target, e.action, cond, e)
         g.edges.append(ce)
         g.nodes[e.source].out.append(ce)

@@ -5,7 +5,10 @@ names itself (directly, or through another blueprint) recurses; ``map`` over its
 every level (three items, twenty levels: 3^20 runs). Two numbers bound that for every executor:
 
 * ``max_depth`` — how many child runs may be stacked under a root run (root = depth 0);
-* ``max_child_runs`` — how many child runs a whole root run may start, all levels together.
+* ``max_child_runs`` — how many *nested* child runs a whole root run may start, all levels
+  together: every child run below the root's own children. The root's direct children are not
+  counted (:func:`counted`) because their number is the root's own data — a ``map`` over a
+  100,000-item input is a legitimate, linear workload — while nesting is what multiplies.
 
 The defaults (10 and 10,000) are far above what a real workflow needs and far below what fills
 memory. Both come from the environment (``FLOWNB_MAX_DEPTH``, ``FLOWNB_MAX_CHILD_RUNS``, read when
@@ -103,8 +106,8 @@ class Limits:
         """The error for a root run that would exceed ``max_child_runs`` with ``wanted`` more."""
         return LimitExceeded(
             f"node {node_id!r} of run {run_id}: starting {wanted} more child run(s) would make "
-            f"{total} under its root run; the "
-            f"limit is {self.max_child_runs} child runs per root run (a map over its own blueprint "
+            f"{total} nested child runs under its root run; the "
+            f"limit is {self.max_child_runs} per root run (a map over its own blueprint "
             f"multiplies at every level). Raise it with {ENV_MAX_CHILD_RUNS}=<n> or "
             "flownb.limits.set_limits(max_child_runs=<n>)", node_id=node_id, run_id=run_id)
 
@@ -149,12 +152,19 @@ class ChildBudget:
     def reserve(self, n: int, *, depth: int, node_id: str, run_id: str) -> None:
         """Account for ``n`` child runs at ``depth`` or raise :class:`LimitExceeded`."""
         self.limits.check_depth(depth, node_id=node_id, run_id=run_id)
+        if not counted(depth):
+            return
         with self._lock:
             total = self.started + n
             if self.refused or total > self.limits.max_child_runs:
                 self.refused = True
                 raise self.limits.child_runs_refused(total, n, node_id=node_id, run_id=run_id)
             self.started = total
+
+
+def counted(depth: int) -> bool:
+    """Whether child runs at ``depth`` count against ``max_child_runs`` (all but the root's own)."""
+    return depth >= 2
 
 
 def child_limit_message(err: Mapping[str, Any] | None) -> str | None:

@@ -111,9 +111,9 @@ def _lint(bp: Blueprint, registry: Registry | None) -> tuple[Graph, list[Problem
             out.append(Problem("duplicate-edge", WARNING, f"edges[{i}]",
                                f"edge {e.source} -> {e.target} appears more than once"))
             seen[(e.source, e.target, e.action, e.condition)] = 0
-        if e.transform is not None:
-            out.append(Problem("unsupported-transform", WARNING, f"edges[{i}].transform",
-                               "edge transforms are not supported; use the target's 'inputs'"))
+    from .lint_names import check_names
+
+    out.extend(check_names(bp, registry))
     return g, out
 
 

@@ -17,14 +17,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .render import (STATE_COLORS, _analysis, _as_blueprint, _blueprint_ref, _default_registry,
-                     _find_blueprint, _missing_endpoints, _truncate, _uses_text, auto_rankdir)
+from .render import (
+    STATE_COLORS,
+    _analysis,
+    _as_blueprint,
+    _blueprint_ref,
+    _default_registry,
+    _find_blueprint,
+    _missing_endpoints,
+    _truncate,
+    _uses_text,
+    auto_rankdir,
+)
 
 if TYPE_CHECKING:
     from .blueprint import Blueprint
     from .registry import Registry
 
-__all__ = ["to_mermaid", "mermaid_block"]
+__all__ = ["mermaid_block", "to_mermaid"]
 
 _MAX_DEPTH = 4
 _ENTITIES = {"&": "#amp;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "#": "#35;", "|": "#124;",
@@ -134,7 +144,7 @@ def to_mermaid(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] |
             out.append(f"  classDef {status} fill:{fill},stroke:{border},color:#212121{dash}")
         out.append(f"  class {','.join(ids)} {status}")
     if w.bold:
-        out.append(f"  classDef entry stroke-width:3px")
+        out.append("  classDef entry stroke-width:3px")
         out.append(f"  class {','.join(w.bold)} entry")
     return "\n".join(out) + "\n"
 

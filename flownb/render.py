@@ -38,8 +38,19 @@ if TYPE_CHECKING:
     from .events import Event
     from .registry import Registry
 
-__all__ = ["STATE_COLORS", "STATE_STYLES", "INSTALL_HINT", "LEGEND", "to_dot", "to_svg",
-           "mimebundle", "states_from_events", "text_listing", "auto_rankdir", "focus_region"]
+__all__ = [
+    "INSTALL_HINT",
+    "LEGEND",
+    "STATE_COLORS",
+    "STATE_STYLES",
+    "auto_rankdir",
+    "focus_region",
+    "mimebundle",
+    "states_from_events",
+    "text_listing",
+    "to_dot",
+    "to_svg",
+]
 
 #: node status -> (fill colour, border colour). The statuses are those of
 #: :class:`flownb.result.NodeStats` plus ``cancelled`` (a node cut short by a cancelled or failed
@@ -637,8 +648,8 @@ def mimebundle(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] |
         from .mermaid import to_mermaid
 
         bundle["text/vnd.mermaid"] = to_mermaid(bp, states=states)
-    except Exception:  # noqa: BLE001 - the listing is enough
-        pass
+    except Exception as exc:  # noqa: BLE001 - the listing is enough
+        bundle["text/plain"] += f"\n(no Mermaid text either: {type(exc).__name__})"
     return bundle
 
 

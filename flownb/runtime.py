@@ -39,6 +39,7 @@ from .limits import ChildBudget, LimitExceeded, child_limit_message
 from .registry import Registry, Result, default_registry
 from .result import CANCELLED, FAILED, SUCCEEDED, NodeStats, RunResult
 from .scheduler import Item, Scheduler
+from .transforms import transformed_input
 
 #: one ``(cn, item, ctx, resume)`` whose inline attempt failed: the policy finishes it
 _Handoff = tuple[CNode, Item, NodeContext, Resume]
@@ -420,6 +421,8 @@ class Engine:
                 input_ = self.outputs.get(src[0])
             else:
                 input_ = self._input_for(cn, item)
+            if cn.transforms is not None:
+                input_ = transformed_input(cn, src, input_, self._read)
         return NodeContext(input_, cn.params, cn.id, item.visit, self._env)
 
     def _is_cancelled(self) -> bool:
@@ -508,7 +511,12 @@ def _raise_child(cn: CNode, res: RunResult, index: int | None = None) -> None:
 def _preview(value: Any, limit: int = 200) -> Any:
     if value is None or isinstance(value, (bool, int, float)):
         return value
-    text = value if isinstance(value, str) else repr(value)
+    try:
+        text = value if isinstance(value, str) else repr(value)
+    except RecursionError:  # a value nested thousands deep: the event must not crash the run
+        text = f"<{type(value).__name__} nested too deeply to show>"
+    except Exception as exc:  # noqa: BLE001 - a user __repr__ that raises
+        text = f"<{type(value).__name__}: repr() raised {type(exc).__name__}>"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

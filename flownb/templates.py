@@ -2,6 +2,11 @@
 
 Used by the ``output`` node and the LLM nodes. Deliberately not Jinja: no expressions, no code,
 only dotted lookups — templates come from blueprint data and must stay data.
+
+Flowcraft's form is understood too: ``params.promptTemplate`` with ``params.inputs``, a mapping
+``{templateVar: source}`` where a source is a node id (its output), a state key, or a list of
+candidates of which the first with a value wins. A mapped variable that resolves to nothing
+renders as an empty string, as in Flowcraft.
 """
 
 from __future__ import annotations
@@ -11,14 +16,35 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .context import lookup_key
+from .context import lookup_key, lookup_source
 from .errors import FlownbError
 
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][\w.\-]*)\s*\}\}")
 
 
+#: where a node's template may be, in order: flownb's names, then Flowcraft's
+TEMPLATE_PARAMS = ("prompt", "template", "promptTemplate")
+
+
 def template_vars(template: str) -> list[str]:
     return _VAR.findall(template)
+
+
+def node_template(params: Mapping[str, Any], names: tuple[str, ...] = TEMPLATE_PARAMS) -> Any:
+    """The first of ``names`` set in ``params`` (``None`` when none is)."""
+    for name in names:
+        if params.get(name) is not None:
+            return params[name]
+    return None
+
+
+def mapped_inputs(params: Mapping[str, Any], read: Callable[[str], Any]) -> dict[str, Any] | None:
+    """``params.inputs`` resolved (``{var: value}``), or ``None`` when the node has no mapping."""
+    mapping = params.get("inputs")
+    if not isinstance(mapping, Mapping):
+        return None
+    return {str(name): lookup_source(src if isinstance(src, list) else str(src), read)
+            for name, src in mapping.items()}
 
 
 def render_template(template: str, input_: Any, read: Callable[[str], Any], *,

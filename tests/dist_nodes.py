@@ -51,3 +51,17 @@ def big_state(ctx: flownb.NodeContext) -> Any:
     for i in range(int(ctx.params.get("n", 1000))):
         ctx.state.set(f"k{i}", blob)
     return None
+
+
+@flownb.node("dist-odd-value")
+def odd_value(ctx: flownb.NodeContext) -> Any:
+    """Returns a value standard JSON cannot hold unchanged: params.kind is nan, inf, colliding,
+    or state-nan (written to the state)."""
+    _mark(ctx)
+    kind = str(ctx.params.get("kind"))
+    if kind == "colliding":
+        return {"scores": {1: "int key", "1": "str key"}}
+    if kind.startswith("state-"):  # the same, written to the run's state instead
+        ctx.state.set("score", float(kind[len("state-"):]))
+        return None
+    return {"score": float(kind)}

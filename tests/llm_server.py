@@ -7,7 +7,8 @@ it listens on 127.0.0.1 on a free port and only answers ``POST /v1/chat/completi
 ``server.script(...)`` sets what the next requests get: a reply (text or a function of the
 request body), failures to return first (``fail=[429, 429]``: two rate limits, then success),
 a delay before answering (to trip the client's timeout), stream chunking and reported usage.
-Every request is recorded in ``server.requests`` (path, headers, parsed JSON body).
+Every request is recorded in ``server.requests`` (path, headers, parsed JSON body, arrival
+time); ``server.max_in_flight`` is the most chat completions it was answering at once.
 """
 
 from __future__ import annotations
@@ -63,6 +64,17 @@ class LLMServer:
         self.release = threading.Event()  # set on stop so sleeping handlers exit promptly
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     # -- control ---------------------------------------------------------------------------------
     def script(self, reply: Reply | None = None, *, fail: list[int] | None = None,
@@ -167,6 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
                                             "type": "invalid_request_error"}})
             return
         script, status = self.owner._next(rec)
+        self.owner._enter()
         try:
             if status is not None:
                 headers = {"retry-after": "0"}
@@ -196,6 +209,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, payload)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout test): nothing to do
+        finally:
+            self.owner._leave()
 
     def _stream(self, script: Script, body: dict[str, Any], text: str, model: str) -> None:
         self.send_response(200)

@@ -17,8 +17,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def batch_workers(redis_url: str) -> Iterator[Workers]:
-    w = Workers(redis_url)
-    w.MODULES = (*Workers.MODULES, "batch_nodes")
+    w = Workers(redis_url, modules=(*Workers.MODULES, "batch_nodes"))
     w.start(2)
     yield w
     w.close()

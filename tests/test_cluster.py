@@ -18,13 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 import flownb
 from flownb.errors import ExecutorError
 from flownb.notebook import LocalCluster
 from flownb.notebook.modules import load_module, write_module
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -117,14 +117,11 @@ def test_and_or_short_circuit() -> None:
     ("state[state.key] == 'gold'", True), ("result.output.items[state.idx] == 20", True),
     ("state.keys[state.idx] == 'y'", True), ("state.nested[1][0] == 3", True),
     ("state._outputs['fetch-data'].ok", True), ("state._outputs.n1.rows[0].v == 5", True),
-    ("state.doc.title == 'Hello World'", True), ("state.doc.tags[1] == 'b'", True),
-    ("state.ns.level >= 4", True), ("state.ns.inner.deep == 'yes'", True),
-    ("state.doc['title'] == 'Hello World'", True),
     # keywords are fine as path segments after a dot
     ("state.in == null", True),
     # missing things are null, never errors
     ("missing == null", True), ("missing.a.b.c == null", True), ("state.nope == null", True),
-    ("state.none.deeper == null", True), ("state.doc.nope == null", True),
+    ("state.none.deeper == null", True), ("state.name._x == null", True),
     ("state.tier.x == null", True), ("result.output.items['x'] == null", True),
     ("state[[1]] == null", True), ("result.output.items[1.5] == null", True),
     ("not exists(state.none)", True), ("exists(state.tier)", True),
@@ -151,10 +148,14 @@ def test_other_resolver_errors_propagate() -> None:
 
 @pytest.mark.parametrize("text", [
     "state.doc._secret == 'hidden'", "state.doc['_secret']", "state.ns['_x']",
-    "state.doc['__class__']", "state.doc[lower('__DICT__')]", "state.name['_x'] == null",
+    "state.doc['__class__']", "state.doc[lower('__DICT__')]", "state.doc.title == 'Hello World'",
+    "state.doc.tags[1] == 'b'", "state.ns.level >= 4", "state.ns.inner.deep == 'yes'",
+    "state.doc['title'] == 'Hello World'", "state.doc.nope == null", "exists(state.doc)",
 ])
-def test_private_attributes_are_refused(text: str) -> None:
-    assert "private and cannot be read" in str(err(text))
+def test_objects_are_not_read_only_json_data_is(text: str) -> None:
+    """Attributes of objects are never read, public or not (issue 11.15): only JSON data."""
+    msg = str(err(text))
+    assert "is not JSON data" in msg and ("type Doc" in msg or "type SimpleNamespace" in msg)
 
 
 def test_underscore_dict_keys_are_fine() -> None:
@@ -208,7 +209,7 @@ def test_null_comparisons(text: str, expected: bool) -> None:
     ("len(5)", "len() failed"), ("int('x')", "int() failed"), ("lower(1)", "lower() failed"),
     ("startswith(1, 'a')", "startswith() failed"), ("min([])", "min() failed"),
     ("max(1, 'a')", "max() failed"), ("int(1e999)", "int() failed"), ("abs('a')", "abs() failed"),
-    ("state.doc._secret", "private"),
+    ("state.doc._secret", "not JSON data"),
 ])
 def test_evaluation_errors(text: str, fragment: str) -> None:
     e = err(text, where="edges[0].condition")

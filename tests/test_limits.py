@@ -71,12 +71,14 @@ def test_defaults_env_and_override(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_budget_refuses_and_stays_refused() -> None:
-    b = ChildBudget(Limits(max_depth=2, max_child_runs=5))
-    b.reserve(3, depth=1, node_id="m", run_id="r")
-    with pytest.raises(LimitExceeded, match="would make 6 under its root run; the limit is 5"):
-        b.reserve(3, depth=1, node_id="m", run_id="r")
+    b = ChildBudget(Limits(max_depth=3, max_child_runs=5))
+    b.reserve(1000, depth=1, node_id="m", run_id="r")  # the root's own children are not counted
+    b.reserve(3, depth=2, node_id="m", run_id="r")
+    with pytest.raises(LimitExceeded, match="would make 6 nested child runs under its root run; "
+                                            "the limit is 5 per root run"):
+        b.reserve(3, depth=3, node_id="m", run_id="r")
     with pytest.raises(LimitExceeded):  # a smaller request after a refusal is refused too
-        b.reserve(1, depth=1, node_id="m", run_id="r")
+        b.reserve(1, depth=2, node_id="m", run_id="r")
     with pytest.raises(LimitExceeded, match="nest runs 3 deep; the limit is 2"):
         ChildBudget(Limits(max_depth=2)).reserve(1, depth=3, node_id="x", run_id="r")
 
@@ -105,10 +107,10 @@ def test_self_map_in_process_stops_at_the_child_run_limit(reg: flownb.Registry) 
     res = flownb.run(self_map(), registry=reg, on_event=seen.append, raise_on_error=False)
     assert res.status == "failed" and res.error is not None
     assert res.error["type"] == "LimitExceeded", res.error
-    assert "the limit is 100 child runs per root run" in res.error["message"]
+    assert "nested child runs under its root run; the limit is 100 per root run" in res.error["message"]
     assert "FLOWNB_MAX_CHILD_RUNS" in res.error["message"]
     started = _started(seen)
-    assert 1 < started <= 101
+    assert 1 < started <= 1 + 3 + 100  # the root, its own 3 children, at most 100 nested ones
     # nothing keeps going in the background: the loop holds no task, a later run starts none
     assert not [t for t in asyncio.all_tasks(_thread_loop()) if not t.done()]
     flownb.run({"id": "other", "nodes": [{"id": "n", "uses": "noop"}]}, registry=reg)
@@ -207,8 +209,23 @@ def test_self_map_distributed_stops_at_the_child_run_limit(
     res = ex.submit(self_map()).result(timeout=60, raise_on_error=False)
     assert res.status == "failed" and res.error is not None
     assert res.error["type"] == "LimitExceeded", res.error
-    assert "the limit is 60 child runs per root run" in res.error["message"]
+    assert "the limit is 60 per root run" in res.error["message"]
     assert "FLOWNB_MAX_CHILD_RUNS" in res.error["message"]
     before, after = _quiet_after(redis_url)
     assert before == after
-    assert 1 < after <= 61  # the root plus at most the limit, counted atomically across workers
+    assert 1 < after <= 1 + 3 + 60  # root, its 3 children, the limit: atomic across workers
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    statuses = {r.hget(k, "status") for k in r.keys("flownb:run:*:meta")}
+    assert b"running" not in statuses, statuses  # the root failed at once, everything under it stopped
+
+
+def test_a_wide_map_of_the_roots_own_items_is_not_limited(reg: flownb.Registry) -> None:
+    """The root's direct children are its own data (linear); only nesting counts."""
+    set_limits(max_child_runs=5)
+    bp = flownb.Blueprint.from_dict({"id": "wide", "nodes": [
+        {"id": "m", "uses": "map", "params": {"node": "noop"}}]})
+    res = flownb.run(bp, {"items": list(range(50))}, registry=reg, raise_on_error=False)
+    assert res.status == "succeeded", res.error
+    assert len(res.outputs["m"]) == 50

@@ -589,8 +589,7 @@ def test_describe_strings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert llm.describe() == "LLM: gpt-4o-mini at https://api.openai.com/v1"
     monkeypatch.setenv("FLOWNB_LLM_MODEL", "gpt-4.1-mini")
     assert llm.describe() == "LLM: gpt-4.1-mini at https://api.openai.com/v1"
-    monkeypatch.setenv("FLOWNB_LLM", "gpt-4o")
-    assert llm.describe() == "LLM: gpt-4o at https://api.openai.com/v1"
+    monkeypatch.setenv("FLOWNB_LLM_MODEL", "gpt-4o")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1/")
     assert llm.describe() == "LLM: gpt-4o at http://127.0.0.1:9/v1"
     llm.configure(model="my-model", base_url="http://localhost:8000/v1")

@@ -174,17 +174,23 @@ def test_run_with_widget_outside_a_kernel_draws_a_tqdm_bar() -> None:
 
 
 def test_progress_view_follows_a_distributed_run(redis_url: str) -> None:
-    from flownb.notebook import LocalCluster, show, widget_for
+    from flownb.notebook import LocalCluster, RunWidget, TqdmProgress, show, widget_for
+    from flownb.notebook.frontend import _view_for
 
     with LocalCluster(1, mode="thread", redis=redis_url, lease_ttl_s=2) as c:
         h = c.submit(chain(), {"x": 1})
-        w = widget_for(h)
+        w = RunWidget(_view_for(h)[0])  # what widget_for() builds inside a kernel
         res = w.wait(20)
         assert res is not None and res.output == 4
         assert w.progress.value == 3 == w.progress.max
         assert "nb-chain" in w.status.value or "succeeded" in w.status.value
-        # attach by run id, after the fact; and the terminal front-end
-        w2 = widget_for(h.run_id, redis=redis_url)
+        # run.widget() in a terminal is the tqdm bar the docs promise, not an ipywidget
+        buf = io.StringIO()
+        bar = widget_for(h.run_id, redis=redis_url, file=buf)
+        assert isinstance(bar, TqdmProgress) and "terminal" in repr(bar)
+        assert bar.wait(10) is not None and bar.value == 3 and "3/3" in buf.getvalue()
+        assert isinstance(c.submit(chain(), {"x": 0}).widget(), TqdmProgress)
+        w2 = RunWidget(_view_for(h.run_id, redis=redis_url)[0])
         assert w2.wait(10) is not None and w2.value == 3
         buf = io.StringIO()
         assert show(c.submit(chain(), {"x": 2}), file=buf).output == 5
@@ -357,3 +363,98 @@ def test_kernel_starts_a_cluster_shows_a_run_and_leaves_no_worker(kernel_name: s
     while time.monotonic() < deadline and any(alive(p) for p in pids):
         time.sleep(0.05)
     assert not [p for p in pids if alive(p)], "worker processes outlived the kernel"
+
+
+# -- what the view shows (issue 13, 12.3) ------------------------------------------------------------------
+
+@flownb.node("nb-test-streamer")
+def _streamer(ctx: flownb.NodeContext) -> str:
+    """Streams like an LLM node (``llm_token`` events) and reports progress (``ctx.emit``)."""
+    gate = STREAM_GATES[str(ctx.params["gate"])]
+    for word in ("Once ", "upon ", "a time"):
+        ctx.emit("llm_token", text=word)
+    ctx.emit("progress", step=1, of=2)
+    gate[0].set()  # the test looks at the view while the node is still running
+    gate[1].wait(10)
+    return "Once upon a time"
+
+
+STREAM_GATES: dict[str, tuple[threading.Event, threading.Event]] = {}
+
+
+def test_widget_shows_streamed_tokens_and_custom_events_while_the_node_runs() -> None:
+    from flownb.notebook.panels import live_html
+    from flownb.notebook.widget import RunWidget
+
+    gate = STREAM_GATES["g1"] = (threading.Event(), threading.Event())
+    bp = flownb.Blueprint.from_dict({"id": "nb-stream", "nodes": [
+        {"id": "write", "uses": "nb-test-streamer", "params": {"gate": "g1"}}], "edges": []})
+    view = ProgressView(bp)
+    w = RunWidget(view)
+    done: list[Any] = []
+    t = threading.Thread(target=lambda: done.append(flownb.run(bp, on_event=view.feed)))
+    t.start()
+    try:
+        assert gate[0].wait(10)
+        snap = view.snapshot()
+        row = next(r for r in snap.rows if r.node_id == "write")
+        assert row.state == "running" and row.tokens == "Once upon a time"
+        assert [(n, name) for n, name, _ in snap.custom] == [("write", "progress")]
+        html = live_html(snap)
+        assert "Once upon a time▍" in html and "progress" in html and "&quot;of&quot;: 2" in html
+        deadline = time.monotonic() + 5
+        while "Once upon a time" not in w.live.value and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "Once upon a time" in w.live.value  # pushed to the front end while running
+    finally:
+        gate[1].set()
+        t.join(10)
+    view.finish(done[0])
+    assert w.wait(10).output == "Once upon a time"
+
+
+def _events(run: str, *spec: tuple[str, str | None, dict[str, Any]]) -> list[Event]:
+    return [Event(t, run, n, d, ts=1000.0 + i) for i, (t, n, d) in enumerate(spec)]
+
+
+def test_resumes_and_re_deliveries_are_not_visits() -> None:
+    bp = flownb.Blueprint.from_dict({"id": "nb-vis", "nodes": [
+        {"id": "sub", "uses": "noop"}, {"id": "slow", "uses": "noop"}],
+        "edges": [{"source": "sub", "target": "slow"}]})
+    view = ProgressView(bp, run_id="r")
+    for e in _events("r",
+                     ("node_started", "sub", {"visit": 1, "delivery": 1, "worker": "w1"}),
+                     ("custom", "sub", {"name": "children", "count": 1}),
+                     ("node_started", "sub", {"visit": 1, "delivery": 2, "worker": "w1"}),
+                     ("node_succeeded", "sub", {"visit": 1, "attempt": 1, "worker": "w1"}),
+                     ("node_started", "slow", {"visit": 1, "delivery": 1, "worker": "w1"}),
+                     ("node_started", "slow", {"visit": 1, "delivery": 2, "worker": "w2"}),
+                     ("node_succeeded", "slow", {"visit": 1, "attempt": 1, "worker": "w2"})):
+        view.feed(e)
+    rows = {r.node_id: r for r in view.snapshot().rows}
+    assert (rows["sub"].visits, rows["sub"].redeliveries, rows["sub"].note) == (1, 0, None)
+    assert (rows["slow"].visits, rows["slow"].redeliveries) == (1, 1)
+    assert rows["slow"].note == "re-delivered to w2: worker w1 lost (lease expired)"
+    assert view.snapshot().custom == ()  # "children" is bookkeeping, not a user event
+
+
+def test_distributed_subflow_children_are_drawn_with_their_states(redis_url: str) -> None:
+    from flownb import examples, render
+    from flownb.notebook import LocalCluster
+    from flownb.notebook.frontend import _view_for
+
+    mod = examples.load("content_moderation")
+    with LocalCluster(1, mode="thread", redis=redis_url, lease_ttl_s=2) as c:
+        h = c.submit(mod, examples.inputs("content_moderation", "redact"))
+        view, _ = _view_for(h)
+        assert view.wait(30)
+    states = view.snapshot().states
+    assert states["redact"] == "succeeded" and states["ban"] == "skipped"
+    # the child run's own stream was followed: its nodes are under "<subflow node>/<child>"
+    assert states["redact/redact_text"] == "succeeded" == states["redact/log_redaction"]
+    rows = {r.node_id: r for r in view.snapshot().rows}
+    assert rows["redact"].visits == 1 and rows["redact"].redeliveries == 0
+    dot = render.to_dot(mod, states=states)
+    # a skipped subflow's children are drawn skipped, never "pending" after the run
+    ban_user = next(ln for ln in dot.splitlines() if '"ban_user\\n' in ln)
+    assert "skipped" in ban_user and "pending" not in dot.split("subflow moderation-ban")[1].split("}")[0]

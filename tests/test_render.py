@@ -594,3 +594,90 @@ def test_text_listing(registry: Registry) -> None:
     assert any("route -> right" in ln and "if result.output.score" in ln for ln in lines)
     assert any("right ..> canned" in ln and "fallback" in ln for ln in lines)
     assert "[" not in render.text_listing(demo_blueprint()).split("edges:")[0]
+
+
+# -- themes, layout, focus, legend (issue 13) ----------------------------------------------------------
+
+def long_chain(n: int = 20) -> Blueprint:
+    return Blueprint.from_dict({"id": "long", "nodes": [{"id": f"s{i}", "uses": "noop"} for i in range(n)],
+                                "edges": [{"source": f"s{i}", "target": f"s{i + 1}"}
+                                          for i in range(n - 1)]})
+
+
+def test_drawing_is_transparent_with_a_legend_and_no_dark_text_on_the_background(
+        registry: Registry) -> None:
+    dot = render.to_dot(demo_blueprint(), registry=registry)
+    top = parse("digraph flownb {\n" + next(ln for ln in dot.splitlines() if ln.startswith("  graph ["))
+                + "\n}\n")
+    graph = top.defaults["graph"]
+    assert graph["bgcolor"] == "transparent"
+    assert graph["label"] == render.LEGEND and "bold border: entry node" in render.LEGEND
+    d = parse(dot)
+    # text drawn straight on the background must be readable on white and on near-black
+    for colour in (d.defaults["edge"]["fontcolor"], graph["fontcolor"]):
+        r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+        luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+        assert 90 < luminance < 170, colour
+    assert render.LEGEND not in render.to_dot(demo_blueprint(), registry=registry, legend=False)
+
+
+def test_chains_are_drawn_left_to_right_and_branchy_graphs_top_down(registry: Registry) -> None:
+    assert render.auto_rankdir(long_chain()) == "LR"
+    assert parse(render.to_dot(long_chain())).defaults["graph"]["rankdir"] == "LR"
+    wide = Blueprint.from_dict({"id": "wide", "nodes": [{"id": f"w{i}", "uses": "noop"}
+                                                         for i in range(8)],
+                                "edges": [{"source": "w0", "target": f"w{i}"} for i in range(1, 7)]
+                                + [{"source": f"w{i}", "target": "w7"} for i in range(1, 7)]})
+    assert render.auto_rankdir(wide) == "TB"
+    assert parse(render.to_dot(long_chain(), rankdir="TB")).defaults["graph"]["rankdir"] == "TB"
+
+
+def test_focus_draws_the_running_region_with_stand_ins_for_the_rest() -> None:
+    bp = long_chain(30)
+    states = {f"s{i}": "succeeded" for i in range(14)} | {"s14": "running"}
+    focus = render.focus_region(bp, states)
+    assert focus == {"s12", "s13", "s14", "s15", "s16"}
+    d = parse(render.to_dot(bp, states=states, focus=focus))
+    shown = sorted(d.label(g).split("\n")[0] for g in d.nodes if d.label(g).startswith("s"))
+    assert shown == ["s12", "s13", "s14", "s15", "s16"]
+    labels = [a.get("label", "") for a in d.nodes.values()]
+    assert "… 12 nodes" in labels and "13 nodes …" in labels
+    assert render.focus_region(long_chain(8), states) is None  # small graphs are drawn whole
+
+
+# -- Mermaid (issue 12.5) ------------------------------------------------------------------------------
+
+def test_to_mermaid_draws_nodes_edges_subflows_and_states(registry: Registry) -> None:
+    from flownb.mermaid import mermaid_block, to_mermaid
+
+    text = to_mermaid(demo_blueprint(), registry=registry,
+                      states={"fetch": "succeeded", "route": "running", "sub": "skipped"})
+    lines = text.splitlines()
+    assert lines[0] == "flowchart LR"  # 8 levels, at most 2 wide: a chain
+    assert 'n0("fetch<br/>fetch-data<br/>succeeded")' in lines[1]
+    assert '  n1 -->|"left"| n2' in lines
+    assert any(ln.startswith("  n7 -.->") and "revise" in ln for ln in lines)  # loop back: dashed
+    assert '  n3 -.->|"fallback"| n4' in lines
+    assert '  subgraph c0 ["subflow child"]' in lines
+    assert any("c0_n0" in ln and "skipped" in ln for ln in lines)  # a skipped subflow's child
+    assert "  classDef succeeded fill:#c8e6c9,stroke:#43a047,color:#212121" in lines
+    assert "  class n0 succeeded" in lines and "  class n1 running" in lines
+    assert any(ln.startswith("  class n0") and ln.endswith(" entry") for ln in lines)
+    assert to_mermaid(long_chain()).startswith("flowchart LR")
+    assert demo_blueprint().to_mermaid(registry=registry, subflows=False).count("subgraph") == 0
+    assert mermaid_block(long_chain(2)).startswith("```mermaid\nflowchart TB\n")
+    assert mermaid_block(long_chain(2)).endswith("```\n")
+
+
+def test_mermaid_labels_cannot_break_out_of_their_quotes() -> None:
+    from flownb.mermaid import to_mermaid
+
+    nasty = Blueprint.from_dict({"id": "nasty", "nodes": [
+        {"id": 'a"]-->x(("', "uses": "noop"}, {"id": "b{c<d>#e", "uses": "noop"}],
+        "edges": [{"source": 'a"]-->x(("', "target": "b{c<d>#e", "action": 'go"|'}]})
+    text = to_mermaid(nasty)
+    body = [ln for ln in text.splitlines()[1:] if not ln.strip().startswith("class")]
+    for ln in body:  # every user character that means something to Mermaid is an entity
+        quoted = ln.replace("<br/>", " ").split('"')[1::2]
+        assert all(not any(ch in q for ch in '"[]|<>') for q in quoted), ln
+    assert "a#quot;#93;--#gt;x((#quot;" in text and "b#123;c#lt;d#gt;#35;e" in text

@@ -31,6 +31,7 @@ from ..errors import FlownbError
 from ..graph import CNode, Graph, compile_graph, select_edges
 from ..limits import LimitExceeded, child_limit_message
 from ..registry import Registry
+from ..transforms import transformed_input
 from .jobs import enqueue_items
 from .keys import item_field, lease_member
 from .reads import Reader, resolver
@@ -300,6 +301,8 @@ class NodeRunner:
         reader = Reader(st, run.run_id)
         try:
             input_ = self._input(run, cn, item, reader, carried)
+            if cn.transforms is not None:
+                input_ = transformed_input(cn, list(item.get("s") or []), input_, reader)
         except FlownbError as exc:
             await self._failed(run.run_id, run.digest, _err(node, run.run_id, exc))
             return None
@@ -351,7 +354,7 @@ class NodeRunner:
             for v in writes.values():
                 dumps(v).encode()
             taken = select_edges(cn, action, resolver(st, run.run_id, output, action, input_,
-                                                      writes)) if cn.out else set()
+                                                      writes, node_id=cn.id)) if cn.out else set()
         except UnicodeEncodeError as exc:
             raise FlownbError(f"the output or a state write of node {cn.id!r} cannot be stored "
                               f"(not valid UTF-8: {exc.reason} at position {exc.start}); clean "
@@ -428,6 +431,8 @@ class NodeRunner:
         try:
             if input_ is None:
                 input_ = self._input(run, cn, item, reader, _NO_INPUT)
+                if cn.transforms is not None:
+                    input_ = transformed_input(cn, list(item.get("s") or []), input_, reader)
             if cn.uses == "subflow":
                 bp = run.registry.get_blueprint(builtins.subflow_blueprint_id(cn), node_id=cn.id)
                 child_inputs = [builtins.subflow_inputs(cn.params, input_, reader)]

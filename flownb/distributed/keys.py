@@ -23,17 +23,14 @@ key                                type   contents
 ``{p}:run:<id>:children``          set    child runs (subflow / map) for cancellation
 ``{p}:run:<id>:done``              stream one entry, written when the run ends: waiters block on it
                                           (XREAD) instead of waking on every event
-<<<<<<< HEAD
 ``{p}:run:<id>:jobs``              hash   ``node|visit`` → id of the RQ job that carries the queued item
                                           (the reaper leaves items whose job still waits in the queue)
 ``{p}:alive:<worker>``             string set by a worker's liveness process (renewed every beat, even
                                           while a node holds the GIL): a live worker's leases are spared
-=======
 ``{p}:run:<root>:childruns``       hash   per *root* run: ``total`` child runs started under it (all
                                           levels), ``refused`` once a limit was hit, and one field per
                                           structural item (``run|node|visit``) so a retried start counts
                                           once (see :mod:`flownb.limits`)
->>>>>>> main
 ``{p}:bp:<digest>``                hash   ``json`` (the blueprint) + the compiled graph for the scripts:
                                           ``o:<node>`` out edges, ``i:<node>`` join info, ``x:<scc>`` exits
 ``{p}:runs``                       zset   run id → created time (``flownb runs``)
@@ -41,6 +38,8 @@ key                                type   contents
                                           their worker's heartbeat; expired ones are re-queued by a reaper
 ``{p}:reaper``                     string lock so one worker reaps at a time
 ``{p}:workers``                    hash   worker name → JSON (pid, host, state, current node, jobs done)
+``{p}:llm:rate:<bucket>``          hash   LLM rate-limit bucket (model or base URL): ``r`` / ``t`` request and
+                                          token GCRA times, ``b`` blocked-until (429 Retry-After), seconds
 =================================  =====  ===============================================================
 
 The Lua scripts derive a parent run's keys from the prefix (subflow completion notifies the
@@ -126,6 +125,10 @@ class Keys:
     @property
     def workers(self) -> str:
         return f"{self.prefix}:workers"
+
+    def llm_rate(self, bucket: str) -> str:
+        """An LLM rate-limit bucket shared by every worker (see flownb.distributed.ratelimit)."""
+        return f"{self.prefix}:llm:rate:{bucket}"
 
 
 def lease_member(run_id: str, node: str, visit: int) -> str:

@@ -83,8 +83,18 @@ class _LazyOutputs(Mapping[str, Any]):
 
 
 def resolver(store: RedisStore, run_id: str, output: Any, action: str | None, input_: Any,
-             writes: Mapping[str, Any]) -> Callable[[str], Any]:
-    """Condition names over the run's state on Redis, read lazily (see :func:`condition_resolver`)."""
+             writes: Mapping[str, Any], node_id: str | None = None) -> Callable[[str], Any]:
+    """Condition names over the run's state on Redis, read lazily (see :func:`condition_resolver`);
+    ``node_id``: the committing node, whose own output is not in Redis yet."""
     reader = Reader(store, run_id)
-    return condition_resolver(output, action, input_, _LazyState(reader, writes),
+    base = condition_resolver(output, action, input_, _LazyState(reader, writes),
                               _LazyOutputs(reader))
+    if node_id is None:
+        return base
+
+    def resolve(name: str) -> Any:
+        if name == node_id and name not in writes:
+            return output
+        return base(name)
+
+    return resolve

@@ -286,9 +286,16 @@ end
 #: KEYS: the run keys (see module docstring); ARGV[7] blueprint digest, ARGV[8] blueprint id,
 #: ARGV[9] parent link or '', ARGV[10] start nodes (JSON list), ARGV[11] bundle (JSON),
 #: ARGV[12] event data (JSON), ARGV[13] parent children-set key or '', ARGV[14] input keys (JSON),
-#: ARGV[15..] state k, v pairs.
+#: ARGV[15..] state k, v pairs. A child run whose parent has ended (failed, cancelled — e.g. its
+#: root hit a limit of flownb.limits) is not created: returns 'parent-ended'.
 START = _LIB + r"""
 if redis.call('EXISTS', K_META) == 1 then return 'exists' end
+if ARGV[9] ~= '' then
+  local prun = string.match(ARGV[9], '^(.*)|[^|]*|%d+$')
+  if prun and redis.call('HGET', run_key(prun, 'meta'), 'status') ~= 'running' then
+    return 'parent-ended'
+  end
+end
 redis.call('HSET', K_META, 'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
            'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11], 'input_keys', ARGV[14], 'ttl', TTL)
 for i = 15, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
@@ -530,3 +537,55 @@ return cjson.encode({r = 'ok', total = total})
 ALL = {"START": START, "CLAIM": CLAIM, "CLAIM_MANY": CLAIM_MANY, "COMMIT": COMMIT, "FAIL": FAIL, "CANCEL": CANCEL,
        "WAIT_CHILDREN": WAIT_CHILDREN, "REQUEUE": REQUEUE, "RENEW": RENEW,
        "RESERVE_CHILDREN": RESERVE_CHILDREN}
+
+
+#: LLM rate limit: GCRA over requests and tokens in one bucket, a line-by-line port of
+#: flownb.llm.ratelimit.gcra (the in-memory twin), on Redis server time so every worker agrees.
+#: KEYS[1] the bucket hash (``{p}:llm:rate:<bucket>``: r / t request and token TATs, b blocked
+#: until; epoch seconds).
+#: ARGV[1] "reserve": ARGV[2] rpm (0 = none), ARGV[3] tpm (0 = none), ARGV[4] burst,
+#:         ARGV[5] tokens of this call. Returns the seconds to wait as a string, "0" = granted
+#:         (and charged; a refused call charges nothing).
+#: ARGV[1] "backoff": ARGV[2] seconds nothing is granted (a 429's Retry-After). Returns "0".
+RATE_LIMIT = r"""
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local h = redis.call('HMGET', KEYS[1], 'r', 't', 'b')
+local tr = tonumber(h[1]) or 0
+local tt = tonumber(h[2]) or 0
+local bu = tonumber(h[3]) or 0
+local function keep(latest)
+  redis.call('PEXPIRE', KEYS[1], math.ceil((latest - now + 60) * 1000))
+end
+if ARGV[1] == 'backoff' then
+  local till = now + tonumber(ARGV[2])
+  if till > bu then
+    bu = till
+    redis.call('HSET', KEYS[1], 'b', string.format('%.6f', bu))
+  end
+  keep(math.max(bu, tr, tt))
+  return '0'
+end
+local rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3])
+local burst, tokens = math.max(1, tonumber(ARGV[4])), math.max(0, tonumber(ARGV[5]))
+local wait = math.max(0, bu - now)
+local nr, nt = tr, tt
+if rpm > 0 then
+  local interval = 60 / rpm
+  local base = math.max(tr, now)
+  wait = math.max(wait, base - (burst - 1) * interval - now)
+  nr = base + interval
+end
+if tpm > 0 then
+  local cost = math.min(60, tokens * 60 / tpm)
+  local base = math.max(tt, now)
+  wait = math.max(wait, base + cost - 60 - now)
+  nt = base + cost
+end
+if wait > 0 then
+  return string.format('%.6f', wait)
+end
+redis.call('HSET', KEYS[1], 'r', string.format('%.6f', nr), 't', string.format('%.6f', nt))
+keep(math.max(nr, nt, bu))
+return '0'
+"""

@@ -20,10 +20,11 @@ from ..blueprint import Blueprint
 from ..errors import ExecutorError, FlownbError
 from ..events import TERMINAL, Event
 from ..graph import Graph, analyse
-from ..limits import Limits, current_limits
+from ..jsondata import dumps as _strict_dumps
+from ..limits import Limits
 from ..result import NodeStats, RunResult
 from ..scheduler import Item, Outcome
-from . import scripts
+from . import childruns, scripts
 from .keys import Keys, item_field, lease_member
 
 if TYPE_CHECKING:
@@ -34,11 +35,8 @@ _UNSET = object()
 
 
 def dumps(value: Any) -> str:
-    try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise FlownbError(f"value is not JSON-serialisable ({exc}); distributed runs store state "
-                          "and outputs as JSON") from None
+    """Strict JSON (no NaN/inf, no keys that collide as strings): :func:`flownb.jsondata.dumps`."""
+    return _strict_dumps(value)
 
 
 def loads(raw: bytes | str | None, *, what: str = "value") -> Any:
@@ -145,6 +143,9 @@ class RedisStore:
                           event, parent_children, dumps(list(inputs)), *flat])
         if raw == b"exists" or raw == "exists":
             raise ExecutorError(f"run id {run_id!r} already exists", run_id=run_id)
+        if raw in (b"parent-ended", "parent-ended"):
+            raise ExecutorError(f"parent run of {run_id!r} has ended; the child run is not "
+                                "started", run_id=run_id)
         return [(n, int(v)) for n, v in loads(raw)]
 
     def claim(self, run_id: str, digest: str, node: str, visit: int, worker: str) -> dict[str, Any]:
@@ -220,36 +221,11 @@ class RedisStore:
     def wait_children(self, run_id: str, digest: str, node: str, visit: int, children: list[str]) -> str:
         return _s(self._call("WAIT_CHILDREN", run_id, digest, [node, visit, len(children), dumps(children)]))
 
-    def lineage(self, run_id: str, max_hops: int = 64) -> tuple[str, int]:
-        """``(root run id, depth)`` of a run, following the ``parent`` links (root = depth 0)."""
-        rid, depth = run_id, 0
-        while depth <= max_hops:
-            parent = self.r.hget(self.keys.meta(rid), "parent")
-            if not parent:
-                return rid, depth
-            rid = _s(parent).rsplit("|", 2)[0]
-            depth += 1
-        return rid, depth
-
     def reserve_children(self, run_id: str, node: str, visit: int, n: int,
                          limits: Limits | None = None) -> None:
         """Count ``n`` child runs of item ``node|visit`` against the root run's limits, or raise
-        :class:`~flownb.errors.LimitExceeded` (atomic across workers: RESERVE_CHILDREN)."""
-        if n <= 0:
-            return
-        lim = limits or current_limits()
-        root, depth = self.lineage(run_id, lim.max_depth + 1)
-        lim.check_depth(depth + 1, node_id=node, run_id=run_id)
-        res = loads(self._scripts["RESERVE_CHILDREN"](
-            keys=[self.keys.child_runs(root), self.keys.meta(root)],
-            args=[lease_member(run_id, node, visit), n, lim.max_child_runs,
-                  self.settings.result_ttl_s * 2]))
-        if res.get("r") == "refused":
-            raise lim.child_runs_refused(int(res.get("total") or 0), n, node_id=node, run_id=run_id)
-        if res.get("r") == "stopped":
-            raise ExecutorError(f"node {node!r} of run {run_id}: its root run {root} is "
-                                f"{res.get('status')}; no more child runs are started",
-                                node_id=node, run_id=run_id)
+        :class:`~flownb.errors.LimitExceeded` (atomic across workers: :mod:`.childruns`)."""
+        childruns.reserve(self, self._scripts["RESERVE_CHILDREN"], run_id, node, visit, n, limits)
 
     def requeue_expired(self, limit: int = 200) -> list[tuple[str, str, int]]:
         raw = self._scripts["REQUEUE"](keys=[self.keys.leases],

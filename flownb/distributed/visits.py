@@ -33,6 +33,7 @@ from ..registry import Registry, default_registry
 from .execute import Incapable, NodeRunner, is_transient_redis_error
 from .jobs import enqueue_items, make_queue
 from .keys import item_field, lease_member
+from .ratelimit import install as install_rate_limiter
 from .store import RedisStore, StoreSettings, dumps, loads
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class WorkerRuntime(NodeRunner):
         self.registry = registry or default_registry
         self.store = RedisStore(conn, prefix=prefix, settings=settings)
         self.queue = make_queue(conn, queue_name)
+        # LLM rate limits are shared by every worker on this Redis (flownb.llm.ratelimit)
+        install_rate_limiter(conn, prefix=prefix)
         self.reap_interval_s = reap_interval_s
         self.concurrency = concurrency
         self.liveness_process = liveness_process

@@ -13,18 +13,20 @@ Importing this package does not import ``openai``; only a real model call does.
 from __future__ import annotations
 
 from .cache import Cache, DiskCache, MemoryCache, RedisCache, cache_key, default_cache_dir, get_cache
-from .client import Completion, TokenCoalescer, achat, chat
+from .client import Completion, TokenCoalescer, aclose_clients, achat, chat
 from .config import DEFAULT_MODEL, LLMSettings, configure, describe, reset, resolve
 from .errors import LLMConfigError, LLMError
 from .fake import FakeLLM
 from .nodes import llm_condition, llm_process, llm_router
-from .prices import PRICES, cost_usd
-from .runner import TOKEN_EVENT, USAGE_EVENT, complete, generate
+from .prices import PRICES, PRICES_AS_OF, cost_usd
+from .ratelimit import MemoryRateLimiter, RateLimit, RateLimiter, get_limiter, set_limiter
+from .runner import TOKEN_EVENT, USAGE_EVENT, agenerate, complete, generate
 
 __all__ = [
     "Cache", "DiskCache", "MemoryCache", "RedisCache", "cache_key", "default_cache_dir",
     "get_cache", "Completion", "TokenCoalescer", "achat", "chat", "DEFAULT_MODEL", "LLMSettings",
     "configure", "describe", "reset", "resolve", "LLMConfigError", "LLMError", "FakeLLM",
     "llm_condition", "llm_process", "llm_router", "PRICES", "cost_usd", "TOKEN_EVENT",
-    "USAGE_EVENT", "complete", "generate",
+    "USAGE_EVENT", "complete", "generate", "agenerate", "aclose_clients", "PRICES_AS_OF",
+    "MemoryRateLimiter", "RateLimit", "RateLimiter", "get_limiter", "set_limiter",
 ]

@@ -9,7 +9,13 @@ Two stores: :class:`DiskCache` (the default, one JSON file per answer under
 ``~/.cache/flownb/llm`` or ``$FLOWNB_LLM_CACHE_DIR``, written atomically so concurrent runs and
 crashes never leave a torn file) and :class:`RedisCache` (shared by distributed workers, with a
 TTL). ``FLOWNB_LLM_CACHE=0`` or ``flownb.llm.configure(cache=False)`` turns caching off. The
-offline fake is never cached: it is free and instant.
+offline fake is never cached: it is free and instant. Nor is a sampled call (temperature > 0)
+unless the node says ``cache: true``: see :func:`flownb.llm.config.cache_wanted`.
+
+The disk cache is bounded, because a notebook left running over a dataset would otherwise fill
+a disk: entries older than ``max_age_s`` (``FLOWNB_LLM_CACHE_MAX_AGE_S``, default 30 days) are
+misses and are deleted, and when the directory outgrows ``max_mb`` (``FLOWNB_LLM_CACHE_MAX_MB``,
+default 500) the oldest entries go first. ``flownb cache clear`` empties it.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -26,6 +33,10 @@ from ..files import atomic_write_text
 
 #: cache entries carry this so a future format change can ignore old files instead of misreading
 CACHE_FORMAT = 1
+DEFAULT_MAX_AGE_S = 30 * 24 * 3600.0
+DEFAULT_MAX_MB = 500.0
+#: the size bound is checked every this many writes (a directory walk is not free)
+PRUNE_EVERY = 64
 
 
 @runtime_checkable
@@ -64,27 +75,69 @@ class DiskCache:
     moved into place with ``os.replace`` — readers see the old file or the new one, never half.
     """
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, directory: str | os.PathLike[str] | None = None, *,
+                 max_age_s: float | None = None, max_mb: float | None = None) -> None:
         self.directory = Path(directory).expanduser() if directory is not None else default_cache_dir()
+        self.max_age_s = _env_float("FLOWNB_LLM_CACHE_MAX_AGE_S", DEFAULT_MAX_AGE_S) \
+            if max_age_s is None else max_age_s
+        self.max_mb = _env_float("FLOWNB_LLM_CACHE_MAX_MB", DEFAULT_MAX_MB) if max_mb is None \
+            else max_mb
+        self._writes = 0
 
     def _path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
+        path = self._path(key)
         try:
-            with open(self._path(key), encoding="utf-8") as fh:
+            with open(path, encoding="utf-8") as fh:
                 value = json.load(fh)
         except (OSError, ValueError):
             return None  # a missing or unreadable entry is simply a miss
         if not isinstance(value, dict) or value.get("format") != CACHE_FORMAT:
             return None
+        created = value.get("created")
+        if self.max_age_s and isinstance(created, (int, float)) \
+                and time.time() - created > self.max_age_s:
+            path.unlink(missing_ok=True)
+            return None
         return value
+
+    def prune(self) -> int:
+        """Delete expired entries, then the oldest ones while the directory is over ``max_mb``;
+        returns how many files were removed."""
+        entries = []
+        for f in self.directory.glob("*/*.json"):
+            try:
+                st = f.stat()
+            except OSError:
+                continue
+            entries.append((st.st_mtime, st.st_size, f))
+        entries.sort()
+        now = time.time()
+        budget = self.max_mb * 1024 * 1024 if self.max_mb else float("inf")
+        total = sum(size for _, size, _ in entries)
+        removed = 0
+        for mtime, size, f in entries:
+            expired = bool(self.max_age_s) and now - mtime > self.max_age_s
+            if not expired and total <= budget:
+                break
+            try:
+                f.unlink()
+            except OSError:
+                continue
+            total -= size
+            removed += 1
+        return removed
 
     def set(self, key: str, value: Mapping[str, Any]) -> None:
         path = self._path(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(path, json.dumps({**value, "format": CACHE_FORMAT}, ensure_ascii=False))
+            self._writes += 1
+            if self._writes % PRUNE_EVERY == 1:
+                self.prune()
         except OSError:
             # a read-only or full disk must not fail the run: the answer is already in hand
             import logging
@@ -106,7 +159,19 @@ class DiskCache:
         return n
 
     def __repr__(self) -> str:
-        return f"<DiskCache {self.directory}>"
+        return f"<DiskCache {self.directory} max_age_s={self.max_age_s:g} max_mb={self.max_mb:g}>"
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        from .errors import LLMConfigError
+
+        raise LLMConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
 class MemoryCache:

@@ -1,5 +1,9 @@
 """A thin wrapper over the official ``openai`` SDK's chat completions.
 
+The async path (what the nodes use) keeps one ``openai.AsyncOpenAI`` — one httpx connection
+pool — per event loop and server, so hundreds of node visits on one loop share connections and
+run their requests concurrently; see :func:`async_client`.
+
 Thin on purpose: retries (429, 5xx, timeouts, connection drops — with ``Retry-After`` honoured)
 and timeouts are the SDK's own ``max_retries`` / ``timeout`` options, set per node, rather than a
 second retry loop of ours that would multiply with the SDK's. What this module adds is what a
@@ -13,8 +17,12 @@ the offline fake needs) must work without it.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -25,6 +33,7 @@ from .errors import LLMError
 from .fake import estimate_tokens, message_text
 
 TokenCallback = Callable[[str], None]
+log = logging.getLogger("flownb.llm")
 
 INSTALL_HINT = "the LLM nodes need the openai package: pip install 'flownb[llm]'"
 
@@ -176,30 +185,86 @@ def chat(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
         raise to_llm_error(exc, settings) from exc
 
 
+# -- the async pool: one AsyncOpenAI per (event loop, base URL, key) ------------------------------
+
+#: loop -> {(base_url, key): AsyncOpenAI}. An httpx async pool belongs to the loop that opened its
+#: connections; sharing one across loops fails in odd ways ("Event loop is closed", futures
+#: attached to a different loop). Keyed by loop — weakly, so a finished loop's clients go with it
+#: — a notebook's helper-thread loop, a worker's loop and a test's loop each get their own pool,
+#: and every call on one loop shares one pool (keep-alive, many requests in flight at once).
+_aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], Any]] = \
+    weakref.WeakKeyDictionary()
+
+
+def async_client(settings: LLMSettings) -> Any:
+    """The shared ``openai.AsyncOpenAI`` of the running loop for these settings' server and key."""
+    loop = asyncio.get_running_loop()
+    key = (settings.effective_base_url, settings.api_key or "")
+    with _clients_lock:
+        per_loop = _aclients.get(loop)
+        if per_loop is None:
+            per_loop = _aclients[loop] = {}
+        client = per_loop.get(key)
+        if client is None:
+            openai = import_openai()
+            http = openai.DefaultAsyncHttpxClient(event_hooks={"response": [_on_response]})
+            client = openai.AsyncOpenAI(api_key=settings.api_key,
+                                        base_url=settings.effective_base_url,
+                                        max_retries=settings.max_retries,
+                                        timeout=settings.timeout_s, http_client=http)
+            per_loop[key] = client
+    return client.with_options(max_retries=settings.max_retries, timeout=settings.timeout_s)
+
+
+async def _on_response(response: Any) -> None:
+    """Every HTTP answer, retries included: a 429 pushes the rate-limit bucket of its model back
+    by ``Retry-After`` so that the other calls (on every worker) wait too."""
+    if response.status_code != 429:
+        return
+    from .ratelimit import get_limiter, retry_after_s
+
+    seconds = retry_after_s(response.headers)
+    if seconds is None:
+        return
+    request = response.request
+    try:
+        model = str(json.loads(request.content or b"{}").get("model", ""))
+    except ValueError:
+        model = ""
+    base = str(request.url).split("/chat/completions")[0].rstrip("/")
+    limiter = get_limiter()
+    limiter.backoff(f"{base}|{model}", seconds)
+    limiter.backoff(base, seconds)
+
+
+async def aclose_clients() -> None:
+    """Close the running loop's pooled async clients (tests; before a loop is closed)."""
+    loop = asyncio.get_running_loop()
+    with _clients_lock:
+        clients = list((_aclients.pop(loop, None) or {}).values())
+    for c in clients:
+        try:
+            await c.close()
+        except Exception:
+            log.debug("closing an async LLM client failed", exc_info=True)
+
+
 async def achat(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
                 on_token: TokenCallback | None = None) -> Completion:
-    """:func:`chat` for async code, with ``openai.AsyncOpenAI``.
-
-    A fresh client per call: an async HTTP pool is bound to the event loop that created it, and
-    flownb may run nodes on several loops (notebook helper thread, child runs).
-    """
+    """:func:`chat` for async code, on the running loop's shared ``openai.AsyncOpenAI``."""
     openai = import_openai()
     stream = settings.stream or on_token is not None
     kw = request_kwargs(settings, messages, stream=stream)
+    client = async_client(settings)
     try:
-        async with openai.AsyncOpenAI(api_key=settings.api_key,
-                                      base_url=settings.effective_base_url,
-                                      max_retries=settings.max_retries,
-                                      timeout=settings.timeout_s) as client:
-            if not stream:
-                return _from_response(await client.chat.completions.create(**kw), settings,
-                                      messages)
-            acc = _StreamAccumulator(settings, messages, on_token)
-            chunks = await client.chat.completions.create(**kw)
-            async with chunks:
-                async for chunk in chunks:
-                    acc.add(chunk)
-            return acc.result()
+        if not stream:
+            return _from_response(await client.chat.completions.create(**kw), settings, messages)
+        acc = _StreamAccumulator(settings, messages, on_token)
+        chunks = await client.chat.completions.create(**kw)
+        async with chunks:
+            async for chunk in chunks:
+                acc.add(chunk)
+        return acc.result()
     except openai.OpenAIError as exc:
         raise to_llm_error(exc, settings) from exc
 

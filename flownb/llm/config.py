@@ -9,8 +9,10 @@ wins:
    ``max_retries``, ``timeout_s``, ``stream``, ``cache``, ``backend``, ``api_key_env``);
 2. process-wide settings from :func:`configure` (a notebook cell sets them once);
 3. the environment: ``FLOWNB_LLM`` (``fake`` forces the offline fake, ``openai`` forces the real
-   client, anything else is a model name), ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``,
-   ``FLOWNB_LLM_MODEL``;
+   client; any other value is refused, so a typo never silently means "fake"),
+   ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``FLOWNB_LLM_MODEL``, ``FLOWNB_LLM_RPM``,
+   ``FLOWNB_LLM_TPM`` — and a ``.env`` file in the working directory, read once with
+   python-dotenv, never overriding a variable that is already set;
 4. defaults: model ``gpt-4o-mini`` — and with neither a key nor a base URL anywhere, the offline
    :class:`~flownb.llm.fake.FakeLLM`, so a tutorial never fails for want of a key.
 
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import LLMConfigError
+from .ratelimit import RateLimit
 
 if TYPE_CHECKING:
     from .cache import Cache
@@ -45,6 +48,11 @@ PLACEHOLDER_KEY = "sk-flownb-no-key"
 
 _UNSET: Any = object()
 
+#: accepted values of ``FLOWNB_LLM`` and the backend each forces
+FLOWNB_LLM_VALUES: dict[str, Backend] = {"fake": "fake", "offline": "fake", "mock": "fake",
+                                         "openai": "openai", "real": "openai"}
+RATE_SCOPES = ("model", "base_url")
+
 
 @dataclass(frozen=True)
 class LLMSettings:
@@ -61,11 +69,28 @@ class LLMSettings:
     timeout_s: float = DEFAULT_TIMEOUT_S
     stream: bool = False
     use_cache: bool = True
+    #: requests / tokens per minute; ``None`` = unlimited (see :mod:`flownb.llm.ratelimit`)
+    rpm: float | None = None
+    tpm: float | None = None
+    rate_burst: int = 1
+    #: which calls share a budget: ``"model"`` (base URL + model) or ``"base_url"``
+    rate_scope: str = "model"
 
     @property
     def effective_base_url(self) -> str:
         """The URL requests go to (the SDK's default when none is set)."""
         return (self.base_url or DEFAULT_BASE_URL).rstrip("/")
+
+    @property
+    def rate_limit(self) -> RateLimit:
+        return RateLimit(rpm=self.rpm, tpm=self.tpm, burst=self.rate_burst)
+
+    @property
+    def rate_key(self) -> str:
+        """The bucket this call draws from."""
+        if self.rate_scope == "base_url":
+            return self.effective_base_url
+        return f"{self.effective_base_url}|{self.model}"
 
     def describe(self) -> str:
         """One line for humans: which model answers, and where."""
@@ -91,6 +116,10 @@ class _Globals:
     stream: bool | None = None
     cache: Any = None  # None (unset) | bool | Cache instance
     fake: FakeLLM | None = None
+    rpm: float | None = None
+    tpm: float | None = None
+    rate_burst: int | None = None
+    rate_scope: str | None = None
 
 
 _lock = threading.Lock()
@@ -102,19 +131,26 @@ def configure(*, model: str | None = _UNSET, base_url: str | None = _UNSET,
               backend: Backend | None = _UNSET, temperature: float | None = _UNSET,
               max_tokens: int | None = _UNSET, system: str | None = _UNSET,
               max_retries: int | None = _UNSET, timeout_s: float | None = _UNSET,
-              stream: bool | None = _UNSET, fake: FakeLLM | None = _UNSET) -> None:
+              stream: bool | None = _UNSET, fake: FakeLLM | None = _UNSET,
+              rpm: float | None = _UNSET, tpm: float | None = _UNSET,
+              rate_burst: int | None = _UNSET, rate_scope: str | None = _UNSET) -> None:
     """Set process-wide LLM defaults (node params still win). Pass ``None`` to unset one.
 
     ``cache`` is ``True`` (the default on-disk cache), ``False`` (off) or a cache object such as
     :class:`~flownb.llm.cache.RedisCache`; ``fake`` installs a :class:`~flownb.llm.fake.FakeLLM`
-    with your own handler; ``backend`` forces ``"fake"`` or ``"openai"``.
+    with your own handler; ``backend`` forces ``"fake"`` or ``"openai"``; ``rpm`` / ``tpm``
+    limit requests / tokens per minute per model (``rate_scope="base_url"``: per server).
     """
     if backend not in (_UNSET, None, "fake", "openai"):
         raise LLMConfigError(f"backend must be 'fake' or 'openai', got {backend!r}")
+    if rate_scope not in (_UNSET, None, *RATE_SCOPES):
+        raise LLMConfigError(f"rate_scope must be one of {RATE_SCOPES}, got {rate_scope!r}")
     given = {k: v for k, v in dict(model=model, base_url=base_url, api_key=api_key, cache=cache,
                                    backend=backend, temperature=temperature,
                                    max_tokens=max_tokens, system=system, max_retries=max_retries,
-                                   timeout_s=timeout_s, stream=stream, fake=fake).items()
+                                   timeout_s=timeout_s, stream=stream, fake=fake, rpm=rpm,
+                                   tpm=tpm, rate_burst=rate_burst,
+                                   rate_scope=rate_scope).items()
              if v is not _UNSET}
     with _lock:
         for k, v in given.items():
@@ -139,6 +175,27 @@ def current_globals() -> _Globals:
     """A copy of the :func:`configure` settings."""
     with _lock:
         return replace(_globals)
+
+
+_dotenv_done = False
+
+
+def load_dotenv_once() -> None:
+    """Read ``.env`` from the working directory once per process (python-dotenv), without
+    overriding variables already set — the usual set-up step of OpenAI examples, Flowcraft's too.
+    Quietly nothing when python-dotenv is not installed or there is no file."""
+    global _dotenv_done
+    if _dotenv_done:
+        return
+    _dotenv_done = True
+    path = os.path.join(os.getcwd(), ".env")
+    if not os.path.isfile(path):
+        return
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        return
+    load_dotenv(path, override=False)
 
 
 def _env(name: str) -> str | None:
@@ -183,19 +240,19 @@ def _as_bool(value: Any) -> bool | None:
 
 def resolve(params: Mapping[str, Any] | None = None) -> LLMSettings:
     """Resolve the settings for a node with these ``params`` (see the module docstring)."""
+    load_dotenv_once()
     p = params or {}
     g = current_globals()
     env_llm = _env("FLOWNB_LLM")
     env_backend: Backend | None = None
-    env_model: str | None = None
     if env_llm is not None:
-        low = env_llm.lower()
-        if low in ("fake", "offline", "mock"):
-            env_backend = "fake"
-        elif low in ("openai", "real"):
-            env_backend = "openai"
-        else:
-            env_model = env_llm
+        env_backend = FLOWNB_LLM_VALUES.get(env_llm.lower())
+        if env_backend is None:
+            raise LLMConfigError(
+                f"FLOWNB_LLM={env_llm!r} is not a valid value; use one of "
+                f"{', '.join(sorted(FLOWNB_LLM_VALUES))} (or unset it: with OPENAI_API_KEY or "
+                "OPENAI_BASE_URL set the real client is used, else the offline fake). "
+                "A model name goes in FLOWNB_LLM_MODEL")
 
     key_env = p.get("api_key_env")
     node_key = _env(str(key_env)) if key_env else None
@@ -220,8 +277,7 @@ def resolve(params: Mapping[str, Any] | None = None) -> LLMSettings:
                                  "set OPENAI_API_KEY (or flownb.llm.configure(api_key=...)), or "
                                  "FLOWNB_LLM=fake for the offline fake")
 
-    model = str(_first(p.get("model"), g.model, env_model, _env("FLOWNB_LLM_MODEL"),
-                       DEFAULT_MODEL))
+    model = str(_first(p.get("model"), g.model, _env("FLOWNB_LLM_MODEL"), DEFAULT_MODEL))
     temperature = _as_float("temperature", _first(p.get("temperature"), g.temperature))
     max_tokens = _as_int("max_tokens", _first(p.get("max_tokens"), g.max_tokens))
     max_retries = _as_int("max_retries", _first(p.get("max_retries"), g.max_retries))
@@ -233,6 +289,15 @@ def resolve(params: Mapping[str, Any] | None = None) -> LLMSettings:
     system = _first(p.get("system"), g.system)
     stream = _as_bool(_first(p.get("stream"), g.stream))
     node_cache = _as_bool(p.get("cache"))
+    rpm = _as_float("rpm", _first(p.get("rpm"), g.rpm, _env("FLOWNB_LLM_RPM")))
+    tpm = _as_float("tpm", _first(p.get("tpm"), g.tpm, _env("FLOWNB_LLM_TPM")))
+    burst = _as_int("rate_burst", _first(p.get("rate_burst"), g.rate_burst))
+    scope = str(_first(p.get("rate_scope"), g.rate_scope, "model"))
+    if scope not in RATE_SCOPES:
+        raise LLMConfigError(f"params.rate_scope must be one of {RATE_SCOPES}, got {scope!r}")
+    for name, value in (("rpm", rpm), ("tpm", tpm)):
+        if value is not None and value <= 0:
+            raise LLMConfigError(f"{name} must be > 0 (requests or tokens per minute), got {value}")
     return LLMSettings(
         backend=backend,
         model=model,
@@ -244,8 +309,24 @@ def resolve(params: Mapping[str, Any] | None = None) -> LLMSettings:
         max_retries=DEFAULT_MAX_RETRIES if max_retries is None else max_retries,
         timeout_s=DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s,
         stream=bool(stream),
-        use_cache=node_cache is not False,
+        use_cache=cache_wanted(node_cache, temperature),
+        rpm=rpm,
+        tpm=tpm,
+        rate_burst=max(1, burst or 1),
+        rate_scope=scope,
     )
+
+
+def cache_wanted(node_cache: bool | None, temperature: float | None) -> bool:
+    """Whether a call's answer is cached: ``cache: false`` never; ``cache: true`` (or
+    ``FLOWNB_LLM_CACHE=always``) always; otherwise only deterministic calls — a sampled answer
+    (temperature > 0) is meant to vary between runs, so replaying one would be a silent change of
+    meaning."""
+    if node_cache is not None:
+        return node_cache
+    if (_env("FLOWNB_LLM_CACHE") or "").lower() == "always":
+        return True
+    return temperature is None or temperature <= 0
 
 
 def describe(params: Mapping[str, Any] | None = None) -> str:

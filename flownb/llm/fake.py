@@ -85,6 +85,13 @@ CHOICE_SYNONYMS: dict[str, tuple[str, ...]] = {
     "question": ("?", "how do", "how can", "what is", "why"),
     "complaint": tuple(NEGATIVE),
     "praise": tuple(POSITIVE),
+    "bug": ("crash", "crashes", "crashed", "slow", "error", "broken", "fails", "freezes", "bug"),
+    "feature": ("would be great", "please add", "wish", "could you add", "would love",
+                "missing", "request", "add a"),
+    "professional": ("dear", "sincerely", "regards", "position", "interest", "experience",
+                     "concern", "writing to"),
+    "casual": ("hey", "lol", "gonna", "wanna", "gimme", "yo", "dude", "stuff", "kinda"),
+    "unprofessional": tuple(INSULTS) + ("whatever", "lol", "gimme"),
 }
 #: names a router falls back to when nothing in the content points anywhere
 DEFAULT_CHOICES = ("approve", "approved", "accept", "allow", "ok", "pass", "default", "other",
@@ -230,8 +237,12 @@ class FakeLLM:
             instruction = str(instruction) if instruction else guessed or prompt
             if task is None and content == prompt:  # nothing but instructions: "Tell me about X"
                 content = _subject(instruction) or content
-        if task == "router" or (task is None and choices is None and _parse_choices(prompt)):
-            return self.route(str(content), choices or _parse_choices(prompt) or [], prompt)
+        fields = params.get("fields") if isinstance(params.get("fields"), Mapping) else None
+        listed = _parse_choices(prompt) if task is None and choices is None else None
+        if listed and all(c.lower() in SEVERITY for c in listed):
+            return self.rate(str(content), listed, instruction)  # "one of: none, moderate, severe"
+        if task == "router" or listed:
+            return self.route(str(content), choices or listed or [], prompt, fields)
         if task == "condition" or (task is None and _is_yes_no(prompt)):
             return "true" if self.decide(instruction, str(content)) else "false"
         scale = _rating_options(instruction) if task is None else None
@@ -263,7 +274,12 @@ class FakeLLM:
             items, need = required
             low = content.lower()
             have = sum(1 for it in items if re.search(rf"(?<!\w){re.escape(it)}(?!\w)", low))
-            return have >= need
+            if have < need:
+                return False
+            # "... and is the tone `{{tone}}` professional?": a casual tone fails it
+            if "professional" in q and re.search(r"\b(casual|unprofessional)\b", low):
+                return False
+            return True
         if re.search(r"\b(spam|scam|phishing|advert|promotional)\b", q):
             return spam_count(content) > 0
         if re.search(r"\b(insult|toxic|abusive|offensive|rude|harass)", q):
@@ -289,8 +305,14 @@ class FakeLLM:
             return bool(terms) and any(t in low for t in terms)
         return score > 0
 
-    def route(self, content: str, choices: Sequence[str], prompt: str = "") -> str:
-        """Pick one of ``choices`` from keywords in ``content``; always returns one of them."""
+    def route(self, content: str, choices: Sequence[str], prompt: str = "",
+              fields: Mapping[str, Any] | None = None) -> str:
+        """Pick one of ``choices`` from keywords in ``content``; always returns one of them.
+
+        ``fields`` (the template's variables by name) lets a triage router read earlier
+        analyses — ``hate_speech_level: severe``, ``pii_found: true`` — the way its prompt's
+        rules do: severe abuse → ban, personal data → redact, spam → delete, else approve.
+        """
         if not choices:
             return "default"
         norm = {c: re.sub(r"[\s_]+", "-", c.strip().lower()) for c in choices}
@@ -300,6 +322,11 @@ class FakeLLM:
                 if n in names or any(part in names for part in n.split("-")):
                     return c
             return None
+
+        for flag in _analysis_flags(fields or {}):
+            hit = find(*_FLAG_ROUTES[flag])
+            if hit:
+                return hit
 
         # moderation, most severe first: an insult is banned even if it also carries a link
         if insult_count(content):
@@ -340,6 +367,10 @@ class FakeLLM:
             for c, n in norm.items():
                 if n == name:
                     return c
+        for name in DEFAULT_CHOICES:  # "action_approve", "general-feedback"
+            for c, n in norm.items():
+                if name in n.split("-"):
+                    return c
         return list(choices)[_digest(content) % len(choices)]
 
     def write(self, prompt: str, content: str, params: Mapping[str, Any],
@@ -357,6 +388,11 @@ class FakeLLM:
         topic = _topic_phrase(source, kws)
         variant = _digest(prompt) % 3
         task = _writing_task(ask)
+        if task == "log":
+            what = re.search(r"\b(?:saying|confirming|that says)\s+(?:that\s+)?([^.\n]+)", ask)
+            return f"[log] {source.strip()[:80]}: {what.group(1).strip() if what else 'done'}"
+        if task == "extract":
+            return ", ".join(_terms(source)) or ", ".join(kws)
         if task == "outline":
             steps = [f"Introduction: why {topic} matters",
                      f"Background: where {kws[0]} comes from",
@@ -390,7 +426,9 @@ class FakeLLM:
         if task == "classify":
             sc = sentiment(source)
             return "positive" if sc > 0 else "negative" if sc < 0 else "neutral"
-        if task == "draft":
+        if task == "email":
+            text = _email(ask, content)
+        elif task == "draft":
             text = _draft(topic, kws, content)
         else:
             openings = [f"{topic[:1].upper() + topic[1:]} comes down to a few ideas.",
@@ -402,6 +440,50 @@ class FakeLLM:
         if isinstance(limit, int) and limit > 0 and estimate_tokens(text) > limit:
             text = text[: max(1, limit * 4)]
         return text
+
+
+#: analysis flags a triage router reads from its fields, most severe first, and the route names
+#: each one picks (see FakeLLM.route)
+_FLAG_ROUTES: dict[str, tuple[str, ...]] = {
+    "abuse": ("ban", "block", "banned", "toxic", "abuse", "abusive", "reject", "remove"),
+    "pii": ("redact", "mask", "pii", "private", "anonymize", "anonymise", "review"),
+    "spam": ("delete-spam", "spam", "delete", "remove", "reject", "block"),
+}
+_TRUE_WORDS = frozenset({"true", "yes", "1", "found", "detected"})
+_SEVERE_WORDS = frozenset({"severe", "high", "extreme", "critical"})
+
+
+def _analysis_flags(fields: Mapping[str, Any]) -> list[str]:
+    """Which of ``abuse`` / ``pii`` / ``spam`` the named fields report, in that order."""
+    found: set[str] = set()
+    for name, value in fields.items():
+        parts = set(re.split(r"[\W_]+", str(name).lower()))
+        v = str(value).strip().strip("'\"`.").lower()
+        first = v.split()[0] if v.split() else ""
+        if parts & {"hate", "toxic", "toxicity", "abuse", "insult", "severity"} \
+                and first in _SEVERE_WORDS | _TRUE_WORDS:
+            found.add("abuse")
+        elif parts & {"pii", "personal", "privacy"} and first in _TRUE_WORDS:
+            found.add("pii")
+        elif "spam" in parts and first in _TRUE_WORDS:
+            found.add("spam")
+    return [f for f in _FLAG_ROUTES if f in found]
+
+
+_TERM = re.compile(r"[A-Za-z][\w+#]*(?:\.[A-Za-z]\w*)*")
+
+
+def _terms(text: str) -> list[str]:
+    """Proper-noun-like terms (TypeScript, Node.js, SQL): capitalised words that do not start a
+    sentence, or words with a dot/plus/hash inside — an extraction of skills, tools, names."""
+    out: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        for i, m in enumerate(_TERM.finditer(sentence)):
+            w = m.group(0)
+            inner = any(c in w[1:] for c in ".+#")
+            if (inner or (i > 0 and any(c.isupper() for c in w))) and w not in out:
+                out.append(w)
+    return out
 
 
 #: words of a severity scale, mildest first (see FakeLLM.rate)
@@ -419,16 +501,19 @@ def _rating_options(instruction: str) -> list[str] | None:
     return items if len(items) >= 2 else None
 
 
-_TASKS = (("outline", r"\boutlines?\b"), ("titles", r"\b(titles?|headlines?|names?)\b"),
+_TASKS = (("extract", r"\bextract\w*\b"), ("outline", r"\boutlines?\b"), ("titles", r"\b(titles?|headlines?|names?)\b"),
           ("summary", r"\bsummar(y|ise|ize|ising|izing)\b|\btl;?dr\b"),
           ("classify", r"\b(classify|sentiment)\b"),
           ("list", r"\b(bullets?|list|steps|ideas|points)\b"),
+          ("email", r"\b(e-?mail|letter|note|message) (?:to|inviting|telling|saying|informing)\b"),
           ("draft", r"\b(draft|blog post|post|article|essay|paragraphs?|e-?mail|letter|reply)\b"))
 
 
 def _writing_task(ask: str) -> str | None:
     """The artefact asked for: the task keyword that appears *first* in the instruction
     ("an outline for a blog post" → outline; "a blog post following this outline" → draft)."""
+    if re.search(r"\blog (?:entry|line|message)\b", ask):
+        return "log"  # "the post ... write a log entry": the artefact is the log line
     best: tuple[int, str] | None = None
     for task, pattern in _TASKS:
         m = re.search(pattern, ask)
@@ -468,6 +553,30 @@ def _topic_phrase(source: str, kws: Sequence[str]) -> str:
     return " ".join(kws[:2]) or "the topic"
 
 
+#: what an e-mail says, by what the instruction asks for (first match)
+_EMAIL_BODIES = (
+    (r"invit", ("We were impressed by your application and would like to invite you to an "
+                "interview. Please reply with a few times that suit you.")),
+    (r"another candidate|not (?:be )?moving forward|reject|declin",
+     ("Thank you for your interest and the time you put into your application. We have decided "
+      "to continue with other candidates, and we wish you every success.")),
+    (r"thank", "Thank you for your kind words; it means a lot to the whole team."),
+    (r"edited|remov|redact", ("We edited your post to remove personal information. Please avoid "
+                              "sharing contact details publicly.")),
+    (r"feedback|ticket|logged", ("Thank you for your feedback. We have logged it and the team "
+                                 "will look into it.")),
+)
+
+
+def _email(ask: str, content: str) -> str:
+    """A short e-mail: greeting (the name filled in, when the content is one), one body line
+    chosen by what is asked, sign-off."""
+    name = content.strip() if 0 < len(content.split()) <= 4 and "\n" not in content.strip() else ""
+    body = next((text for pattern, text in _EMAIL_BODIES if re.search(pattern, ask)),
+                "Thank you for getting in touch; we will follow up shortly.")
+    return f"Dear {name or 'customer'},\n\n{body}\n\nBest regards,\nThe team"
+
+
 def _draft(topic: str, kws: Sequence[str], content: str) -> str:
     """A few paragraphs; one per numbered point when the content is an outline."""
     points = [m.group(1).strip() for m in re.finditer(r"(?m)^\s*\d+[.)]\s+(.+)$", content)]
@@ -497,11 +606,17 @@ def _is_yes_no(prompt: str) -> bool:
 def _parse_choices(prompt: str) -> list[str] | None:
     """Choices a router prompt lists: "one of: a, b, c" / "Choices: a | b" / "[a, b]"."""
     m = re.search(r"(?i)\b(?:exactly )?one of\s*:?\s*\[?([^\n\]]+)", prompt) or \
-        re.search(r"(?i)\b(?:choices|options|categories|labels|actions|routes)\s*:\s*\[?([^\n\]]+)",
-                  prompt)
+        re.search(r"(?i)\b(?:choices|options|categories|labels|actions|routes|single word|"
+                  r"one word)\s*:\s*\[?([^\n\]]+)", prompt)
     if not m:
         return None
-    raw = re.split(r"\s*(?:,|\||/|\bor\b)\s*", m.group(1).strip().rstrip("."))
+    listed = m.group(1).strip()
+    # "ONE of the following severity levels: 'none', ...": the list starts after the colon
+    head, colon, tail = listed.partition(":")
+    if colon and len(head.split()) <= 5 and not re.search(r"['\"`,]", head):
+        listed = tail.strip()
+    listed = re.split(r"(?<=['\"`])\.\s", listed)[0]  # the sentence after the list
+    raw = re.split(r"\s*(?:,|\||/|\bor\b)\s*", listed.rstrip("."))
     items = [r.strip().strip("'\"`*.").strip() for r in raw]
     items = [i for i in items if i and len(i) <= 40]
     return items if len(items) >= 2 else None
@@ -523,6 +638,8 @@ def _required_items(question: str) -> tuple[list[str], int] | None:
     if n:
         need = int(n.group(1)) if n.group(1).isdigit() else _NUMBERS[n.group(1).lower()]
         need = len(items) if need < 0 else need
+    elif re.search(r"(?i)\b(all|every|each)\b", question):
+        need = len(items)
     else:
         need = math.ceil(len(items) / 2)
     return items, min(need, len(items))

@@ -1,13 +1,19 @@
 """The built-in LLM node types: ``llm-process``, ``llm-condition`` and ``llm-router``.
 
-They are plain synchronous node functions (the runtime runs them inline or in a thread), looked
-up lazily by name through ``flownb.registry._LAZY_BUILTINS`` so that ``import flownb`` never
-imports this package, let alone ``openai``.
+They are ``async def`` node functions: a model call is a network wait, and on an event loop
+hundreds of them are in flight at once over one shared connection pool
+(:func:`flownb.llm.client.async_client`) instead of each holding a thread. They are looked up
+lazily by name through ``flownb.registry._LAZY_BUILTINS`` so that ``import flownb`` never imports
+this package, let alone ``openai``.
 
 Params shared by all three (see :mod:`flownb.llm.config` for how unset ones are resolved):
 
 ``prompt``       template with ``{{var}}`` slots, filled from the node's input, the run's state
-                 and node outputs (defaults to the input itself when that is a string)
+                 and node outputs (defaults to the input itself when that is a string);
+                 ``promptTemplate`` (Flowcraft's name) is the same
+``inputs``       Flowcraft's mapping ``{var: source}``: a node id (its output), a state key, or a
+                 list of candidates (the first with a value); mapped variables fill the template
+``rpm``, ``tpm`` requests / tokens per minute for this node's model (see ``ratelimit``)
 ``system``       system message (also a template)
 ``model``, ``temperature``, ``max_tokens``, ``base_url``
 ``max_retries``  SDK retries on 429 / 5xx / timeouts / connection errors (default 2)
@@ -28,10 +34,10 @@ from typing import Any
 from ..context import NodeContext
 from ..errors import NodeError
 from ..registry import Result
-from ..templates import render_template, template_vars
+from ..templates import mapped_inputs, node_template, render_template, template_vars
 from .client import Completion
 from .config import resolve
-from .runner import build_messages, generate
+from .runner import agenerate, build_messages
 
 _VAR = re.compile(r"\{\{\s*[A-Za-z_][\w.\-]*\s*\}\}")
 
@@ -46,34 +52,38 @@ def _error(ctx: NodeContext, message: str) -> NodeError:
 
 
 def _prompt_template(ctx: NodeContext) -> str:
-    template = ctx.params.get("prompt")
+    name = "promptTemplate" if ctx.params.get("prompt") is None else "prompt"
+    template = node_template(ctx.params, ("prompt", "promptTemplate"))
     if template is None:
         if isinstance(ctx.input, str):
             return "{{input}}"
-        raise _error(ctx, "an LLM node needs params.prompt (a template such as "
-                          "'Summarise {{text}}'), or a string input to use as the prompt")
+        raise _error(ctx, "an LLM node needs params.prompt or params.promptTemplate (a template "
+                          "such as 'Summarise {{text}}'), or a string input to use as the prompt")
     if not isinstance(template, str) or not template.strip():
-        raise _error(ctx, f"params.prompt must be a non-empty string, got {template!r}")
+        raise _error(ctx, f"params.{name} must be a non-empty string, got {template!r}")
     return template
 
 
-def _render(ctx: NodeContext, template: str) -> str:
-    return render_template(template, ctx.input, ctx._read, node_id=ctx.node_id)
-
-
-def _ask(ctx: NodeContext, *, suffix: str = "", hints: Mapping[str, Any] | None = None) -> Completion:
+async def _ask(ctx: NodeContext, *, suffix: str = "",
+               hints: Mapping[str, Any] | None = None) -> Completion:
     """Render the prompt, call the model, store the output if asked; shared by all three nodes."""
     settings = resolve(ctx.params)
     template = _prompt_template(ctx)
-    prompt = _render(ctx, template) + suffix
-    system = _render(ctx, settings.system) if settings.system else None
-    # what the fake needs to tell the data from the question: the filled-in values, and the
-    # template with its slots emptied
-    content = "\n".join(_render(ctx, "{{" + v + "}}") for v in template_vars(template))
-    fake_hints = {"content": content, "instruction": _VAR.sub("", template) + suffix,
-                  **(hints or {})}
-    return generate(settings, build_messages(prompt, system), emit=ctx.emit,
-                    fake_params=fake_hints)
+    mapped = mapped_inputs(ctx.params, ctx._read)
+    source = ctx.input if mapped is None else mapped
+
+    def render(text: str) -> str:
+        return render_template(text, source, ctx._read, node_id=ctx.node_id)
+
+    prompt = render(template) + suffix
+    system = render(settings.system) if settings.system else None
+    # what the fake needs to tell the data from the question: the filled-in values (by name),
+    # and the template with its slots emptied
+    fields = {v: render("{{" + v + "}}") for v in template_vars(template)}
+    fake_hints = {"content": "\n".join(fields.values()), "fields": fields,
+                  "instruction": _VAR.sub("", template) + suffix, **(hints or {})}
+    return await agenerate(settings, build_messages(prompt, system), emit=ctx.emit,
+                           fake_params=fake_hints)
 
 
 def _store(ctx: NodeContext, value: Any) -> None:
@@ -82,9 +92,9 @@ def _store(ctx: NodeContext, value: Any) -> None:
         ctx.state.set(str(key), value)
 
 
-def llm_process(ctx: NodeContext) -> str:
+async def llm_process(ctx: NodeContext) -> str:
     """Fill ``params.prompt`` and return the model's reply text."""
-    reply = _ask(ctx).text
+    reply = (await _ask(ctx)).text
     _store(ctx, reply)
     return reply
 
@@ -99,9 +109,9 @@ def parse_bool(reply: str) -> bool | None:
     return None
 
 
-def llm_condition(ctx: NodeContext) -> Result:
+async def llm_condition(ctx: NodeContext) -> Result:
     """Ask a yes/no question; output ``True``/``False`` and take the ``"true"``/``"false"`` edge."""
-    reply = _ask(ctx, suffix=CONDITION_SUFFIX, hints={"task": "condition"}).text
+    reply = (await _ask(ctx, suffix=CONDITION_SUFFIX, hints={"task": "condition"})).text
     value = parse_bool(reply)
     if value is None:
         shown = reply if len(reply) <= 200 else reply[:199] + "…"
@@ -170,10 +180,10 @@ def router_suffix(actions: Sequence[str], descriptions: Mapping[str, str]) -> st
     return "\n".join(lines)
 
 
-def llm_router(ctx: NodeContext) -> Result:
+async def llm_router(ctx: NodeContext) -> Result:
     """Let the model pick one of the node's actions; output = the reply, action = the choice."""
     actions, descriptions = allowed_actions(ctx)
-    comp = _ask(ctx, suffix=router_suffix(actions, descriptions),
+    comp = await _ask(ctx, suffix=router_suffix(actions, descriptions),
                 hints={"task": "router", "choices": actions})
     reply = comp.text.strip()
     action = match_choice(reply, actions)

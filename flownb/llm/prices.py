@@ -1,12 +1,16 @@
 """What a call costs, so a notebook can show dollars next to tokens.
 
-Prices are OpenAI's list prices in USD per **1 million** tokens (input, output), as published when
-this table was written; they change, so treat the figures as estimates and update or extend the
-table in place (``flownb.llm.PRICES["my-model"] = (0.5, 1.5)``). A model not in the table has an
-unknown cost (``None``) rather than a guessed one.
+Prices are OpenAI's list prices in USD per **1 million** tokens (input, output), as published on
+the date in :data:`PRICES_AS_OF`; they change, so treat the figures as estimates and update or
+extend the table in place (``flownb.llm.PRICES["my-model"] = (0.5, 1.5)``). A model not in the
+table has an unknown cost (``None``) rather than a guessed one.
 """
 
 from __future__ import annotations
+
+#: when the figures below were taken from OpenAI's pricing page (standard tier, no batch/cache
+#: discounts)
+PRICES_AS_OF = "2025-08-07"
 
 #: model → (USD per 1M prompt tokens, USD per 1M completion tokens)
 PRICES: dict[str, tuple[float, float]] = {

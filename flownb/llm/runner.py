@@ -13,10 +13,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .cache import Cache, cache_key, get_cache
-from .client import Completion, TokenCoalescer, chat
+from .client import Completion, TokenCoalescer, achat, async_client, chat, sync_client
 from .config import LLMSettings, current_globals, resolve
 from .fake import FakeLLM, estimate_tokens, message_text
 from .prices import cost_usd
+from .ratelimit import acquire, acquire_sync
 
 log = logging.getLogger("flownb.llm")
 
@@ -52,27 +53,74 @@ def build_messages(prompt: str, system: str | None = None) -> list[dict[str, str
     return messages
 
 
-def generate(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
-             emit: Emit | None = None, fake_params: Mapping[str, Any] | None = None) -> Completion:
-    """Answer ``messages`` with the model ``settings`` pick; report tokens and usage via ``emit``.
-
-    ``fake_params`` are the hints the offline fake uses (``task``, ``choices``, ``content``…);
-    the real model never sees them.
-    """
-    coalescer: TokenCoalescer | None = None
+def _coalescer(settings: LLMSettings, emit: Emit | None) -> TokenCoalescer | None:
     if settings.stream and emit is not None:
-        coalescer = TokenCoalescer(lambda text: emit(TOKEN_EVENT, text=text),
-                                   interval_s=1.0 / TOKEN_EVENTS_PER_S)
+        return TokenCoalescer(lambda text: emit(TOKEN_EVENT, text=text),
+                              interval_s=1.0 / TOKEN_EVENTS_PER_S)
+    return None
 
-    if settings.backend == "fake":
-        comp = _fake_call(settings, messages, fake_params or {}, coalescer)
-    else:
-        comp = _real_call(settings, messages, coalescer)
+
+def _finish(comp: Completion, settings: LLMSettings, coalescer: TokenCoalescer | None,
+            emit: Emit | None) -> Completion:
     if coalescer is not None:
         coalescer.flush()
     if emit is not None:
         emit(USAGE_EVENT, **usage_data(comp, backend=settings.backend))
     return comp
+
+
+def generate(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
+             emit: Emit | None = None, fake_params: Mapping[str, Any] | None = None) -> Completion:
+    """Answer ``messages`` with the model ``settings`` pick; report tokens and usage via ``emit``.
+
+    ``fake_params`` are the hints the offline fake uses (``task``, ``choices``, ``content``…);
+    the real model never sees them. Synchronous (:func:`complete`); nodes use :func:`agenerate`.
+    """
+    coalescer = _coalescer(settings, emit)
+    comp, cache, key = _local_answer(settings, messages, fake_params, coalescer)
+    if comp is None:
+        if settings.rate_limit:
+            sync_client(settings)  # see agenerate
+            acquire_sync(settings.rate_key, settings.rate_limit, _charge(settings, messages))
+        comp = chat(settings, messages, on_token=coalescer.add if coalescer is not None else None)
+        _cache_store(cache, key, comp)
+    return _finish(comp, settings, coalescer, emit)
+
+
+async def agenerate(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
+                    emit: Emit | None = None,
+                    fake_params: Mapping[str, Any] | None = None) -> Completion:
+    """:func:`generate` on the running loop's shared async client, behind the rate limit."""
+    coalescer = _coalescer(settings, emit)
+    comp, cache, key = _local_answer(settings, messages, fake_params, coalescer)
+    if comp is None:
+        if settings.rate_limit:
+            # build (or fetch) the pool first: the first call of a process imports openai,
+            # which must not sit between the granted slot and the request it was granted for
+            async_client(settings)
+            await acquire(settings.rate_key, settings.rate_limit, _charge(settings, messages))
+        comp = await achat(settings, messages,
+                           on_token=coalescer.add if coalescer is not None else None)
+        _cache_store(cache, key, comp)
+    return _finish(comp, settings, coalescer, emit)
+
+
+def _local_answer(settings: LLMSettings, messages: Sequence[Mapping[str, Any]],
+                  fake_params: Mapping[str, Any] | None, coalescer: TokenCoalescer | None,
+                  ) -> tuple[Completion | None, Cache | None, str]:
+    """The answer when no request is needed (the fake, a cache hit), else ``(None, cache, key)``
+    for storing the answer the caller fetches."""
+    if settings.backend == "fake":
+        return _fake_call(settings, messages, fake_params or {}, coalescer), None, ""
+    cache, key, hit = _cache_lookup(settings, messages, coalescer)
+    return hit, cache, key
+
+
+def _charge(settings: LLMSettings, messages: Sequence[Mapping[str, Any]]) -> int:
+    """Tokens a call is charged against ``tpm`` before it is sent: prompt estimate + max_tokens."""
+    if not settings.tpm:
+        return 0
+    return estimate_tokens(message_text(messages)) + (settings.max_tokens or 0)
 
 
 def usage_data(comp: Completion, *, backend: str = "openai") -> dict[str, Any]:
@@ -105,30 +153,34 @@ def _fake_call(settings: LLMSettings, messages: Sequence[Mapping[str, Any]],
                       estimated=True)
 
 
-def _real_call(settings: LLMSettings, messages: Sequence[Mapping[str, Any]],
-               coalescer: TokenCoalescer | None) -> Completion:
+def _cache_lookup(settings: LLMSettings, messages: Sequence[Mapping[str, Any]],
+                  coalescer: TokenCoalescer | None) -> tuple[Cache | None, str, Completion | None]:
+    """``(cache, key, cached answer or None)``; an unreachable cache is a miss, never a failure."""
     cache: Cache | None = get_cache() if settings.use_cache else None
-    key = ""
-    if cache is not None:
-        key = cache_key(settings.model, messages, settings.temperature, settings.max_tokens,
-                        settings.effective_base_url)
-        try:
-            hit = cache.get(key)
-        except Exception:  # noqa: BLE001 - an unreachable cache must not fail the run
-            log.warning("LLM cache lookup failed; calling the model", exc_info=True)
-            hit = None
-        if hit is not None:
-            comp = Completion.from_cache(hit)
-            if coalescer is not None:
-                coalescer.add(comp.text)  # one piece: the whole answer, at once
-            return comp
-    comp = chat(settings, messages, on_token=coalescer.add if coalescer is not None else None)
-    if cache is not None:
-        try:
-            cache.set(key, comp.to_cache())
-        except Exception:  # noqa: BLE001
-            log.warning("LLM cache write failed", exc_info=True)
-    return comp
+    if cache is None:
+        return None, "", None
+    key = cache_key(settings.model, messages, settings.temperature, settings.max_tokens,
+                    settings.effective_base_url)
+    try:
+        hit = cache.get(key)
+    except Exception:  # noqa: BLE001 - an unreachable cache must not fail the run
+        log.warning("LLM cache lookup failed; calling the model", exc_info=True)
+        hit = None
+    if hit is None:
+        return cache, key, None
+    comp = Completion.from_cache(hit)
+    if coalescer is not None:
+        coalescer.add(comp.text)  # one piece: the whole answer, at once
+    return cache, key, comp
+
+
+def _cache_store(cache: Cache | None, key: str, comp: Completion) -> None:
+    if cache is None:
+        return
+    try:
+        cache.set(key, comp.to_cache())
+    except Exception:  # noqa: BLE001
+        log.warning("LLM cache write failed", exc_info=True)
 
 
 def complete(prompt: str, *, system: str | None = None, emit: Emit | None = None,

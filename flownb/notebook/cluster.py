@@ -141,6 +141,8 @@ class _Slot:
     #: monotonic time of the next start of a dead worker (back-off), 0 when alive
     restart_at: float = 0.0
     dead: bool = False
+    #: the worker's last published info (jobs done…), shown after it stopped or died
+    last_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pid(self) -> int | None:
@@ -589,6 +591,7 @@ class LocalCluster:
         slot.name = f"{self.name}-w{slot.index}-r{slot.generation}"
         slot.dead = False
         slot.restart_at = 0.0
+        slot.last_info = {}
         self._spawn(slot)
         if self._state.deaths:
             self._state.deaths[-1].setdefault("restarted_as", slot.name)
@@ -722,12 +725,19 @@ class LocalCluster:
             row: dict[str, Any] = {"name": s.name, "pid": s.pid, "alive": s.alive(),
                                    "restarts": s.restarts, "mode": self.mode}
             i = info.get(s.name) or {}
+            if i:
+                s.last_info = i
+            elif s.stopping or s.dead:  # gone from Redis: keep what it did (jobs, nodes)
+                i = {k: v for k, v in s.last_info.items() if k in ("jobs", "nodes")}
             if s.dead:
                 left = max(0.0, s.restart_at - time.monotonic())
                 fallback = f"dead, restarting in {left:.1f}s" if left > 0.05 else "restarting"
+            elif s.stopping:
+                fallback = "stopping" if s.alive() else "stopped"
             else:
                 fallback = "gave up" if s.gave_up else "starting" if s.alive() else "dead"
-            row.update({"state": (i.get("state") if not s.dead else None) or fallback,
+            row.update({"state": (i.get("state") if not s.dead and not s.stopping else None)
+                        or fallback,
                         "current": i.get("current"), "jobs": i.get("jobs", 0),
                         "nodes": i.get("nodes", 0)})
             out.append(row)
@@ -788,7 +798,7 @@ class LocalCluster:
 def _run_thread_worker(worker: Any, level: str) -> None:
     try:
         worker.work(logging_level=level)
-    except Exception:  # noqa: BLE001 - reported; the monitor restarts the slot
+    except Exception:
         log.exception("flownb LocalCluster: thread worker %s crashed", worker.name)
 
 
@@ -814,7 +824,7 @@ def _monitor(ref: weakref.ReferenceType[LocalCluster]) -> None:
                             cluster._respawn(s)
                     elif not s.alive():
                         cluster._restart(s)
-        except Exception:  # noqa: BLE001 - keep monitoring
+        except Exception:
             log.exception("flownb LocalCluster monitor")
         del cluster
         if st.closing.wait(MONITOR_INTERVAL_S):

@@ -23,7 +23,7 @@ from .panels import STATE_CSS
 if TYPE_CHECKING:
     from .cluster import LocalCluster
 
-__all__ = ["cluster_html", "display_cluster", "REFRESH_S"]
+__all__ = ["REFRESH_S", "cluster_html", "display_cluster"]
 
 #: seconds between refreshes of a displayed cluster view
 REFRESH_S = 1.0
@@ -109,7 +109,7 @@ def display_cluster(cluster: LocalCluster) -> None:
     try:
         import ipywidgets as W
     except ImportError:
-        W = None  # noqa: N806
+        W = None
     if W is None or not in_kernel() or cluster.closed:
         display(HTML(static))
         return

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..result import RunResult
     from .widget import RunWidget
 
-__all__ = ["in_kernel", "show", "watch", "widget_for", "run_with_widget", "arun_with_widget"]
+__all__ = ["arun_with_widget", "in_kernel", "run_with_widget", "show", "watch", "widget_for"]
 
 
 def in_kernel() -> bool:

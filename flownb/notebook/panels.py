@@ -22,8 +22,15 @@ if TYPE_CHECKING:
     from ..result import RunResult
     from .progress import NodeRow, Snapshot
 
-__all__ = ["status_html", "table_html", "live_html", "details_html", "result_html",
-           "STATE_CSS", "TABLE_ROWS"]
+__all__ = [
+    "STATE_CSS",
+    "TABLE_ROWS",
+    "details_html",
+    "live_html",
+    "result_html",
+    "status_html",
+    "table_html",
+]
 
 #: node/run state -> CSS colour (JupyterLab variables, light fallbacks)
 STATE_CSS = {
@@ -109,8 +116,8 @@ def table_html(snap: Snapshot, *, max_rows: int = 200, visible_rows: int = TABLE
             f"<td style='{num}'>{visits}</td><td style='{num}'>{r.attempts or ''}</td>"
             f"<td style='{num}'>{esc(_fmt_duration(r.duration_s))}</td>"
             f"<td style='{_CELL}'>{esc(r.worker or '')}</td>"
-            f"<td style='{_CELL};max-width:32em;overflow:hidden;text-overflow:ellipsis;"
-            f"color:{colour}' title='{esc(detail)}'>{esc(_short(detail))}</td></tr>")
+            f"<td style='{_CELL};color:{colour}' title='{esc(detail)}'><div style='max-width:18em;"
+            f"overflow:hidden;text-overflow:ellipsis'>{esc(_short(detail))}</div></td></tr>")
     head = "".join(
         f"<th style='{_CELL};position:sticky;top:0;z-index:1;background:{_HEAD_BG};"
         f"text-align:{'right' if h in ('visits', 'attempts', 'duration') else 'left'};"
@@ -118,7 +125,8 @@ def table_html(snap: Snapshot, *, max_rows: int = 200, visible_rows: int = TABLE
         for h in ("node", "uses", "state", "visits", "attempts", "duration", "worker",
                   "output / error"))
     height = f"max-height:{(visible_rows + 1) * _ROW_EM:.1f}em;" if len(rows) > visible_rows else ""
-    return (f"<div class='flownb-nodes-box' style='{height}overflow:auto;border:1px solid {_BORDER};"
+    return (f"<div class='flownb-nodes-box' style='{height}max-width:100%;overflow:auto;"
+            f"border:1px solid {_BORDER};"
             f"border-radius:3px;margin:0.4em 0;font-size:{_FONT}'>"
             "<table class='flownb-nodes' style='border-collapse:separate;border-spacing:0;"
             f"width:100%;margin:0'><thead><tr>{head}</tr></thead><tbody>"
@@ -133,19 +141,15 @@ def status_html(snap: Snapshot) -> str:
     bp = f"({esc(snap.blueprint_id)}) " if snap.blueprint_id else ""
     running = snap.running
     now = f" — running: {esc(', '.join(running[:5]))}{'…' if len(running) > 5 else ''}" if running else ""
-    usage = ""
-    if snap.llm_tokens:
-        cost = f", ${snap.llm_cost_usd:.4f}" if snap.llm_cost_usd else ""
-        usage = f" · LLM {snap.llm_tokens} tokens{cost}"
     state = f"{snap.status}:{snap.done}/{snap.reachable}:{','.join(running)}"
     return (f"<span class='flownb-status' data-run='{esc(snap.run_id or '')}' "
             f"data-state='{esc(state)}' style='color:{_FG}'>{run}{bp}{_badge(snap.status)} "
-            f"{snap.done}/{snap.reachable} nodes, {snap.elapsed_s:.2f} s{now}{esc(usage)}</span>")
+            f"{snap.done}/{snap.reachable} nodes, {snap.elapsed_s:.2f} s{now}</span>")
 
 
 def live_html(snap: Snapshot, *, max_events: int = 8) -> str:
-    """What is streaming now: each running node's LLM text as it arrives, then the last custom
-    events (``ctx.emit``). Empty when there is nothing to show."""
+    """What is streaming now: each running node's LLM text as it arrives, the LLM usage so far,
+    then the last custom events (``ctx.emit``). Empty when there is nothing to show."""
     esc = html.escape
     parts = []
     for r in snap.rows:
@@ -158,6 +162,10 @@ def live_html(snap: Snapshot, *, max_events: int = 8) -> str:
                 f"margin:0.2em 0;padding:0.3em 0.6em;max-height:8em;overflow:auto;color:{_FG};"
                 f"background:{_ZEBRA2};border-left:3px solid {STATE_CSS['running']}'>"
                 f"{esc(text)}{cursor}</pre></div>")
+    if snap.llm_tokens:
+        cost = f", ${snap.llm_cost_usd:.4f}" if snap.llm_cost_usd else ""
+        parts.append(f"<div class='flownb-usage' style='color:{_FG2}'>LLM usage: "
+                     f"{snap.llm_tokens} tokens{esc(cost)}</div>")
     if snap.custom:
         items = []
         for node, name, data in snap.custom[-max_events:]:

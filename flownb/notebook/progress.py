@@ -26,16 +26,35 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..events import (CUSTOM, NODE_FAILED, NODE_FALLBACK, NODE_RETRYING, NODE_SKIPPED,
-                      NODE_STARTED, NODE_SUCCEEDED, RUN_CANCELLED, RUN_FAILED, RUN_FINISHED,
-                      RUN_STARTED, TERMINAL, Event)
+from ..events import (
+    CUSTOM,
+    NODE_FAILED,
+    NODE_FALLBACK,
+    NODE_RETRYING,
+    NODE_SKIPPED,
+    NODE_STARTED,
+    NODE_SUCCEEDED,
+    RUN_FAILED,
+    RUN_FINISHED,
+    RUN_STARTED,
+    TERMINAL,
+    Event,
+)
 
 if TYPE_CHECKING:
     from ..blueprint import Blueprint
     from ..result import RunResult
 
-__all__ = ["NodeRow", "Snapshot", "ProgressView", "TqdmProgress", "table_html", "details_html",
-           "result_html", "DONE_STATES"]
+__all__ = [
+    "DONE_STATES",
+    "NodeRow",
+    "ProgressView",
+    "Snapshot",
+    "TqdmProgress",
+    "details_html",
+    "result_html",
+    "table_html",
+]
 
 #: a node in one of these states counts as done for the progress bar
 DONE_STATES = frozenset({"succeeded", "failed", "replaced"})
@@ -67,7 +86,7 @@ class NodeRow:
     error: str | None = None
     #: times the node was handed to another worker because its worker was lost (not visits)
     redeliveries: int = 0
-    #: a one-line note for the table ("worker w1 lost (lease expired) → re-delivered to w2")
+    #: a one-line note for the table ("re-delivered to w2: worker w1 lost (lease expired)")
     note: str | None = None
     #: the LLM text streamed so far by this node (``llm_token`` custom events)
     tokens: str = ""
@@ -179,7 +198,7 @@ class ProgressView:
                 self._fold(event)
                 self._events += 1
                 self._changed()
-        except Exception:  # noqa: BLE001 - a view must never break the run it watches
+        except Exception:
             import logging
 
             logging.getLogger("flownb.notebook").exception("ProgressView: cannot fold %r", event)
@@ -220,7 +239,7 @@ class ProgressView:
                 row.redeliveries += 1
                 lost = row.worker or "?"
                 now = str(data.get("worker") or "another worker")
-                row.note = f"worker {lost} lost (lease expired) → re-delivered to {now}"
+                row.note = f"re-delivered to {now}: worker {lost} lost (lease expired)"
             row.attempts = max(1, int(data.get("attempt") or 1))
             row.started_at = e.ts
             row.tokens = ""
@@ -492,7 +511,7 @@ class ProgressView:
             for fn in subs:
                 try:
                     fn(snap)
-                except Exception:  # noqa: BLE001 - one broken front-end must not stop the others
+                except Exception:
                     import logging
 
                     logging.getLogger("flownb.notebook").exception("progress subscriber %r", fn)
@@ -586,5 +605,5 @@ class ProgressView:
 
 
 # the front-ends' pieces live beside the model (re-exported here: they were defined here first)
-from .panels import details_html, result_html, status_html, table_html  # noqa: E402
-from .terminal import TqdmProgress  # noqa: E402
+from .panels import details_html, result_html, table_html
+from .terminal import TqdmProgress

@@ -91,13 +91,14 @@ class RunWidget:
         self.progress = W.IntProgress(value=0, min=0, max=max(1, snap.reachable),
                                       description="0/0", bar_style="info",
                                       style={"description_width": "initial"})
+        full = {"width": "100%", "max_width": "100%", "overflow": "auto"}
         self.status = W.HTML()
-        self.graph = W.HTML()
-        self.table = W.HTML()
-        self.details = W.HTML()
-        self.live = W.HTML()
+        self.graph = W.HTML(layout=W.Layout(**full))
+        self.table = W.HTML(layout=W.Layout(**full))  # wide tables scroll inside the cell
+        self.details = W.HTML(layout=W.Layout(**full))
+        self.live = W.HTML(layout=W.Layout(**full))
         self.box = W.VBox([W.HBox([self.progress, self.status]), self.graph, self.live,
-                           self.table, self.details])
+                           self.table, self.details], layout=W.Layout(width="100%"))
         self.updates_sent = 0
         self._lock = threading.Lock()
         self._drawn_states: dict[str, str] | None = None
@@ -121,8 +122,7 @@ class RunWidget:
             bar = self.progress
             new_max = max(1, snap.reachable)
             if bar.max != new_max:
-                if bar.value > new_max:
-                    bar.value = new_max
+                bar.value = min(bar.value, new_max)
                 bar.max = new_max
             if bar.value != snap.done:
                 bar.value = min(snap.done, new_max)

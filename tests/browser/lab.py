@@ -131,7 +131,7 @@ class Lab:
     def api(self, method: str, path: str) -> Any:
         req = urllib.request.Request(f"{self.base}{path}", method=method,
                                      headers={"Authorization": f"token {self.token}"})
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - 127.0.0.1 only
+        with urllib.request.urlopen(req, timeout=10) as resp:
             body = resp.read()
         return json.loads(body) if body else None
 

@@ -1,0 +1,45 @@
+"""The LLM rate limiter shared by every worker on one Redis.
+
+Same contract and algorithm as :class:`flownb.llm.ratelimit.MemoryRateLimiter` (GCRA), but the
+bucket lives in Redis and each decision is one Lua script call (``RATE_LIMIT`` in
+:mod:`flownb.distributed.scripts`) on the server's clock: eight workers of 32 concurrent calls
+share one requests-per-minute budget instead of each spending its own. A worker installs it at
+start (:func:`install`), so the LLM nodes — which only know the :class:`RateLimiter`
+interface — need no Redis import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..llm.ratelimit import RateLimit, set_limiter
+from .keys import Keys
+from .scripts import RATE_LIMIT
+
+
+class RedisRateLimiter:
+    """Buckets at ``{prefix}:llm:rate:<bucket>``; thread-safe (redis-py's pool)."""
+
+    def __init__(self, conn: Any, *, prefix: str = "flownb") -> None:
+        self.conn = conn
+        self.keys = Keys(prefix)
+        self._script = conn.register_script(RATE_LIMIT)
+
+    def reserve(self, key: str, limit: RateLimit, tokens: int) -> float:
+        raw = self._script(keys=[self.keys.llm_rate(key)],
+                           args=["reserve", limit.rpm or 0, limit.tpm or 0, max(1, limit.burst),
+                                 max(0, int(tokens))])
+        return float(raw.decode() if isinstance(raw, bytes) else raw)
+
+    def backoff(self, key: str, seconds: float) -> None:
+        self._script(keys=[self.keys.llm_rate(key)], args=["backoff", max(0.0, float(seconds))])
+
+    def __repr__(self) -> str:
+        return f"<RedisRateLimiter {self.keys.llm_rate('*')}>"
+
+
+def install(conn: Any, *, prefix: str = "flownb") -> RedisRateLimiter:
+    """Make every LLM call of this process draw from the buckets on ``conn``'s Redis."""
+    limiter = RedisRateLimiter(conn, prefix=prefix)
+    set_limiter(limiter)
+    return limiter

@@ -1,0 +1,176 @@
+"""LLM rate limits: requests per minute and tokens per minute, per model or per base URL.
+
+Why flownb limits at all: a worker runs many LLM calls at once, and eight workers of 32 calls
+each will hammer an API into 429s. The SDK retries 429s, but each retry is one more request
+against the same exhausted budget; spacing the calls *before* they are sent is what keeps a
+batch flowing. So every call first takes a slot from a limiter shared by everything that talks
+to the same model: in process an in-memory :class:`MemoryRateLimiter`, on workers the Redis one
+in :mod:`flownb.distributed.ratelimit` (one Lua script, so every worker on one Redis shares one
+budget). Both implement :class:`RateLimiter` and pass the same contract tests.
+
+The algorithm is GCRA (the "generic cell rate algorithm", a token bucket kept as one timestamp
+per bucket): requests are spaced ``60 / rpm`` seconds apart after an initial ``burst``; tokens
+are counted against a bucket holding one minute of ``tpm``. A call is charged its estimated
+prompt tokens plus ``max_tokens`` (the answer's size is not known in advance). A 429 answer's
+``Retry-After`` pushes the whole bucket back (:meth:`RateLimiter.backoff`), so the other calls —
+on every worker — wait too instead of piling on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+#: the shortest sleep between two tries, so a rounding error never busy-loops
+_MIN_SLEEP_S = 0.001
+#: a waiting call re-checks at least this often (a bucket pushed back by a 429 elsewhere)
+_MAX_SLEEP_S = 5.0
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A budget. ``None`` means no limit on that dimension."""
+
+    rpm: float | None = None
+    tpm: float | None = None
+    #: requests allowed back to back before the spacing applies
+    burst: int = 1
+
+    def __bool__(self) -> bool:
+        return bool(self.rpm) or bool(self.tpm)
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """What a limiter does; implementations must be safe to share between threads/processes."""
+
+    def reserve(self, key: str, limit: RateLimit, tokens: int) -> float:
+        """Take one request and ``tokens`` tokens from bucket ``key``: ``0.0`` when granted (and
+        charged); otherwise the seconds to wait before trying again (nothing is charged)."""
+        ...
+
+    def backoff(self, key: str, seconds: float) -> None:
+        """Grant nothing from bucket ``key`` for ``seconds`` (a server said ``Retry-After``)."""
+        ...
+
+
+def gcra(now: float, tat_req: float, tat_tok: float, blocked_until: float, limit: RateLimit,
+         tokens: int) -> tuple[float, float, float]:
+    """One GCRA decision: ``(wait, new_tat_req, new_tat_tok)``; ``wait > 0`` means refused.
+
+    The Lua script in :mod:`flownb.distributed.scripts` is a line-by-line port of this function.
+    """
+    wait = max(0.0, blocked_until - now)
+    new_req, new_tok = tat_req, tat_tok
+    if limit.rpm:
+        interval = 60.0 / limit.rpm
+        tolerance = (max(1, limit.burst) - 1) * interval
+        base = max(tat_req, now)
+        wait = max(wait, base - tolerance - now)
+        new_req = base + interval
+    if limit.tpm:
+        per_token = 60.0 / limit.tpm
+        cost = min(60.0, max(0, tokens) * per_token)  # one huge call may use a whole minute
+        base = max(tat_tok, now)
+        wait = max(wait, base + cost - 60.0 - now)
+        new_tok = base + cost
+    return wait, new_req, new_tok
+
+
+class MemoryRateLimiter:
+    """The in-process limiter: the same GCRA over a dict, under a lock."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, list[float]] = {}  # key -> [tat_req, tat_tok, blocked_until]
+        self._lock = threading.Lock()
+
+    def reserve(self, key: str, limit: RateLimit, tokens: int) -> float:
+        now = time.time()
+        with self._lock:
+            b = self._buckets.setdefault(key, [0.0, 0.0, 0.0])
+            wait, req, tok = gcra(now, b[0], b[1], b[2], limit, tokens)
+            if wait > 0:
+                return wait
+            b[0], b[1] = req, tok
+            return 0.0
+
+    def backoff(self, key: str, seconds: float) -> None:
+        until = time.time() + max(0.0, seconds)
+        with self._lock:
+            b = self._buckets.setdefault(key, [0.0, 0.0, 0.0])
+            b[2] = max(b[2], until)
+
+    def __repr__(self) -> str:
+        return f"<MemoryRateLimiter buckets={len(self._buckets)}>"
+
+
+_lock = threading.Lock()
+_limiter: RateLimiter | None = None
+
+
+def get_limiter() -> RateLimiter:
+    """The limiter in use: one installed with :func:`set_limiter` (a worker installs the Redis
+    one), else a process-wide in-memory one."""
+    global _limiter
+    with _lock:
+        if _limiter is None:
+            _limiter = MemoryRateLimiter()
+        return _limiter
+
+
+def set_limiter(limiter: RateLimiter | None) -> None:
+    """Install ``limiter`` for every LLM call of this process (``None``: back to in-memory)."""
+    global _limiter
+    with _lock:
+        _limiter = limiter
+
+
+def _pauses(limiter: RateLimiter, key: str, limit: RateLimit, tokens: int) -> Iterator[float]:
+    """How long to sleep before each new try, until bucket ``key`` grants the call."""
+    while True:
+        wait = limiter.reserve(key, limit, tokens)
+        if wait <= 0:
+            return
+        yield min(_MAX_SLEEP_S, max(_MIN_SLEEP_S, wait))
+
+
+async def acquire(key: str, limit: RateLimit, tokens: int,
+                  limiter: RateLimiter | None = None) -> float:
+    """Wait until bucket ``key`` grants a call; returns the seconds waited."""
+    waited = 0.0
+    if limit:
+        for pause in _pauses(limiter or get_limiter(), key, limit, tokens):
+            await asyncio.sleep(pause)
+            waited += pause
+    return waited
+
+
+def acquire_sync(key: str, limit: RateLimit, tokens: int,
+                 limiter: RateLimiter | None = None) -> float:
+    """:func:`acquire` for synchronous callers (:func:`flownb.llm.complete`)."""
+    waited = 0.0
+    if limit:
+        for pause in _pauses(limiter or get_limiter(), key, limit, tokens):
+            time.sleep(pause)
+            waited += pause
+    return waited
+
+
+def retry_after_s(headers: object) -> float | None:
+    """Seconds from ``retry-after-ms`` / ``retry-after`` (seconds) headers, else ``None``."""
+    get = getattr(headers, "get", None)
+    if get is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = get(name)
+        if raw is None:
+            continue
+        try:
+            return max(0.0, float(raw) * scale)
+        except (TypeError, ValueError):
+            continue  # an HTTP date: rare for LLM APIs; the SDK still honours it itself
+    return None
