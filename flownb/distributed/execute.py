@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import traceback
 from collections import OrderedDict
@@ -47,7 +48,8 @@ log = logging.getLogger("flownb.worker")
 _NO_INPUT = object()
 #: a sync node type runs on the loop thread itself (no thread hop) only while its visits take
 #: less than this on average: a slow one would hold up the visits arriving meanwhile
-INLINE_MAX_S = 0.01
+#: (``FLOWNB_WORKER_INLINE_MAX_S``; 0 turns the fast path off)
+INLINE_MAX_S = float(os.environ.get("FLOWNB_WORKER_INLINE_MAX_S", "0.01"))
 #: what a commit may hand back: the single successor it claimed for this worker
 Next = tuple[str, int, dict[str, Any], Any] | None
 
