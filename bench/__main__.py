@@ -58,6 +58,8 @@ BENCHMARKS: list[Bench] = [
           "11. load, lint and compile of 20k / 300k-node blueprints"),
     Bench("llm", "bench.llm", "llm",
           "12. LLM-bound workload: 200/500 agent runs at once on a 200 ms API vs LangGraph, plain asyncio"),
+    Bench("map_scale", "bench.mapscale", "map_scale",
+          "13. distributed map over 2k/8k/50k items: Redis script time per item"),
     Bench("hotpath", "bench.hotpath", "hotpath",
           "where the time of a distributed hop goes (commands, scripts, profiles)"),
 ]

@@ -10,8 +10,26 @@ from typing import Any
 import flownb
 from flownb import NodeContext, Result
 
+_COUNTERS: dict[str, Any] = {}
+
+
+def _count_execution(ctx: NodeContext) -> None:
+    """With ``params.exec_redis`` (a URL), count this execution of the node body outside the
+    commit path: ``HINCRBY benchexec:<run> <node>|<visit> 1``. A body run again after a crash
+    counts twice here but commits once, so executions − commits is the re-run work."""
+    url = ctx.params.get("exec_redis")
+    if not url:
+        return
+    r = _COUNTERS.get(url)
+    if r is None:
+        import redis
+
+        r = _COUNTERS[url] = redis.Redis.from_url(url)
+    r.hincrby(f"benchexec:{ctx.run_id}", f"{ctx.node_id}|{ctx.visit}", 1)
+
 
 def _nap(ctx: NodeContext) -> None:
+    _count_execution(ctx)
     ms = float(ctx.params.get("ms", 0))
     if ms:
         time.sleep(ms / 1000.0)
@@ -41,10 +59,13 @@ def count(ctx: NodeContext) -> Any:
     return i
 
 
-def chaos_blueprint(ms: float = 15.0, loops: int = 3) -> flownb.Blueprint:
+def chaos_blueprint(ms: float = 15.0, loops: int = 3, exec_redis: str | None = None) -> flownb.Blueprint:
     """start → (route ‖ side); route →a left | →b right; left, right, side → join (all);
-    join → body ⟲ (guard: state.i < loops, max_visits 10) → end. 8 node visits, 1 skipped."""
-    p = {"ms": ms}
+    join → body ⟲ (guard: state.i < loops, max_visits 10) → end. 8 node visits, 1 skipped.
+    ``exec_redis``: count every execution of a node body there (see ``_count_execution``)."""
+    p: dict[str, Any] = {"ms": ms}
+    if exec_redis:
+        p["exec_redis"] = exec_redis
     b = (flownb.Builder("bench-chaos")
          .node("start", "chaos-work", params=p)
          .node("route", "chaos-route", params=p)

@@ -67,6 +67,15 @@ def _audit(ex: Any, run_ids: list[str]) -> dict[str, Any]:
             "succeeded": succeeded}
 
 
+def _executions(admin: Any, run_ids: list[str]) -> tuple[int, int]:
+    """(node bodies executed, visits executed more than once), from the nodes' own counters."""
+    pipe = admin.pipeline(transaction=False)
+    for rid in run_ids:
+        pipe.hvals(f"benchexec:{rid}")
+    counts = [int(v) for vals in pipe.execute() for v in vals]
+    return sum(counts), sum(1 for c in counts if c > 1)
+
+
 def _recovery(audit: dict[str, Any], kills: list[tuple[float, str]]) -> list[float]:
     """For each kill of worker w at t: the items w had started and never committed were in
     flight; their recovery time is the commit by another worker minus t."""
@@ -105,9 +114,9 @@ def chaos(cfg: Config) -> Report:
     kill_window = cfg.pick(20.0, 4.0)
     deadline_s = cfg.pick(180.0, 30.0)
     ms = 15.0
-    bp = chaos_blueprint(ms)
     rng = random.Random(1234)
     with Cluster(name="chaos") as c:
+        bp = chaos_blueprint(ms, exec_redis=c.url)
         wkw = dict(lease_ttl=LEASE_TTL, reap_interval=REAP_S, imports=("bench.chaos_nodes",))
         workers: list[Proc] = c.flownb_workers(3, **wkw)
         ex = DistributedExecutor(c.url, settings=StoreSettings(lease_ttl_s=LEASE_TTL, queued_ttl_s=5.0))
@@ -158,6 +167,8 @@ def chaos(cfg: Config) -> Report:
             stop.set()
             th.join(10)
         audit = _audit(ex, ids)
+        audit["executions"] = _executions(admin, ids)
+        base["executions"] = _executions(admin, base_ids)
         alive_after = sum(1 for p in workers if p.alive())
         requeued = requeued_items(workers)
     rec = [x for x in _recovery(audit, kills) if x != float("inf")]
@@ -174,6 +185,17 @@ def chaos(cfg: Config) -> Report:
               ">1 node_succeeded event for one (node, visit)")
     rep.value("kills", float(len(kills)), "SIGKILLs", f"workers killed (every ~300 ms for ≤{kill_window:.0f}s)")
     rep.value("redeliveries", float(audit["redeliveries"]), "node runs", "node_started with delivery > 1")
+    ex_total, ex_multi = audit["executions"]
+    commits = sum(len(v) for v in audit["succeeded"].values())
+    rep.value("node_executions", float(ex_total), "bodies",
+              "node bodies executed (external HINCRBY in the node, outside the commit path)")
+    rep.value("node_commits", float(commits), "commits", "node visits committed (node_succeeded)")
+    rep.value("executions_beyond_commits", float(ex_total - commits), "bodies",
+              "node bodies run again after a kill (executions − commits)")
+    rep.value("visits_executed_twice_or_more", float(ex_multi), "(node, visit)",
+              "visits whose body ran more than once")
+    rep.value("node_executions_baseline", float(base["executions"][0]), "bodies",
+              "node bodies executed in the batch without kills (= its commits)")
     rep.value("inflight_never_recommitted", float(never), "items", "in-flight items of killed workers never committed")
     if rec:
         rep.figure("recovery_s", rec, "s", "kill → commit of an in-flight node by another worker")
@@ -205,6 +227,9 @@ def chaos(cfg: Config) -> Report:
     rep.note(f"{n_runs} runs of an 8-visit graph (parallel branch + exclusive branches into an all-join, "
              f"a 3-turn guarded loop), every node sleeping {ms:.0f} ms, 3 workers with lease TTL "
              f"{LEASE_TTL:.0f}s and reap interval {REAP_S}s; a killed worker is replaced at once.")
+    rep.note("node_executions counts every run of a node body with an external HINCRBY inside the "
+             "node (not from flownb's own events): executions − commits is the work re-done after "
+             "kills; each kill can re-run at most the visits the killed worker had in flight.")
     rep.note("recovery_s: for each kill, the nodes the killed worker had started and not committed "
              "(its node_started events without its node_succeeded) were in flight; the figure is "
              "the time from the kill to their commit by another worker (bounded below by the lease "

@@ -210,6 +210,18 @@ class Blueprint(BaseModel):
     edges: list[Edge] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     description: str | None = None
+    #: how writes to a state key combine: append, merge, sum or replace (see flownb.reducers);
+    #: a key without one may not be written by two visits running at the same time
+    reducers: dict[str, Literal["append", "merge", "sum", "replace"]] = Field(default_factory=dict)
+
+    @field_validator("reducers")
+    @classmethod
+    def _reducer_keys(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not key or key.startswith("_outputs"):
+                raise ValueError(f"reducer key {key!r} must be a state key (non-empty, not "
+                                 "starting with '_outputs')")
+        return v
 
     #: per-object memo (digest, compiled graphs); never part of the data or of equality
     _cache: dict[Any, Any] = PrivateAttr(default_factory=dict)
@@ -336,6 +348,13 @@ class Blueprint(BaseModel):
         from .render import mimebundle
 
         return mimebundle(self)
+
+    def __repr__(self) -> str:
+        # a one-line summary, like the notebook's: pydantic's default dumps every field (~1 KB)
+        return (f"<Blueprint {self.id!r}: {len(self.nodes)} nodes, {len(self.edges)} edges, "
+                f"digest {self.digest}>")
+
+    __str__ = __repr__
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Blueprint:
         """A copy with its own memo: pydantic would share ``_cache``, so a modified copy would

@@ -12,6 +12,8 @@ Every error flownb raises derives from :class:`FlownbError` and carries *where* 
     │   └── NodeTimeout         a node exceeded its ``timeout_s``
     ├── MaxVisitsExceeded       a loop went round more often than its guard allows
     ├── LimitExceeded           child runs nested too deep / too many under one root run
+    ├── StateConflict           two visits running at once wrote the same state key (no reducer)
+    ├── StateReducerError       a write does not fit its key's reducer (append/merge/sum)
     ├── RunFailed               waiting on a run that failed (wraps the NodeError's text)
     ├── RunCancelled            waiting on a run that was cancelled
     ├── RunTimeout              waiting on a run took longer than the caller allowed
@@ -118,6 +120,15 @@ class MaxVisitsExceeded(FlownbError):
 
 class LimitExceeded(FlownbError):
     """A run would nest child runs deeper, or start more of them, than :mod:`flownb.limits` allows."""
+
+
+class StateConflict(FlownbError):
+    """Two node visits that ran at the same time wrote the same state key, which has no reducer:
+    one write would be lost silently, so the run fails instead."""
+
+
+class StateReducerError(FlownbError):
+    """A state write does not fit its key's declared reducer (e.g. ``sum`` of a string)."""
 
 
 class RunFailed(FlownbError):

@@ -28,11 +28,13 @@ from .render import (
     _truncate,
     _uses_text,
     auto_rankdir,
+    states_of,
 )
 
 if TYPE_CHECKING:
     from .blueprint import Blueprint
     from .registry import Registry
+    from .result import RunResult
 
 __all__ = ["mermaid_block", "to_mermaid"]
 
@@ -118,7 +120,8 @@ class _Writer:
         self.lines.append(f"{indent}{node_mid} -.- {child_mid[first]}")
 
 
-def to_mermaid(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | None = None,
+def to_mermaid(bp: Blueprint | Mapping[str, Any], *,
+               states: Mapping[str, str] | RunResult | None = None,
                registry: Registry | None = None, subflows: bool = True,
                direction: str = "auto") -> str:
     """Mermaid ``flowchart`` text for ``bp`` (same options as :func:`flownb.render.to_dot`).
@@ -132,7 +135,7 @@ def to_mermaid(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] |
     if direction not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"direction must be 'auto', 'TB', 'LR', 'BT' or 'RL', got {direction!r}")
     reg = registry if registry is not None else (_default_registry() if subflows else None)
-    w = _Writer(states, reg, subflows)
+    w = _Writer(states_of(states), reg, subflows)
     w.body(blueprint, "", "", "  ", (blueprint.id,), "pending")
     out = [f"flowchart {direction}", *w.lines]
     for status, ids in w.classes.items():

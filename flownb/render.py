@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .blueprint import Blueprint, Node
     from .events import Event
     from .registry import Registry
+    from .result import RunResult
 
 __all__ = [
     "INSTALL_HINT",
@@ -47,6 +48,7 @@ __all__ = [
     "focus_region",
     "mimebundle",
     "states_from_events",
+    "states_of",
     "text_listing",
     "to_dot",
     "to_svg",
@@ -125,6 +127,16 @@ def _truncate(text: str, limit: int) -> str:
 
 
 # -- shared helpers --------------------------------------------------------------------------------
+
+def states_of(states: Mapping[str, str] | RunResult | None) -> Mapping[str, str] | None:
+    """``states=`` as a mapping: a :class:`~flownb.result.RunResult` gives its node states with
+    its subflow children's (``"sub/child"``), so a drawing of a finished run never shows a
+    child that ran as pending."""
+    node_states = getattr(states, "node_states", None)
+    if isinstance(node_states, Mapping):
+        return node_states
+    return states  # type: ignore[return-value]
+
 
 def _as_blueprint(bp: Any) -> Blueprint:
     """Accept a Blueprint or anything :func:`flownb.blueprint.load` accepts (dict, JSON, path)."""
@@ -462,15 +474,16 @@ def focus_region(bp: Blueprint | Mapping[str, Any], states: Mapping[str, str], *
     return region
 
 
-def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | None = None,
+def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | RunResult | None = None,
            registry: Registry | None = None, subflows: bool = True, rankdir: str = "auto",
            title: str | None = None, legend: bool = True,
            focus: Collection[str] | None = None) -> str:
     """Graphviz DOT source for ``bp`` (deterministic: same input, byte-identical text).
 
     ``states`` maps node ids (``"sub/child"`` for the nodes of a drawn subflow) to a status of
-    :data:`STATE_COLORS`; nodes missing from it are drawn as pending, and without ``states``
-    nodes are neutral. Subflows whose blueprint is in ``registry`` (default: the global one)
+    :data:`STATE_COLORS`, or is a :class:`~flownb.result.RunResult` (its
+    :attr:`~flownb.result.RunResult.node_states`, subflow children included); nodes missing
+    from it are drawn as pending, and without ``states`` nodes are neutral. Subflows whose blueprint is in ``registry`` (default: the global one)
     are drawn as clusters unless ``subflows=False``. Nothing is fetched or executed.
 
     ``rankdir="auto"`` draws chains left to right (:func:`auto_rankdir`); ``legend`` adds one
@@ -483,7 +496,7 @@ def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | Non
     if rankdir not in _RANKDIRS:
         raise ValueError(f"rankdir must be 'auto' or one of {sorted(_RANKDIRS)}, got {rankdir!r}")
     reg = registry if registry is not None else (_default_registry() if subflows else None)
-    w = _DotWriter(states, reg, subflows, focus)
+    w = _DotWriter(states_of(states), reg, subflows, focus)
     w.emit(0, "digraph flownb {")
     graph_attrs = {"rankdir": _q(rankdir), "compound": '"true"', "fontname": _q(_FONT),
                    "fontsize": '"12"', "nodesep": '"0.35"', "ranksep": '"0.45"',
@@ -560,7 +573,8 @@ def _oneline(text: Any) -> str:
     return re.sub(r"[\x00-\x1f]+", " ", str(text))
 
 
-def text_listing(bp: Blueprint | Mapping[str, Any], states: Mapping[str, str] | None = None) -> str:
+def text_listing(bp: Blueprint | Mapping[str, Any],
+                 states: Mapping[str, str] | RunResult | None = None) -> str:
     """A plain-text picture of the blueprint for terminals and machines without Graphviz.
 
     Nodes come in blueprint order with what they use and their start/join/loop/fallback
@@ -568,6 +582,7 @@ def text_listing(bp: Blueprint | Mapping[str, Any], states: Mapping[str, str] | 
     edges and fallbacks marked. Readable in a monospace cell, stable for diffs.
     """
     blueprint = _as_blueprint(bp)
+    states = states_of(states)
     g = _analysis(blueprint)
     loops = _loop_nodes(g)
     starts = set(g.starts)
@@ -619,8 +634,8 @@ def _markdown_block(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
-def mimebundle(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | None = None,
-               **kw: Any) -> dict[str, str]:
+def mimebundle(bp: Blueprint | Mapping[str, Any], *,
+               states: Mapping[str, str] | RunResult | None = None, **kw: Any) -> dict[str, str]:
     """What a notebook shows for a blueprint (``_repr_mimebundle_``); never raises.
 
     With ``dot``: the SVG plus a one-line summary. Without it (or if drawing fails for any
@@ -629,6 +644,7 @@ def mimebundle(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] |
     Mermaid text (``text/vnd.mermaid``), which JupyterLab >= 4.1 draws without graphviz. It is
     not offered beside the SVG: a front-end would pick one of the two by its own ranking.
     """
+    states = states_of(states)
     try:
         svg = to_svg(bp, states=states, **kw)
         if svg is not None:

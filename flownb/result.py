@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +48,10 @@ class RunResult:
     started_at: float = 0.0
     finished_at: float = 0.0
     terminal: list[str] = field(default_factory=list)
+    #: status of the nodes of this run's child runs, keyed the way drawings address them:
+    #: ``"<subflow node>/<child node>"`` (nested: ``"a/b/c"``), ``"<map node>[i]/<child node>"``
+    #: for map items; the latest visit of a node wins; nodes a child never reached are left out
+    child_states: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -65,6 +70,12 @@ class RunResult:
         if not ran:
             return None
         return {n: self.outputs[n] for n in ran}
+
+    @property
+    def node_states(self) -> dict[str, str]:
+        """Node id -> status, subflow/map children included (:attr:`child_states`): what
+        ``flownb.render.to_svg(bp, states=...)`` colours a drawing with."""
+        return {**{n: s.status for n, s in self.nodes.items()}, **self.child_states}
 
     @property
     def timings(self) -> dict[str, float]:
@@ -107,7 +118,7 @@ class RunResult:
                 "outputs": self.outputs, "state": self.state, "error": self.error,
                 "nodes": {k: v.to_dict() for k, v in self.nodes.items()},
                 "started_at": self.started_at, "finished_at": self.finished_at,
-                "terminal": self.terminal}
+                "terminal": self.terminal, "child_states": self.child_states}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunResult:
@@ -115,4 +126,26 @@ class RunResult:
         return cls(run_id=d["run_id"], blueprint_id=d.get("blueprint_id", ""), status=d["status"],
                    outputs=d.get("outputs") or {}, state=d.get("state") or {}, error=d.get("error"),
                    nodes=nodes, started_at=d.get("started_at", 0.0),
-                   finished_at=d.get("finished_at", 0.0), terminal=d.get("terminal") or [])
+                   finished_at=d.get("finished_at", 0.0), terminal=d.get("terminal") or [],
+                   child_states=dict(d.get("child_states") or {}))
+
+
+class ChildStates:
+    """Collects :attr:`RunResult.child_states` as child runs finish: both executors build the
+    field with this, so they agree on the keys and on "the latest visit of a node wins"."""
+
+    def __init__(self) -> None:
+        self._by_node: dict[str, tuple[int, dict[str, str]]] = {}  # node -> (visit, states)
+
+    def add(self, node: str, visit: int, prefix: str, statuses: Mapping[str, str],
+            nested: Mapping[str, str]) -> None:
+        """One child run of ``node``'s ``visit``: its node ``statuses`` and its own ``nested``
+        child states, under ``prefix`` (``"sub/"``, ``"m[3]/"``)."""
+        seen = self._by_node.get(node)
+        if seen is None or seen[0] != visit:  # a new visit replaces what the last one ran
+            seen = self._by_node[node] = (visit, {})
+        seen[1].update((prefix + n, st) for n, st in statuses.items() if st and st != PENDING)
+        seen[1].update((prefix + k, v) for k, v in nested.items())
+
+    def states(self) -> dict[str, str]:
+        return {k: v for _, d in self._by_node.values() for k, v in d.items()}

@@ -36,8 +36,16 @@ from .errors import FlownbError, MaxVisitsExceeded, NodeError, RegistryError
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
 from .limits import ChildBudget, LimitExceeded, child_limit_message
+from .reducers import StateWriter
 from .registry import Registry, Result, default_registry
-from .result import CANCELLED, FAILED, SUCCEEDED, NodeStats, RunResult
+from .result import (
+    CANCELLED,
+    FAILED,
+    SUCCEEDED,
+    ChildStates,
+    NodeStats,
+    RunResult,
+)
 from .scheduler import Item, Scheduler
 from .transforms import transformed_input
 
@@ -169,6 +177,7 @@ class Engine:
         self.bus = bus
         self.cancel = cancel
         self.sched = Scheduler(graph)
+        self.writer = StateWriter(self.bp.reducers)  # reducers + conflicting parallel writes
         self.stats: dict[str, NodeStats] = {}
         self.error: dict[str, Any] | None = None
         self.depth = depth
@@ -179,6 +188,8 @@ class Engine:
         # inline-path figures, folded into NodeStats at the end (no object per node on the hot path)
         self._dur: dict[str, float] = {}
         self._state_map = _StateMap(self.state, self.outputs)
+        #: node states of finished child runs, for RunResult.child_states
+        self._children = ChildStates()
 
     # -- state access ----------------------------------------------------------------------------
     def _read(self, key: str) -> Any:
@@ -208,6 +219,7 @@ class Engine:
         cancel_fut: asyncio.Future[None] | None = None
         try:
             ready: deque[Item] = deque(self.sched.start())
+            self.writer.fired(ready)
             while ready or running:
                 if self.cancel.cancelled:
                     status = CANCELLED
@@ -271,7 +283,8 @@ class Engine:
         result = RunResult(run_id=self.run_id, blueprint_id=self.bp.id, status=status,
                            outputs=self.outputs, state=self.state, error=self.error,
                            nodes=self._all_stats(), started_at=started, finished_at=finished,
-                           terminal=[n for n, cn in self.g.nodes.items() if not cn.out])
+                           terminal=[n for n, cn in self.g.nodes.items() if not cn.out],
+                           child_states=self._children.states())
         if status == SUCCEEDED:
             self._emit(ev.RUN_FINISHED, duration_s=result.duration_s)
         elif status == FAILED:
@@ -382,8 +395,7 @@ class Engine:
             output, action = res.output, res.action
         else:
             output, action = res, None
-        if ctx._writes:
-            self.state.update(ctx._writes)
+        self.writer.apply(self.state, cn.id, item.visit, ctx._writes)
         self.outputs[cn.id] = output
         taken: set[int] | frozenset[int]
         if cn.out:
@@ -405,6 +417,7 @@ class Engine:
         outcome = self.sched.complete(cn.id, item.visit, taken)
         if outcome is None:
             return []
+        self.writer.fired(outcome.ready)
         if outcome.skipped:
             for name in outcome.skipped:
                 self._stat(name).status = "skipped"
@@ -452,6 +465,7 @@ class Engine:
                 self._reserve_children(cn, 1)
                 child_inputs = builtins.subflow_inputs(cn.params, ctx.input, self._read)
                 res = await self._child(bp, child_inputs, f"{self.run_id}/{cn.id}.{ctx.visit}")
+                self._note_child(cn.id, ctx.visit, f"{cn.id}/", res)
                 _raise_child(cn, res)
                 for k, v in builtins.subflow_outputs(cn.params, res).items():
                     ctx.state.set(k, v)
@@ -464,6 +478,7 @@ class Engine:
                 async with sem:
                     r = await self._child(plan.blueprint, child_inputs,
                                           f"{self.run_id}/{cn.id}.{ctx.visit}[{i}]")
+                self._note_child(cn.id, ctx.visit, f"{cn.id}[{i}]/", r)
                 _raise_child(cn, r, index=i)
                 return r.output
 
@@ -477,6 +492,11 @@ class Engine:
                 raise
 
         return call
+
+    def _note_child(self, node: str, visit: int, prefix: str, res: RunResult) -> None:
+        """Keep a finished child run's node states for the drawing of the parent's result."""
+        self._children.add(node, visit, prefix, {n: st.status for n, st in res.nodes.items()},
+                           res.child_states)
 
     def _reserve_children(self, cn: CNode, n: int) -> None:
         """Count ``n`` child runs against the root run's limits (:mod:`flownb.limits`)."""

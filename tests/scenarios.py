@@ -629,3 +629,66 @@ def check(scenario: Scenario, result: Any) -> None:
 
 # the bugs above are fixed: they belong to the main suite, which every executor runs
 SCENARIOS.extend(BUG_SCENARIOS)
+
+# -- state semantics (flownb.reducers, docs/state.md): reducers and conflicting parallel writes ----
+_FORK = [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]
+STATE_SCENARIOS: list[Scenario] = [
+    Scenario(
+        "reducers-on-parallel-branches",
+        bp("st-reducers", [n("a", "t-echo"),
+                           n("b", "t-set", values={"n": 2, "cfg": {"b": 2},
+                                                   "log": "x", "last": "same"}),
+                           n("c", "t-set", values={"n": 3, "cfg": {"c": 3},
+                                                   "log": ["x"], "last": "same"}),
+                           n("d", "t-echo", config={"join": "all"})], _FORK,
+           reducers={"n": "sum", "cfg": "merge", "log": "append", "last": "replace"}),
+        inputs={"n": 1, "cfg": {"a": 1, "nested": {"deep": []}}},
+        ran={"a", "b", "c", "d"},
+        state={"n": 6, "log": ["x", "x"], "last": "same",
+               "cfg": {"a": 1, "nested": {"deep": []}, "b": 2, "c": 3}}),
+    Scenario(
+        "reducer-merge-keeps-nested-values-and-order",
+        bp("st-merge", [n("a", "t-set", values={"cfg": {"b": [], "a": {"x": [1, {}]}}}),
+                        n("b", "t-set", values={"cfg": {"c": "3", "a": None}})], [("a", "b")],
+           reducers={"cfg": "merge"}),
+        inputs={"cfg": {"z": 0}},
+        ran={"a", "b"},
+        state={"cfg": {"z": 0, "b": [], "a": None, "c": "3"}}),
+    Scenario(
+        "reducer-sum-floats-and-append-lists",
+        bp("st-sum", [n("a", "t-set", values={"total": 0.1, "xs": [1, 2]}),
+                      n("b", "t-set", values={"total": 0.2, "xs": []}),
+                      n("c", "t-set", values={"total": 2, "xs": [[3]]})], [("a", "b"), ("b", "c")],
+           reducers={"total": "sum", "xs": "append"}),
+        ran={"a", "b", "c"},
+        state={"total": 0.1 + 0.2 + 2, "xs": [1, 2, [3]]}),
+    Scenario(
+        "sequential-writes-of-a-key-replace-each-other",
+        bp("st-seq", [n("a", "t-set", values={"x": 1}), n("b", "t-set", values={"x": 2}),
+                      n("c", "t-set", values={"x": 3})], [("a", "b"), ("b", "c")]),
+        ran={"a", "b", "c"},
+        state={"x": 3}),
+    Scenario(
+        "parallel-writes-of-a-key-without-reducer-fail-the-run",
+        bp("st-conflict", [n("a", "t-echo"), n("b", "t-set", values={"x": 1, "only_b": 1}),
+                           n("c", "t-set", values={"x": 2}), n("d", "t-echo", config={"join": "all"})],
+           _FORK),
+        status="failed",
+        ran={"a"},
+        ignore={"b", "c", "d"},
+        error_type="StateConflict",
+        error_contains=("state key 'x' was written by node", "which ran at the same time",
+                        'Declare how to combine them in the blueprint, e.g. "reducers": {"x": '
+                        '"append"} (or merge, sum, replace)')),
+    Scenario(
+        "reducer-type-mismatch-fails-the-run",
+        bp("st-type", [n("a", "t-set", values={"n": "three"})], reducers={"n": "sum"}),
+        inputs={"n": 1},
+        status="failed",
+        ignore={"a"},
+        error_node="a",
+        error_type="StateReducerError",
+        error_contains=("state key 'n' has reducer 'sum', which needs numbers; got a str",),
+        state={"n": 1}),
+]
+SCENARIOS.extend(STATE_SCENARIOS)

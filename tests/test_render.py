@@ -681,3 +681,73 @@ def test_mermaid_labels_cannot_break_out_of_their_quotes() -> None:
         quoted = ln.replace("<br/>", " ").split('"')[1::2]
         assert all(not any(ch in q for ch in '"[]|<>') for q in quoted), ln
     assert "a#quot;#93;--#gt;x((#quot;" in text and "b#123;c#lt;d#gt;#35;e" in text
+
+
+# -- a finished run's result colours its subflow children --------------------------------------
+
+def _children_blueprints() -> tuple[Blueprint, Blueprint]:
+    child = Blueprint.from_dict({"id": "cs-child", "nodes": [
+        {"id": "c1", "uses": "noop"}, {"id": "c2", "uses": "noop"}],
+        "edges": [{"source": "c1", "target": "c2"}]})
+    top = Blueprint.from_dict({"id": "cs-top", "nodes": [
+        {"id": "go", "uses": "noop"},
+        {"id": "sub_a", "uses": "subflow", "params": {"blueprintId": "cs-child"}},
+        {"id": "sub_b", "uses": "subflow", "params": {"blueprintId": "cs-child"}},
+        {"id": "each", "uses": "map", "params": {"blueprintId": "cs-child", "items": "xs"}}],
+        "edges": [{"source": "go", "target": "sub_a", "condition": 'state.pick == "a"'},
+                  {"source": "go", "target": "sub_b", "condition": 'state.pick == "b"'},
+                  {"source": "go", "target": "each"}]})
+    return child, top
+
+
+@pytest.mark.parametrize("executor", ["in_process", "distributed"])
+def test_a_results_drawing_shows_subflow_children_that_ran(executor: str,
+                                                           request: pytest.FixtureRequest) -> None:
+    import flownb
+
+    child, top = _children_blueprints()
+    reg = Registry()
+    reg.add_blueprint(child)
+    inputs = {"pick": "a", "xs": [1, 2]}
+    if executor == "in_process":
+        res = flownb.run(top, inputs, registry=reg)
+    else:
+        from flownb.distributed.client import DistributedExecutor
+
+        url = request.getfixturevalue("redis_url")
+        request.getfixturevalue("workers").start(1)
+        res = DistributedExecutor(url, registry=reg).run(top, inputs, timeout=60)
+    assert res.ok, res.error
+    # the same keys from both executors: subflow children, map items; a skipped subflow ran none
+    assert res.child_states == {
+        "sub_a/c1": "succeeded", "sub_a/c2": "succeeded",
+        "each[0]/c1": "succeeded", "each[0]/c2": "succeeded",
+        "each[1]/c1": "succeeded", "each[1]/c2": "succeeded"}
+    assert res.node_states["sub_b"] == "skipped" and res.node_states["sub_a/c2"] == "succeeded"
+    assert type(res).from_dict(res.to_dict()).child_states == res.child_states
+    d = parse(render.to_dot(top, states=res, registry=reg))  # a RunResult is taken as is
+    ran, skipped = (d.clusters[c] for c in ("cluster_0", "cluster_1"))
+    assert [d.label(g).split("\n")[-1] for g in ran] == ["succeeded", "succeeded"]
+    assert [d.label(g).split("\n")[-1] for g in skipped] == ["skipped", "skipped"]
+    assert not any(d.label(g).endswith("\npending") for g in d.nodes)
+    assert "sub_b  subflow: cs-child  [skipped]" in render.text_listing(top, res)
+    from flownb.mermaid import to_mermaid
+
+    assert "pending" not in to_mermaid(top, states=res, registry=reg)
+
+
+def test_nested_subflow_children_are_keyed_by_path() -> None:
+    import flownb
+
+    reg = _reg_with_child()
+    reg.add_blueprint(Blueprint.from_dict({"id": "mid", "nodes": [
+        {"id": "inner", "uses": "subflow", "params": {"blueprintId": "child"}}]}))
+    reg.add("noop", lambda ctx: None)
+    bp = Blueprint.from_dict({"id": "top", "nodes": [
+        {"id": "outer", "uses": "subflow", "params": {"blueprintId": "mid"}}]})
+    res = flownb.run(bp, registry=reg)
+    assert res.child_states == {"outer/inner": "succeeded", "outer/inner/c1": "succeeded",
+                                "outer/inner/c2": "succeeded"}
+    d = parse(render.to_dot(bp, registry=reg, states=res))
+    c2 = d.by_id("c2")
+    assert (d.nodes[c2]["fillcolor"], d.nodes[c2]["color"]) == render.STATE_COLORS["succeeded"]

@@ -180,6 +180,49 @@ def test_tcp_mode_with_password(make_server: Callable[..., EmbeddedRedis]) -> No
     assert server.pid is None
 
 
+@pytest.mark.filterwarnings("ignore::flownb.distributed.client.NoWorkersWarning")  # worker booting
+def test_tcp_mode_generates_a_password_and_workers_use_the_url(
+    make_server: Callable[..., EmbeddedRedis], tmp_path: Path
+) -> None:
+    """Another local user can reach a loopback port: TCP mode never runs without a password."""
+    import flownb
+    from flownb.distributed.client import DistributedExecutor
+
+    with make_server(unix_socket=False) as server:
+        assert server.password and len(server.password) >= 24
+        assert server.url.startswith(f"redis://:{server.password}@127.0.0.1:")
+        assert server.password not in repr(server)
+        anonymous = _no_retry_client(server.url.replace(f":{server.password}@", ""))
+        with pytest.raises(ExecutorError, match="credentials"):
+            check_server(anonymous)
+        anonymous.close()
+        client = _no_retry_client(server.url)
+        assert client.config_get("protected-mode") == {"protected-mode": "yes"}
+        client.close()
+        # a real worker process connects with the URL (password included) and runs a node
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "flownb", "worker", "--redis", server.url, "--name", "tcp-w",
+             "--log-level", "WARNING"], cwd=str(ROOT), stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            ex = DistributedExecutor(server.url)
+            bp = flownb.Blueprint.from_dict({"id": "tcp", "nodes": [
+                {"id": "s", "uses": "set", "params": {"values": {"k": 1}}}]})
+            res = ex.run(bp, timeout=60)
+            assert res.status == "succeeded" and res.state == {"k": 1}
+        finally:
+            worker.terminate()
+            worker.wait(10)
+
+
+def test_unix_socket_dir_is_private(make_server: Callable[..., EmbeddedRedis]) -> None:
+    with make_server() as server:
+        assert server.password is None
+        sock = server.url.split("://", 1)[1].split("?", 1)[0]
+        assert os.stat(os.path.dirname(sock)).st_mode & 0o777 == 0o700
+        assert os.stat(sock).st_mode & 0o077 == 0
+
+
 def test_tcp_port_in_use_reports_redis_log(make_server: Callable[..., EmbeddedRedis]) -> None:
     first = make_server(unix_socket=False).start()
     port = int(first.url.rsplit(":", 1)[1].split("/")[0])

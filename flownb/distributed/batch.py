@@ -85,6 +85,8 @@ class DistributedBatch(Batch):
             with self._lock:
                 self._active[handle.run_id] = (i, "0-0")
             self._ensure_watcher()
+        if self._cancelled:  # cancelled while we were submitting: catch the last ones too
+            self._cancel_running()
 
     def _cancel_running(self) -> None:
         with self._lock:

@@ -8,21 +8,27 @@ connection, which is why :func:`attach` from another process or kernel gives the
 from __future__ import annotations
 
 import asyncio
+import html
+import json
+import os
+import socket
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..blueprint import Blueprint, load
 from ..errors import ExecutorError, LintError, RunTimeout
-from ..events import TERMINAL, Event
+from ..events import Event
 from ..graph import analyse
 from ..lint import lint
 from ..registry import Registry, default_registry
 from ..result import RunResult
 from .jobs import enqueue_items, make_queue
-from .settings import RedisSettings, check_server
-from .store import RedisStore, StoreSettings
+from .preflight import main_defined_error, main_defined_nodes
+from .settings import RedisSettings, check_server, mask_url, redis_errors
+from .store import GONE, RedisStore, StoreSettings
 
 if TYPE_CHECKING:
     import redis
@@ -42,6 +48,17 @@ def _connect(redis_: str | RedisSettings | redis.Redis | None) -> tuple[redis.Re
     return redis_, url
 
 
+#: a worker whose heartbeat (``{p}:workers``) is older than this is not counted as live
+LIVE_WORKER_S = 30.0
+#: submit checks for live workers at most this often (it costs two round trips)
+WORKER_CHECK_S = 5.0
+_TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+class NoWorkersWarning(UserWarning):
+    """A run was submitted to a queue no live worker serves: it waits until one starts."""
+
+
 class DistributedExecutor:
     """Runs blueprints on Redis with RQ workers (start them with ``flownb worker`` or a
     :class:`~flownb.notebook.LocalCluster`). With ``redis=None`` it uses ``FLOWNB_REDIS_URL`` /
@@ -59,14 +76,22 @@ class DistributedExecutor:
         self.queue_name = queue_name
         self.store = RedisStore(self.conn, prefix=prefix, settings=settings)
         self.queue = make_queue(self.conn, queue_name)
+        self._live_cache: tuple[float, list[tuple[str, int]]] = (0.0, [])
 
     def __repr__(self) -> str:
-        return f"<DistributedExecutor {self.url} queue={self.queue_name!r}>"
+        return f"<DistributedExecutor {mask_url(self.url)} queue={self.queue_name!r}>"
+
+    def _redis(self, what: str, run_id: str | None = None) -> Any:
+        return redis_errors(self.conn, what, run_id=run_id)
 
     # -- submit -------------------------------------------------------------------------------------
     def submit(self, blueprint: Blueprint | Mapping[str, Any] | str,
                inputs: Mapping[str, Any] | None = None, *, run_id: str | None = None) -> RunHandle:
-        """Store the blueprint and inputs, queue the start nodes, return immediately."""
+        """Store the blueprint and inputs, queue the start nodes, return immediately.
+
+        Refuses node types defined in ``__main__`` (a script or a notebook cell) unless every
+        live worker is a thread of this process, and warns (:class:`NoWorkersWarning`) when no
+        live worker serves the queue."""
         bp = load(blueprint)  # type: ignore[arg-type]
         key = ("submit-lint", id(self.registry), self.registry.version)
         errors = bp._cache.get(key)
@@ -79,14 +104,74 @@ class DistributedExecutor:
         run_id = run_id or uuid.uuid4().hex[:12]
         if "|" in run_id or not run_id:
             raise ExecutorError(f"run ids may not be empty or contain '|': {run_id!r}")
-        bundle = self._bundle(bp)
-        graph = bp._cache.get("analysed")
-        if graph is None:
-            graph = bp._cache["analysed"] = analyse(bp)[0]
-        ready = self.store.start_run(run_id, bp, graph, dict(inputs or {}), bundle=bundle)
-        enqueue_items(self.queue, run_id, [list(x) for x in ready], keys=self.store.keys,
-                      ttl_s=self.store.settings.result_ttl_s)
-        return RunHandle(self, run_id, bp)
+        with self._redis(f"submitting blueprint {bp.id!r}", run_id):
+            live = self._live_worker_pids()
+            self._check_importable(bp, live)
+            bundle = self._bundle(bp)
+            graph = bp._cache.get("analysed")
+            if graph is None:
+                graph = bp._cache["analysed"] = analyse(bp)[0]
+            ready = self.store.start_run(run_id, bp, graph, dict(inputs or {}), bundle=bundle)
+            enqueue_items(self.queue, run_id, [list(x) for x in ready], keys=self.store.keys,
+                          ttl_s=self.store.settings.result_ttl_s)
+        if not live:
+            warnings.warn(f"run {run_id}: {self.no_workers_hint()}", NoWorkersWarning, stacklevel=2)
+        return RunHandle(self, run_id, bp, status="running")
+
+    def _check_importable(self, bp: Blueprint, live: list[tuple[str, int]]) -> None:
+        """Node types from ``__main__`` reach no worker process: one error naming all of them."""
+        here = (socket.gethostname(), os.getpid())
+        if live and all(w == here for w in live):
+            return  # every live worker is a thread of this process: it sees __main__
+        key = ("main-defined", id(self.registry), self.registry.version)
+        found = bp._cache.get(key)
+        if found is None:
+            found = bp._cache[key] = main_defined_nodes(bp, self.registry)
+        if found:
+            raise main_defined_error(bp, found)
+
+    def _live_worker_pids(self) -> list[tuple[str, int]]:
+        """(host, pid) of the live workers serving this queue; a non-empty answer is reused for
+        a few seconds (submitting many runs must not cost two more round trips each)."""
+        at, cached = self._live_cache
+        if cached and time.monotonic() - at < WORKER_CHECK_S:
+            return cached
+        live = [(str(i.get("host", "")), int(i.get("pid", 0))) for i in self.live_workers().values()]
+        self._live_cache = (time.monotonic(), live)
+        return live
+
+    def live_workers(self) -> dict[str, dict[str, Any]]:
+        """Workers serving this executor's queue that are alive (name -> info with host, pid).
+
+        flownb's heartbeat thread writes ``{p}:workers`` (with the queue it serves) every
+        ``lease_ttl_s / 4``, even while a node runs; a worker killed with SIGKILL stops writing and
+        drops out after ``LIVE_WORKER_S``. A worker that just started is known to RQ (its
+        ``rq:workers:<queue>`` set and its ``rq:worker:<name>`` hash, which expires ~17 s after
+        its last RQ heartbeat) before its first flownb heartbeat, so both are consulted."""
+        from rq.worker_registration import WORKERS_BY_QUEUE_KEY
+
+        out: dict[str, dict[str, Any]] = {}
+        for name, info in self.workers().items():
+            if info.get("queue", self.queue_name) == self.queue_name:
+                out[name] = info
+        with self._redis(f"listing the workers of queue {self.queue_name!r}"):
+            rq_keys = [_text(k) for k in self.conn.smembers(WORKERS_BY_QUEUE_KEY % self.queue_name)]
+            new = [k for k in rq_keys if k.removeprefix("rq:worker:") not in out]
+            pipe = self.conn.pipeline(transaction=False)
+            for k in new:
+                pipe.hmget(k, ["hostname", "pid"])
+            for k, (host, pid) in zip(new, pipe.execute() if new else []):
+                if pid is not None:  # the hash expires with RQ's worker TTL
+                    out[k.removeprefix("rq:worker:")] = {"host": _text(host or ""), "pid": int(pid)}
+        return out
+
+    def no_workers_hint(self) -> str:
+        """What to say when no worker serves the queue (used by submit and RunTimeout)."""
+        return (f"0 live workers serve queue {self.queue_name!r} on {mask_url(self.url)}; the run "
+                f"waits until one starts. Start one: flownb worker --redis URL --queue "
+                f"{self.queue_name} --import YOUR_NODE_MODULE (or flownb.notebook.LocalCluster"
+                f"(queue_name={self.queue_name!r}) in a notebook); a different --queue or --prefix "
+                "on the worker is the usual cause")
 
     def _bundle(self, bp: Blueprint) -> dict[str, str]:
         """Every blueprint a subflow/map may start, stored by digest with the run."""
@@ -121,36 +206,55 @@ class DistributedExecutor:
         return map_rows(self, blueprint, rows, key=key)
 
     def attach(self, run_id: str) -> RunHandle:
-        if not self.store.meta(run_id):
-            raise ExecutorError(f"no run {run_id!r} in {self.url} (prefix {self.prefix!r}); it may "
-                                "have expired", run_id=run_id)
-        return RunHandle(self, run_id)
+        with self._redis("attaching to the run", run_id):
+            status = self.store.status(run_id)
+        if status is None:
+            raise ExecutorError(f"no run {run_id!r} in {mask_url(self.url)} (prefix {self.prefix!r}): "
+                                f"{GONE}, or the id, prefix or Redis is wrong", run_id=run_id)
+        return RunHandle(self, run_id, status=status)
 
     def runs(self, limit: int = 20) -> list[dict[str, str]]:
-        return self.store.list_runs(limit)
+        with self._redis("listing runs"):
+            return self.store.list_runs(limit)
 
     def workers(self) -> dict[str, dict[str, Any]]:
-        import json
-
-        raw = self.conn.hgetall(self.store.keys.workers)
+        """Every worker of this prefix with a fresh heartbeat, whatever queue it serves."""
+        with self._redis("listing workers"):
+            raw = self.conn.hgetall(self.store.keys.workers)
         out = {}
         for k, v in raw.items():
             info = json.loads(v)
-            if time.time() - float(info.get("seen", 0)) < 30:
-                out[k.decode() if isinstance(k, bytes) else k] = info
+            if time.time() - float(info.get("seen", 0)) < LIVE_WORKER_S:
+                out[_text(k)] = info
         return out
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
 
 
 class RunHandle:
     """A submitted run. ``result()`` / ``await handle`` wait without polling."""
 
-    def __init__(self, executor: DistributedExecutor, run_id: str, blueprint: Blueprint | None = None) -> None:
+    def __init__(self, executor: DistributedExecutor, run_id: str, blueprint: Blueprint | None = None,
+                 *, status: str | None = None) -> None:
         self.executor = executor
         self.run_id = run_id
         self._blueprint = blueprint
+        #: the last status read from Redis (reprs show it: they never do I/O that can fail)
+        self.last_status: str | None = status
+
+    def _redis(self, what: str) -> Any:
+        return redis_errors(self.executor.conn, what, run_id=self.run_id)
+
+    def _shown_status(self) -> str:
+        st = self.last_status
+        if st is None:
+            return "status unknown"
+        return st if st in _TERMINAL_STATUSES else f"{st} (last seen; .status() to refresh)"
 
     def __repr__(self) -> str:
-        return f"<RunHandle {self.run_id} {self.status()}>"
+        return f"<RunHandle {self.run_id} {self._shown_status()}>"
 
     @property
     def store(self) -> RedisStore:
@@ -159,25 +263,39 @@ class RunHandle:
     @property
     def blueprint(self) -> Blueprint:
         if self._blueprint is None:
-            meta = self.store.meta(self.run_id)
-            self._blueprint = self.store.load_blueprint(meta.get("blueprint", ""))
+            with self._redis("loading the run's blueprint"):
+                meta = self.store.meta(self.run_id)
+                if not meta:
+                    raise ExecutorError(GONE, run_id=self.run_id)
+                self._blueprint = self.store.load_blueprint(meta.get("blueprint", ""))
         return self._blueprint
 
     def status(self) -> str:
-        return self.store.status(self.run_id) or "expired"
+        """``running``, ``succeeded``, ``failed``, ``cancelled``, or ``gone`` (no data in Redis)."""
+        with self._redis("reading the run's status"):
+            st = self.store.status(self.run_id) or "gone"
+        self.last_status = st
+        return st
 
     def done(self) -> bool:
         return self.status() not in ("running",)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run ends (True) or ``timeout`` passes (False)."""
-        return self.store.wait_done(self.run_id, timeout)
+        with self._redis("waiting for the run"):
+            return self.store.wait_done(self.run_id, timeout)
 
     def result(self, timeout: float | None = None, *, raise_on_error: bool = False) -> RunResult:
         if not self.wait(timeout):
+            live = self.executor.live_workers()
+            served = (f"{len(live)} live worker{'s' if len(live) != 1 else ''} serve"
+                      f"{'s' if len(live) == 1 else ''} queue {self.executor.queue_name!r}"
+                      if live else self.executor.no_workers_hint())
             raise RunTimeout(f"still running after {timeout}s (the run goes on; wait again, or "
-                             "cancel it)", run_id=self.run_id)
-        res = self.store.load_result(self.run_id)
+                             f"cancel it); {served}", run_id=self.run_id)
+        with self._redis("reading the run's result"):
+            res = self.store.load_result(self.run_id)
+        self.last_status = res.status
         return res.raise_for_status() if raise_on_error else res
 
     def __await__(self) -> Any:
@@ -188,14 +306,19 @@ class RunHandle:
 
     def cancel(self) -> bool:
         """Stop the run on every worker: queued nodes never start, running ones are discarded."""
-        return self.store.cancel(self.run_id) > 0
+        with self._redis("cancelling the run"):
+            return self.store.cancel(self.run_id) > 0
 
     def events(self, *, follow: bool = False, after: str = "0-0",
                timeout: float | None = None) -> Iterator[Event]:
-        if follow:
-            yield from self.store.follow(self.run_id, after=after, timeout_s=timeout)
-        else:
-            yield from self.store.events(self.run_id, after=after, count=100_000)
+        """The run's events; with ``follow`` new ones as they come, until the run ends (or
+        ``timeout``). Raises :class:`ExecutorError` when the run's data vanishes from Redis."""
+        with self._redis("reading the run's events"):
+            if follow:
+                yield from self.store.follow(self.run_id, after=after, timeout_s=timeout,
+                                             raise_if_gone=True)
+            else:
+                yield from self.store.events(self.run_id, after=after, count=100_000)
 
     def widget(self) -> Any:
         """A live ipywidgets view of this run (graph coloured by state, progress, nodes, error),
@@ -205,7 +328,7 @@ class RunHandle:
         return widget_for(self)
 
     def _repr_html_(self) -> str:
-        return (f"<b>flownb run</b> <code>{self.run_id}</code> — {self.status()} "
+        return (f"<b>flownb run</b> <code>{self.run_id}</code> — {html.escape(self._shown_status())} "
                 f"(<code>handle.widget()</code> for a live view, <code>handle.result()</code> to wait)")
 
     def on_event(self, fn: Callable[[Event], None], *, timeout: float | None = None) -> None:

@@ -2,8 +2,7 @@
 
 Per run (``{p}`` = the key prefix, default ``flownb``):
 
-=================================  =====  ===============================================================
-key                                type   contents
+=================================  =====  ========================================================key                                type   contents
 =================================  =====  ===============================================================
 ``{p}:run:<id>:meta``              hash   status, blueprint digest/id, created/finished times, error,
                                           parent link (``run|node|visit``), subflow bundle
@@ -14,7 +13,9 @@ key                                type   contents
                                           done markers, ``q:<node>:<slot>`` join FIFOs ("TD…"),
                                           ``c:<node>`` non-empty slots, ``g:<node>`` generations,
                                           ``f:<node>:<gen>`` any-join fired, ``a:<scc>`` loop activity,
-                                          ``xr:<edge>`` loop-exit records
+                                          ``xr:<edge>`` loop-exit records; for a subflow/map visit
+                                          waiting on child runs ``cw:<node>|<visit>`` children left,
+                                          ``ch:…`` their ids (JSON), ``cf:…`` the first failed child
 ``{p}:run:<id>:pending``           hash   ``node|visit`` → JSON item (sources, st q/r/w, worker, deliveries)
 ``{p}:run:<id>:partial``           set    joins holding partial arrivals (for the end-of-run sweep)
 ``{p}:run:<id>:xpend``             set    loops with recorded exits not yet delivered
@@ -32,8 +33,11 @@ key                                type   contents
                                           structural item (``run|node|visit``) so a retried start counts
                                           once (see :mod:`flownb.limits`)
 ``{p}:bp:<digest>``                hash   ``json`` (the blueprint) + the compiled graph for the scripts:
-                                          ``o:<node>`` out edges, ``i:<node>`` join info, ``x:<scc>`` exits
-``{p}:runs``                       zset   run id → created time (``flownb runs``)
+                                          ``o:<node>`` out edges, ``i:<node>`` join info, ``x:<scc>`` exits,
+                                          ``hlen`` its own field count (scripts check it is complete)
+``{p}:bprefs``                     hash   blueprint digest → number of active runs using it (no TTL on
+                                          the blueprint while > 0; the last run to end sets it)
+``{p}:runs``                       zset   top-level run id → created time (``flownb runs``)
 ``{p}:leases``                     zset   ``run|node|visit`` → deadline (ms): claimed items are renewed by
                                           their worker's heartbeat; expired ones are re-queued by a reaper
 ``{p}:reaper``                     string lock so one worker reaps at a time
@@ -109,6 +113,10 @@ class Keys:
 
     def blueprint(self, digest: str) -> str:
         return f"{self.prefix}:bp:{digest}"
+
+    @property
+    def bprefs(self) -> str:
+        return f"{self.prefix}:bprefs"
 
     @property
     def runs(self) -> str:

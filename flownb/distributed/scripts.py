@@ -6,6 +6,7 @@ Each script is a named constant. All run-level scripts take the same KEYS, in th
     KEYS[1] meta     KEYS[2] state    KEYS[3] sched    KEYS[4] pending   KEYS[5] partial
     KEYS[6] xpend    KEYS[7] nodes    KEYS[8] events   KEYS[9] children  KEYS[10] graph
     KEYS[11] leases  KEYS[12] runs index  KEYS[13] done (one-entry stream waiters block on)
+    KEYS[14] blueprint references (``{p}:bprefs``: digest -> number of active runs using it)
 
 ``_LIB`` is the shared prelude: the join algorithm of :mod:`flownb.scheduler`, line for line
 (dead-path elimination with FIFO slots, loop exits delivered when the loop is quiet, and the
@@ -16,6 +17,23 @@ nothing, and the ``d:<node>:<visit>`` done marker makes a redelivered commit a n
 
 Time comes from ``TIME`` inside the script (Redis >= 5 replicates script effects), so deadlines
 do not depend on the clocks of the worker machines.
+
+**Nothing is written unless the script can finish.** Redis does not roll a script back when it
+raises half-way, so every script checks every key it will need *before* its first write: the
+run's meta, and the compiled graph (``graph_problem``: the graph hash stores its own field count,
+``hlen``, so one ``HLEN`` proves no field is missing). A run whose graph is gone is failed by the
+script itself, with a message saying why — never a done marker with nothing queued.
+
+**Keys live as long as the run.** Per-run keys get no TTL while the run is active and all get
+the same TTL when it ends (``finalize`` / ``CANCEL``). The blueprints a run uses (its own and its
+subflow bundle) are shared between runs, so they are reference-counted in ``{p}:bprefs``: ``START``
+takes a reference and removes any TTL, the end of the run drops it, and the last run to end sets
+the blueprint's TTL (twice the result TTL, so a finished run's result can still name its nodes).
+
+**Per-item work is O(1).** A ``map`` over n items starts n child runs; the parent's countdown is
+one ``HINCRBY`` on the parent's ``cw:<node>|<visit>`` field and the child ids are stored once, in
+``ch:<node>|<visit>`` — never inside the pending item that every child would otherwise decode and
+re-encode (that made a 50,000-item map quadratic). Child runs are not in the runs index.
 """
 
 from __future__ import annotations
@@ -23,7 +41,7 @@ from __future__ import annotations
 _LIB = r"""
 local K_META, K_STATE, K_SCHED, K_PENDING, K_PARTIAL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_GRAPH = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local K_LEASES, K_RUNS, K_DONE = KEYS[11], KEYS[12], KEYS[13]
+local K_LEASES, K_RUNS, K_DONE, K_BPREFS = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 local RUN, PREFIX = ARGV[1], ARGV[2]
 local MAXLEN, TTL = tonumber(ARGV[3]), tonumber(ARGV[4])
 local QUEUED_MS, LEASE_MS = tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -56,7 +74,148 @@ local function gout(node)
   return o
 end
 
-local READY, SKIPPED, FAILED = {}, {}, nil
+local READY, SKIPPED, FAILED, BROKEN = {}, {}, nil, nil
+local SEQ = 0  -- this commit's number (flownb.reducers): items fired now remember it as 'fs'
+
+-- why the run's compiled graph cannot be used (nil when it is complete)
+local function graph_problem()
+  local want = redis.call('HGET', K_GRAPH, 'hlen')
+  if not want then return 'is not in Redis (expired, evicted or deleted)' end
+  if redis.call('HLEN', K_GRAPH) ~= tonumber(want) then
+    return 'is incomplete in Redis (' .. redis.call('HLEN', K_GRAPH) .. ' of ' .. want .. ' fields)'
+  end
+  return nil
+end
+
+local function bp_key(digest) return PREFIX .. ':bp:' .. digest end
+
+-- == state reducers (flownb.reducers, on JSON text so values keep their exact encoding) ==
+local function json_type(t)  -- Python's type name of the JSON value t
+  local c = string.sub(t, 1, 1)
+  if c == '{' then return 'dict' elseif c == '[' then return 'list' elseif c == '"' then return 'str'
+  elseif c == 't' or c == 'f' then return 'bool' elseif c == 'n' then return 'NoneType'
+  elseif string.find(t, '[%.eE]') then return 'float' end
+  return 'int'
+end
+
+local function skip_string(t, i)  -- t[i] is '"'; the index after the closing quote
+  local j = i + 1
+  while true do
+    local k = string.find(t, '["\\]', j)
+    if string.sub(t, k, k) == '"' then return k + 1 end
+    j = k + 2
+  end
+end
+
+local function skip_value(t, i)  -- the index after the JSON value starting at i (no whitespace)
+  local c = string.sub(t, i, i)
+  if c == '"' then return skip_string(t, i) end
+  if c ~= '{' and c ~= '[' then return (string.find(t, '[,}%]]', i) or (#t + 1)) end
+  local depth, j = 0, i
+  while true do
+    local k = string.find(t, '["{}%[%]]', j)
+    local ch = string.sub(t, k, k)
+    if ch == '"' then j = skip_string(t, k)
+    else
+      if ch == '{' or ch == '[' then depth = depth + 1 else depth = depth - 1 end
+      j = k + 1
+      if depth == 0 then return j end
+    end
+  end
+end
+
+local function split_object(t)  -- {{key_json, value_json}, ...} of a JSON object's members
+  local out, i = {}, 2
+  if string.sub(t, 2, 2) == '}' then return out end
+  while true do
+    local ke = skip_string(t, i)
+    local ve = skip_value(t, ke + 1)
+    table.insert(out, {string.sub(t, i, ke - 1), string.sub(t, ke + 1, ve - 1)})
+    if string.sub(t, ve, ve) == '}' then return out end
+    i = ve + 1
+  end
+end
+
+local function is_number(t)
+  local ty = json_type(t)
+  return ty == 'int' or ty == 'float'
+end
+
+-- the new JSON text of state key k under reducer red, or nil and the error message
+local function reduce_text(k, red, old, new)
+  local q = "'" .. k .. "'"
+  if red == 'append' then
+    old = old or '[]'
+    if json_type(old) ~= 'list' then
+      return nil, 'state key ' .. q .. " has reducer 'append' but holds a " .. json_type(old) .. ', not a list'
+    end
+    local items = new
+    if json_type(new) == 'list' then items = string.sub(new, 2, -2) end
+    if items == '' then return old end
+    if old == '[]' then return '[' .. items .. ']' end
+    return string.sub(old, 1, -2) .. ',' .. items .. ']'
+  elseif red == 'merge' then
+    old = old or '{}'
+    if json_type(old) ~= 'dict' or json_type(new) ~= 'dict' then
+      local bad = json_type(old) ~= 'dict' and old or new
+      return nil, 'state key ' .. q .. " has reducer 'merge', which needs mappings; got a " .. json_type(bad)
+    end
+    local members, pos = split_object(old), {}
+    for idx, m in ipairs(members) do pos[cjson.decode(m[1])] = idx end
+    for _, m in ipairs(split_object(new)) do
+      local idx = pos[cjson.decode(m[1])]
+      if idx then members[idx][2] = m[2] else table.insert(members, m) end
+    end
+    local parts = {}
+    for _, m in ipairs(members) do table.insert(parts, m[1] .. ':' .. m[2]) end
+    return '{' .. table.concat(parts, ',') .. '}'
+  elseif red == 'sum' then
+    old = old or '0'
+    if not is_number(old) or not is_number(new) then
+      local bad = not is_number(old) and old or new
+      return nil, 'state key ' .. q .. " has reducer 'sum', which needs numbers; got a " .. json_type(bad)
+    end
+    local total = tonumber(old) + tonumber(new)
+    if json_type(old) == 'int' and json_type(new) == 'int' then return string.format('%d', total) end
+    return string.format('%.17g', total)
+  end
+  return new
+end
+
+local function conflict_message(k, node, other)
+  return "state key '" .. k .. "' was written by node '" .. node .. "' and by node '" .. other ..
+         "', which ran at the same time: one write would be lost. Declare how to combine them " ..
+         'in the blueprint, e.g. "reducers": {"' .. k .. '": "append"} (or merge, sum, replace)'
+end
+
+-- the blueprint digests a run uses: its own and its subflow bundle's
+local function run_digests(digest, bundle_json)
+  local ds = {}
+  if digest and digest ~= '' then ds[digest] = true end
+  if bundle_json and bundle_json ~= '' then
+    for _, d in pairs(cjson.decode(bundle_json)) do ds[d] = true end
+  end
+  return ds
+end
+
+-- an active run holds its blueprints: no TTL while any run uses them
+local function hold_blueprints(ds)
+  for d in pairs(ds) do
+    redis.call('HINCRBY', K_BPREFS, d, 1)
+    redis.call('PERSIST', bp_key(d))
+  end
+end
+
+-- the run ended: drop its references; the last one gives the blueprint its TTL
+local function release_blueprints(meta, ttl)
+  local ds = run_digests(redis.call('HGET', meta, 'blueprint'), redis.call('HGET', meta, 'bundle'))
+  for d in pairs(ds) do
+    if redis.call('HINCRBY', K_BPREFS, d, -1) <= 0 then
+      redis.call('HDEL', K_BPREFS, d)
+      redis.call('EXPIRE', bp_key(d), 2 * ttl)
+    end
+  end
+end
 
 local function fire(node, sources)
   local info = ginfo(node)
@@ -148,7 +307,7 @@ local function drain(work)
       deliver(w[1], w[2], w[3], w[4], work)
       head = head + 1
       guard = guard + 1
-      if guard > 1000000 then error('flownb: scheduling did not converge') end
+      if guard > 1000000 then BROKEN = 'scheduling did not converge'; return end
     end
     work = {}
     local pend = redis.call('SMEMBERS', K_XPEND)
@@ -202,7 +361,7 @@ local function member(node, visit) return RUN .. '|' .. node .. '|' .. visit end
 -- queue the fired items: pending entries + a lease so a lost enqueue is redone by the reaper
 local function queue_ready()
   for _, it in ipairs(READY) do
-    redis.call('HSET', K_PENDING, it[1] .. '|' .. it[2], cjson.encode({s = it[3], st = 'q'}))
+    redis.call('HSET', K_PENDING, it[1] .. '|' .. it[2], cjson.encode({s = it[3], st = 'q', fs = SEQ}))
     redis.call('ZADD', K_LEASES, NOW_MS + QUEUED_MS, member(it[1], it[2]))
   end
   for _, n in ipairs(SKIPPED) do
@@ -217,6 +376,8 @@ local function run_key(run, part) return PREFIX .. ':run:' .. run .. ':' .. part
 local function finalize(status, err, event_type)
   redis.call('HSET', K_META, 'status', status, 'finished_at', NOW_S)
   if err then redis.call('HSET', K_META, 'error', err) end
+  local ttl = tonumber(redis.call('HGET', K_META, 'ttl') or TTL)
+  release_blueprints(K_META, ttl)
   local data = '{}'
   if err then data = '{"error":' .. err .. '}' end
   local enode = ''
@@ -230,32 +391,48 @@ local function finalize(status, err, event_type)
   end
   redis.call('DEL', K_PENDING)
   redis.call('XADD', K_DONE, '*', 's', status)
-  local ttl = tonumber(redis.call('HGET', K_META, 'ttl') or TTL)
-  for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_DONE}) do
+  for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_DONE,
+                      run_key(RUN, 'jobs')}) do
     redis.call('EXPIRE', k, ttl)
   end
   local parent = redis.call('HGET', K_META, 'parent')
   if not parent or parent == '' then return nil end
   local prun, pnode, pvisit = string.match(parent, '^(.*)|(.*)|(%d+)$')
   if redis.call('HGET', run_key(prun, 'meta'), 'status') ~= 'running' then return nil end
+  -- O(1) per child: a counter on the parent, the pending item touched only by the last child
+  local pf = pnode .. '|' .. pvisit
+  local psched = run_key(prun, 'sched')
+  if status ~= 'succeeded' then redis.call('HSETNX', psched, 'cf:' .. pf, RUN) end
+  if redis.call('HINCRBY', psched, 'cw:' .. pf, -1) > 0 then return nil end
   local pk = run_key(prun, 'pending')
-  local raw = redis.call('HGET', pk, pnode .. '|' .. pvisit)
+  local raw = redis.call('HGET', pk, pf)
   if not raw then return nil end
   local it = cjson.decode(raw)
-  it.cw = (it.cw or 1) - 1
-  if status ~= 'succeeded' then it.cf = RUN end
-  local ready = nil
-  if it.cw <= 0 then
-    it.st = 'q'
-    it.k = 'resume'
-    redis.call('ZADD', K_LEASES, NOW_MS + QUEUED_MS, prun .. '|' .. pnode .. '|' .. pvisit)
-    ready = {prun, pnode, tonumber(pvisit)}
-  end
-  redis.call('HSET', pk, pnode .. '|' .. pvisit, cjson.encode(it))
-  return ready
+  it.cw = 0
+  it.st = 'q'
+  it.k = 'resume'
+  redis.call('ZADD', K_LEASES, NOW_MS + QUEUED_MS, prun .. '|' .. pf)
+  redis.call('HSET', pk, pf, cjson.encode(it))
+  return {prun, pnode, tonumber(pvisit)}
+end
+
+-- the run cannot go on (its graph is gone or broken): fail it with a message naming the cause
+local function graph_message(what)
+  local bid = redis.call('HGET', K_META, 'blueprint_id') or '?'
+  return 'the compiled graph of blueprint \'' .. bid .. '\' ' .. what ..
+         '; the run cannot continue: submit it again'
+end
+local function fail_broken(node, msg)
+  local err = cjson.encode({node_id = node, run_id = RUN, attempt = 1, type = 'ExecutorError',
+                            message = msg, traceback = ''})
+  return finalize('failed', err, 'run_failed'), msg
 end
 
 local function maybe_finished()
+  if BROKEN then
+    local parent = fail_broken(nil, 'the run cannot continue: ' .. BROKEN)
+    return parent
+  end
   if FAILED then
     local err = cjson.encode({node_id = FAILED.node, attempt = 1, type = 'MaxVisitsExceeded',
       message = 'reached ' .. FAILED.visits .. ' visits, more than its max_visits=' .. FAILED.max ..
@@ -286,25 +463,46 @@ end
 #: KEYS: the run keys (see module docstring); ARGV[7] blueprint digest, ARGV[8] blueprint id,
 #: ARGV[9] parent link or '', ARGV[10] start nodes (JSON list), ARGV[11] bundle (JSON),
 #: ARGV[12] event data (JSON), ARGV[13] parent children-set key or '', ARGV[14] input keys (JSON),
-#: ARGV[15..] state k, v pairs. A child run whose parent has ended (failed, cancelled — e.g. its
-#: root hit a limit of flownb.limits) is not created: returns 'parent-ended'.
+#: ARGV[15..] state k, v pairs.
+#: Returns 'exists'; 'parent-ended' for a child run whose parent has ended (failed, cancelled —
+#: e.g. its root hit a limit of flownb.limits); JSON {"err": why} when the graph or a bundle
+#: blueprint is missing; in all three nothing is written. Else the JSON list of queued [node, visit].
 START = _LIB + r"""
 if redis.call('EXISTS', K_META) == 1 then return 'exists' end
-if ARGV[9] ~= '' then
+local problem = graph_problem()
+local starts = cjson.decode(ARGV[10])
+if problem then problem = 'the compiled graph of blueprint ' .. ARGV[8] .. ' ' .. problem end
+for _, n in ipairs(starts) do
+  if not problem and redis.call('HEXISTS', K_GRAPH, 'i:' .. n) == 0 then
+    problem = 'the compiled graph of blueprint ' .. ARGV[8] .. ' has no start node ' .. n
+  end
+end
+local digests = run_digests(ARGV[7], ARGV[11])
+for d in pairs(digests) do
+  if not problem and redis.call('EXISTS', bp_key(d)) == 0 then
+    problem = 'blueprint ' .. d .. ' of its subflow bundle is not in Redis (expired or deleted)'
+  end
+end
+local is_child = ARGV[9] ~= ''
+if is_child then
   local prun = string.match(ARGV[9], '^(.*)|[^|]*|%d+$')
   if prun and redis.call('HGET', run_key(prun, 'meta'), 'status') ~= 'running' then
     return 'parent-ended'
   end
 end
+if problem then return cjson.encode({err = problem, code = 'graph'}) end
+hold_blueprints(digests)
 redis.call('HSET', K_META, 'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
            'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11], 'input_keys', ARGV[14], 'ttl', TTL)
 for i = 15, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', K_SCHED, 'active', 0)
-redis.call('ZADD', K_RUNS, NOW_MS, RUN)
-redis.call('ZREMRANGEBYSCORE', K_RUNS, '-inf', NOW_MS - 2000 * TTL)  -- runs long expired
+if not is_child then  -- child runs are reached through their parent, not listed
+  redis.call('ZADD', K_RUNS, NOW_MS, RUN)
+  redis.call('ZREMRANGEBYSCORE', K_RUNS, '-inf', NOW_MS - 2000 * TTL)  -- runs long expired
+end
 if ARGV[13] ~= '' then redis.call('SADD', ARGV[13], RUN) end
 xadd(K_EVENTS, 'run_started', '', ARGV[12])
-for _, n in ipairs(cjson.decode(ARGV[10])) do fire(n, {}) end
+for _, n in ipairs(starts) do fire(n, {}) end
 queue_ready()
 local out = {}
 for _, it in ipairs(READY) do table.insert(out, {it[1], it[2]}) end
@@ -376,16 +574,75 @@ return cjson.encode(out)
 #: ARGV[13] worker to claim a single successor inline ('' = none), ARGV[14] node named by the
 #: node_succeeded event ('' = ARGV[7]; a fallback that took over), ARGV[15..] state k, v pairs.
 #: Returns JSON {"r": "ok"|"dup"|"stale", "ready": [[node, visit]], "claimed": [node, visit, item],
-#: "finished": status|nil, "parent": [run, node, visit]|nil}.
+#: "finished": status|nil, "parent": [run, node, visit]|nil, "error": message|nil}.
+#: When the run's graph is missing or incomplete nothing of the visit is written: the script
+#: fails the run itself ("finished": "failed", "error" says why) and still returns "ok" so the
+#: worker wakes a waiting parent run like after any other end of a run.
 COMMIT = _LIB + r"""
 local status = redis.call('HGET', K_META, 'status')
 if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 local node, visit = ARGV[7], ARGV[8]
-if redis.call('HSETNX', K_SCHED, 'd:' .. node .. ':' .. visit, '1') == 0 then
+if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
   return cjson.encode({r = 'dup'})
 end
+local taken = cjson.decode(ARGV[10])
+local problem = graph_problem()
+if not problem and redis.call('HEXISTS', K_GRAPH, 'i:' .. node) == 0 then
+  problem = 'has no node ' .. node
+end
+if problem then
+  local parent, msg = fail_broken(node, graph_message(problem))
+  return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = msg})
+end
+-- state writes: conflicts and reducers are settled for every key before anything is written
+local cur_seq = tonumber(redis.call('HGET', K_SCHED, 'seq') or '0')
+local fired_at = cur_seq
+local own = redis.call('HGET', K_PENDING, node .. '|' .. visit)
+if own then
+  local fs = cjson.decode(own).fs
+  if fs then fired_at = tonumber(fs) end
+end
+SEQ = cur_seq + 1
+local writes, state_err = {}, nil
+if #ARGV >= 15 then
+  local rraw = redis.call('HGET', K_GRAPH, 'reducers')
+  local reducers = rraw and cjson.decode(rraw) or {}
+  for i = 15, #ARGV, 2 do
+    local k, v = ARGV[i], ARGV[i + 1]
+    local red = reducers[k]
+    if red == nil and string.sub(k, 1, 9) ~= '_outputs.' then
+      local w = redis.call('HGET', K_SCHED, 'w:' .. k)
+      local wseq, wnode = nil, nil
+      if w then wseq, wnode = string.match(w, '^(%d+)|(.*)$') end
+      if wseq and tonumber(wseq) > fired_at then
+        state_err = {'StateConflict', conflict_message(k, node, wnode)}
+        break
+      end
+      table.insert(writes, {k, v, true})
+    elseif red == nil or red == 'replace' then
+      table.insert(writes, {k, v, false})
+    else
+      local nv, why = reduce_text(k, red, redis.call('HGET', K_STATE, k), v)
+      if not nv then state_err = {'StateReducerError', why}; break end
+      table.insert(writes, {k, nv, false})
+    end
+  end
+end
+if state_err then
+  local err = cjson.encode({node_id = node, run_id = RUN, attempt = 1, type = state_err[1],
+                            message = state_err[2], traceback = ''})
+  redis.call('HSET', K_NODES, node, cjson.encode({status = 'failed', error = state_err[2]}))
+  local parent = finalize('failed', err, 'run_failed')
+  return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = state_err[2]})
+end
+redis.call('HSET', K_SCHED, 'd:' .. node .. ':' .. visit, '1', 'seq', SEQ)
+redis.call('HDEL', K_SCHED, 'cw:' .. node .. '|' .. visit, 'ch:' .. node .. '|' .. visit,
+           'cf:' .. node .. '|' .. visit)
 redis.call('HSET', K_STATE, '_outputs.' .. node, ARGV[9])
-for i = 15, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
+for _, w in ipairs(writes) do
+  redis.call('HSET', K_STATE, w[1], w[2])
+  if w[3] then redis.call('HSET', K_SCHED, 'w:' .. w[1], SEQ .. '|' .. node) end
+end
 redis.call('HSET', K_NODES, node, ARGV[11])
 redis.call('HDEL', K_PENDING, node .. '|' .. visit)
 redis.call('ZREM', K_LEASES, member(node, visit))
@@ -396,10 +653,10 @@ redis.call('HINCRBY', K_SCHED, 'active', -1)
 local info = ginfo(node)
 if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
 local work = {}
-resolve_out(node, cjson.decode(ARGV[10]), work)
+resolve_out(node, taken, work)
 if not FAILED then drain(work) end
 local result = {r = 'ok', ready = {}}
-if not FAILED then
+if not FAILED and not BROKEN then
   queue_ready()
   if ARGV[13] ~= '' and #READY == 1 then
     local it = READY[1]
@@ -412,6 +669,7 @@ local parent = maybe_finished()
 result.finished = redis.call('HGET', K_META, 'status') ~= 'running' and
                   redis.call('HGET', K_META, 'status') or nil
 result.parent = parent
+if BROKEN then result.error = BROKEN end
 return cjson.encode(result)
 """
 
@@ -442,7 +700,9 @@ local function cancel(run, meta, pending, children)
   for _, f in ipairs(redis.call('HKEYS', pending)) do redis.call('ZREM', K_LEASES, run .. '|' .. f) end
   redis.call('DEL', pending)
   local ttl = tonumber(redis.call('HGET', meta, 'ttl') or TTL)
-  for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done'}) do
+  release_blueprints(meta, ttl)
+  for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done',
+                         'jobs'}) do
     redis.call('EXPIRE', run_key(run, part), ttl)
   end
   return n
@@ -453,6 +713,8 @@ return cancel(RUN, K_META, K_PENDING, K_CHILDREN)
 #: Mark a structural item (subflow/map) as waiting for ARGV[9] child runs. Its lease stays until
 #: the worker has started every child (then it drops it), so a crash while creating children is
 #: retried by the reaper (CLAIM answers 'create') and child creation is idempotent.
+#: The count goes to the sched field ``cw:<node>|<visit>`` (each child's end decrements it) and the
+#: ids to ``ch:<node>|<visit>`` (read once, when the parent resumes), not into the pending item.
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] number of children, ARGV[10] child ids JSON.
 WAIT_CHILDREN = _LIB + r"""
 if redis.call('HGET', K_META, 'status') ~= 'running' then return 'stale' end
@@ -463,7 +725,7 @@ local it = cjson.decode(raw)
 if it.st == 'w' or it.k == 'resume' then return 'already' end
 it.st = 'w'
 it.cw = tonumber(ARGV[9])
-it.ch = cjson.decode(ARGV[10])
+redis.call('HSET', K_SCHED, 'cw:' .. f, ARGV[9], 'ch:' .. f, ARGV[10])
 redis.call('HSET', K_PENDING, f, cjson.encode(it))
 return 'ok'
 """
@@ -498,6 +760,18 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,
   end
 end
 return cjson.encode(out)
+"""
+
+#: Store a blueprint's compiled graph (ARGV[3..] field, value pairs; none = only refresh) and give
+#: it a TTL unless an active run holds it (see ``hold_blueprints``).
+#: KEYS[1] the blueprint hash, KEYS[2] blueprint references; ARGV[1] digest, ARGV[2] TTL (s).
+#: Returns the number of fields now stored (0 = not there: upload it).
+UPLOAD = r"""
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') <= 0 then
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+end
+return redis.call('HLEN', KEYS[1])
 """
 
 #: Renew the leases of the items a worker is running.
@@ -535,7 +809,7 @@ return cjson.encode({r = 'ok', total = total})
 """
 
 ALL = {"START": START, "CLAIM": CLAIM, "CLAIM_MANY": CLAIM_MANY, "COMMIT": COMMIT, "FAIL": FAIL, "CANCEL": CANCEL,
-       "WAIT_CHILDREN": WAIT_CHILDREN, "REQUEUE": REQUEUE, "RENEW": RENEW,
+       "WAIT_CHILDREN": WAIT_CHILDREN, "REQUEUE": REQUEUE, "RENEW": RENEW, "UPLOAD": UPLOAD,
        "RESERVE_CHILDREN": RESERVE_CHILDREN}
 
 

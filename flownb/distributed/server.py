@@ -45,6 +45,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -362,7 +363,11 @@ class EmbeddedRedis:
         data_dir: where the AOF lives; default the private temp dir (deleted on stop).  A given
             ``data_dir`` is never deleted.
         binary: redis-server to run; default :func:`find_redis_server`.
-        password: ``requirepass`` for the server; it is embedded in :attr:`url`.
+        password: ``requirepass`` for the server; it is embedded in :attr:`url`.  In TCP mode a
+            random one is generated when none is given: a loopback port is reachable by every
+            local user, and whoever can write to flownb's Redis can make workers run nodes (see
+            "Threat model and limits" in docs/architecture.md).  The unix socket needs none: its
+            directory and the socket are mode 700, so only this user can connect.
     """
 
     def __init__(
@@ -388,6 +393,8 @@ class EmbeddedRedis:
         self.appendonly = appendonly
         self.data_dir = str(Path(data_dir).resolve()) if data_dir is not None else None
         self.binary = binary
+        if password is None and not unix_socket:
+            password = secrets.token_urlsafe(24)  # [A-Za-z0-9_-]: safe in a URL and a config line
         self.password = password
         self._state = _State()
         self._state.password = password
@@ -524,6 +531,7 @@ class EmbeddedRedis:
             # a long $TMPDIR (macOS: /var/folders/…) would overflow sun_path
             os.rmdir(tmp)
             tmp = tempfile.mkdtemp(prefix="flownb-redis-", dir="/tmp")
+        os.chmod(tmp, 0o700)  # mkdtemp does this; say it: the socket's privacy rests on it
         return tmp
 
     def _argv(self, binary: str) -> list[str]:
@@ -538,7 +546,7 @@ class EmbeddedRedis:
             argv += ["--port", "0", "--unixsocket", state.socket_path, "--unixsocketperm", "700",
                      "--protected-mode", "no"]
         else:
-            argv += ["--port", str(state.port), "--bind", "127.0.0.1"]
+            argv += ["--port", str(state.port), "--bind", "127.0.0.1", "--protected-mode", "yes"]
         argv += [
             "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",

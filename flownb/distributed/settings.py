@@ -12,9 +12,11 @@ machine without the ``redis`` extra, so this module only needs redis-py once a c
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,7 @@ __all__ = [
     "check_server",
     "describe_client",
     "mask_url",
+    "redis_errors",
 ]
 
 #: URL schemes redis-py understands; anything else is rejected before a connection is attempted.
@@ -294,23 +297,59 @@ def _parse_version(text: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
-def check_server(client: redis.Redis, *, min_version: tuple[int, ...] = MIN_REDIS_VERSION) -> str:
+#: How long the start-up check waits for a server to accept and to answer PING.
+CHECK_TIMEOUT_S = 5.0
+
+
+def _probe_client(client: redis.Redis, timeout_s: float) -> redis.Redis:
+    """A one-off client to the same server with connect *and* read timeouts and no retries.
+
+    The normal client may wait for ever on a read (``socket_timeout_s=None`` is right for
+    blocking reads) and retries for ~3 s; a port that accepts connections but never answers (a
+    wrong service, a stopped process, a firewall that drops) would then hang the start-up check
+    for ever."""
+    redis_mod = _import_redis()
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    pool = client.connection_pool
+    kwargs: dict[str, Any] = dict(getattr(pool, "connection_kwargs", {}))
+    kwargs.update(socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                  retry=Retry(NoBackoff(), 0), health_check_interval=0)
+    kwargs.pop("retry_on_error", None)
+    probe_pool = redis_mod.ConnectionPool(connection_class=pool.connection_class, max_connections=1,
+                                          **kwargs)
+    return redis_mod.Redis(connection_pool=probe_pool)  # type: ignore[no-any-return]
+
+
+def check_server(client: redis.Redis, *, min_version: tuple[int, ...] = MIN_REDIS_VERSION,
+                 timeout_s: float = CHECK_TIMEOUT_S) -> str:
     """PING the server and make sure it is new enough; return its ``redis_version``.
 
     Called once when an executor or worker starts so a wrong URL or an old server fails right away
-    with a readable message instead of as an obscure "unknown command 'BLMOVE'" mid-run.
+    with a readable message instead of as an obscure "unknown command 'BLMOVE'" mid-run.  It
+    gives up after ``timeout_s`` (connect and each reply), so it never hangs.
     """
     redis_mod = _import_redis()
     where = describe_client(client)
+    probe = _probe_client(client, timeout_s)
     try:
-        client.ping()
-        info = client.info("server")
+        probe.ping()
+        info = probe.info("server")
     except redis_mod.AuthenticationError as exc:
         raise ExecutorError(f"Redis at {where} rejected the credentials: {exc}") from exc
-    except (redis_mod.ConnectionError, redis_mod.TimeoutError, OSError) as exc:
+    except (redis_mod.TimeoutError, TimeoutError) as exc:
+        raise ExecutorError(
+            f"Redis at {where} did not answer within {timeout_s:g} s ({_reason(exc)}): is it a "
+            "Redis server, and is it running? Check the URL (host, port, unix socket path)"
+        ) from exc
+    except (redis_mod.ConnectionError, OSError) as exc:
         raise ExecutorError(f"cannot reach Redis at {where}: {_reason(exc)}") from exc
     except redis_mod.RedisError as exc:
         raise ExecutorError(f"Redis at {where} did not answer PING/INFO: {exc}") from exc
+    finally:
+        probe.close()
+        probe.connection_pool.disconnect()
     raw = info.get("redis_version", "")  # redis-py decodes INFO keys even without decode_responses
     version = raw.decode() if isinstance(raw, bytes) else str(raw)
     parsed = _parse_version(version)
@@ -318,3 +357,25 @@ def check_server(client: redis.Redis, *, min_version: tuple[int, ...] = MIN_REDI
         need = ".".join(str(n) for n in min_version)
         raise ExecutorError(f"flownb needs Redis >= {need}, {where} runs {version or 'an unknown version'}")
     return version
+
+
+@contextlib.contextmanager
+def redis_errors(client: redis.Redis, what: str, *, run_id: str | None = None) -> Iterator[None]:
+    """Turn redis-py's errors inside the block into an :class:`ExecutorError` saying what failed.
+
+    Every call a user makes on a run handle or an executor goes through this, so a Redis that is
+    down or restarting shows up as a flownb error naming the server and the operation (after the
+    client's own ~3 s of reconnect attempts), never as a raw ``redis.ConnectionError``."""
+    redis_mod = _import_redis()
+    try:
+        yield
+    except redis_mod.AuthenticationError as exc:
+        raise ExecutorError(f"Redis at {describe_client(client)} rejected the credentials while "
+                            f"{what}: {exc}", run_id=run_id) from exc
+    except (redis_mod.ConnectionError, redis_mod.TimeoutError) as exc:
+        raise ExecutorError(
+            f"Redis at {describe_client(client)} is unreachable ({_reason(exc)}) while {what}. "
+            "With persistence (appendonly) a run goes on once Redis is back: try again then", run_id=run_id) from exc
+    except redis_mod.RedisError as exc:
+        raise ExecutorError(f"Redis at {describe_client(client)} failed while {what}: {exc}",
+                            run_id=run_id) from exc

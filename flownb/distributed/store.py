@@ -11,7 +11,9 @@ read them, and a corrupt field is reported as such rather than executed.
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,7 @@ from ..limits import Limits
 from ..result import NodeStats, RunResult
 from ..scheduler import Item, Outcome
 from . import childruns, scripts
+from .child_states import load_child_states
 from .keys import Keys, item_field, lease_member
 
 if TYPE_CHECKING:
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 
 
 _UNSET = object()
+#: what happened to a run whose keys are not in Redis
+GONE = "the run's data is gone from Redis (restarted without persistence, or expired)"
 
 
 def dumps(value: Any) -> str:
@@ -63,6 +68,30 @@ class StoreSettings:
     events_maxlen: int = 100_000       # per-run stream cap (approximate trimming)
     max_deliveries: int = 5            # a node whose worker died this often fails the run
 
+    #: the shortest lease that outlives the gap between two heartbeats (every max(0.2 s, lease/4))
+    MIN_LEASE_TTL_S = 0.5
+
+    def __post_init__(self) -> None:
+        """Checked here so the CLI (``--lease-ttl``), LocalCluster and the API all refuse the same
+        values: a lease of 0 or less expires at once, so every node would run twice."""
+        checks: list[tuple[str, float, float, str]] = [
+            ("lease_ttl_s", self.lease_ttl_s, self.MIN_LEASE_TTL_S,
+             ("a shorter lease expires between two heartbeats, so nodes would run twice "
+             "(flownb worker --lease-ttl)")),
+            ("queued_ttl_s", self.queued_ttl_s, self.MIN_LEASE_TTL_S,
+             "queued work would be re-enqueued at once"),
+            ("result_ttl_s", self.result_ttl_s, 1, ("finished runs would vanish at once "
+             "(flownb worker --result-ttl)")),
+            ("events_maxlen", self.events_maxlen, 1, "a run needs its events"),
+            ("max_deliveries", self.max_deliveries, 1, "a node needs one delivery"),
+        ]
+        for name, value, low, why in checks:
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value) and value >= low
+            if not ok:
+                raise ExecutorError(f"StoreSettings.{name} must be a finite number >= {low:g}, got "
+                                    f"{value!r}: {why}")
+
 
 class RedisStore:
     """Runs, items and events on one Redis; shared by the client and the workers."""
@@ -73,12 +102,13 @@ class RedisStore:
         self.keys = Keys(prefix)
         self.settings = settings or StoreSettings()
         self._scripts = {name: client.register_script(src) for name, src in scripts.ALL.items()}
-        self._uploaded: set[str] = set()
+        self._uploaded: dict[str, float] = {}  # digest -> when we uploaded it (monotonic)
+        self._blueprints: OrderedDict[str, Blueprint] = OrderedDict()
 
     # -- script plumbing -------------------------------------------------------------------------
     def _run_args(self, run_id: str) -> tuple[list[str], list[Any]]:
         k = self.keys
-        keys = [*k.run_keys(run_id), "", k.leases, k.runs, k.done(run_id)]
+        keys = [*k.run_keys(run_id), "", k.leases, k.runs, k.done(run_id), k.bprefs]
         st = self.settings
         args = [run_id, k.prefix, st.events_maxlen, st.result_ttl_s,
                 int(st.queued_ttl_s * 1000), int(st.lease_ttl_s * 1000)]
@@ -90,12 +120,18 @@ class RedisStore:
         return self._scripts[name](keys=keys, args=[*args, *extra])
 
     # -- blueprints ------------------------------------------------------------------------------
-    def upload_blueprint(self, bp: Blueprint) -> str:
-        """Store the blueprint and its compiled graph under its digest (idempotent)."""
+    def upload_blueprint(self, bp: Blueprint, *, force: bool = False) -> str:
+        """Store the blueprint and its compiled graph under its digest (idempotent).
+
+        The TTL is only set while no active run holds the blueprint (``UPLOAD``), so a re-upload
+        never shortens the life of a graph a long run still needs."""
         digest = bp.digest
         key = self.keys.blueprint(digest)
-        if digest in self._uploaded and self.r.exists(key):
-            self.r.expire(key, self.settings.result_ttl_s * 2)
+        upload = self._scripts["UPLOAD"]
+        ttl = self.settings.result_ttl_s * 2
+        at = self._uploaded.get(digest)
+        if at is not None and not force and time.monotonic() - at < self.settings.result_ttl_s:
+            # still within its TTL (2x this); START checks it is there and re-uploads if evicted
             return digest
         g, _ = analyse(bp)
         fields: dict[str, str] = {"json": bp.to_json(indent=None), "id": bp.id,
@@ -111,18 +147,30 @@ class RedisStore:
             fields[f"x:{sid}"] = dumps([[i, g.edges[i].target, g.edges[i].pos, g.edges[i].source]
                                         for i in exits])
             fields[f"n:{sid}"] = dumps(g.scc_nodes[sid])
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(key, mapping=fields)
-        pipe.expire(key, self.settings.result_ttl_s * 2)
-        pipe.execute()
-        self._uploaded.add(digest)
+        if bp.reducers:  # the COMMIT script applies them (flownb.reducers)
+            fields["reducers"] = dumps(dict(bp.reducers))
+        fields["hlen"] = str(len(fields) + 1)  # the scripts' proof that no field is missing
+        flat: list[str] = []
+        for f, v in fields.items():
+            flat += [f, v]
+        upload(keys=[key, self.keys.bprefs], args=[digest, ttl, *flat])
+        self._uploaded[digest] = time.monotonic()
         return digest
 
     def load_blueprint(self, digest: str) -> Blueprint:
+        """The blueprint stored under ``digest`` (cached: a digest names one content for ever, and
+        a parent gathering 50,000 map results must not parse the same blueprint 50,000 times)."""
+        bp = self._blueprints.get(digest)
+        if bp is not None:
+            return bp
         raw = self.r.hget(self.keys.blueprint(digest), "json")
         if raw is None:
             raise ExecutorError(f"blueprint {digest} is not in Redis (expired or never submitted)")
-        return Blueprint.from_json(raw, path=f"redis blueprint {digest}")
+        bp = Blueprint.from_json(raw, path=f"redis blueprint {digest}")
+        self._blueprints[digest] = bp
+        if len(self._blueprints) > 64:
+            self._blueprints.popitem(last=False)
+        return bp
 
     # -- run lifecycle ---------------------------------------------------------------------------
     def start_run(self, run_id: str, bp: Blueprint, graph: Graph, inputs: Mapping[str, Any], *,
@@ -138,25 +186,57 @@ class RedisStore:
         if parent:
             parent_children = self.keys.children(parent.split("|")[0])
         event = dumps({"blueprint_id": bp.id, "inputs": list(inputs), "parent": parent or None})
-        raw = self._call("START", run_id, digest,
-                         [digest, bp.id, parent, dumps(graph.starts), dumps(dict(bundle or {})),
-                          event, parent_children, dumps(list(inputs)), *flat])
-        if raw == b"exists" or raw == "exists":
+        args = [digest, bp.id, parent, dumps(graph.starts), dumps(dict(bundle or {})),
+                event, parent_children, dumps(list(inputs)), *flat]
+
+        def start() -> Any:
+            raw = self._call("START", run_id, digest, args)
+            if raw in (b"exists", "exists", b"parent-ended", "parent-ended"):
+                return _s(raw)
+            return loads(raw)
+
+        res = start()
+        if isinstance(res, dict) and res.get("code") == "graph":
+            # our upload cache was stale (the graph expired or was evicted): upload, try once more
+            self.upload_blueprint(bp, force=True)
+            res = start()
+        if res == "exists":
             raise ExecutorError(f"run id {run_id!r} already exists", run_id=run_id)
-        if raw in (b"parent-ended", "parent-ended"):
+        if res == "parent-ended":
             raise ExecutorError(f"parent run of {run_id!r} has ended; the child run is not "
                                 "started", run_id=run_id)
-        return [(n, int(v)) for n, v in loads(raw)]
+        if isinstance(res, dict):
+            raise ExecutorError(f"cannot start run {run_id!r} of blueprint {bp.id!r}: "
+                                f"{res.get('err')}; nothing was written", run_id=run_id)
+        return [(n, int(v)) for n, v in res]
 
     def claim(self, run_id: str, digest: str, node: str, visit: int, worker: str) -> dict[str, Any]:
-        return loads(self._call("CLAIM", run_id, digest, [node, visit, worker]))  # type: ignore[no-any-return]
+        res: dict[str, Any] = loads(self._call("CLAIM", run_id, digest, [node, visit, worker]))
+        self._with_children(run_id, node, visit, res)
+        return res
 
     def claim_many(self, run_id: str, digest: str, items: list[tuple[str, int]],
                    worker: str) -> list[dict[str, Any]]:
         flat: list[Any] = []
         for node, visit in items:
             flat += [node, visit]
-        return loads(self._call("CLAIM_MANY", run_id, digest, [worker, *flat]))  # type: ignore[no-any-return]
+        out: list[dict[str, Any]] = loads(self._call("CLAIM_MANY", run_id, digest, [worker, *flat]))
+        for res in out:
+            self._with_children(run_id, str(res.get("node")), int(res.get("visit") or 0), res)
+        return out
+
+    def _with_children(self, run_id: str, node: str, visit: int, res: dict[str, Any]) -> None:
+        """A resumed subflow/map visit gets its child ids (``ch``) and first failed child
+        (``cf``), which the scripts keep outside the pending item (see :mod:`.scripts`)."""
+        item = res.get("item")
+        if res.get("r") != "ok" or not isinstance(item, dict) or item.get("k") != "resume":
+            return
+        f = item_field(node, visit)
+        ch, cf = self.r.hmget(self.keys.sched(run_id), [f"ch:{f}", f"cf:{f}"])
+        if ch is not None:
+            item["ch"] = loads(ch, what=f"child ids of {node!r} in run {run_id}")
+        if cf is not None:
+            item["cf"] = _s(cf)
 
     def _block_cap_ms(self, wanted_ms: int) -> int:
         """A blocking read must end before the client's socket timeout (redis-py 8 defaults
@@ -285,10 +365,12 @@ class RedisStore:
         pipe.hgetall(k.meta(run_id))
         pipe.hgetall(k.state(run_id))
         pipe.hgetall(k.nodes(run_id))
-        meta_raw, state_raw, nodes_raw = pipe.execute()
+        pipe.smembers(k.children(run_id))
+        meta_raw, state_raw, nodes_raw, child_ids = pipe.execute()
         if not meta_raw:
-            raise ExecutorError(f"no run {run_id!r} in Redis (wrong id, other Redis/prefix, or its "
-                                f"results expired after {self.settings.result_ttl_s}s)", run_id=run_id)
+            raise ExecutorError(f"{GONE}: finished runs are kept result_ttl_s="
+                                f"{self.settings.result_ttl_s}s; or the run id, key prefix "
+                                f"{self.keys.prefix!r} or Redis is wrong", run_id=run_id)
         meta = {_s(a): _s(b) for a, b in meta_raw.items()}
         outputs: dict[str, Any] = {}
         state: dict[str, Any] = {}
@@ -304,6 +386,7 @@ class RedisStore:
                 state[fs] = val
         nodes: dict[str, NodeStats] = {}
         terminal: list[str] = []
+        bp: Blueprint | None = None
         try:
             bp = self.load_blueprint(meta.get("blueprint", ""))
             terminal = [n.id for n in bp.nodes if not any(e.source == n.id for e in bp.edges)]
@@ -322,17 +405,24 @@ class RedisStore:
         return RunResult(run_id=run_id, blueprint_id=meta.get("blueprint_id", ""),
                          status=meta.get("status", "unknown"), outputs=outputs, state=state,
                          error=error, nodes=nodes, started_at=float(meta.get("created_at", 0) or 0),
-                         finished_at=float(meta.get("finished_at", 0) or 0), terminal=terminal)
+                         finished_at=float(meta.get("finished_at", 0) or 0), terminal=terminal,
+                         child_states=load_child_states(self, run_id, bp, child_ids)
+                         if child_ids else {})
 
     # -- events ----------------------------------------------------------------------------------
     def events(self, run_id: str, *, after: str = "0-0", count: int = 1000) -> list[Event]:
-        raw = self.r.xrange(self.keys.events(run_id), min=f"({after}" if after != "0-0" else "-",
+        raw: Any = self.r.xrange(self.keys.events(run_id), min=f"({after}" if after != "0-0" else "-",
                             count=count)
         return [Event.from_fields(run_id, f, _s(i)) for i, f in raw]
 
     def follow(self, run_id: str, *, after: str = "0-0", block_ms: int = 1000,
-               stop_at_terminal: bool = True, timeout_s: float | None = None) -> Iterator[Event]:
-        """Yield events as they are written (blocking XREAD: no polling loop on the client)."""
+               stop_at_terminal: bool = True, timeout_s: float | None = None,
+               raise_if_gone: bool = False) -> Iterator[Event]:
+        """Yield events as they are written (blocking XREAD: no polling loop on the client).
+
+        ``raise_if_gone``: raise :class:`ExecutorError` when the run's keys vanish (a Redis
+        restarted without persistence), since a blocking read on them would never end; without
+        it the caller checks the status itself after ``timeout_s``."""
         key = self.keys.events(run_id)
         last = after
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -344,9 +434,12 @@ class RedisStore:
                 if left <= 0:
                     return
                 wait = max(1, min(block_ms, int(left * 1000)))
-            resp = self.r.xread({key: last}, count=500, block=wait)
+            resp: Any = self.r.xread({key: last}, count=500, block=wait)
             if not resp:
-                if stop_at_terminal and self.status(run_id) not in (None, "running"):
+                status = self.status(run_id)
+                if status is None and raise_if_gone:  # a read on a vanished key never ends
+                    raise ExecutorError(f"{GONE}; no more events will come", run_id=run_id)
+                if stop_at_terminal and status not in (None, "running"):
                     # the terminal event may have been trimmed or expired: stop anyway
                     tail = self.r.xrevrange(key, count=1)
                     if not tail or _s(tail[0][0]) == last:
@@ -431,4 +524,4 @@ class RedisScheduler:
         return self.store.status(self.run_id) != "running"
 
 
-__all__ = ["RedisStore", "StoreSettings", "RedisScheduler", "dumps", "loads", "lease_member"]
+__all__ = ["RedisScheduler", "RedisStore", "StoreSettings", "dumps", "lease_member", "loads"]

@@ -325,5 +325,5 @@ class WorkerRuntime(NodeRunner):
             "max_in_flight": st.max_in_flight, "concurrency": self.concurrency,
             "requeued": st.requeued, "handed_back": st.handed_back, "inline": self.inline_visits,
             "redis_errors": self.redis_errors, "last_redis_error": self.last_redis_error,
-            "seen": time.time(),
-            "started_at": st.started_at, "names": sorted(self.registry.names())}))
+            "seen": time.time(), "started_at": st.started_at,
+            "names": sorted(self.registry.names()), "queue": self.queue.name}))

@@ -8,7 +8,14 @@ SVG, the "install graphviz" fallback), a cell that never finishes, and a process
 (workers, Redis) still alive after the kernel shut down. While the cells run it samples the
 live run widgets' state (``.flownb-status[data-state]``) and, for the tutorials that teach the
 live view, requires at least three distinct progress states. It saves a screenshot of every
-cell with a rich output in the light and in the dark theme under ``build/screenshots/``.
+cell with a rich output (a drawing, a widget, HTML - not plain text) in the light and in the
+dark theme under ``build/screenshots/``.
+
+Lean on a loaded machine without losing coverage: one JupyterLab server and one page for all
+tutorials (the next one is opened with the "Open" command, not a page reload), a cheap poll
+while cells run (prompts and live states; the outputs are read once at the end), the kernel's
+process tree read from the kernel process instead of scanning every process, and waits on a
+condition (theme applied, frame painted, document saved) instead of fixed sleeps.
 
 Skipped, with one line saying why, where there is no Chromium/chromedriver/selenium/jupyterlab
 (``make test-browser`` installs them when it can).
@@ -38,6 +45,30 @@ WIDGET_SETTLE_S = 20.0
 
 pytestmark = pytest.mark.skipif(L.missing() is not None, reason=f"browser test: {L.missing()}")
 
+#: polled while the cells run: cheap (no output is serialized)
+_PROGRESS_JS = r"""
+const app = window.jupyterapp;
+const nb = app && app.shell.currentWidget;
+if (!nb || !nb.content || !nb.content.widgets) return null;
+const kernel = nb.sessionContext.session && nb.sessionContext.session.kernel;
+const prompts = [], counts = [];
+let errors = 0;
+nb.content.widgets.forEach(c => {
+  if (c.model.type !== 'code') return;
+  prompts.push(((c.node.querySelector('.jp-InputPrompt') || {}).textContent || '').trim());
+  counts.push(c.model.executionCount);
+  const outs = c.model.outputs;
+  for (let j = 0; j < outs.length; j++) if (outs.get(j).type === 'error') errors++;
+});
+const live = [];
+document.querySelectorAll('.flownb-status[data-state]').forEach(el => {
+  live.push([el.dataset.run || '', el.dataset.state]);
+});
+return {kernel: kernel ? kernel.status : 'none', prompts: prompts, counts: counts,
+        errors: errors, live: live};
+"""
+
+#: read once the cells finished: errors, stderr and which cells have a rich output
 _STATE_JS = r"""
 const app = window.jupyterapp;
 const nb = app && app.shell.currentWidget;
@@ -53,7 +84,7 @@ nb.content.widgets.forEach((c, i) => {
                           .map(o => o.ename + ': ' + o.evalue),
               stderr: outs.filter(o => o.output_type === 'stream' && o.name === 'stderr')
                           .map(o => Array.isArray(o.text) ? o.text.join('') : o.text).join(''),
-              rich: outs.some(o => o.output_type !== 'stream' && o.output_type !== 'error')});
+              rich: outs.some(o => o.data && Object.keys(o.data).some(m => m !== 'text/plain'))});
 });
 const live = [];
 document.querySelectorAll('.flownb-status[data-state]').forEach(el => {
@@ -86,8 +117,15 @@ return problems;
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[L.Lab, Any]]:
     root = tmp_path_factory.mktemp("lab")
+    shutil.rmtree(SHOTS, ignore_errors=True)  # no screenshot of an earlier run left to mislead
+    # copies of the tutorials where they live (outputs never go into the repository), and the
+    # rest of the checkout beside them, so paths such as ../tests/flowcraft resolve as in a clone
+    (root / "notebooks").mkdir()
     for nb in NOTEBOOKS:
-        shutil.copy(nb, root / nb.name)
+        shutil.copy(nb, root / "notebooks" / nb.name)
+    for entry in ROOT.iterdir():
+        if entry.name not in ("notebooks", "build", ".git", ".venv"):
+            (root / entry.name).symlink_to(entry)
     lab = L.Lab(root, env={"FLOWNB_LLM": "fake", "FLOWNB_LLM_CACHE": "0"})
     driver = None
     try:
@@ -110,18 +148,25 @@ def _wait(fn: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
         time.sleep(interval)
 
 
-def _kernel_tree(kernel_id: str) -> tuple[Any, set[Any]]:
-    """The kernel's process and its descendants (workers, the embedded Redis and watchdog)."""
+def _kernel_process(kernel_id: str) -> Any:
+    """The kernel's process (found once; its descendants are then read from it)."""
     import psutil
 
     for p in psutil.process_iter(["cmdline"]):
         cmd = " ".join(p.info.get("cmdline") or [])
         if "ipykernel" in cmd and kernel_id in cmd:
-            try:
-                return p, set(p.children(recursive=True))
-            except psutil.Error:
-                return p, set()
-    return None, set()
+            return p
+    return None
+
+
+def _descendants(proc: Any) -> set[Any]:
+    """Workers, the embedded Redis and watchdogs the kernel started so far."""
+    import psutil
+
+    try:
+        return set(proc.children(recursive=True))
+    except psutil.Error:
+        return set()
 
 
 def _alive(procs: set[Any]) -> list[str]:
@@ -137,13 +182,26 @@ def _alive(procs: set[Any]) -> list[str]:
     return left
 
 
+#: resolves after the browser painted twice (layout and style changes are on screen)
+_PAINTED_JS = "const done = arguments[arguments.length - 1];" \
+              "requestAnimationFrame(() => requestAnimationFrame(() => done(true)));"
+
+
+def _painted(driver: Any) -> None:
+    driver.execute_async_script(_PAINTED_JS)
+
+
 def _set_theme(driver: Any, theme: str) -> None:
     driver.execute_script("window.jupyterapp.commands.execute('apputils:change-theme', "
                           "{theme: arguments[0]});", theme)
     light = "true" if theme == L.LIGHT else "false"
-    _wait(lambda: driver.execute_script("return document.body.dataset.jpThemeLight") == light,
-          30, f"theme {theme}")
-    time.sleep(1.0)  # CSS variables applied, SVGs repainted
+    # the theme's CSS is in when the body says so *and* its variables have the theme's values
+    _wait(lambda: driver.execute_script(
+        "const b = document.body; if (b.dataset.jpThemeLight !== arguments[0]) return false;"
+        "const bg = getComputedStyle(b).getPropertyValue('--jp-layout-color0').trim();"
+        "const dark = bg && parseInt((bg.match(/[0-9a-f]{2}/i) || ['ff'])[0], 16) < 128;"
+        "return arguments[0] === 'true' ? !dark : dark;", light), 30, f"theme {theme}")
+    _painted(driver)
 
 
 def _screenshots(driver: Any, stem: str, theme_dir: str, cells: list[dict[str, Any]]) -> list[Path]:
@@ -156,62 +214,97 @@ def _screenshots(driver: Any, stem: str, theme_dir: str, cells: list[dict[str, A
         el = driver.execute_script(
             "const n = window.jupyterapp.shell.currentWidget.content.widgets[arguments[0]].node;"
             "n.scrollIntoView({block: 'start'}); return n;", c["i"])
-        time.sleep(0.3)
+        _painted(driver)
         path = out_dir / f"{stem}-cell{c['i']:02d}.png"
         el.screenshot(str(path))
         saved.append(path)
     driver.execute_script("window.jupyterapp.shell.currentWidget.content.node.scrollTop = 0;")
-    time.sleep(0.3)
+    _painted(driver)
     top = out_dir / f"{stem}-page.png"
     driver.save_screenshot(str(top))
     saved.append(top)
     return saved
 
 
+_OPENED_JS = (
+    "const a = window.jupyterapp; const w = a && a.shell.currentWidget;"
+    "const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+    "return !!(w && w.context && w.context.path === arguments[0] && k && "
+    "k.connectionStatus === 'connected' && k.status === 'idle' && w.content.widgets.length);")
+
+
+def _open(driver: Any, lab: L.Lab, notebook: str) -> None:
+    """Open ``notebook`` in the running page (the "Open" command); load the page the first
+    time, or when the command did not open it."""
+    in_app = driver.execute_script("return !!window.jupyterapp;") if driver.current_url.startswith(
+        lab.base) else False
+    if in_app:
+        driver.execute_script("window.jupyterapp.commands.execute('docmanager:open', "
+                              "{path: arguments[0]});", notebook)
+        try:
+            _wait(lambda: driver.execute_script(_OPENED_JS, notebook), 60,
+                  f"{notebook} to open with an idle kernel", 0.3)
+            return
+        except AssertionError:
+            pass  # fall back to loading the page
+    driver.get(lab.url(notebook))
+    _wait(lambda: driver.execute_script(_OPENED_JS, notebook), 90,
+          f"{notebook} to open with an idle kernel", 0.3)
+
+
+def _save_and_close(driver: Any) -> None:
+    """Save the notebook (its outputs are then on disk for a look) and close its tab without a
+    dialog; the kernel is shut down through the REST API afterwards."""
+    driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "const w = window.jupyterapp.shell.currentWidget;"
+        "w.context.save().then(() => { w.dispose(); done(true); }, "
+        "e => { w.dispose(); done(String(e)); });")
+
+
 @pytest.mark.parametrize("notebook", [p.name for p in NOTEBOOKS])
 def test_tutorial_runs_cleanly_in_jupyterlab(browser: tuple[L.Lab, Any], notebook: str) -> None:
     lab, driver = browser
-    driver.get(lab.url(notebook))
-    _wait(lambda: driver.execute_script(
-        "const a = window.jupyterapp; const w = a && a.shell.currentWidget;"
-        "const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
-        "return !!(k && k.connectionStatus === 'connected' && k.status === 'idle' && "
-        "w.content.widgets.length);"), 90, f"{notebook} to open with an idle kernel", 0.3)
+    _open(driver, lab, f"notebooks/{notebook}")
     _set_theme(driver, L.LIGHT)
-    state = driver.execute_script(_STATE_JS)
-    kernel_id = state["kernel_id"]
-    kernel_proc, procs = _kernel_tree(kernel_id)
+    kernel_id = driver.execute_script(_STATE_JS)["kernel_id"]
+    kernel_proc = _kernel_process(kernel_id)
     assert kernel_proc is not None, f"cannot find the kernel process of {kernel_id}"
+    procs = _descendants(kernel_proc)
     driver.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells');")
 
     live: dict[str, set[str]] = {}
     started = time.monotonic()
-    last_change = started
+    last_change = last_tree = started
     last_sig = None
     while True:
-        state = driver.execute_script(_STATE_JS)
+        state = driver.execute_script(_PROGRESS_JS)
         for run_id, st in state["live"]:
             live.setdefault(run_id, set()).add(st)
-        _, kids = _kernel_tree(kernel_id)
-        procs |= kids
-        cells = state["cells"]
-        busy = [c for c in cells if "*" in c["prompt"]]
-        sig = (state["kernel"], tuple(c["prompt"] for c in cells))
+        now = time.monotonic()
+        if now - last_tree > 0.5:  # processes that live shorter than this are not ours to leak
+            procs |= _descendants(kernel_proc)
+            last_tree = now
+        busy = [i for i, p in enumerate(state["prompts"]) if "*" in p]
+        sig = (state["kernel"], tuple(state["prompts"]))
         if sig != last_sig:
-            last_sig, last_change = sig, time.monotonic()
-        errors = [(c["i"], e) for c in cells for e in c["errors"]]
-        if errors:
+            last_sig, last_change = sig, now
+        if state["errors"]:
             break
-        if not busy and state["kernel"] == "idle" and time.monotonic() - last_change > 1.5 \
-                and all(c["count"] is not None for c in cells):
+        if not busy and state["kernel"] == "idle" and now - last_change > 1.0 \
+                and all(c is not None for c in state["counts"]):
             break
-        if busy and time.monotonic() - last_change > CELL_TIMEOUT_S:
-            pytest.fail(f"{notebook}: cell {busy[0]['i']} did not finish within "
+        if busy and now - last_change > CELL_TIMEOUT_S:
+            pytest.fail(f"{notebook}: code cell {busy[0]} did not finish within "
                         f"{CELL_TIMEOUT_S:.0f}s")
-        if time.monotonic() - started > 4 * CELL_TIMEOUT_S:
-            pytest.fail(f"{notebook}: run-all did not end (prompts {[c['prompt'] for c in cells]})")
+        if now - started > 4 * CELL_TIMEOUT_S:
+            pytest.fail(f"{notebook}: run-all did not end (prompts {state['prompts']})")
         time.sleep(0.1)
     elapsed = time.monotonic() - started
+    procs |= _descendants(kernel_proc)
+    state = driver.execute_script(_STATE_JS)
+    cells = state["cells"]
+    errors = [(c["i"], e) for c in cells for e in c["errors"]]
 
     problems = [f"cell {i}: {e}" for i, e in errors]
     problems += [f"cell {c['i']} never ran" for c in cells if c["count"] is None and not errors]
@@ -226,7 +319,7 @@ def test_tutorial_runs_cleanly_in_jupyterlab(browser: tuple[L.Lab, Any], noteboo
         page = driver.execute_script(_PAGE_PROBLEMS_JS)
         if not page:
             break
-        time.sleep(0.5)
+        time.sleep(0.25)
     problems += page
     if notebook in LIVE:
         most = max((len(s) for s in live.values()), default=0)
@@ -238,8 +331,7 @@ def test_tutorial_runs_cleanly_in_jupyterlab(browser: tuple[L.Lab, Any], noteboo
     _set_theme(driver, L.DARK)
     shots += _screenshots(driver, stem, "dark", cells)
     _set_theme(driver, L.LIGHT)
-    driver.execute_script("window.jupyterapp.commands.execute('docmanager:save');")
-    time.sleep(0.5)
+    _save_and_close(driver)
 
     lab.api("DELETE", f"/api/kernels/{kernel_id}")
     procs.add(kernel_proc)
