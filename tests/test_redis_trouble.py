@@ -95,7 +95,8 @@ def test_redis_at_maxmemory_noeviction_workers_survive_and_runs_continue(redis_u
                 assert set(commits_per_node(h).values()) == {1}
             assert 60 <= int(counters.get("m:exec") or 0) <= 60 + 8
             assert len(w.alive()) == 2
-            until(lambda: any("OOM" in row.get("last_redis_error", "") for row in worker_rows(r)),
+            until(lambda: any("maxmemory" in row.get("last_redis_error", "")  # OOM, both forms
+                              and row.get("redis_errors", 0) > 0 for row in worker_rows(r)),
                   30, "a worker to report the OOM errors in its info")
         finally:
             w.close()
