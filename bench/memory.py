@@ -7,7 +7,6 @@ Workers are started with ``StoreSettings(result_ttl_s=2)`` through ``bench.worke
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
 from .common import Cluster, Config, Report, chain_bp, wait_until

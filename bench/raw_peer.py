@@ -49,4 +49,4 @@ if __name__ == "__main__":
     try:
         raise SystemExit(main(sys.argv[1], sys.argv[2]))
     except KeyboardInterrupt:
-        raise SystemExit(0)
+        raise SystemExit(0) from None

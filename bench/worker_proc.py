@@ -4,9 +4,8 @@
 
 * ``--result-ttl``: the CLI builds ``StoreSettings(lease_ttl_s, queued_ttl_s)`` only, so finished
   runs expire after the default day; the memory benchmark needs seconds.
-* ``--profile OUT``: cProfile of the worker's event-loop thread, where the visits run (or, with
-  ``--profile-scope work``, of ``worker.work()``), written to OUT when the worker stops
-  (``--burst``: when the queue is empty).
+* ``--profile OUT``: cProfile around ``worker.work()`` only (not the imports), written to OUT when
+  the worker stops (``--burst``: when the queue is empty).
 
 Otherwise it is the same as the CLI: ``make_worker(conn, name=..., settings=...)`` and ``.work()``.
 """
@@ -21,36 +20,6 @@ import sys
 from typing import Any
 
 
-def _profile_visits(prof: cProfile.Profile) -> None:
-    """Profile the worker's event-loop thread, where every visit runs (claim, node, commit;
-    pool threads are not profiled): enabled once the loop starts, disabled before it stops."""
-    import threading
-
-    from flownb.distributed.visits import WorkerRuntime
-
-    start, stop = WorkerRuntime.start, WorkerRuntime.stop
-
-    def on_loop(rt: WorkerRuntime, fn: Any) -> None:
-        done = threading.Event()
-        assert rt._loop is not None
-        rt._loop.call_soon_threadsafe(lambda: (fn(), done.set()))
-        done.wait(10)
-
-    def started(self: WorkerRuntime) -> None:
-        first = self._loop is None
-        start(self)
-        if first:
-            on_loop(self, prof.enable)
-
-    def stopped(self: WorkerRuntime) -> None:
-        if self._loop is not None and self._loop.is_running():
-            on_loop(self, prof.disable)
-        stop(self)
-
-    WorkerRuntime.start = started  # type: ignore[method-assign]
-    WorkerRuntime.stop = stopped  # type: ignore[method-assign]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--redis", required=True)
@@ -62,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--import", dest="imports", action="append", default=[])
     ap.add_argument("--profile", default=None)
     ap.add_argument("--profile-scope", choices=("job", "work"), default="job",
-                    help="job: the worker's event-loop thread (every visit: claim, node, commit); "
+                    help="job: only WorkerRuntime.process (the flownb part of each job); "
                          "work: the whole worker.work() loop (RQ's dequeue and bookkeeping too)")
     ap.add_argument("--burst", action="store_true")
     args = ap.parse_args(argv)
@@ -82,17 +51,56 @@ def main(argv: list[str] | None = None) -> int:
     worker = make_worker(conn, name=args.name, queue_name=args.queue, settings=settings,
                          reap_interval_s=args.reap_interval)
     prof = cProfile.Profile() if args.profile else None
+    loop_thread: list[Any] = []
     if prof is not None and args.profile_scope == "job":
-        _profile_visits(prof)
+        from flownb.distributed.worker import WorkerRuntime
+
+        if not hasattr(WorkerRuntime, "process"):
+            # workers that run many visits at once do the flownb part of every job on one
+            # event-loop thread: profile that thread
+            _profile_loop_thread(WorkerRuntime, prof, loop_thread)
+    if prof is not None and args.profile_scope == "job" and hasattr(WorkerRuntime, "process"):
+        original = WorkerRuntime.process
+
+        def process(self, run_id, items):  # type: ignore[no-untyped-def]
+            prof.enable()
+            try:
+                return original(self, run_id, items)
+            finally:
+                prof.disable()
+
+        WorkerRuntime.process = process  # type: ignore[method-assign]
     elif prof is not None:
         prof.enable()
     try:
         worker.work(burst=args.burst, logging_level="WARNING")
     finally:
         if prof is not None:
+            for t in loop_thread:  # its run_forever returns once the worker stopped
+                t.join(10)
             prof.disable()
             prof.dump_stats(args.profile)
     return 0
+
+
+def _profile_loop_thread(runtime_cls: Any, prof: cProfile.Profile, threads: list[Any]) -> None:
+    import asyncio
+    import threading
+
+    original_start = runtime_cls.start
+
+    def start(self: Any) -> None:
+        if getattr(self, "_loop", None) is None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            self._loop_thread = threading.Thread(target=prof.runcall, args=(loop.run_forever,),
+                                                 daemon=True, name=f"flownb-loop-{self.name}")
+            self._loop_thread.start()
+            threads.append(self._loop_thread)
+        original_start(self)
+
+    runtime_cls.start = start
+    runtime_cls.start_background = start
 
 
 if __name__ == "__main__":

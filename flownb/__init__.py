@@ -7,7 +7,7 @@ here needs none of redis, rq, ipywidgets, graphviz or openai.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .batch import Batch, BatchItem, arun_many, run_many
 from .blueprint import Blueprint, Builder, Edge, Node as NodeSpec, NodeConfig, load
@@ -20,6 +20,7 @@ from .errors import (
     LimitExceeded,
     LintError,
     MaxVisitsExceeded,
+    MissingDependency,
     NodeError,
     NodeTimeout,
     RegistryError,
@@ -33,20 +34,27 @@ from .registry import Node, Registry, Result, default_registry, node
 from .result import RunResult
 from .runtime import CancelToken, arun, run
 
+if TYPE_CHECKING:
+    from .distributed.client import RunHandle
+    from .distributed.settings import RedisSettings
+
 __version__ = "0.1.0"
 
 __all__ = [
     "Blueprint", "Builder", "Edge", "NodeSpec", "NodeConfig", "load", "NodeContext",
     "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LimitExceeded", "LintError",
-    "MaxVisitsExceeded", "NodeError", "NodeTimeout", "RegistryError", "RunCancelled", "RunFailed",
+    "MaxVisitsExceeded", "MissingDependency", "NodeError", "NodeTimeout", "RegistryError",
+    "RunCancelled", "RunFailed",
     "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
     "RunResult", "CancelToken", "arun", "run", "attach", "__version__", "Batch", "BatchItem",
     "run_many", "arun_many", "Library", "load_dir",
 ]
 
 
-def attach(run_id: str, **kwargs: Any) -> Any:
-    """Re-attach to a distributed run by id (see :func:`flownb.distributed.attach`)."""
+def attach(run_id: str, *, redis: str | RedisSettings | Any | None = None,
+           prefix: str = "flownb", queue_name: str = "flownb") -> RunHandle:
+    """Re-attach to a distributed run by id from any process or kernel that reaches the same
+    Redis (``redis`` defaults to ``FLOWNB_REDIS_URL``); see :func:`flownb.distributed.attach`."""
     from .distributed.client import attach as _attach
 
-    return _attach(run_id, **kwargs)
+    return _attach(run_id, redis=redis, prefix=prefix, queue_name=queue_name)

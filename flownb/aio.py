@@ -54,6 +54,10 @@ def _run_main(coro: Coroutine[Any, Any, T], on_interrupt: Callable[[], None]) ->
     previous = signal.signal(signal.SIGINT, handler)
     try:
         result = loop.run_until_complete(coro)
+    except Exception as exc:  # the cancelled run raised (RunCancelled): Ctrl-C still reads as one
+        if interrupted:
+            raise KeyboardInterrupt from exc
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
     if interrupted:

@@ -333,7 +333,7 @@ class Blueprint(BaseModel):
         return lint(self, registry)
 
     def to_dot(self, **kwargs: Any) -> str:
-        """Graphviz DOT source; see :func:`flownb.notebook.render.to_dot`."""
+        """Graphviz DOT source; see :func:`flownb.render.to_dot`."""
         from .render import to_dot
 
         return to_dot(self, **kwargs)

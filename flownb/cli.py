@@ -1,7 +1,9 @@
 """The ``flownb`` command line: validate blueprints, run workers, inspect runs, the demo.
 
 Every failure prints one clear line (``flownb: error: …``) and exits non-zero; a traceback is
-only for bugs in flownb itself.
+only for bugs in flownb itself. The inspection commands (``runs``, ``events``, ``cancel``,
+``workers``) live in :mod:`flownb.cli_inspect`. Options that take a duration say its unit
+(``--lease-ttl-s``); the spellings without it stay accepted as aliases.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import json
 import logging
 import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
+from . import __version__
+from .cli_inspect import _executor, add_inspect_commands, redis_opts, redis_url
 from .errors import FlownbError
 
 EXIT_PROBLEMS = 1
@@ -26,6 +29,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from .registry import default_registry
 
     if args.import_:
+        sys.path.insert(0, os.getcwd())  # like `flownb run` and `flownb worker`
         default_registry.import_modules(args.import_)
     worst = 0
     for arg in args.files:
@@ -108,45 +112,6 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _executor(args: argparse.Namespace) -> Any:
-    from .distributed.client import DistributedExecutor
-
-    return DistributedExecutor(args.redis, prefix=args.prefix, queue_name=args.queue)
-
-
-def _cmd_runs(args: argparse.Namespace) -> int:
-    ex = _executor(args)
-    rows = ex.runs(args.limit)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not rows:
-        print("no runs")
-        return 0
-    print(f"{'run id':<14} {'blueprint':<28} {'status':<10} {'started':<20} {'duration':>9}")
-    for m in rows:
-        created = float(m.get("created_at") or 0)
-        fin = float(m.get("finished_at") or 0)
-        dur = f"{fin - created:.2f}s" if fin else "-"
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(created)) if created else "-"
-        print(f"{m['run_id']:<14} {m.get('blueprint_id', '')[:28]:<28} {m.get('status', ''):<10} "
-              f"{when:<20} {dur:>9}")
-    return 0
-
-
-def _cmd_events(args: argparse.Namespace) -> int:
-    handle = _executor(args).attach(args.run_id)
-    for e in handle.events(follow=args.follow):
-        print(f"{time.strftime('%H:%M:%S', time.localtime(e.ts))} {e}")
-    return 0
-
-
-def _cmd_cancel(args: argparse.Namespace) -> int:
-    handle = _executor(args).attach(args.run_id)
-    print("cancelled" if handle.cancel() else f"not running ({handle.status()})")
-    return 0
-
-
 def _load_inputs(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
@@ -191,17 +156,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sys.path.insert(0, os.getcwd())
     default_registry.import_modules(args.import_ or ())
     bp, inputs = _load_for_run(args.file, args.inputs)
-    if args.redis:
+    if redis_url(args) and not args.in_process:
         handle = _executor(args).submit(bp, inputs)
         print(f"submitted run {handle.run_id}", file=sys.stderr)
         if args.no_wait:
             print(handle.run_id)
             return 0
-        res = handle.result(args.timeout)
+        res = handle.result(args.timeout, raise_on_error=False)
     else:
         from .runtime import run
 
-        res = run(bp, inputs)
+        res = run(bp, inputs, raise_on_error=False)
     print(json.dumps({"run_id": res.run_id, "status": res.status, "output": res.output,
                       "error": res.error}, indent=2, default=str))
     return 0 if res.ok else EXIT_PROBLEMS
@@ -227,17 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="flownb", description="Declarative AI-agent workflows, in "
                                 "process or on Redis with RQ workers.")
+    p.add_argument("--version", action="version", version=f"flownb {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    def redis_opts(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--redis", help="redis://, rediss:// or unix:// URL (default: FLOWNB_REDIS_URL)")
-        sp.add_argument("--queue", default="flownb", help="RQ queue name (default: flownb)")
-        sp.add_argument("--prefix", default="flownb", help="Redis key prefix (default: flownb)")
-
     v = sub.add_parser("validate", help="check blueprint files; every problem with its location")
-    v.add_argument("files", nargs="+", help="blueprint files, or folders (one library each)")
+    v.add_argument("files", nargs="+", metavar="PATH",
+                   help="blueprint files, or folders (one library each)")
     v.add_argument("--import", dest="import_", action="append", metavar="MODULE",
-                   help="import node modules so unknown 'uses' can be checked")
+                   help="import node modules (from the current folder too) so unknown 'uses' "
+                        "can be checked (repeatable)")
     v.add_argument("--strict", action="store_true", help="warnings fail too")
     v.set_defaults(fn=_cmd_validate)
 
@@ -245,50 +208,49 @@ def build_parser() -> argparse.ArgumentParser:
     redis_opts(w)
     w.add_argument("--import", dest="import_", action="append", metavar="MODULE",
                    help="module registering node types (repeatable)")
-    w.add_argument("--path", action="append", help="directory to put on sys.path (repeatable)")
+    w.add_argument("--path", action="append", metavar="DIR",
+                   help="directory to put on sys.path (repeatable)")
     w.add_argument("--name", help="worker name (default: host-pid)")
     w.add_argument("--burst", action="store_true", help="quit when the queue is empty")
-    w.add_argument("--max-jobs", type=int, default=None)
-    w.add_argument("--lease-ttl", type=float, default=10.0,
+    w.add_argument("--max-jobs", type=int, default=None, metavar="N",
+                   help="quit after N jobs (default: never)")
+    w.add_argument("--lease-ttl-s", "--lease-ttl", dest="lease_ttl", type=float, default=10.0,
+                   metavar="SECONDS",
                    help="seconds before a silent worker's node is re-run elsewhere (default 10)")
-    w.add_argument("--reap-interval", type=float, default=1.0)
+    w.add_argument("--reap-interval-s", "--reap-interval", dest="reap_interval", type=float,
+                   default=1.0, metavar="SECONDS",
+                   help="how often this worker looks for expired leases to re-queue (default 1)")
     w.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
                    help="node visits this worker runs at once: async nodes share one event loop, "
                         f"sync nodes a pool of N threads (default {DEFAULT_CONCURRENCY})")
-    w.add_argument("--result-ttl", type=int, default=86400,
+    w.add_argument("--result-ttl-s", "--result-ttl", dest="result_ttl", type=int, default=86400,
+                   metavar="SECONDS",
                    help="seconds a finished run's state and events are kept, for runs this "
                         "worker starts (child runs) (default 86400)")
-    w.add_argument("--log-level", default="WARNING")
+    w.add_argument("--log-level", default="WARNING",
+                   help="DEBUG, INFO, WARNING or ERROR (default WARNING)")
     w.add_argument("--watch-parent", action="store_true",
                    help="exit when the parent process dies (used by LocalCluster)")
     w.set_defaults(fn=_cmd_worker)
 
-    r = sub.add_parser("runs", help="recent runs with status")
-    redis_opts(r)
-    r.add_argument("--limit", type=int, default=20)
-    r.add_argument("--json", action="store_true")
-    r.set_defaults(fn=_cmd_runs)
-
-    e = sub.add_parser("events", help="a run's events (--follow to stream them live)")
-    redis_opts(e)
-    e.add_argument("run_id")
-    e.add_argument("--follow", "-f", action="store_true")
-    e.set_defaults(fn=_cmd_events)
-
-    c = sub.add_parser("cancel", help="cancel a run on every worker")
-    redis_opts(c)
-    c.add_argument("run_id")
-    c.set_defaults(fn=_cmd_cancel)
+    add_inspect_commands(sub)
 
     rn = sub.add_parser("run", help="run a blueprint file (in process, or on --redis)")
     redis_opts(rn)
     rn.add_argument("file", help="a blueprint file (other files of its folder are its subflows), "
                                  "or a shipped example: blog_post, job_application, "
                                  "customer_review, content_moderation")
-    rn.add_argument("--inputs", help="JSON object or a JSON file")
-    rn.add_argument("--import", dest="import_", action="append", metavar="MODULE")
-    rn.add_argument("--timeout", type=float, default=None)
-    rn.add_argument("--no-wait", action="store_true", help="print the run id and return")
+    rn.add_argument("--inputs", help="the run's inputs: a JSON object or a JSON file")
+    rn.add_argument("--import", dest="import_", action="append", metavar="MODULE",
+                    help="module registering node types, from the current folder too "
+                         "(repeatable)")
+    rn.add_argument("--in-process", action="store_true",
+                    help="run here even when FLOWNB_REDIS_URL is set")
+    rn.add_argument("--timeout-s", "--timeout", dest="timeout", type=float, default=None,
+                    metavar="SECONDS",
+                    help="on Redis: stop waiting after this long (the run goes on)")
+    rn.add_argument("--no-wait", action="store_true",
+                    help="on Redis: print the run id and return at once")
     rn.set_defaults(fn=_cmd_run)
 
     ca = sub.add_parser("cache", help="the LLM response cache on disk")
@@ -298,9 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="the content-moderation agent on an embedded Redis with two "
                        "local workers (offline unless OPENAI_API_KEY is set)")
-    d.add_argument("--workers", type=int, default=2)
-    d.add_argument("--example", default="content_moderation")
-    d.add_argument("--out", default="demo-output")
+    d.add_argument("--workers", type=int, default=2, metavar="N",
+                   help="worker processes to start (default 2)")
+    d.add_argument("--example", default="content_moderation",
+                   help="shipped example to run (default content_moderation)")
+    d.add_argument("--out", default="demo-output", metavar="DIR",
+                   help="where the graph and worker logs go (default demo-output)")
     d.add_argument("--text", default=None, help="the content to moderate")
     d.set_defaults(fn=_cmd_demo)
     return p

@@ -44,7 +44,9 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def main(*, workers: int = 2, example: str = "content_moderation", out: str = "demo-output",
          text: str | None = None) -> int:
-    from tqdm import tqdm
+    from .extras import require
+
+    tqdm = require("tqdm", "flownb demo", extra="demo").tqdm
 
     from .distributed.client import DistributedExecutor
     from .distributed.server import EmbeddedRedis
@@ -79,7 +81,7 @@ def main(*, workers: int = 2, example: str = "content_moderation", out: str = "d
                         bar.set_postfix_str(f"{e.type.split('_')[1]} {e.node_id}")
                     if e.type in TERMINAL:
                         break
-            res = handle.result(timeout=60)
+            res = handle.result(timeout=60, raise_on_error=False)
             print(f"\nresult: {res.status} in {res.duration_s:.2f}s")
             ran = [n for n, s in res.nodes.items() if s.status == "succeeded"]
             skipped = [n for n, s in res.nodes.items() if s.status == "skipped"]

@@ -17,7 +17,9 @@ Every error flownb raises derives from :class:`FlownbError` and carries *where* 
     ├── RunFailed               waiting on a run that failed (wraps the NodeError's text)
     ├── RunCancelled            waiting on a run that was cancelled
     ├── RunTimeout              waiting on a run took longer than the caller allowed
-    └── ExecutorError           the executor itself is misconfigured or unreachable (e.g. Redis)
+    ├── ExecutorError           the executor itself is misconfigured or unreachable (e.g. Redis)
+    └── MissingDependency       an optional package is not installed (names the extra; also an
+                                ImportError, so ``except ImportError`` fallbacks still work)
 """
 
 from __future__ import annotations
@@ -132,16 +134,30 @@ class StateReducerError(FlownbError):
 
 
 class RunFailed(FlownbError):
-    """Raised to a caller waiting on a run that failed; ``error`` holds the failure details."""
+    """Raised to a caller waiting on a run that failed (the default of ``run`` / ``arun`` /
+    ``handle.result()``, as ``requests`` raises for a bad status: a failure is never silent).
+
+    ``error`` holds the stored failure details, ``error_type`` and ``traceback`` the original
+    exception's type name and traceback text, and ``result`` the whole
+    :class:`~flownb.result.RunResult` (partial outputs, state, timings) for inspection.
+    """
 
     def __init__(self, message: str, *, run_id: str | None = None, node_id: str | None = None,
-                 error: dict[str, Any] | None = None) -> None:
+                 error: dict[str, Any] | None = None, result: Any = None) -> None:
         self.error = error or {}
+        self.error_type: str = str(self.error.get("type") or "")
+        self.traceback: str = str(self.error.get("traceback") or "")
+        self.result = result
         super().__init__(message, run_id=run_id, node_id=node_id)
 
 
 class RunCancelled(FlownbError):
-    """Raised to a caller waiting on a run that was cancelled."""
+    """Raised to a caller waiting on a run that was cancelled; ``result`` holds the
+    :class:`~flownb.result.RunResult` (what finished before the cancel)."""
+
+    def __init__(self, message: str, *, run_id: str | None = None, result: Any = None) -> None:
+        self.result = result
+        super().__init__(message, run_id=run_id)
 
 
 class RunTimeout(FlownbError):
@@ -150,3 +166,14 @@ class RunTimeout(FlownbError):
 
 class ExecutorError(FlownbError):
     """The executor cannot do its job: Redis unreachable, a bad URL, a missing optional install."""
+
+
+class MissingDependency(FlownbError, ImportError):
+    """An optional package is missing; the message names the extra and the pip command.
+
+    Raised by :func:`flownb.extras.require`. ``package`` is the missing import name.
+    """
+
+    def __init__(self, message: str, *, package: str = "") -> None:
+        super().__init__(message)
+        self.package = package

@@ -64,6 +64,10 @@ class Event:
 
     def __str__(self) -> str:
         node = f" {self.node_id}" if self.node_id else ""
+        if self.type == CUSTOM:  # a node's own progress report: its name and data are the point
+            rest = {k: v for k, v in self.data.items() if k != "name"}
+            body = f" {json.dumps(rest, default=str, separators=(',', ':'))}" if rest else ""
+            return f"{self.type}{node} {self.data.get('name', '?')}{body}"
         extra = ""
         if "attempt" in self.data and self.data["attempt"] != 1:
             extra += f" attempt={self.data['attempt']}"

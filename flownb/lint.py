@@ -99,7 +99,7 @@ def _lint(bp: Blueprint, registry: Registry | None) -> tuple[Graph, list[Problem
                 out.append(Problem("orphan", WARNING, f"nodes[{i}] (id {name!r})",
                                    "no path from a start node reaches this node; it never runs",
                                    name))
-    for sid, members in g.scc_nodes.items():
+    for members in g.scc_nodes.values():
         if not any(bp.nodes[idx[m]].config.max_visits for m in members):
             out.append(Problem("cycle-without-guard", WARNING, f"nodes {members}",
                                f"loop {' -> '.join(members)} has no config.max_visits on any of "

@@ -19,7 +19,7 @@ import importlib
 import inspect
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, overload
 
 from .errors import RegistryError
 
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from .blueprint import Blueprint
     from .context import NodeContext
 
+#: a node implementation: a function (sync or async) or a Node class; decorators return it as is,
+#: so ``@flownb.node`` keeps the decorated object's exact type for type checkers and IDEs
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -106,8 +108,17 @@ class Registry:
         self.version = 0
 
     # -- nodes -----------------------------------------------------------------------------------
-    def register(self, name: str | Callable[..., Any] | type | None = None,
-                 impl: Callable[..., Any] | type | None = None) -> Any:
+    @overload
+    def register(self, name: F, impl: None = None) -> F: ...
+
+    @overload
+    def register(self, name: str | None = None, impl: None = None) -> Callable[[F], F]: ...
+
+    @overload
+    def register(self, name: str, impl: F) -> F: ...
+
+    def register(self, name: str | Callable[..., Any] | None = None,
+                 impl: Callable[..., Any] | None = None) -> Any:
         """``@registry.register``, ``@registry.register("name")`` or ``register("name", fn)``.
 
         Registering a name again replaces it: re-running a notebook cell must just work.
@@ -172,8 +183,10 @@ class Registry:
         try:
             fn = getattr(importlib.import_module(mod_name), attr)
         except ImportError as exc:
-            raise RegistryError(f"built-in node type {name!r} needs an optional dependency: {exc}. "
-                                "Install flownb[llm] (pip install 'flownb[llm]')") from None
+            from .extras import install_hint
+
+            raise RegistryError(f"built-in node type {name!r} needs "
+                                f"{install_hint(exc.name or 'openai')}") from None
         with self._lock:
             impl = self._impls.get(name) or _to_impl(name, fn)
             self._impls[name] = impl
@@ -241,7 +254,17 @@ def _to_impl(name: str, impl: Any) -> NodeImpl:
 default_registry = Registry()
 
 
-def node(name: str | Callable[..., Any] | type | None = None, *,
+@overload
+def node(name: F, *, registry: Registry | None = None) -> F: ...
+
+
+@overload
+def node(name: str | None = None, *, registry: Registry | None = None) -> Callable[[F], F]: ...
+
+
+def node(name: str | Callable[..., Any] | None = None, *,
          registry: Registry | None = None) -> Any:
-    """Decorator registering a node type in the default registry: ``@flownb.node("summarise")``."""
+    """Decorator registering a node type in the default registry: ``@flownb.node("summarise")``
+    (or bare ``@flownb.node``, named after the function). Returns the function or class
+    unchanged, with its type."""
     return (registry or default_registry).register(name)

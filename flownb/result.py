@@ -82,17 +82,21 @@ class RunResult:
         return {n: s.duration_s for n, s in self.nodes.items() if s.visits}
 
     def raise_for_status(self) -> RunResult:
+        """Return ``self`` if the run succeeded, else raise RunFailed / RunCancelled."""
         if self.status == FAILED:
             err = self.error or {}
             msg = err.get("message", "run failed")
-            where = f"node {err['node_id']!r} failed at attempt {err.get('attempt', 1)}: " if err.get("node_id") else ""
+            # RunFailed's own prefix names the node and the run
+            where = f"failed at attempt {err.get('attempt', 1)}: " if err.get("node_id") else ""
             tb = err.get("traceback") or ""
             text = f"{where}{err.get('type', 'Error')}: {msg}"
             if tb:
                 text += "\n--- original traceback ---\n" + tb.rstrip()
-            raise RunFailed(text, run_id=self.run_id, node_id=err.get("node_id"), error=err)
+            raise RunFailed(text, run_id=self.run_id, node_id=err.get("node_id"), error=err,
+                            result=self)
         if self.status == CANCELLED:
-            raise RunCancelled("the run was cancelled", run_id=self.run_id)
+            raise RunCancelled("the run was cancelled (pass raise_on_error=False to get its "
+                               "partial result instead)", run_id=self.run_id, result=self)
         return self
 
     def summary(self) -> str:

@@ -552,11 +552,14 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
                *, registry: Registry | None = None, run_id: str | None = None,
                on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
                cancel: CancelToken | None = None, max_concurrency: int | None = None,
-               raise_on_error: bool = False) -> RunResult:
+               raise_on_error: bool = True) -> RunResult:
     """Run a blueprint in this process and return its :class:`RunResult`.
 
     ``on_event`` receives every :class:`~flownb.events.Event`; ``cancel`` lets another thread or
-    task stop the run; ``raise_on_error`` turns a failed/cancelled result into an exception.
+    task stop the run. A failed run raises :class:`~flownb.errors.RunFailed` (node id, error,
+    original traceback; ``.result`` holds the :class:`RunResult`) and a cancelled one
+    :class:`~flownb.errors.RunCancelled`, so failure is never silent; pass
+    ``raise_on_error=False`` to get the result back whatever its status.
     """
     graph, reg = _prepare(blueprint, registry)
     bus = bus or EventBus()
@@ -572,13 +575,18 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
 
 
 def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any] | None = None,
-        **kwargs: Any) -> RunResult:
-    """Synchronous :func:`arun`; works inside Jupyter's running event loop too."""
+        *, registry: Registry | None = None, run_id: str | None = None,
+        on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
+        cancel: CancelToken | None = None, max_concurrency: int | None = None,
+        raise_on_error: bool = True) -> RunResult:
+    """Synchronous :func:`arun`, same arguments (spelled out so a typo is a type error);
+    works inside Jupyter's running event loop too."""
     from .aio import run_sync
 
-    cancel = kwargs.get("cancel") or CancelToken()
-    kwargs["cancel"] = cancel
-    return run_sync(arun(blueprint, inputs, **kwargs), on_interrupt=cancel.cancel)
+    cancel = cancel or CancelToken()  # Ctrl-C / Jupyter's interrupt cancels the run
+    return run_sync(arun(blueprint, inputs, registry=registry, run_id=run_id, on_event=on_event,
+                         bus=bus, cancel=cancel, max_concurrency=max_concurrency,
+                         raise_on_error=raise_on_error), on_interrupt=cancel.cancel)
 
 
 __all__ = ["CancelToken", "Engine", "RegistryError", "arun", "new_run_id", "run"]

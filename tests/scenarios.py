@@ -14,7 +14,7 @@ can run them too (and move them to ``SCENARIOS`` once they pass everywhere).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -568,6 +568,29 @@ def register_blueprints(scenario: Scenario, registry: flownb.Registry | None = N
 
 def _statuses(result: Any, status: str, ignore: set[str]) -> set[str]:
     return {name for name, st in result.nodes.items() if st.status == status and name not in ignore}
+
+
+def outcome(scenario: Scenario, call: Callable[[], Any]) -> Any:
+    """The RunResult of ``call()``, a run made with the default ``raise_on_error``.
+
+    A scenario expected to fail must raise :class:`flownb.RunFailed` naming the failed node (a
+    cancelled one :class:`flownb.RunCancelled`); the result it carries is returned for
+    :func:`check`, so every executor proves "failure is loud" on every failing scenario.
+    """
+    if scenario.status == "succeeded":
+        return call()
+    expected = flownb.RunCancelled if scenario.status == "cancelled" else flownb.RunFailed
+    try:
+        got = call()
+    except expected as exc:
+        if isinstance(exc, flownb.RunFailed) and scenario.error_node is not None:
+            assert exc.node_id == scenario.error_node, (
+                f"scenario {scenario.name!r}: RunFailed names {exc.node_id!r}, expected "
+                f"{scenario.error_node!r}")
+        assert exc.result is not None and exc.result.status == scenario.status
+        return exc.result
+    raise AssertionError(f"scenario {scenario.name!r}: expected {expected.__name__}, the run "
+                         f"returned {got!r}")
 
 
 def check(scenario: Scenario, result: Any) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import subprocess
 import sys
@@ -17,7 +17,7 @@ from flownb.distributed.client import DistributedExecutor
 from flownb.distributed.jobs import enqueue_items
 from flownb.distributed.store import StoreSettings
 
-from conftest import ROOT, TESTS_DIR, Workers
+from conftest import ROOT, Workers
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -90,15 +90,18 @@ def test_worker_survives_bad_jobs_and_unknown_uses(redis_url: str, workers: Work
     enqueue_items(ex.queue, "no-such-run", [["a", 1]])
     # a blueprint naming a node type no worker registered
     bad = ex.submit(bp([{"id": "a", "uses": "definitely-not-registered"}], []))
-    res = bad.result(timeout=20)
-    assert res.status == "failed"
+    with pytest.raises(flownb.RunFailed) as info:  # loud by default, as in process
+        bad.result(timeout=20)
+    assert info.value.node_id == "a" and info.value.run_id == bad.run_id
+    res = bad.result(timeout=20, raise_on_error=False)
+    assert res.status == "failed" and info.value.result.status == "failed"
     assert "definitely-not-registered" in res.error["message"]
     assert any(e.type == "run_failed" for e in bad.events())
     # a job naming a node the run's blueprint does not have
     slow = ex.submit(bp([{"id": "a", "uses": "dist-slow", "params": {"seconds": 3}}], []))
     time.sleep(0.3)  # one worker is busy with 'a'; the other takes the bogus job
     enqueue_items(ex.queue, slow.run_id, [["ghost", 1]])
-    res = slow.result(timeout=20)
+    res = slow.result(timeout=20, raise_on_error=False)
     assert res.status == "failed" and "ghost" in res.error["message"]
     # and the worker still serves
     ok = ex.run(bp([{"id": "a", "uses": "dist-mark"}], []), timeout=20)
@@ -114,7 +117,7 @@ def test_corrupt_state_field_fails_the_run_clearly(redis_url: str, workers: Work
                           [{"source": "wait", "target": "read"}]))
     r = redis.Redis.from_url(redis_url)
     r.hset(ex.store.keys.state(handle.run_id), "k", "{not json")
-    res = handle.result(timeout=20)
+    res = handle.result(timeout=20, raise_on_error=False)
     assert res.status == "failed"
     assert res.error["node_id"] == "read"
     assert "corrupt state field 'k'" in res.error["message"]
@@ -131,8 +134,17 @@ def test_cancel_stops_the_run_on_workers(redis_url: str, workers: Workers, tmp_p
     while not marker.exists():
         time.sleep(0.02)
     assert handle.cancel()
-    res = handle.result(timeout=10)
+    res = handle.result(timeout=10, raise_on_error=False)
     assert res.status == "cancelled"
+    with pytest.raises(flownb.RunCancelled):
+        handle.result(timeout=10)
+
+    async def wait() -> None:
+        await handle
+
+    with pytest.raises(flownb.RunCancelled):  # ``await handle`` raises like result()
+        asyncio.run(wait())
+    assert asyncio.run(handle.aresult(10, raise_on_error=False)).status == "cancelled"
     time.sleep(0.8)
     ran = marker.read_text().split()
     assert len([x for x in ran if x.startswith("n")]) <= 2  # the in-flight node at most

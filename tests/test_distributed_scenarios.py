@@ -32,5 +32,5 @@ def test_scenario_distributed(scenario: object, executor: DistributedExecutor) -
         flownb.default_registry.add_blueprint(bp)
     blueprint = scenario.blueprint  # type: ignore[attr-defined]
     handle = executor.submit(blueprint, getattr(scenario, "inputs", None) or {})
-    result = handle.result(timeout=90)
+    result = scenarios.outcome(scenario, lambda: handle.result(timeout=90))
     scenarios.check(scenario, result)

@@ -62,7 +62,8 @@ def one_node(uses: str, server: LLMServer | None = None, **params: Any) -> dict[
 
 def run(bp: dict[str, Any], inputs: dict[str, Any] | None = None) -> tuple[flownb.RunResult, list[Event]]:
     events: list[Event] = []
-    res = flownb.run(bp, inputs or {}, on_event=events.append)
+    # the tests inspect failed runs as results; test_runtime proves failures raise by default
+    res = flownb.run(bp, inputs or {}, on_event=events.append, raise_on_error=False)
     return res, events
 
 
@@ -667,7 +668,8 @@ res = flownb.run({"id": "t", "nodes": [{"id": "a", "uses": "llm-process",
                   "params": {"prompt": "Is {{x}} great?"}}]}, {"x": "this"})
 assert res.ok, res.error
 res = flownb.run({"id": "t", "nodes": [{"id": "a", "uses": "llm-process",
-                  "params": {"prompt": "hi", "base_url": "http://127.0.0.1:9/v1"}}]})
+                  "params": {"prompt": "hi", "base_url": "http://127.0.0.1:9/v1"}}]},
+                 raise_on_error=False)
 assert res.status == "failed"
 print(res.error["message"])
 """

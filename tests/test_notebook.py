@@ -154,7 +154,7 @@ def test_widget_shows_the_error_and_traceback_of_a_failed_run() -> None:
         "edges": [{"source": "a", "target": "bad"}, {"source": "bad", "target": "c"}]})
     view = ProgressView(bp)
     w = RunWidget(view)
-    res = flownb.run(bp, {"x": 1}, on_event=view.feed)
+    res = flownb.run(bp, {"x": 1}, on_event=view.feed, raise_on_error=False)
     view.finish(res)
     w.wait(10)
     assert res.status == "failed"
@@ -164,6 +164,19 @@ def test_widget_shows_the_error_and_traceback_of_a_failed_run() -> None:
     states = {r.node_id: r.state for r in view.snapshot().rows}
     assert states["bad"] == "failed" and states["a"] == "succeeded"
     w.close()
+
+
+def test_run_with_widget_shows_the_failure_then_raises() -> None:
+    bp = flownb.Blueprint.from_dict({"id": "nb-fail-bar", "nodes": [
+        {"id": "a", "uses": "nb-test-inc"}, {"id": "bad", "uses": "nb-test-boom"}],
+        "edges": [{"source": "a", "target": "bad"}]})
+    buf = io.StringIO()
+    with pytest.raises(flownb.RunFailed) as info:
+        run_with_widget(bp, {"x": 1}, file=buf)
+    assert info.value.node_id == "bad" and "kaboom in a node" in str(info.value)
+    assert "failed" in buf.getvalue()  # the bar was drawn and closed before the raise
+    res = run_with_widget(bp, {"x": 1}, file=io.StringIO(), raise_on_error=False)
+    assert res.status == "failed"
 
 
 def test_run_with_widget_outside_a_kernel_draws_a_tqdm_bar() -> None:

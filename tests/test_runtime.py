@@ -12,7 +12,7 @@ import pytest
 import flownb
 import scenario_nodes  # noqa: F401  (registers the t-* node types)
 from flownb import events as ev
-from scenarios import BUG_SCENARIOS, BY_NAME, SCENARIOS, Scenario, bp, check, n, register_blueprints
+from scenarios import BUG_SCENARIOS, BY_NAME, SCENARIOS, Scenario, bp, check, n, outcome, register_blueprints
 
 
 def _params(scenarios: list[Scenario]) -> list[Any]:
@@ -60,7 +60,7 @@ def test_scenario_nodes_importable_by_name() -> None:
 @pytest.mark.parametrize("scenario", _params(SCENARIOS + BUG_SCENARIOS))
 def test_scenario_run(scenario: Scenario) -> None:
     register_blueprints(scenario)
-    result = run_in_thread(scenario.blueprint, scenario.inputs)
+    result = outcome(scenario, lambda: run_in_thread(scenario.blueprint, scenario.inputs))
     check(scenario, result)
 
 
@@ -70,7 +70,8 @@ ASYNC_SCENARIOS = [s for s in SCENARIOS + BUG_SCENARIOS if not s.leaves_thread]
 @pytest.mark.parametrize("scenario", _params(ASYNC_SCENARIOS))
 def test_scenario_arun(scenario: Scenario) -> None:
     register_blueprints(scenario)
-    result = asyncio.run(asyncio.wait_for(flownb.arun(scenario.blueprint, scenario.inputs), 10))
+    result = outcome(scenario, lambda: asyncio.run(
+        asyncio.wait_for(flownb.arun(scenario.blueprint, scenario.inputs), 10)))
     check(scenario, result)
 
 
@@ -101,6 +102,7 @@ def test_the_same_blueprint_object_runs_twice_independently() -> None:
 
 def _events(blueprint: Any, inputs: Any = None, **kwargs: Any) -> tuple[flownb.RunResult, list[flownb.Event]]:
     seen: list[flownb.Event] = []
+    kwargs.setdefault("raise_on_error", False)
     result = flownb.run(blueprint, inputs, on_event=seen.append, **kwargs)
     return result, seen
 
@@ -231,7 +233,7 @@ def _cancel_after(blueprint: Any, delay: float, **kwargs: Any) -> tuple[flownb.R
     t0 = time.monotonic()
     timer.start()
     try:
-        result = run_in_thread(blueprint, cancel=token, **kwargs)
+        result = run_in_thread(blueprint, cancel=token, raise_on_error=False, **kwargs)
     finally:
         timer.cancel()
     return result, time.monotonic() - t0
@@ -269,11 +271,12 @@ def test_cancelled_before_start() -> None:
     token.cancel()
     seen: list[flownb.Event] = []
     result = flownb.run(BY_NAME["linear-chain"].blueprint, {"x": 1}, cancel=token,
-                        on_event=seen.append)
+                        on_event=seen.append, raise_on_error=False)
     assert result.status == "cancelled" and not result.outputs
     assert seen[-1].type == ev.RUN_CANCELLED
-    with pytest.raises(flownb.RunCancelled):
-        flownb.run(BY_NAME["linear-chain"].blueprint, {"x": 1}, cancel=token, raise_on_error=True)
+    with pytest.raises(flownb.RunCancelled) as info:
+        flownb.run(BY_NAME["linear-chain"].blueprint, {"x": 1}, cancel=token)  # the default
+    assert info.value.result.status == "cancelled" and info.value.run_id
 
 
 # -- RunResult -----------------------------------------------------------------------------------------
@@ -313,7 +316,7 @@ def test_run_result_single_terminal_output() -> None:
 
 
 def test_raise_for_status_carries_traceback() -> None:
-    result = flownb.run(BY_NAME["failure-without-fallback"].blueprint)
+    result = flownb.run(BY_NAME["failure-without-fallback"].blueprint, raise_on_error=False)
     assert not result.ok and result.status == "failed"
     assert result.nodes["b"].status == "failed"
     assert result.nodes["b"].error == "kaboom"
@@ -321,18 +324,25 @@ def test_raise_for_status_carries_traceback() -> None:
         result.raise_for_status()
     err = info.value
     text = str(err)
-    assert "node 'b' failed at attempt 1" in text
+    assert text.startswith(f"node 'b': run {result.run_id}: failed at attempt 1: ")
     assert "ValueError: kaboom" in text
     assert "--- original traceback ---" in text and "explode_on_purpose" in text
     assert err.node_id == "b" and err.run_id == result.run_id
-    assert err.error["type"] == "ValueError"
+    assert err.error["type"] == "ValueError" and err.error_type == "ValueError"
+    assert "explode_on_purpose" in err.traceback and err.result is result
     assert "b" in repr(result) and "kaboom" in repr(result)
 
 
 def test_raise_on_error() -> None:
+    """Failure is loud by default (run and arun); ``raise_on_error=False`` returns the result."""
     with pytest.raises(flownb.RunFailed, match="flaky_failure"):
-        flownb.run(BY_NAME["retries-exhausted"].blueprint, raise_on_error=True)
-    ok = flownb.run(BY_NAME["retry-succeeds-on-third-attempt"].blueprint, raise_on_error=True)
+        flownb.run(BY_NAME["retries-exhausted"].blueprint)
+    with pytest.raises(flownb.RunFailed, match="flaky_failure") as info:
+        asyncio.run(flownb.arun(BY_NAME["retries-exhausted"].blueprint))
+    assert info.value.node_id and info.value.traceback and info.value.result.status == "failed"
+    quiet = flownb.run(BY_NAME["retries-exhausted"].blueprint, raise_on_error=False)
+    assert quiet.status == "failed" and quiet.error
+    ok = flownb.run(BY_NAME["retry-succeeds-on-third-attempt"].blueprint)
     assert ok.ok
 
 
@@ -348,7 +358,8 @@ def test_lint_errors_stop_the_run_before_it_starts() -> None:
 
 
 def _statuses_after(name: str, listen: bool) -> dict[str, str]:
-    result = flownb.run(BY_NAME[name].blueprint, on_event=(lambda e: None) if listen else None)
+    result = flownb.run(BY_NAME[name].blueprint, on_event=(lambda e: None) if listen else None,
+                        raise_on_error=False)
     assert result.status == "failed"
     return {k: s.status for k, s in result.nodes.items()}
 
@@ -383,7 +394,7 @@ def test_node_replaced_by_fallback_is_reported_failed() -> None:
 def test_huge_backoff_does_not_crash_the_run() -> None:
     blueprint = bp("backoff", [n("f", "t-fail", config={"retries": 3, "retry_delay_s": 0.001,
                                                        "max_retry_delay_s": 0, "backoff": 1e200})])
-    result = flownb.run(blueprint)
+    result = flownb.run(blueprint, raise_on_error=False)
     assert result.status == "failed" and result.error["node_id"] == "f"
 
 
@@ -464,4 +475,5 @@ def test_reregistering_a_name_is_picked_up_by_a_cached_graph() -> None:
     blueprint = flownb.Blueprint.from_dict(bp("rereg", [n("a", "t-x", value=5)]))
     assert flownb.run(blueprint, registry=reg).outputs["a"] == 5
     reg.add("t-x", scenario_nodes.t_double)
-    assert flownb.run(blueprint, {"z": 1}, registry=reg).status == "failed"  # dict * 2
+    assert flownb.run(blueprint, {"z": 1}, registry=reg,
+                      raise_on_error=False).status == "failed"  # dict * 2

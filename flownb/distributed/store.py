@@ -134,7 +134,8 @@ class RedisStore:
             # still within its TTL (2x this); START checks it is there and re-uploads if evicted
             return digest
         g, _ = analyse(bp)
-        fields: dict[str, str] = {"json": bp.to_json(indent=None), "id": bp.id,
+        # Any keys: redis-py types hash mappings with an invariant key union
+        fields: dict[Any, str] = {"json": bp.to_json(indent=None), "id": bp.id,
                                   "starts": dumps(g.starts)}
         for name, cn in g.nodes.items():
             fields[f"o:{name}"] = dumps([[e.idx, e.target, 1 if e.back else 2 if e.exit else 0, e.pos]

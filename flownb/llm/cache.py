@@ -209,13 +209,9 @@ class RedisCache:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisCache:
-        try:
-            import redis
-        except ImportError:
-            from ..errors import ExecutorError
+        from ..extras import require
 
-            raise ExecutorError("RedisCache needs the redis package: "
-                                "pip install 'flownb[redis]'") from None
+        redis = require("redis", "RedisCache")
         return cls(redis.Redis.from_url(url), **kwargs)
 
     def get(self, key: str) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from ..extras import install_hint
 from .config import LLMSettings
 from .errors import LLMError
 from .fake import estimate_tokens, message_text
@@ -35,7 +36,7 @@ from .fake import estimate_tokens, message_text
 TokenCallback = Callable[[str], None]
 log = logging.getLogger("flownb.llm")
 
-INSTALL_HINT = "the LLM nodes need the openai package: pip install 'flownb[llm]'"
+INSTALL_HINT = f"the LLM nodes need {install_hint('openai')}"
 
 
 @dataclass

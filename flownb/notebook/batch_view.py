@@ -9,7 +9,7 @@ snapshot at most :data:`MAX_UPDATES_PER_S` times a second and only when somethin
 batch of 500 runs emitting thousands of events a second still sends a handful of IOPub
 messages a second (Jupyter Server drops output above 1000/s). Widgets are created in the thread
 that builds the view (the kernel's main thread); the ticker only sets values of existing widgets
-(see ``NOTEBOOK-PITFALLS.md``). A retry of the failures wakes the ticker again.
+(the rule :mod:`flownb.notebook.widget` follows). A retry of the failures wakes the ticker again.
 """
 
 from __future__ import annotations
@@ -179,8 +179,9 @@ class BatchWidget(_View):
     ``updates_sent``."""
 
     def __init__(self, batch: Batch, *, rate: float = MAX_UPDATES_PER_S) -> None:
-        import ipywidgets as W  # type: ignore[import-untyped]
+        from ..extras import require
 
+        W = require("ipywidgets", "the live batch widget")  # noqa: N806
         self.batch = batch
         snap = batch.snapshot()
         self.progress = W.IntProgress(value=0, min=0, max=max(1, snap.total),
@@ -244,8 +245,9 @@ class BatchTqdm(_View):
 
     def __init__(self, batch: Batch, *, file: TextIO | None = None,
                  rate: float = MAX_UPDATES_PER_S) -> None:
-        from tqdm import tqdm  # type: ignore[import-untyped]
+        from ..extras import require
 
+        tqdm = require("tqdm", "the batch progress bar").tqdm
         self.batch = batch
         snap = batch.snapshot()
         self.bar = tqdm(total=snap.total, unit="run", desc=batch.blueprint.id,

@@ -2,7 +2,7 @@
 
 Why a cluster object instead of "open a terminal and run ``flownb worker``": in a notebook the
 workers should come and go with the kernel. That is harder than it looks (see
-``/work/shared/NOTEBOOK-PITFALLS.md`` and :mod:`flownb.notebook.watchdog`); the pieces live
+:mod:`flownb.notebook.watchdog`); the pieces live
 beside this facade, one concept each:
 
 * :mod:`~flownb.notebook.cluster_workers` - how one worker starts: **process mode** runs
@@ -303,8 +303,9 @@ class LocalCluster:
 
     def run(self, blueprint: Blueprint | Mapping[str, Any] | str,
             inputs: Mapping[str, Any] | None = None, timeout: float | None = None, *,
-            raise_on_error: bool = False) -> RunResult:
-        """Submit and wait for the result."""
+            raise_on_error: bool = True) -> RunResult:
+        """Submit and wait for the result (a failed run raises
+        :class:`~flownb.errors.RunFailed` unless ``raise_on_error=False``)."""
         return self.executor.run(blueprint, inputs, timeout=timeout, raise_on_error=raise_on_error)
 
     def map(self, blueprint: Blueprint | Mapping[str, Any] | str, rows: Any, *,

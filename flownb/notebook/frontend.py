@@ -152,14 +152,15 @@ def run_with_widget(blueprint: Blueprint | Mapping[str, Any] | str,
     widget, bar = _front(view, file)
     user_cb = kwargs.pop("on_event", None)
     on_event = view.feed if user_cb is None else _both(view.feed, user_cb)
-    try:
-        result = run(bp, inputs, on_event=on_event, **kwargs)
+    raise_on_error = kwargs.pop("raise_on_error", True)
+    try:  # the view shows a failed run before the failure is raised
+        result = run(bp, inputs, on_event=on_event, raise_on_error=False, **kwargs)
         view.finish(result)
         view.wait(10)
     finally:
         if bar is not None:
             bar.close()
-    return result
+    return result.raise_for_status() if raise_on_error else result
 
 
 async def arun_with_widget(blueprint: Blueprint | Mapping[str, Any] | str,
@@ -176,14 +177,15 @@ async def arun_with_widget(blueprint: Blueprint | Mapping[str, Any] | str,
     widget, bar = _front(view, file)
     user_cb = kwargs.pop("on_event", None)
     on_event = view.feed if user_cb is None else _both(view.feed, user_cb)
+    raise_on_error = kwargs.pop("raise_on_error", True)
     try:
-        result = await arun(bp, inputs, on_event=on_event, **kwargs)
+        result = await arun(bp, inputs, on_event=on_event, raise_on_error=False, **kwargs)
         view.finish(result)
         await asyncio.to_thread(view.wait, 10)
     finally:
         if bar is not None:
             bar.close()
-    return result
+    return result.raise_for_status() if raise_on_error else result
 
 
 def _both(a: Any, b: Any) -> Any:

@@ -163,5 +163,5 @@ class ProgressView(RunModel):
 
 
 # the front-ends' pieces live beside the model (re-exported here: they were defined here first)
-from .panels import details_html, result_html, table_html
-from .terminal import TqdmProgress
+from .panels import details_html, result_html, table_html  # noqa: E402
+from .terminal import TqdmProgress  # noqa: E402

@@ -22,10 +22,9 @@ class TqdmProgress:
 
     def __init__(self, view: ProgressView, *, file: TextIO | None = None,
                  notebook: bool = False) -> None:
-        if notebook:
-            from tqdm.auto import tqdm
-        else:
-            from tqdm import tqdm
+        from ..extras import require
+
+        tqdm = require("tqdm.auto" if notebook else "tqdm", "the terminal progress bar").tqdm
         snap = view.snapshot()
         self.view = view
         self.bar = tqdm(total=max(snap.reachable, 1), unit="node",

@@ -1,6 +1,6 @@
 """``RunWidget``: a live ipywidgets view of a run (graph coloured by node state, bar, table).
 
-Threading rules this follows (see ``NOTEBOOK-PITFALLS.md``): every widget is created in the
+Threading rules this follows: every widget is created in the
 thread that builds the ``RunWidget`` (the kernel's main thread in practice); the
 :class:`~flownb.notebook.progress.ProgressView` flusher thread only *sets values* of existing
 widgets. Messages to the front end from a thread go out even while another cell blocks (e.g. on
@@ -81,8 +81,9 @@ class RunWidget:
 
     def __init__(self, view: ProgressView | None = None, *,
                  blueprint: Blueprint | Mapping[str, Any] | None = None, graph: bool = True) -> None:
-        import ipywidgets as W
+        from ..extras import require
 
+        W = require("ipywidgets", "the live run widget")
         self.view = view if view is not None else ProgressView(blueprint)
         if blueprint is not None and self.view.blueprint is None:
             self.view.set_blueprint(blueprint)

@@ -41,7 +41,7 @@ def missing() -> str | None:
         return "no Chromium (Debian: apt-get install chromium chromium-driver; `make test-browser` does it as root)"
     if not any(os.path.exists(p) for p in DRIVER_CANDIDATES) and not shutil.which("chromedriver"):
         return "no chromedriver (Debian: apt-get install chromium-driver)"
-    for mod, extra in (("selenium", "selenium"), ("jupyterlab", "jupyterlab")):
+    for mod in ("selenium", "jupyterlab"):
         try:
             __import__(mod)
         except ImportError:
