@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from flownb.distributed.client import DistributedExecutor, RunHandle
+from flownb.distributed.client import DistributedExecutor, NoWorkersWarning, RunHandle
 from flownb.distributed.server import EmbeddedRedis
 
 from conftest import Workers
@@ -110,7 +110,8 @@ def test_claim_whose_reply_was_lost_is_taken_up_by_its_worker(redis_url: str) ->
     try:
         ex = DistributedExecutor(redis_url)
         bp = fanout("w-sync-sleep", redis_url, "lost", 2, s=0.01)
-        handle = ex.submit(bp)  # no worker yet: the job waits in the queue
+        with pytest.warns(NoWorkersWarning):  # no worker yet: the job waits in the queue
+            handle = ex.submit(bp)
         name = f"test-w1-{os.getpid()}"  # the name Workers gives its first worker
         digest = ex.store.meta(handle.run_id)["blueprint"]
         assert ex.store.claim(handle.run_id, digest, "start", 1, name)["r"] == "ok"  # "lost"
