@@ -22,6 +22,8 @@ from .errors import FlownbError
 
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
+#: Ctrl-C while waiting (the shell convention for SIGINT: 128 + 2)
+EXIT_INTERRUPTED = 130
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -162,7 +164,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.no_wait:
             print(handle.run_id)
             return 0
-        res = handle.result(args.timeout, raise_on_error=False)
+        try:
+            res = handle.result(args.timeout, raise_on_error=False)
+        except KeyboardInterrupt:
+            return _interrupted(handle, keep_running=args.keep_running)
     else:
         from .runtime import run
 
@@ -170,6 +175,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(json.dumps({"run_id": res.run_id, "status": res.status, "output": res.output,
                       "error": res.error}, indent=2, default=str))
     return 0 if res.ok else EXIT_PROBLEMS
+
+
+def _interrupted(handle: Any, *, keep_running: bool) -> int:
+    """Ctrl-C while waiting on a distributed run: cancel it (the default) or leave it running.
+
+    A user who presses Ctrl-C means "stop"; without this the run would go on on the workers
+    with nobody waiting for it. ``--keep-running`` is for "I only wanted my prompt back".
+    """
+    if keep_running:
+        print(f"interrupted: run {handle.run_id} goes on on the workers "
+              f"(flownb events {handle.run_id} --follow; flownb cancel {handle.run_id})",
+              file=sys.stderr)
+    else:
+        handle.cancel()
+        print(f"interrupted: run {handle.run_id} cancelled (no node starts after this; "
+              "use --keep-running to leave a run going on Ctrl-C)", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
@@ -251,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="on Redis: stop waiting after this long (the run goes on)")
     rn.add_argument("--no-wait", action="store_true",
                     help="on Redis: print the run id and return at once")
+    rn.add_argument("--keep-running", action="store_true",
+                    help="on Redis: Ctrl-C stops waiting but leaves the run going (default: "
+                         "Ctrl-C cancels the run)")
     rn.set_defaults(fn=_cmd_run)
 
     ca = sub.add_parser("cache", help="the LLM response cache on disk")

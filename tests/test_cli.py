@@ -176,3 +176,55 @@ def test_cancel_and_follow(redis_url: str, workers: Workers) -> None:
     assert again.stdout.strip() == "not running (cancelled)"
     missing = cli("events", "no-such-run", "--redis", redis_url)
     assert missing.returncode == 1 and "no run 'no-such-run'" in missing.stderr
+
+
+def _run_cli_and_interrupt(redis_url: str, bp_file: Path, marker: Path,
+                           *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """Start ``flownb run`` on Redis, wait until the slow node is running, send SIGINT."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "flownb", "run", str(bp_file), "--redis",
+                             redis_url, *extra], cwd=str(ROOT), env=NO_REDIS_ENV, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text().strip()):
+        assert proc.poll() is None and time.monotonic() < deadline, "the slow node never started"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    return proc, err
+
+
+def test_ctrl_c_on_run_cancels_the_distributed_run(redis_url: str, workers: Workers,
+                                                   tmp_path: Path) -> None:
+    workers.start(1)
+    marker = tmp_path / "marks"
+    bp_file = write_bp(tmp_path / "slow.json", {
+        "id": "cli-slow", "nodes": [
+            {"id": "slow", "uses": "dist-slow", "params": {"seconds": 2, "marker": str(marker)}},
+            {"id": "after", "uses": "dist-mark", "params": {"marker": str(marker)}}],
+        "edges": [{"source": "slow", "target": "after"}]})
+    proc, err = _run_cli_and_interrupt(redis_url, bp_file, marker)
+    assert proc.returncode == 130, err
+    assert "cancelled" in err and "Traceback" not in err
+    run_id = err.split("submitted run ")[1].split()[0]
+    ex = DistributedExecutor(redis_url)
+    res = ex.attach(run_id).result(timeout=30, raise_on_error=False)
+    assert res.status == "cancelled"
+    time.sleep(0.5)
+    assert [ln.split()[0] for ln in marker.read_text().splitlines()] == ["slow"]  # 'after' never ran
+
+
+def test_ctrl_c_with_keep_running_leaves_the_run_going(redis_url: str, workers: Workers,
+                                                      tmp_path: Path) -> None:
+    workers.start(1)
+    marker = tmp_path / "marks"
+    bp_file = write_bp(tmp_path / "slow.json", {
+        "id": "cli-slow2", "nodes": [
+            {"id": "slow", "uses": "dist-slow", "params": {"seconds": 1, "marker": str(marker)}}],
+        "edges": []})
+    proc, err = _run_cli_and_interrupt(redis_url, bp_file, marker, "--keep-running")
+    assert proc.returncode == 130 and "goes on" in err, err
+    run_id = err.split("submitted run ")[1].split()[0]
+    res = DistributedExecutor(redis_url).attach(run_id).result(timeout=30)
+    assert res.status == "succeeded"
