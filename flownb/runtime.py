@@ -25,7 +25,13 @@ from typing import Any
 from . import events as ev
 from .attempt import IN_PROCESS_ERRORS, Resume, run_visit, try_inline
 from .blueprint import Blueprint, load
-from .context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
+from .context import (
+    OUTPUTS_PREFIX,
+    NodeContext,
+    RunEnv,
+    condition_resolver,
+    resolve_inputs,
+)
 from .errors import FlownbError, MaxVisitsExceeded, NodeError, RegistryError
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
@@ -439,26 +445,7 @@ class Engine:
         return outcome.ready
 
     def _resolver(self, output: Any, action: str | None, input_: Any) -> Callable[[str], Any]:
-        state_map = self._state_map
-
-        def resolve(name: str) -> Any:
-            if name == "result":
-                return {"output": output, "action": action}
-            if name == "output":
-                return output
-            if name == "action":
-                return action
-            if name in ("state", "context"):
-                return state_map
-            if name == "outputs":
-                return self.outputs
-            if name == "input":
-                return input_
-            if name in self.state:
-                return self.state[name]
-            return self.outputs[name]
-
-        return resolve
+        return condition_resolver(output, action, input_, self._state_map, self.outputs)
 
     def _context(self, cn: CNode, item: Item, input_: Any = None) -> NodeContext:
         if input_ is None:
