@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 # re-exported: every name below stays importable from flownb.render
 from .render_common import (  # noqa: F401
+    _ANALYSIS_KEY,
     _analysis,
     _as_blueprint,
     _attrs,
@@ -52,10 +53,24 @@ from .render_common import (  # noqa: F401
     states_of,
 )
 from .render_dot import _DotWriter, _edge_attrs, _levels, auto_rankdir, focus_region, to_dot  # noqa: F401
-from .render_events import states_from_events
+from .render_events import _CHILD_RUN, states_from_events  # noqa: F401
 from .render_svg import _svg_via_subprocess, to_svg  # noqa: F401
 from .render_text import _markdown_block, _oneline, _summary, text_listing  # noqa: F401
-from .render_theme import INSTALL_HINT, LEGEND, STATE_COLORS, STATE_STYLES
+from .render_theme import (  # noqa: F401 - re-exported
+    _CHAIN_RANKS,
+    _CHAIN_WIDTH,
+    _CONDITION_LIMIT,
+    _DEFAULT_BORDER,
+    _DEFAULT_FILL,
+    _FONT,
+    _MAX_SUBFLOW_DEPTH,
+    _ON_BACKGROUND,
+    _RANKDIRS,
+    INSTALL_HINT,
+    LEGEND,
+    STATE_COLORS,
+    STATE_STYLES,
+)
 
 if TYPE_CHECKING:
     from .blueprint import Blueprint
