@@ -14,7 +14,6 @@ import socket
 import subprocess
 import threading
 
-
 from flownb.distributed.server_watchdog import _pid_alive
 
 #: Seconds to wait for a freshly started server to answer PING.
