@@ -98,9 +98,9 @@ def _top(stats: pstats.Stats, key: str, n: int = 10) -> list[str]:
 
 #: (file suffix, function) → what it is, for the per-node breakdown of the worker profile
 _BREAKDOWN = [
-    ("worker.py", "_execute", "whole node: context, call, commit (cumulative)"),
-    ("worker.py", "_attempts", "the node function with retry bookkeeping"),
-    ("worker.py", "_commit", "commit: JSON, edges, script call, reply"),
+    ("execute.py", "_execute", "whole node: context, call, commit (cumulative)"),
+    ("execute.py", "_attempt", "the node by the attempt policy (inline or via the pool)"),
+    ("execute.py", "_commit", "commit: JSON, edges, script call, reply"),
     ("store.py", "commit", "store.commit (args + EVALSHA + json.loads)"),
     ("commands/core.py", "__call__", "redis-py Script.__call__"),
     ("client.py", "_execute_command", "redis-py command execution (round trips)"),

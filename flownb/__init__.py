@@ -33,6 +33,9 @@ from .library import Library, load_dir
 from .registry import Node, Registry, Result, default_registry, node
 from .result import RunResult
 from .runtime import CancelToken, arun, run
+from .history import Step, afork, fork
+from .stream import Chunk, astream, stream
+from .waiting import ResumeError, WaitRequest, wait_for
 
 if TYPE_CHECKING:
     from .distributed.client import RunHandle
@@ -47,7 +50,8 @@ __all__ = [
     "RunCancelled", "RunFailed",
     "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
     "RunResult", "CancelToken", "arun", "run", "attach", "__version__", "Batch", "BatchItem",
-    "run_many", "arun_many", "Library", "load_dir",
+    "run_many", "arun_many", "Library", "load_dir", "stream", "astream", "Chunk", "fork",
+    "afork", "Step", "wait_for", "WaitRequest", "ResumeError", "aresume",
 ]
 
 
@@ -58,3 +62,10 @@ def attach(run_id: str, *, redis: str | RedisSettings | Any | None = None,
     from .distributed.client import attach as _attach
 
     return _attach(run_id, redis=redis, prefix=prefix, queue_name=queue_name)
+
+
+async def aresume(result_or_handle: Any, node_id: str, value: Any, *,
+                  visit: int | None = None) -> Any:
+    """``await flownb.aresume(result, node, value)``: answer a waiting node from async code
+    (a RunResult in process, or a distributed RunHandle / RunResult)."""
+    return await result_or_handle.aresume(node_id, value, visit=visit)

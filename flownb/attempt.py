@@ -103,6 +103,7 @@ class _Fail(Exception):
 #: not take a worker down with it). A worker also counts a KeyboardInterrupt *raised by a node*
 #: as that node's error; in process, Ctrl-C arrives as one and must cancel the run instead.
 _USER_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit, KeyboardInterrupt)
+WORKER_ERRORS = _USER_ERRORS
 IN_PROCESS_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit)
 
 
@@ -149,9 +150,11 @@ async def _call(fn: Callable[..., Any], args: tuple[Any, ...], is_async: bool,
     return res
 
 
-def try_inline(cn: CNode, ctx: NodeContext) -> tuple[bool, Any]:
+def try_inline(cn: CNode, ctx: NodeContext,
+               catch: tuple[type[BaseException], ...] = IN_PROCESS_ERRORS) -> tuple[bool, Any]:
     """Run a sync node without a timeout right here. ``(True, result)`` on success, else
-    ``(False, Resume)`` for :func:`run_visit` to finish by the policy."""
+    ``(False, Resume)`` for :func:`run_visit` to finish by the policy (a worker passes
+    ``catch=WORKER_ERRORS``: there a node's KeyboardInterrupt is that node's error)."""
     impl = cn.impl
     assert impl is not None
     t0 = time.perf_counter()
@@ -167,7 +170,7 @@ def try_inline(cn: CNode, ctx: NodeContext) -> tuple[bool, Any]:
         if impl.post is not None:
             res = impl.post(ctx, prep, res)
         return True, res
-    except IN_PROCESS_ERRORS as exc:
+    except catch as exc:
         if phase == "exec":
             ctx._writes = base or {}
         return False, Resume(prep, phase, exc, traceback.format_exc(), t0)
@@ -300,6 +303,8 @@ async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
 
 
 __all__ = [
+    "IN_PROCESS_ERRORS",
+    "WORKER_ERRORS",
     "Outcome",
     "Resume",
     "error_dict",

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import __version__
 from .cli_inspect import _executor, add_inspect_commands, redis_opts, redis_url
+from .cli_resume import add_resume_command, report_waiting
 from .errors import FlownbError
 
 EXIT_PROBLEMS = 1
@@ -158,7 +159,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sys.path.insert(0, os.getcwd())
     default_registry.import_modules(args.import_ or ())
     bp, inputs = _load_for_run(args.file, args.inputs)
-    if redis_url(args) and not args.in_process:
+    on_redis = bool(redis_url(args)) and not args.in_process
+    if on_redis:
         handle = _executor(args).submit(bp, inputs)
         print(f"submitted run {handle.run_id}", file=sys.stderr)
         if args.no_wait:
@@ -174,6 +176,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         res = run(bp, inputs, raise_on_error=False)
     print(json.dumps({"run_id": res.run_id, "status": res.status, "output": res.output,
                       "error": res.error}, indent=2, default=str))
+    if res.status == "waiting":  # parked on a wait/approval node: say what, and how to answer
+        return report_waiting(res, on_redis=on_redis)
     return 0 if res.ok else EXIT_PROBLEMS
 
 
@@ -256,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(fn=_cmd_worker)
 
     add_inspect_commands(sub)
+
+    add_resume_command(sub)
 
     rn = sub.add_parser("run", help="run a blueprint file (in process, or on --redis)")
     redis_opts(rn)

@@ -155,6 +155,33 @@ class NodeContext:
         return f"<NodeContext run={self.run_id} node={self.node_id} visit={self.visit} attempt={self.attempt}>"
 
 
+def condition_resolver(output: Any, action: str | None, input_: Any, state: Mapping[str, Any],
+                       outputs: Mapping[str, Any]) -> Callable[[str], Any]:
+    """What a name in an edge condition means, the same on every executor: ``result``,
+    ``output``, ``action``, ``input``, ``state``/``context``, ``outputs``, else a state key,
+    else a node's output (each executor passes its own, possibly lazy, state and outputs)."""
+
+    def resolve(name: str) -> Any:
+        if name == "result":
+            return {"output": output, "action": action}
+        if name == "output":
+            return output
+        if name == "action":
+            return action
+        if name in ("state", "context"):
+            return state
+        if name == "outputs":
+            return outputs
+        if name == "input":
+            return input_
+        try:
+            return state[name]
+        except KeyError:
+            return outputs[name]
+
+    return resolve
+
+
 def lookup_key(key: str, read: Reader) -> Any:
     """Resolve a blueprint ``inputs`` key: a node id means that node's output (Flowcraft's rule),
     then a state key, then a dotted path into a state value; ``None`` when nothing matches."""

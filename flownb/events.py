@@ -27,12 +27,14 @@ NODE_RETRYING = "node_retrying"
 NODE_SKIPPED = "node_skipped"
 NODE_FALLBACK = "node_fallback"
 CUSTOM = "custom"
+NODE_WAITING = "node_waiting"  # a visit parked for a person's answer (flownb.waiting)
+RUN_WAITING = "run_waiting"    # nothing left to do but answers: the run is parked
 
 #: events after which a run never changes again
 TERMINAL = frozenset({RUN_FINISHED, RUN_FAILED, RUN_CANCELLED})
 ALL_TYPES = frozenset({RUN_STARTED, RUN_FINISHED, RUN_FAILED, RUN_CANCELLED, NODE_STARTED,
                        NODE_SUCCEEDED, NODE_FAILED, NODE_RETRYING, NODE_SKIPPED, NODE_FALLBACK,
-                       CUSTOM})
+                       CUSTOM, NODE_WAITING, RUN_WAITING})
 
 
 @dataclass(slots=True)

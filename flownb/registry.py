@@ -85,7 +85,8 @@ _LAZY_BUILTINS: dict[str, str] = {
     "noop": "flownb.builtins:noop",
     "passthrough": "flownb.builtins:passthrough",
     "sleep": "flownb.builtins:sleep",
-    "wait": "flownb.builtins:sleep",
+    "wait": "flownb.waiting:wait_node",      # pause for a person (flownb.waiting)
+    "approval": "flownb.waiting:wait_node",
     "set": "flownb.builtins:set_state",
     "output": "flownb.builtins:output",
     "fail": "flownb.builtins:fail",

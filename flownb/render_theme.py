@@ -17,6 +17,7 @@ STATE_COLORS: dict[str, tuple[str, str]] = {
     "skipped": ("#eeeeee", "#bdbdbd"),
     "cancelled": ("#e0e0e0", "#616161"),
     "replaced": ("#f8bbd0", "#ad1457"),
+    "waiting": ("#fff9c4", "#f9a825"),  # parked for a person's answer (flownb.waiting)
 }
 #: extra Graphviz ``style`` words per status (a skipped node did not run: its border is dashed)
 STATE_STYLES: dict[str, str] = {"skipped": "dashed"}

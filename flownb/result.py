@@ -13,6 +13,7 @@ FAILED = "failed"
 CANCELLED = "cancelled"
 RUNNING = "running"
 PENDING = "pending"
+WAITING = "waiting"  # parked at a wait/approval node until someone resumes it (flownb.waiting)
 TERMINAL_STATUSES = frozenset({SUCCEEDED, FAILED, CANCELLED})
 
 
@@ -52,6 +53,9 @@ class RunResult:
     #: ``"<subflow node>/<child node>"`` (nested: ``"a/b/c"``), ``"<map node>[i]/<child node>"``
     #: for map items; the latest visit of a node wins; nodes a child never reached are left out
     child_states: dict[str, str] = field(default_factory=dict)
+    #: the live run behind this result (in process: flownb.waiting.LocalRun; distributed: the
+    #: RunHandle), so a waiting result can be resumed and its history read
+    _run: Any = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -98,6 +102,41 @@ class RunResult:
             raise RunCancelled("the run was cancelled (pass raise_on_error=False to get its "
                                "partial result instead)", run_id=self.run_id, result=self)
         return self
+
+    # -- human in the loop and time travel (flownb.waiting, flownb.history) ----------------------
+    def _live(self, what: str) -> Any:
+        if self._run is None:
+            from .errors import ExecutorError
+
+            raise ExecutorError(f"{what} needs the live run; this result was rebuilt from data "
+                                "(distributed runs: flownb.attach(run_id))", run_id=self.run_id)
+        return self._run
+
+    def waiting(self) -> list[dict[str, Any]]:
+        """The visits waiting for an answer: ``[{node, visit, prompt, schema, choices, ...}]``."""
+        return self._live("waiting()").waiting()  # type: ignore[no-any-return]
+
+    def resume(self, node_id: str, value: Any, *, visit: int | None = None) -> RunResult:
+        """Answer a waiting node (its output becomes ``value``) and run on; the new result."""
+        out = self._live("resume()").resume(node_id, value, visit=visit)
+        return out if isinstance(out, RunResult) else out.result()  # a handle: wait for it
+
+    async def aresume(self, node_id: str, value: Any, *, visit: int | None = None) -> RunResult:
+        out = await self._live("aresume()").aresume(node_id, value, visit=visit)
+        return out if isinstance(out, RunResult) else await out.aresult()
+
+    def expire(self) -> RunResult:
+        """In process: take the default answer of every wait whose ``timeout_s`` has passed
+        (distributed runs: the workers' reaper does this by itself)."""
+        run = self._live("expire()")
+        if not hasattr(run, "expire"):
+            return self
+        out = run.expire()
+        return out if out is not None else self
+
+    def history(self) -> list[Any]:
+        """Every committed step (node, visit, output, action, state diff) in commit order."""
+        return self._live("history()").history()  # type: ignore[no-any-return]
 
     def summary(self) -> str:
         counts: dict[str, int] = {}

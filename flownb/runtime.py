@@ -25,7 +25,13 @@ from typing import Any
 from . import events as ev
 from .attempt import IN_PROCESS_ERRORS, Resume, run_visit, try_inline
 from .blueprint import Blueprint, load
-from .context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
+from .context import (
+    OUTPUTS_PREFIX,
+    NodeContext,
+    RunEnv,
+    condition_resolver,
+    resolve_inputs,
+)
 from .errors import FlownbError, MaxVisitsExceeded, NodeError, RegistryError
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
@@ -36,12 +42,14 @@ from .result import (
     CANCELLED,
     FAILED,
     SUCCEEDED,
+    WAITING,
     ChildStates,
     NodeStats,
     RunResult,
 )
 from .scheduler import Item, Scheduler
 from .transforms import transformed_input
+from .waiting import WaitRequest, drive_local, park_local
 
 #: one ``(cn, item, ctx, resume)`` whose inline attempt failed: the policy finishes it
 _Handoff = tuple[CNode, Item, NodeContext, Resume]
@@ -184,6 +192,12 @@ class Engine:
         self._state_map = _StateMap(self.state, self.outputs)
         #: node states of finished child runs, for RunResult.child_states
         self._children = ChildStates()
+        # human in the loop and time travel (flownb.waiting, flownb.history): visits parked for
+        # an answer, the optional recorder of committed steps, and where a resumed or forked
+        # drive starts instead of the start nodes
+        self.parked: dict[tuple[str, int], Any] = {}
+        self.recorder: Any = None
+        self.start_items: list[Item] | None = None
 
     # -- state access ----------------------------------------------------------------------------
     def _read(self, key: str) -> Any:
@@ -207,12 +221,15 @@ class Engine:
     # -- the drive loop --------------------------------------------------------------------------
     async def drive(self) -> RunResult:
         started = time.time()
-        self._emit(ev.RUN_STARTED, blueprint_id=self.bp.id, inputs=list(self.inputs))
+        if self.start_items is None:
+            self._emit(ev.RUN_STARTED, blueprint_id=self.bp.id, inputs=list(self.inputs))
         status = SUCCEEDED
         running: dict[asyncio.Future[Any], Item] = {}
         cancel_fut: asyncio.Future[None] | None = None
         try:
-            ready: deque[Item] = deque(self.sched.start())
+            ready: deque[Item] = deque(self.sched.start() if self.start_items is None
+                                       else self.start_items)
+            self.start_items = None
             self.writer.fired(ready)
             while ready or running:
                 if self.cancel.cancelled:
@@ -268,7 +285,9 @@ class Engine:
             await asyncio.gather(*running, return_exceptions=True)
         if status == SUCCEEDED and self.cancel.cancelled:
             status = CANCELLED
-        if status != SUCCEEDED:
+        if status == SUCCEEDED and self.parked:
+            status = WAITING
+        if status not in (SUCCEEDED, WAITING):
             culprit = (self.error or {}).get("node_id")
             for name, st in self.stats.items():
                 if st.status in ("running", "retrying"):
@@ -281,6 +300,8 @@ class Engine:
                            child_states=self._children.states())
         if status == SUCCEEDED:
             self._emit(ev.RUN_FINISHED, duration_s=result.duration_s)
+        elif status == WAITING:
+            self._emit(ev.RUN_WAITING, nodes=[n for n, _ in self.parked])
         elif status == FAILED:
             self._emit(ev.RUN_FAILED, (self.error or {}).get("node_id"), error=self.error)
         else:
@@ -385,6 +406,8 @@ class Engine:
     # -- commit ------------------------------------------------------------------------------------
     def _commit(self, cn: CNode, item: Item, ctx: NodeContext, res: Any, t0: float,
                 inline: bool = False, replaced_by: str | None = None) -> list[Item]:
+        if type(res) is WaitRequest:  # the node asks a person: park the visit, hold nothing
+            return park_local(self, cn, item, res, ctx.input)
         if type(res) is Result:
             output, action = res.output, res.action
         else:
@@ -404,6 +427,9 @@ class Engine:
             st = self.stats[cn.id]
             st.duration_s += dt
             st.status = "failed" if replaced_by else "succeeded"
+        if self.recorder is not None:  # the values written (after reducers), so replays set them
+            self.recorder.commit(cn.id, item.visit, output, action,
+                                 {k: self.state.get(k, v) for k, v in ctx._writes.items()}, taken)
         if self.bus.active:
             self._emit(ev.NODE_SUCCEEDED, replaced_by or cn.id, visit=item.visit,
                        attempt=ctx.attempt, duration_s=dt, action=action, output=_preview(output),
@@ -419,26 +445,7 @@ class Engine:
         return outcome.ready
 
     def _resolver(self, output: Any, action: str | None, input_: Any) -> Callable[[str], Any]:
-        state_map = self._state_map
-
-        def resolve(name: str) -> Any:
-            if name == "result":
-                return {"output": output, "action": action}
-            if name == "output":
-                return output
-            if name == "action":
-                return action
-            if name in ("state", "context"):
-                return state_map
-            if name == "outputs":
-                return self.outputs
-            if name == "input":
-                return input_
-            if name in self.state:
-                return self.state[name]
-            return self.outputs[name]
-
-        return resolve
+        return condition_resolver(output, action, input_, self._state_map, self.outputs)
 
     def _context(self, cn: CNode, item: Item, input_: Any = None) -> NodeContext:
         if input_ is None:
@@ -565,7 +572,8 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
                *, registry: Registry | None = None, run_id: str | None = None,
                on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
                cancel: CancelToken | None = None, max_concurrency: int | None = None,
-               raise_on_error: bool = True) -> RunResult:
+               raise_on_error: bool = True, history: Any = False,
+               on_wait: Callable[[Any], Any] | None = None) -> RunResult:
     """Run a blueprint in this process and return its :class:`RunResult`.
 
     ``on_event`` receives every :class:`~flownb.events.Event`; ``cancel`` lets another thread or
@@ -573,6 +581,10 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
     original traceback; ``.result`` holds the :class:`RunResult`) and a cancelled one
     :class:`~flownb.errors.RunCancelled`, so failure is never silent; pass
     ``raise_on_error=False`` to get the result back whatever its status.
+    ``history=True`` records every committed step (``result.history()``, ``flownb.fork``).
+    A run that reaches a ``wait``/``approval`` node returns with status ``waiting`` (resume it
+    with ``result.resume(node, value)``), or, with ``on_wait``, awaits ``on_wait(request)``
+    for each answer (see :mod:`flownb.waiting`).
     """
     graph, reg = _prepare(blueprint, registry)
     bus = bus or EventBus()
@@ -580,7 +592,7 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
     try:
         engine = Engine(graph, inputs, run_id=run_id or new_run_id(), registry=reg, bus=bus,
                         cancel=cancel or CancelToken(), max_concurrency=max_concurrency)
-        result = await engine.drive()
+        result = await drive_local(engine, history=history, on_wait=on_wait)
     finally:
         if unsub is not None:
             unsub()
@@ -591,7 +603,8 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
         *, registry: Registry | None = None, run_id: str | None = None,
         on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
         cancel: CancelToken | None = None, max_concurrency: int | None = None,
-        raise_on_error: bool = True) -> RunResult:
+        raise_on_error: bool = True, history: Any = False,
+        on_wait: Callable[[Any], Any] | None = None) -> RunResult:
     """Synchronous :func:`arun`, same arguments (spelled out so a typo is a type error);
     works inside Jupyter's running event loop too."""
     from .aio import run_sync
@@ -599,7 +612,8 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
     cancel = cancel or CancelToken()  # Ctrl-C / Jupyter's interrupt cancels the run
     return run_sync(arun(blueprint, inputs, registry=registry, run_id=run_id, on_event=on_event,
                          bus=bus, cancel=cancel, max_concurrency=max_concurrency,
-                         raise_on_error=raise_on_error), on_interrupt=cancel.cancel)
+                         raise_on_error=raise_on_error, history=history, on_wait=on_wait),
+                    on_interrupt=cancel.cancel)
 
 
 __all__ = ["CancelToken", "Engine", "RegistryError", "arun", "new_run_id", "run"]

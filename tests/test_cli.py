@@ -117,6 +117,39 @@ def test_run_honours_flownb_redis_url(redis_url: str, workers: Workers, tmp_path
     assert not ex.store.meta(json.loads(local.stdout)["run_id"])  # --in-process: not on Redis
 
 
+APPROVE = {"id": "cli-approve", "nodes": [
+    {"id": "draft", "uses": "passthrough"},
+    {"id": "review", "uses": "approval", "params": {"prompt": "Send it?"}},
+    {"id": "send", "uses": "passthrough"}, {"id": "drop", "uses": "passthrough"}],
+    "edges": [{"source": "draft", "target": "review"},
+              {"source": "review", "target": "send", "action": "approve"},
+              {"source": "review", "target": "drop", "action": "reject"}]}
+
+
+def test_run_of_a_waiting_run_says_how_to_resume_and_exits_3(redis_url: str, workers: Workers,
+                                                             tmp_path: Path) -> None:
+    import shlex
+
+    from flownb.cli_resume import EXIT_WAITING
+
+    bp = write_bp(tmp_path / "bp.json", APPROVE)
+    local = cli("run", str(bp))
+    assert local.returncode == EXIT_WAITING == 3, local.stderr
+    assert json.loads(local.stdout)["status"] == "waiting"
+    assert "waiting: review (visit 1): Send it?" in local.stderr and "in process" in local.stderr
+    workers.start(1)
+    env = {**NO_REDIS_ENV, "FLOWNB_REDIS_URL": redis_url}
+    out = cli("run", str(bp), "--timeout-s", "60", env=env)
+    assert out.returncode == 3, out.stderr
+    run_id = json.loads(out.stdout)["run_id"]
+    [cmd] = [ln.split("resume with: ", 1)[1] for ln in out.stderr.splitlines() if "resume with:" in ln]
+    assert cmd == f"flownb resume {run_id} review --json '\"approve\"'"
+    done = cli(*shlex.split(cmd)[1:], env=env)  # the printed command, as a user pastes it
+    assert done.returncode == 0, done.stderr
+    ex = DistributedExecutor(redis_url)
+    assert ex.attach(run_id).result(timeout=30).outputs["send"] is not None
+
+
 def test_runs_events_and_workers(redis_url: str, workers: Workers, tmp_path: Path) -> None:
     workers.start(2)
     ex = DistributedExecutor(redis_url)

@@ -471,3 +471,70 @@ def test_distributed_subflow_children_are_drawn_with_their_states(redis_url: str
     # a skipped subflow's children are drawn skipped, never "pending" after the run
     ban_user = next(ln for ln in dot.splitlines() if '"ban_user\\n' in ln)
     assert "skipped" in ban_user and "pending" not in dot.split("subflow moderation-ban")[1].split("}")[0]
+
+
+# -- a run waiting for a person (flownb.waiting) ----------------------------------------------------------
+
+def approval_chain() -> flownb.Blueprint:
+    return flownb.load({"id": "nb-approve", "nodes": [
+        {"id": "draft", "uses": "passthrough"},
+        {"id": "review", "uses": "approval", "params": {"prompt": "Send the draft?"}},
+        {"id": "send", "uses": "passthrough"}, {"id": "drop", "uses": "passthrough"}],
+        "edges": [{"source": "draft", "target": "review"},
+                  {"source": "review", "target": "send", "action": "approve"},
+                  {"source": "review", "target": "drop", "action": "reject"}]})
+
+
+def _until(cond: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def _assert_shows_waiting(w: Any) -> None:
+    snap = w.view.snapshot()
+    assert snap.status == "waiting" and not snap.finished
+    review = next(r for r in snap.rows if r.node_id == "review")
+    assert review.state == "waiting" and review.prompt == "Send the draft?"
+    _until(lambda: "Send the draft?" in w.table.value and w.form is not None)
+    assert "waiting" in w.table.value  # the state badge, not 'running'
+    assert [b.description for b in w.form.buttons] == ["approve", "reject"]
+    assert w.approval.children == (w.form.widget,)
+
+
+def test_widget_shows_a_waiting_node_with_its_form_and_follows_the_resumed_run() -> None:
+    from flownb.notebook.widget import RunWidget
+
+    bp = approval_chain()
+    view = ProgressView(bp)
+    w = RunWidget(view)
+    res = flownb.run(bp, {"text": "hi"}, on_event=view.feed)
+    view.finish(res)
+    assert res.status == "waiting" and w.wait(10) is res  # parked: wait returns, not finished
+    _assert_shows_waiting(w)
+    w.form.answer("approve")  # what the widget's 'approve' button does
+    _until(lambda: view.snapshot().status == "succeeded")
+    _until(lambda: "succeeded" in w.status.value and not w.approval.children)
+    states = {r.node_id: r.state for r in view.snapshot().rows}
+    assert states["review"] == "succeeded" and states["send"] == "succeeded"
+    w.close()
+
+
+def test_widget_keeps_following_a_distributed_run_while_it_waits(redis_url: str) -> None:
+    from flownb.notebook import LocalCluster, RunWidget
+    from flownb.notebook.frontend import _view_for
+
+    with LocalCluster(1, mode="thread", redis=redis_url, lease_ttl_s=2) as c:
+        h = c.submit(approval_chain(), {"text": "hi"})
+        w = RunWidget(_view_for(h)[0])
+        w.wait(20)  # returns once the run is parked; the follower goes on reading
+        _assert_shows_waiting(w)
+        assert w.view._follower is not None and w.view._follower.is_alive()
+        w.form.answer("reject")
+        res = w.wait(20)
+        assert res is not None and res.status == "succeeded"
+        states = {r.node_id: r.state for r in w.view.snapshot().rows}
+        assert states["drop"] == "succeeded" and states["review"] == "succeeded"
+        _until(lambda: not w.approval.children)
+        w.close()

@@ -82,20 +82,48 @@ def test_kill9_reruns_each_in_flight_visit_once(redis_url: str, cworkers: Worker
     [victim] = cworkers.start(1)
     r = redis.Redis.from_url(redis_url)
     ex = DistributedExecutor(redis_url)
-    bp = one_node("w-sync-sleep", redis_url, "k", s=1.5)
+    bp = one_node("w-gate", redis_url, "k")  # each visit runs until the test opens the gate
     handles = [ex.submit(bp) for _ in range(24)]
-    deadline = time.monotonic() + 20
-    while counter(r, "k:cur") < 20 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    deadline = time.monotonic() + 120  # a condition, not a speed: only a hung worker misses it
+    while counter(r, "k:cur") < 24 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert counter(r, "k:cur") == 24, "the worker did not run 24 visits at once"
     cworkers.kill(victim)
     in_flight = counter(r, "k:cur")  # the victim never decremented these
-    assert in_flight >= 20
+    assert in_flight == 24 and counter(r, "k:exec") == 24
+    r.set("k:open", 1)
     cworkers.start(1)
-    results = [h.result(timeout=60) for h in handles]
+    results = [h.result(timeout=120) for h in handles]
     assert all(res.status == "succeeded" for res in results), [x.error for x in results]
     commits = sum(1 for h in handles for e in h.events() if e.type == "node_succeeded")
     assert commits == 24  # nothing committed twice
     assert counter(r, "k:exec") == commits + in_flight  # each killed visit re-ran exactly once
+
+
+def test_quick_sync_chain_runs_on_the_loop_and_keeps_the_policy(
+        redis_url: str, cworkers: Workers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chain of quick sync nodes runs on the worker's loop thread (no thread hop per node);
+    a SystemExit/KeyboardInterrupt raised there still fails that node once, the worker lives."""
+    # "quick" is learnt from measured durations: a generous bound keeps a loaded machine from
+    # deciding whether this test takes the inline path
+    monkeypatch.setenv("FLOWNB_WORKER_INLINE_MAX_S", "30")
+    cworkers.start(1)
+    r = redis.Redis.from_url(redis_url)
+    ex = DistributedExecutor(redis_url)
+    for kind, type_ in (("exit", "SystemExit"), ("kbint", "KeyboardInterrupt")):
+        tag = f"inl-{kind}"
+        nodes = [{"id": f"n{i}", "uses": "w-raise",
+                  "params": {"redis": redis_url, "tag": tag, "kind": "pass"}} for i in range(6)]
+        nodes[-1]["params"]["kind"] = kind
+        bp = flownb.Blueprint.from_dict({"id": f"inline-{kind}", "nodes": nodes, "edges": [
+            {"source": f"n{i}", "target": f"n{i + 1}"} for i in range(5)]})
+        res = ex.submit(bp).result(timeout=60, raise_on_error=False)
+        assert res.status == "failed" and res.error["type"] == type_, res.error
+        assert res.error["node_id"] == "n5"
+        assert counter(r, f"{tag}:exec") == 6  # each node ran once, the failing one too
+        assert cworkers.alive(), "the worker died"
+    time.sleep(1.0)  # one more beat publishes the stats
+    assert sum(row.get("inline", 0) for row in worker_rows(r)) >= 5
 
 
 def test_backlog_causes_no_requeue(redis_url: str) -> None:

@@ -57,6 +57,28 @@ def sync_sleep(ctx: Any) -> Any:
     return ctx.params.get("value", "ok")
 
 
+@flownb.node("w-gate")
+def gate(ctx: Any) -> Any:
+    """Runs until the test sets ``<tag>:open`` (at most ``max_s``): in flight for as long as the
+    test needs, however slow the machine, without a guessed duration."""
+    r = _enter(ctx)
+    try:
+        end = time.monotonic() + float(ctx.params.get("max_s", 120.0))
+        while not r.exists(f"{ctx.params.get('tag', 't')}:open") and time.monotonic() < end:
+            time.sleep(0.02)
+    finally:
+        _leave(ctx, r)
+    return "ok"
+
+
+@flownb.node("w-blob")
+def blob(ctx: Any) -> Any:
+    """An output of ``size`` characters (fills a Redis at maxmemory)."""
+    r = _enter(ctx)
+    _leave(ctx, r)
+    return "x" * int(ctx.params.get("size", 100_000))
+
+
 @flownb.node("w-gil-hog")
 def gil_hog(ctx: Any) -> Any:
     """Holds the GIL for ``s`` seconds: no other thread of the worker runs meanwhile."""
@@ -76,8 +98,11 @@ def gil_hog(ctx: Any) -> Any:
 
 @flownb.node("w-raise")
 def raiser(ctx: Any) -> Any:
-    _enter(ctx)
+    r = _enter(ctx)
     kind = ctx.params["kind"]
+    if kind == "pass":
+        _leave(ctx, r)
+        return kind
     if kind == "exit":
         sys.exit("library called sys.exit")
     if kind == "kbint":

@@ -14,6 +14,7 @@ Run as ``python .../flownb/distributed/alive.py`` with its settings in the envir
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     import redis
 
 ENV = "FLOWNB_ALIVE"
+log = logging.getLogger("flownb.alive")
 
 
 def _connection_spec(conn: redis.Redis) -> dict[str, Any]:
@@ -50,13 +52,15 @@ def spawn(conn: redis.Redis, key: str, lease_ttl_s: float) -> subprocess.Popen[b
     proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             start_new_session=False, close_fds=True)
+    import redis as redis_mod
+
     deadline = time.monotonic() + 10.0
     while time.monotonic() < deadline and proc.poll() is None:  # serve only once it beats
         try:
             if conn.exists(key):
                 break
-        except Exception:  # noqa: BLE001 - Redis slow to answer: keep waiting
-            pass
+        except redis_mod.RedisError as exc:  # Redis slow to answer: keep waiting
+            log.debug("liveness key %s not readable yet: %s", key, exc)
         time.sleep(0.02)
     return proc
 
@@ -90,13 +94,13 @@ def main() -> int:
     while not stop and os.getppid() == parent:
         try:
             r.set(key, str(parent), px=ttl_ms)
-        except Exception:  # noqa: BLE001 - Redis away for a moment: try again next beat
-            pass
+        except redis.RedisError as exc:  # Redis away (or full) for a moment: next beat
+            log.debug("could not set %s: %s", key, exc)
         time.sleep(beat)
     try:
         r.delete(key)
-    except Exception:  # noqa: BLE001 - best effort; the key expires anyway
-        pass
+    except redis.RedisError as exc:  # best effort; the key expires anyway
+        log.debug("could not delete %s: %s", key, exc)
     return 0
 
 

@@ -308,6 +308,7 @@ class RunHandle:
         with self._redis("reading the run's result"):
             res = self.store.load_result(self.run_id)
         self.last_status = res.status
+        res._run = self  # result.resume / .waiting / .history act on this run
         return res.raise_for_status() if raise_on_error else res
 
     def __await__(self) -> Generator[Any, None, RunResult]:
@@ -348,6 +349,44 @@ class RunHandle:
     def on_event(self, fn: Callable[[Event], None], *, timeout: float | None = None) -> None:
         for e in self.events(follow=True, timeout=timeout):
             fn(e)
+
+    # -- human in the loop, streaming, time travel (flownb.distributed.waiting / .history) -------
+    def waiting(self) -> list[dict[str, Any]]:
+        """Visits waiting for a person: ``[{node, visit, prompt, schema, choices, deadline, …}]``."""
+        from .waiting import waiting
+
+        return waiting(self.store, self.run_id)
+
+    def resume(self, node_id: str, value: Any, *, visit: int | None = None) -> RunHandle:
+        """Answer a waiting node from any process: ``value`` becomes its output and the run goes
+        on; refused (ResumeError) when the node does not wait (e.g. answered already)."""
+        from .waiting import resume
+
+        resume(self.store, self.executor.queue, self.run_id, node_id, value, visit=visit)
+        return self
+
+    async def aresume(self, node_id: str, value: Any, *, visit: int | None = None) -> RunHandle:
+        return await asyncio.to_thread(self.resume, node_id, value, visit=visit)
+
+    def stream(self, mode: str | list[str] = "updates", *,
+               timeout: float | None = None) -> Iterator[Any]:
+        """Chunks (``updates``, ``values``, ``events``, ``tokens``) from the run's first event on;
+        ends when the run ends or waits (see :mod:`flownb.stream`)."""
+        from .history import stream_run
+
+        return stream_run(self, mode, timeout=timeout)
+
+    def history(self) -> list[Any]:
+        """Every committed step (node, visit, output, action, state diff), in commit order."""
+        from .history import read_history
+
+        return read_history(self.store, self.run_id)[1]
+
+    def fork_source(self) -> tuple[Blueprint, dict[str, Any], list[Any]]:
+        from .history import read_history
+
+        inputs, steps = read_history(self.store, self.run_id)
+        return self.blueprint, inputs, steps
 
 
 def attach(run_id: str, *, redis: str | RedisSettings | Any | None = None,

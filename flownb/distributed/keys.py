@@ -13,10 +13,12 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
                                           done markers, ``q:<node>:<slot>`` join FIFOs ("TD…"),
                                           ``c:<node>`` non-empty slots, ``g:<node>`` generations,
                                           ``f:<node>:<gen>`` any-join fired, ``a:<scc>`` loop activity,
-                                          ``xr:<edge>`` loop-exit records; for a subflow/map visit
+                                          ``xr:<edge>`` loop-exit records, ``h`` visits parked for a person;
+                                          for a subflow/map visit
                                           waiting on child runs ``cw:<node>|<visit>`` children left,
                                           ``ch:…`` their ids (JSON), ``cf:…`` the first failed child
-``{p}:run:<id>:pending``           hash   ``node|visit`` → JSON item (sources, st q/r/w, worker, deliveries)
+``{p}:run:<id>:pending``           hash   ``node|visit`` → JSON item (sources, st q/r/w, worker, deliveries;
+                                          ``h``/``hj``: parked for a person, with its wait info)
 ``{p}:run:<id>:partial``           set    joins holding partial arrivals (for the end-of-run sweep)
 ``{p}:run:<id>:xpend``             set    loops with recorded exits not yet delivered
 ``{p}:run:<id>:nodes``             hash   node id → JSON NodeStats
@@ -24,6 +26,9 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
 ``{p}:run:<id>:children``          set    child runs (subflow / map) for cancellation
 ``{p}:run:<id>:done``              stream one entry, written when the run ends: waiters block on it
                                           (XREAD) instead of waking on every event
+``{p}:run:<id>:history``           stream time travel: ``k=start`` (the inputs), then one ``k=commit`` entry per
+                                          committed visit (node, visit, output, taken edges, state
+                                          writes, event data, event id), written by ``COMMIT``
 ``{p}:run:<id>:jobs``              hash   ``node|visit`` → id of the RQ job that carries the queued item
                                           (the reaper leaves items whose job still waits in the queue)
 ``{p}:alive:<worker>``             string set by a worker's liveness process (renewed every beat, even
@@ -40,6 +45,8 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
 ``{p}:runs``                       zset   top-level run id → created time (``flownb runs``)
 ``{p}:leases``                     zset   ``run|node|visit`` → deadline (ms): claimed items are renewed by
                                           their worker's heartbeat; expired ones are re-queued by a reaper
+``{p}:waits``                      zset   ``run|node|visit`` → deadline (ms) of a parked wait with ``timeout_s``;
+                                          the reaper takes the default answer when it passes
 ``{p}:reaper``                     string lock so one worker reaps at a time
 ``{p}:workers``                    hash   worker name → JSON (pid, host, state, current node, jobs done)
 ``{p}:llm:rate:<bucket>``          hash   LLM rate-limit bucket (model or base URL): ``r`` / ``t`` request and
@@ -93,6 +100,13 @@ class Keys:
 
     def done(self, run_id: str) -> str:
         return self.run(run_id, "done")
+
+    def history(self, run_id: str) -> str:
+        return self.run(run_id, "history")
+
+    @property
+    def waits(self) -> str:
+        return f"{self.prefix}:waits"
 
     def child_runs(self, root_run_id: str) -> str:
         """The child-run counter of a root run (not per child: every level counts against it)."""

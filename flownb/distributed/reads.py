@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ..context import OUTPUTS_PREFIX
+from ..context import OUTPUTS_PREFIX, condition_resolver
 from .store import RedisStore
 
 
@@ -83,28 +83,18 @@ class _LazyOutputs(Mapping[str, Any]):
 
 
 def resolver(store: RedisStore, run_id: str, output: Any, action: str | None, input_: Any,
-              writes: Mapping[str, Any], node_id: str | None = None) -> Callable[[str], Any]:
+             writes: Mapping[str, Any], node_id: str | None = None) -> Callable[[str], Any]:
+    """Condition names over the run's state on Redis, read lazily (see :func:`condition_resolver`);
+    ``node_id``: the committing node, whose own output is not in Redis yet."""
     reader = Reader(store, run_id)
-    state = _LazyState(reader, writes)
+    base = condition_resolver(output, action, input_, _LazyState(reader, writes),
+                              _LazyOutputs(reader))
+    if node_id is None:
+        return base
 
     def resolve(name: str) -> Any:
         if name == node_id and name not in writes:
-            return output  # the committing node's own output is not in Redis yet
-        if name == "result":
-            return {"output": output, "action": action}
-        if name == "output":
             return output
-        if name == "action":
-            return action
-        if name in ("state", "context"):
-            return state
-        if name == "outputs":
-            return _LazyOutputs(reader)
-        if name == "input":
-            return input_
-        try:
-            return state[name]
-        except KeyError:
-            return reader(OUTPUTS_PREFIX + name)
+        return base(name)
 
     return resolve

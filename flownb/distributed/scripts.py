@@ -50,7 +50,7 @@ local NOW_MS = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 local NOW_S = string.format('%d.%06d', _t[1], _t[2])
 
 local function xadd(key, typ, node, data)
-  redis.call('XADD', key, 'MAXLEN', '~', MAXLEN, '*', 't', typ, 'n', node or '', 'ts', NOW_S,
+  return redis.call('XADD', key, 'MAXLEN', '~', MAXLEN, '*', 't', typ, 'n', node or '', 'ts', NOW_S,
              'd', data or '{}')
 end
 
@@ -372,6 +372,34 @@ end
 
 local function run_key(run, part) return PREFIX .. ':run:' .. run .. ':' .. part end
 
+-- time travel: ARGV[from..] state k, v pairs (v already JSON) as one JSON object, for the
+-- run's history stream (flownb.history)
+local function json_pairs(from)
+  local parts = {}
+  for i = from, #ARGV, 2 do table.insert(parts, cjson.encode(ARGV[i]) .. ':' .. ARGV[i + 1]) end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- time travel: COMMIT's checked writes ({key, JSON value, ...}, after reducers) as one JSON
+-- object: the history keeps the values the state took, so a replay sets them as they are
+local function json_writes(writes)
+  local parts = {}
+  for _, w in ipairs(writes) do table.insert(parts, cjson.encode(w[1]) .. ':' .. w[2]) end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- human in the loop (flownb.waiting): when every active visit waits for a person, the run is
+-- parked: status 'waiting', run_waiting, and a done entry so waiters return (RESUME deletes it)
+local function maybe_waiting()
+  local held = tonumber(redis.call('HGET', K_SCHED, 'h') or '0')
+  if held > 0 and held == tonumber(redis.call('HGET', K_SCHED, 'active') or '0')
+     and redis.call('HGET', K_META, 'status') == 'running' then
+    redis.call('HSET', K_META, 'status', 'waiting')
+    xadd(K_EVENTS, 'run_waiting', '', '{}')
+    redis.call('XADD', K_DONE, '*', 's', 'waiting')
+  end
+end
+
 -- set the final status of a run once, expire its keys, and tell a waiting parent run
 local function finalize(status, err, event_type)
   redis.call('HSET', K_META, 'status', status, 'finished_at', NOW_S)
@@ -392,7 +420,7 @@ local function finalize(status, err, event_type)
   redis.call('DEL', K_PENDING)
   redis.call('XADD', K_DONE, '*', 's', status)
   for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_DONE,
-                      run_key(RUN, 'jobs')}) do
+                      run_key(RUN, 'jobs'), run_key(RUN, 'history')}) do
     redis.call('EXPIRE', k, ttl)
   end
   local parent = redis.call('HGET', K_META, 'parent')
@@ -442,6 +470,7 @@ local function maybe_finished()
   if tonumber(redis.call('HGET', K_SCHED, 'active') or '0') == 0 then
     return finalize('succeeded', nil, 'run_finished')
   end
+  maybe_waiting()
   return nil
 end
 
@@ -502,6 +531,7 @@ if not is_child then  -- child runs are reached through their parent, not listed
 end
 if ARGV[13] ~= '' then redis.call('SADD', ARGV[13], RUN) end
 xadd(K_EVENTS, 'run_started', '', ARGV[12])
+redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'start', 'd', json_pairs(15))
 for _, n in ipairs(starts) do fire(n, {}) end
 queue_ready()
 local out = {}
@@ -648,7 +678,11 @@ redis.call('HDEL', K_PENDING, node .. '|' .. visit)
 redis.call('ZREM', K_LEASES, member(node, visit))
 local event_node = node
 if ARGV[14] ~= '' then event_node = ARGV[14] end
-xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
+local eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
+-- time travel: the committed step, in the same atomic call (flownb.history); the event data
+-- goes in as it is (its action and flag are read in Python: no JSON decoding on this path)
+redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
+           't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
 redis.call('HINCRBY', K_SCHED, 'active', -1)
 local info = ginfo(node)
 if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
@@ -689,7 +723,8 @@ return cjson.encode({r = 'ok', parent = parent})
 #: KEYS: the run keys. Returns the number of runs cancelled.
 CANCEL = _LIB + r"""
 local function cancel(run, meta, pending, children)
-  if redis.call('HGET', meta, 'status') ~= 'running' then return 0 end
+  local st = redis.call('HGET', meta, 'status')
+  if st ~= 'running' and st ~= 'waiting' then return 0 end
   local n = 1
   for _, child in ipairs(redis.call('SMEMBERS', children)) do
     n = n + cancel(child, run_key(child, 'meta'), run_key(child, 'pending'), run_key(child, 'children'))
@@ -702,7 +737,7 @@ local function cancel(run, meta, pending, children)
   local ttl = tonumber(redis.call('HGET', meta, 'ttl') or TTL)
   release_blueprints(meta, ttl)
   for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done',
-                         'jobs'}) do
+                         'jobs', 'history'}) do
     redis.call('EXPIRE', run_key(run, part), ttl)
   end
   return n
@@ -808,9 +843,75 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 return cjson.encode({r = 'ok', total = total})
 """
 
+#: Park a visit that waits for a person (a wait/approval node): no lease, no worker holds it; the
+#: run's status becomes 'waiting' when nothing else is active (see flownb.waiting).
+#: KEYS: the run keys (see module docstring); the waits zset ``{p}:waits`` is derived from
+#: ARGV[2] (the prefix), see keys.py. ARGV[1..6] as every run-level script (run id, prefix,
+#: events maxlen, TTL, queued and running lease ms); ARGV[7] node, ARGV[8] visit, ARGV[9] wait
+#: info (JSON, kept as a string in the item's 'hj'), ARGV[10] timeout (ms) or '', ARGV[11]
+#: node_waiting event data (JSON), ARGV[12] node stats (JSON).
+#: Every check (status, done marker, pending item) comes before the first write.
+#: Returns JSON {"r": "ok"|"stale"|"gone"|"done"|"already", "waiting": bool}.
+PARK = _LIB + r"""
+local status = redis.call('HGET', K_META, 'status')
+if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
+local node, visit = ARGV[7], ARGV[8]
+if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
+  return cjson.encode({r = 'done'})
+end
+local f = node .. '|' .. visit
+local raw = redis.call('HGET', K_PENDING, f)
+if not raw then return cjson.encode({r = 'gone'}) end
+local it = cjson.decode(raw)
+if it.h then return cjson.encode({r = 'already'}) end
+it.st = 'w'
+it.h = 1
+it.hj = ARGV[9]
+redis.call('HSET', K_PENDING, f, cjson.encode(it))
+redis.call('ZREM', K_LEASES, member(node, visit))
+redis.call('HINCRBY', K_SCHED, 'h', 1)
+redis.call('HSET', K_NODES, node, ARGV[12])
+if ARGV[10] ~= '' then
+  redis.call('ZADD', PREFIX .. ':waits', NOW_MS + tonumber(ARGV[10]), member(node, visit))
+end
+xadd(K_EVENTS, 'node_waiting', node, ARGV[11])
+maybe_waiting()
+return cjson.encode({r = 'ok', waiting = redis.call('HGET', K_META, 'status') == 'waiting'})
+"""
+
+#: Answer a parked visit: refuse unless it still waits, then commit the answer with the COMMIT
+#: script's own body (output, state, history, edges, joins, completion) — one atomic call, so a
+#: second answer finds nothing waiting and is refused.
+#: KEYS: the run keys (the waits zset ``{p}:waits`` is derived from ARGV[2]); ARGV: exactly
+#: COMMIT's (ARGV[9] is the answer, the node's output).
+#: Like COMMIT, nothing is written before the checks: the wait must still be parked and the run's
+#: graph complete (else the run is failed by the script, saying why, as COMMIT does).
+#: Returns COMMIT's answer, or JSON {"r": "refused", "status": ..., "done": bool}.
+RESUME = _LIB + r"""
+local st0 = redis.call('HGET', K_META, 'status')
+local raw0 = redis.call('HGET', K_PENDING, ARGV[7] .. '|' .. ARGV[8])
+local it0 = raw0 and cjson.decode(raw0)
+if (st0 ~= 'waiting' and st0 ~= 'running') or not it0 or not it0.h then
+  return cjson.encode({r = 'refused', status = st0 or 'missing',
+                       done = redis.call('HEXISTS', K_SCHED, 'd:' .. ARGV[7] .. ':' .. ARGV[8]) == 1})
+end
+local problem0 = graph_problem()
+if problem0 then
+  redis.call('ZREM', PREFIX .. ':waits', member(ARGV[7], ARGV[8]))
+  local parent, msg = fail_broken(ARGV[7], graph_message(problem0))
+  return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = msg})
+end
+redis.call('HINCRBY', K_SCHED, 'h', -1)
+redis.call('ZREM', PREFIX .. ':waits', member(ARGV[7], ARGV[8]))
+if st0 == 'waiting' then
+  redis.call('HSET', K_META, 'status', 'running')
+  redis.call('DEL', K_DONE)
+end
+""" + COMMIT[len(_LIB):]
+
 ALL = {"START": START, "CLAIM": CLAIM, "CLAIM_MANY": CLAIM_MANY, "COMMIT": COMMIT, "FAIL": FAIL, "CANCEL": CANCEL,
        "WAIT_CHILDREN": WAIT_CHILDREN, "REQUEUE": REQUEUE, "RENEW": RENEW, "UPLOAD": UPLOAD,
-       "RESERVE_CHILDREN": RESERVE_CHILDREN}
+       "RESERVE_CHILDREN": RESERVE_CHILDREN, "PARK": PARK, "RESUME": RESUME}
 
 
 #: LLM rate limit: GCRA over requests and tokens in one bucket, a line-by-line port of

@@ -279,12 +279,14 @@ class RedisStore:
     def commit(self, run_id: str, digest: str, node: str, visit: int, *, output_json: str,
                taken: Iterable[int], stats: Mapping[str, Any], event: Mapping[str, Any],
                writes: Mapping[str, Any] | None = None, claim_for: str = "",
-               event_node: str = "") -> dict[str, Any]:
+               event_node: str = "", script: str = "COMMIT") -> dict[str, Any]:
+        """``script="RESUME"``: the same commit, for a visit parked for a person (it refuses
+        unless the visit still waits; see flownb.distributed.waiting)."""
         flat: list[str] = []
         for k, v in (writes or {}).items():
             flat += [k, dumps(v)]
         taken_obj = "{" + ",".join(f'"{i}":true' for i in taken) + "}"
-        raw = self._call("COMMIT", run_id, digest,
+        raw = self._call(script, run_id, digest,
                          [node, visit, output_json, taken_obj, dumps(stats), dumps(event), claim_for,
                           event_node, *flat])
         return loads(raw)  # type: ignore[no-any-return]

@@ -30,11 +30,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..registry import Registry, default_registry
-from .execute import Incapable, NodeRunner
+from .execute import Incapable, NodeRunner, is_transient_redis_error
 from .jobs import enqueue_items, make_queue
 from .keys import item_field, lease_member
 from .ratelimit import install as install_rate_limiter
 from .store import RedisStore, StoreSettings, dumps, loads
+from .waiting import expire_waits
 
 if TYPE_CHECKING:
     import redis
@@ -120,7 +121,17 @@ class WorkerRuntime(NodeRunner):
         members = [lease_member(run_id, n, v) for n, v in wanted]
         for m in members:
             self.running[m] = run_id
-        self.store.renew(members)  # held: protected by this worker's heartbeat from now on
+        try:
+            self.store.renew(members)  # held: protected by this worker's heartbeat from now on
+        except Exception as exc:
+            if not is_transient_redis_error(exc):
+                for m in members:
+                    self.running.pop(m, None)
+                raise
+            # Redis away or full: carry on; the heartbeat renews once it is back, and every
+            # member held must reach a visit below, which alone lets go of it
+            log.warning("flownb worker %s: could not renew the leases of a job of run %s: %s",
+                        self.name, run_id, exc)
         for i, (node, visit) in enumerate(wanted):
             while not self._slots.acquire(timeout=0.5):
                 if self._stop.is_set():  # shutting down: the rest expire and are re-run
@@ -152,6 +163,12 @@ class WorkerRuntime(NodeRunner):
     def in_flight(self) -> int:
         return self._in_flight
 
+    def alone(self) -> bool:
+        return self._in_flight <= 1
+
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def drain(self, timeout_s: float | None = None) -> bool:
         """Wait until no visit is in flight (a warm shutdown lets running nodes commit)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -171,8 +188,8 @@ class WorkerRuntime(NodeRunner):
         try:
             self.conn.hdel(self.store.keys.workers, self.name)
             self.conn.delete(self.store.keys.alive(self.name))
-        except Exception:  # noqa: BLE001 - shutting down
-            pass
+        except Exception as exc:  # noqa: BLE001 - shutting down; both keys expire anyway
+            log.debug("flownb worker %s: could not remove its info at stop: %s", self.name, exc)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -208,7 +225,8 @@ class WorkerRuntime(NodeRunner):
         for k, v in self.conn.hgetall(self.store.keys.workers).items():
             try:
                 info = loads(v)
-            except Exception:  # noqa: BLE001 - a foreign row
+            except Exception as exc:  # noqa: BLE001 - a foreign row
+                log.debug("flownb: ignoring unreadable worker row %r: %s", k, exc)
                 continue
             if isinstance(info, dict) and float(info.get("seen") or 0) >= horizon:
                 out[k.decode() if isinstance(k, bytes) else str(k)] = info
@@ -235,6 +253,9 @@ class WorkerRuntime(NodeRunner):
                     next_reap = now + self.reap_interval_s
                     self.reap()
             except Exception as exc:  # noqa: BLE001 - keep beating through Redis hiccups
+                if is_transient_redis_error(exc):
+                    self.redis_errors += 1
+                    self.last_redis_error = f"{type(exc).__name__}: {exc}"
                 log.warning("flownb worker %s heartbeat: %s", self.name, exc)
 
     def reap(self) -> int:
@@ -244,6 +265,7 @@ class WorkerRuntime(NodeRunner):
             return 0
         self._spare_not_lost()
         items = self.store.requeue_expired()
+        expire_waits(self.store, self.queue)  # waits whose timeout_s passed take their default
         by_run: dict[str, list[list[Any]]] = {}
         for run_id, node, visit in items:
             by_run.setdefault(run_id, []).append([node, visit])
@@ -303,6 +325,7 @@ class WorkerRuntime(NodeRunner):
             "state": "busy" if self._in_flight else "idle", "current": self.current,
             "jobs": st.jobs, "nodes": self.nodes_done, "in_flight": self._in_flight,
             "max_in_flight": st.max_in_flight, "concurrency": self.concurrency,
-            "requeued": st.requeued, "handed_back": st.handed_back, "seen": time.time(),
-            "started_at": st.started_at, "names": sorted(self.registry.names()),
-            "queue": self.queue.name}))
+            "requeued": st.requeued, "handed_back": st.handed_back, "inline": self.inline_visits,
+            "redis_errors": self.redis_errors, "last_redis_error": self.last_redis_error,
+            "seen": time.time(), "started_at": st.started_at,
+            "names": sorted(self.registry.names()), "queue": self.queue.name}))

@@ -137,20 +137,28 @@ def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str =
         def _drop(self, job_id: str) -> None:
             try:
                 self.connection.lrem(self.queues[0].intermediate_queue_key, 1, job_id)
-            except Exception:  # noqa: BLE001 - best effort
-                pass
+            except _redis_errors() as exc:  # best effort: RQ cleans its intermediate queue too
+                log.debug("flownb worker %s: could not drop job %s: %s", self.name, job_id, exc)
+
+        def _ride_out(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+            """RQ bookkeeping that may fail while Redis is away or full: the next round will do
+            (RQ itself would end the worker on any error here)."""
+            try:
+                fn(*args, **kwargs)
+            except _redis_errors() as exc:
+                self.flownb.redis_errors += 1
+                self.flownb.last_redis_error = f"{type(exc).__name__}: {exc}"
+                log.error("flownb worker %s: RQ %s failed: %s", self.name, what, exc)
+                time.sleep(0.5)
 
         def heartbeat(self, *args: Any, **kwargs: Any) -> None:
-            try:
-                super().heartbeat(*args, **kwargs)
-            except _redis_errors() as exc:  # OOM / a blip: the next beat will do
-                log.error("flownb worker %s: RQ heartbeat failed: %s", self.name, exc)
+            self._ride_out("heartbeat", super().heartbeat, *args, **kwargs)
 
         def run_maintenance_tasks(self) -> None:
-            try:
-                super().run_maintenance_tasks()
-            except _redis_errors() as exc:
-                log.error("flownb worker %s: RQ maintenance failed: %s", self.name, exc)
+            self._ride_out("maintenance", super().run_maintenance_tasks)
+
+        def check_for_suspension(self, burst: bool) -> None:
+            self._ride_out("suspension check", super().check_for_suspension, burst)
 
         def execute_job(self, job: Any, queue: Any) -> Any:
             try:

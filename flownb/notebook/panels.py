@@ -43,6 +43,7 @@ STATE_CSS = {
     "cancelled": "var(--jp-ui-font-color2, #616161)",
     "replaced": "var(--jp-error-color2, #ad1457)",
     "expired": "var(--jp-ui-font-color2, #616161)",
+    "waiting": "var(--jp-warn-color0, #f9a825)",
 }
 #: rows visible before the table scrolls
 TABLE_ROWS = 12
@@ -87,6 +88,8 @@ def _detail(r: NodeRow) -> tuple[str, str]:
         return r.error, STATE_CSS["failed"]
     if r.note:
         return r.note, STATE_CSS["retrying"]
+    if r.state == "waiting" and r.prompt:
+        return f"waits for an answer: {r.prompt}", STATE_CSS["waiting"]
     return _short(r.output, 200), _FG
 
 

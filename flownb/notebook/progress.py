@@ -127,11 +127,16 @@ class ProgressView(RunModel):
         deadline = None if timeout is None else time.monotonic() + timeout
         follower = self._follower
         if follower is not None and follower is not threading.current_thread():
-            follower.join(timeout)  # a distributed run: its result is loaded after the last event
-            if deadline is not None and time.monotonic() >= deadline and follower.is_alive():
-                return False
+            # a distributed run: its result is loaded after the last event; a parked run's
+            # follower goes on reading (for the resume), so waiting ends there too
+            while follower.is_alive() and self.status != "waiting":
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                follower.join(0.2 if left is None else min(0.2, left))
         with self._cond:
-            while not (self.finished and self._delivered_seq >= self._seq and not self._dirty):
+            while not ((self.finished or self.status == "waiting")
+                       and self._delivered_seq >= self._seq and not self._dirty):
                 if self._closed.is_set():
                     return self.finished
                 left = None if deadline is None else deadline - time.monotonic()

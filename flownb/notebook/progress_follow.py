@@ -28,6 +28,7 @@ def consume(model: RunModel, handle: Any, *, chunk_s: float = 1.0) -> None:
     """Read the run's event stream in *this* thread until the run ends (or the model closes)."""
     if model.run_id is None:
         model.run_id = handle.run_id
+    model.resume_target = handle  # a waiting run is answered through its handle
     if model.blueprint is None:
         with contextlib.suppress(Exception):  # expired run: rows come from the events
             model.set_blueprint(handle.blueprint)
@@ -50,7 +51,7 @@ def consume(model: RunModel, handle: Any, *, chunk_s: float = 1.0) -> None:
             if status is None:
                 model.end_without_result("expired")
                 return
-            if status != "running":
+            if status not in ("running", "waiting"):  # a waiting run resumes: keep reading
                 terminal = True  # its terminal event was trimmed: the result says the rest
     for t in children:  # subflow runs end before their parent: their last events are in
         t.join(5.0)
@@ -99,7 +100,7 @@ def _consume_child(model: RunModel, store: Any, real_id: str, mapped_id: str,
             status = store.status(real_id)
             if status is not None:
                 since = time.monotonic()
-            if (status is not None and status != "running") or \
+            if (status is not None and status not in ("running", "waiting")) or \
                     time.monotonic() - since > _CHILD_MISSING_S:
                 return  # ended (terminal event trimmed) or never created / expired
     except Exception:  # noqa: BLE001 - drawing a subflow's inside is a bonus

@@ -28,9 +28,11 @@ from ..events import (
     NODE_SKIPPED,
     NODE_STARTED,
     NODE_SUCCEEDED,
+    NODE_WAITING,
     RUN_FAILED,
     RUN_FINISHED,
     RUN_STARTED,
+    RUN_WAITING,
     TERMINAL,
     Event,
 )
@@ -74,6 +76,8 @@ class NodeRow:
     note: str | None = None
     #: the LLM text streamed so far by this node (``llm_token`` custom events)
     tokens: str = ""
+    #: what a waiting node (``wait``/``approval``) asks a person, while it waits
+    prompt: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class Snapshot:
 
     run_id: str | None
     blueprint_id: str
-    status: str  # pending | running | succeeded | failed | cancelled | expired
+    status: str  # pending | running | waiting | succeeded | failed | cancelled | expired
     rows: tuple[NodeRow, ...]
     done: int
     reachable: int
@@ -133,6 +137,10 @@ class RunModel:
         self._llm_cost = 0.0
         self.status = "pending"
         self.error: dict[str, Any] | None = None
+        #: what answers a waiting run (``.waiting()`` / ``.resume()``): the RunHandle being
+        #: followed, or a waiting in-process RunResult; the widget's approval form uses it
+        self.resume_target: Any = None
+        self._resumed_bus: Any = None
         self.result: RunResult | None = None
         self._events = 0
         self._started_ts: float | None = None
@@ -201,6 +209,15 @@ class RunModel:
         if self._started_ts is None:
             self._started_ts = e.ts
             self.status = "running"
+        if self.status == "waiting" and t in (NODE_STARTED, NODE_SUCCEEDED):
+            self.status = "running"  # answered: the run goes on
+        if t == NODE_WAITING and node:
+            row = self._row(node)
+            row.state, row.prompt = "waiting", str(data.get("prompt") or "(no prompt)")
+            return
+        if t == RUN_WAITING:
+            self.status = "waiting"
+            return
         if t == NODE_STARTED and node:
             row = self._row(node)
             row.state = "running"
@@ -237,6 +254,7 @@ class RunModel:
             row.attempts = int(data.get("attempt") or row.attempts or 1)
             row.action = data.get("action")
             row.output = data.get("output")
+            row.prompt = None
             if data.get("worker"):
                 row.worker = str(data["worker"])
             self._done.add(row.node_id)
@@ -319,6 +337,9 @@ class RunModel:
             if self.run_id is None:
                 self.run_id = result.run_id
             self.status = result.status
+            if result.status == "waiting":  # parked, not finished: its answer resumes the view
+                self._finish_waiting(result)
+                return
             if result.error:
                 self.error = dict(result.error)
             for nid, st in (result.nodes or {}).items():
@@ -346,6 +367,21 @@ class RunModel:
             self._finished_ts = result.finished_at or self._finished_ts or time.time()
             self._finished = True
             self._changed()
+
+    def _finish_waiting(self, result: RunResult) -> None:
+        """Under the lock: an in-process run returned parked on ``wait``/``approval`` nodes."""
+        self.resume_target = result
+        # flownb.run's on_event ends with the call: the answer's part of the run is read from
+        # the engine's own bus (in process), so the view follows the resumed run
+        bus = getattr(getattr(result._run, "engine", None), "bus", None)
+        if bus is not None and self._resumed_bus is not bus:
+            self._resumed_bus = bus
+            bus.subscribe(self.feed)
+        waits = result.waiting() if result._run is not None else []
+        for w in waits:
+            row = self._row(str(w["node"]))
+            row.state, row.prompt = "waiting", str(w.get("prompt") or "(no prompt)")
+        self._changed()
 
     # -- state -------------------------------------------------------------------------------------
     def _reachable(self) -> int:

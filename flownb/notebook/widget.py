@@ -98,8 +98,12 @@ class RunWidget:
         self.table = W.HTML(layout=W.Layout(**full))  # wide tables scroll inside the cell
         self.details = W.HTML(layout=W.Layout(**full))
         self.live = W.HTML(layout=W.Layout(**full))
-        self.box = W.VBox([W.HBox([self.progress, self.status]), self.graph, self.live,
-                           self.table, self.details], layout=W.Layout(width="100%"))
+        #: the approval form (flownb.notebook.approval) while the run waits for a person
+        self.approval = W.VBox([])
+        self._form_for: tuple[str, Any] | None = None
+        self.form: Any = None  # the ApprovalForm shown, if any
+        self.box = W.VBox([W.HBox([self.progress, self.status]), self.approval, self.graph,
+                           self.live, self.table, self.details], layout=W.Layout(width="100%"))
         self.updates_sent = 0
         self._lock = threading.Lock()
         self._drawn_states: dict[str, str] | None = None
@@ -141,8 +145,32 @@ class RunWidget:
             self._set(self.live, live)
             self._set(self.table, table)
             self._set(self.details, details)
+            self._show_approval(snap)
             if count:
                 self.updates_sent += 1
+
+    def _show_approval(self, snap: Snapshot) -> None:
+        """While a node waits, the form answering it (one per waiting visit); gone once answered."""
+        target = self.view.resume_target
+        waiting = next((r for r in snap.rows if r.state == "waiting"), None)
+        if waiting is None or target is None:
+            if self.approval.children and snap.status != "waiting":
+                self.approval.children = ()
+                self._form_for = None
+            return
+        key = (waiting.node_id, waiting.visits)
+        if self._form_for == key:
+            return
+        from ..errors import FlownbError
+        from .approval import ApprovalForm
+
+        try:
+            form = ApprovalForm(target, waiting.node_id)
+        except FlownbError:  # answered meanwhile (another process): the next event says so
+            return
+        self._form_for = key
+        self.form = form
+        self.approval.children = (form.widget,)
 
     @staticmethod
     def _set(w: Any, value: str) -> None:
