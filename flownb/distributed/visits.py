@@ -48,6 +48,17 @@ DEFAULT_CONCURRENCY = 32
 _MODULE_DIRS = os.environ.get("FLOWNB_MODULE_PATH", "")
 
 
+def _preload_llm_client() -> None:
+    """Import ``openai`` before the loop runs visits, when it is installed.
+
+    Why: the first LLM visit would otherwise import it on the event loop thread, which
+    measured as ~1 s during which no other visit of this worker made progress."""
+    import importlib.util
+
+    if importlib.util.find_spec("openai") is not None:
+        import openai  # noqa: F401
+
+
 @dataclass
 class WorkerStats:
     jobs: int = 0
@@ -93,6 +104,7 @@ class WorkerRuntime(NodeRunner):
     def start(self) -> None:
         """Start the event loop thread, the heartbeat/reaper thread and the liveness process."""
         if self._loop is None:
+            _preload_llm_client()
             self._loop = asyncio.new_event_loop()
             self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                                  name=f"flownb-loop-{self.name}")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import FlownbError
 from ..registry import Registry
-from .jobs import ALLOWED_JOB_FUNCS, make_queue
+from .jobs import ALLOWED_JOB_FUNCS, JOB_OPTIONS, make_queue
 from .store import StoreSettings
 from .visits import DEFAULT_CONCURRENCY, WorkerRuntime
 
@@ -65,6 +65,10 @@ def current_runtime() -> WorkerRuntime:
 def process(run_id: str, items: list[list[Any]]) -> None:
     """The RQ job: hand these ready items of one run to this worker (JSON arguments only)."""
     current_runtime().submit(run_id, items)
+
+
+#: RQ's worker heartbeat and suspension check run at most this often (not after every job)
+BOOKKEEPING_EVERY_S = 1.0
 
 
 def _redis_errors() -> type[BaseException]:
@@ -152,12 +156,23 @@ def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str =
                 time.sleep(0.5)
 
         def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+            # RQ beats after every job; a flownb job is a hand-over of a few ms, so a beat per
+            # job was most of a worker's Redis traffic. Once a second keeps the worker key
+            # (ttl ``worker_ttl``) just as alive.
+            now = time.monotonic()
+            if now - self._last_beat < BOOKKEEPING_EVERY_S and not args and not kwargs:
+                return
+            self._last_beat = now
             self._ride_out("heartbeat", super().heartbeat, *args, **kwargs)
 
         def run_maintenance_tasks(self) -> None:
             self._ride_out("maintenance", super().run_maintenance_tasks)
 
         def check_for_suspension(self, burst: bool) -> None:
+            now = time.monotonic()  # once a second, not once per job (see heartbeat)
+            if now - self._last_suspension_check < BOOKKEEPING_EVERY_S:
+                return
+            self._last_suspension_check = now
             self._ride_out("suspension check", super().check_for_suspension, burst)
 
         def execute_job(self, job: Any, queue: Any) -> Any:
@@ -168,12 +183,44 @@ def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str =
             if func_name not in ALLOWED_JOB_FUNCS:
                 return self._refuse(job, queue, func_name)
             try:
-                return super().execute_job(job, queue)
+                return self._hand_over(job, queue)
             except _redis_errors() as exc:
                 log.error("flownb worker %s: Redis error around job %s: %s (its items' leases "
                           "expire and they are re-run)", self.name, job.id, exc)
                 time.sleep(0.5)
                 return None
+
+        def _hand_over(self, job: Any, queue: Any) -> None:
+            """Run a flownb job without RQ's per-job registries.
+
+            Why: a flownb job only hands its items to the runtime (:meth:`WorkerRuntime.submit`,
+            a few ms); the visits, their leases and their outcome live in flownb's own keys.
+            RQ's ``perform_job`` costs ~15 Redis round trips per job (execution registry,
+            started/finished registries, job heartbeats, state changes), which measured as half
+            of a worker's CPU under an LLM-bound load. So the job is called here and then
+            removed in one round trip: its hash and its entry in the intermediate queue (where
+            RQ's dequeue moved it). Until then the job is in that intermediate queue, so the
+            reaper still tells it from a job that waits (kill -9 mid-hand-over: its items'
+            leases expire and they are re-run). A job that raises is recorded as failed in
+            RQ's failed registry, like RQ does."""
+            try:
+                run_id, items = job.args
+                process(run_id, items)
+            except _redis_errors():
+                raise
+            except Exception as exc:  # noqa: BLE001 - recorded as RQ records a failed job
+                log.exception("flownb worker %s: job %s failed", self.name, job.id)
+                try:
+                    job.set_status("failed")
+                    queue.failed_job_registry.add(job, ttl=JOB_OPTIONS["failure_ttl"],
+                                                  exc_string=f"{type(exc).__name__}: {exc}")
+                finally:
+                    self.connection.lrem(queue.intermediate_queue_key, 1, job.id)
+                return
+            pipe = self.connection.pipeline(transaction=False)
+            pipe.delete(job.key)
+            pipe.lrem(queue.intermediate_queue_key, 1, job.id)
+            pipe.execute()
 
         def _refuse(self, job: Any, queue: Any, func_name: str) -> None:
             msg = (f"refused job {job.id}: {func_name!r} is not a flownb job function "
@@ -192,6 +239,7 @@ def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str =
                           serializer=JSONSerializer, worker_ttl=17)
     if liveness_process is None:
         liveness_process = threading.current_thread() is threading.main_thread()
+    worker._last_beat = worker._last_suspension_check = 0.0
     worker.flownb = WorkerRuntime(conn, name=wname, registry=registry, prefix=prefix,
                                   queue_name=queue_name, settings=settings,
                                   reap_interval_s=reap_interval_s, concurrency=concurrency,
