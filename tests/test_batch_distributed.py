@@ -4,6 +4,7 @@ Redis and real ``flownb worker`` processes — order, failures re-run once, canc
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
@@ -72,14 +73,18 @@ def test_map_keeps_input_order_lists_failures_and_reruns_only_them(
     assert df.loc[4, "output"] == {"double": 8}
 
 
-def test_cancel_stops_every_run_of_the_batch(redis_url: str, batch_workers: Workers) -> None:
+def test_cancel_stops_every_run_of_the_batch(redis_url: str, batch_workers: Workers,
+                                             tmp_path: Path) -> None:
     ex = _executor(redis_url)
+    marker = tmp_path / "started"
+    # a worker runs many visits at once, so all 12 runs may be in "a" together: cancel once
+    # the first has started (its marker line), long before any 3 s "a" can finish
     bp = (flownb.Builder("batch-slow")
-          .node("a", "dist-slow", params={"seconds": 0.4}).node("b", "dist-mark")
-          .chain("a", "b").build())
+          .node("a", "dist-slow", params={"seconds": 3.0, "marker": str(marker)})
+          .node("b", "dist-mark").chain("a", "b").build())
     batch = ex.map(bp, [{"i": i} for i in range(12)])
     deadline = time.monotonic() + 20
-    while batch.snapshot().done == 0 and time.monotonic() < deadline:
+    while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     batch.cancel()
     assert batch.wait(timeout=30)

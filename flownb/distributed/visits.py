@@ -59,6 +59,14 @@ def _preload_llm_client() -> None:
         import openai  # noqa: F401
 
 
+#: the reaper checks this many expired leases a round before REQUEUE (which takes 200)
+SPARE_LIMIT = 10000
+#: ... in pipelines of this many
+SPARE_CHUNK = 500
+#: ... and also those expiring this soon (REQUEUE reads Redis's clock a moment later)
+SPARE_AHEAD_MS = 2000
+
+
 @dataclass
 class WorkerStats:
     jobs: int = 0
@@ -289,14 +297,29 @@ class WorkerRuntime(NodeRunner):
         self.stats.requeued += len(items)
         return len(items)
 
-    def _spare_not_lost(self, limit: int = 200) -> int:
+    def _spare_not_lost(self, limit: int = SPARE_LIMIT) -> int:
         """Extend the expired leases of queued items whose RQ job still waits in the queue (the
-        REQUEUE script itself spares running items whose worker's liveness key is set)."""
-        r, k, st = self.conn, self.store.keys, self.store.settings
+        REQUEUE script itself spares running items whose worker's liveness key is set).
+
+        Why it looks at *every* expired lease (up to ``limit``) and :data:`SPARE_AHEAD_MS`
+        ahead: REQUEUE takes the first 200 expired leases by deadline at its own clock a moment
+        later. Checking only the first 200 let REQUEUE re-queue the next 200 (the spared ones
+        had moved behind them), and a lease expiring between the two clocks was never checked:
+        both re-queued waiting items under a backlog although no worker died."""
+        r, k = self.conn, self.store.keys
         secs, micros = r.time()
         now_ms = int(secs) * 1000 + int(micros) // 1000
         expired = [m.decode() if isinstance(m, bytes) else str(m)
-                   for m in r.zrangebyscore(k.leases, "-inf", now_ms, start=0, num=limit)]
+                   for m in r.zrangebyscore(k.leases, "-inf", now_ms + SPARE_AHEAD_MS, start=0,
+                                            num=limit)]
+        spared = 0
+        for i in range(0, len(expired), SPARE_CHUNK):
+            spared += self._spare_waiting(expired[i:i + SPARE_CHUNK])
+        return spared
+
+    def _spare_waiting(self, expired: list[str]) -> int:
+        """Renew those of ``expired`` whose item is queued and whose RQ job still waits."""
+        r, k, st = self.conn, self.store.keys, self.store.settings
         parsed = []
         for m in expired:
             run_id, _, rest = m.partition("|")

@@ -90,6 +90,8 @@ def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str =
 
     class FlownbWorker(SimpleWorker):  # type: ignore[misc]
         flownb: WorkerRuntime
+        _last_beat = 0.0  # monotonic time of the last RQ heartbeat / suspension check
+        _last_suspension_check = 0.0
 
         def _install_signal_handlers(self) -> None:
             if threading.current_thread() is threading.main_thread():
@@ -239,7 +241,6 @@ def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str =
                           serializer=JSONSerializer, worker_ttl=17)
     if liveness_process is None:
         liveness_process = threading.current_thread() is threading.main_thread()
-    worker._last_beat = worker._last_suspension_check = 0.0
     worker.flownb = WorkerRuntime(conn, name=wname, registry=registry, prefix=prefix,
                                   queue_name=queue_name, settings=settings,
                                   reap_interval_s=reap_interval_s, concurrency=concurrency,
