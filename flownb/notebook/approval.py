@@ -66,7 +66,7 @@ class ApprovalForm:
         for b in [*self.buttons, self.send]:
             b.disabled = True
         status = out.status() if callable(getattr(out, "status", None)) else out.status
-        self._show(f"answered {json.dumps(value)[:80]}; the run is {status}", ok=True)
+        self._show(f"answered {json.dumps(value)[:80]}; run status: {status}", ok=True)
         return out
 
     def _show(self, message: str, *, ok: bool) -> None:
