@@ -54,6 +54,20 @@ local function xadd(key, typ, node, data)
              'd', data or '{}')
 end
 
+-- What makes a visit's pending item takeable, checked before any write by every script that
+-- takes one up (CLAIM, PARK): the run is running, the visit is not done, the item exists.
+-- Returns the item's JSON, or nil and the encoded refusal.
+local function pending_item(node, visit)
+  local status = redis.call('HGET', K_META, 'status')
+  if status ~= 'running' then return nil, cjson.encode({r = 'stale', status = status or 'missing'}) end
+  if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
+    return nil, cjson.encode({r = 'done'})
+  end
+  local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
+  if not raw then return nil, cjson.encode({r = 'gone'}) end
+  return raw
+end
+
 local _info, _out = {}, {}
 local function ginfo(node)
   local i = _info[node]
@@ -543,14 +557,9 @@ return cjson.encode(out)
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] worker name.
 #: Returns JSON {"r": "ok"|"stale"|"gone"|"busy"|"waiting"|"done", "item": {...}}.
 CLAIM = _LIB + r"""
-local status = redis.call('HGET', K_META, 'status')
-if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 local node, visit = ARGV[7], ARGV[8]
-if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
-  return cjson.encode({r = 'done'})
-end
-local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
-if not raw then return cjson.encode({r = 'gone'}) end
+local raw, refused = pending_item(node, visit)
+if not raw then return refused end
 local it = cjson.decode(raw)
 if it.st == 'w' then
   if it.cr ~= 1 then return cjson.encode({r = 'waiting'}) end
@@ -853,15 +862,10 @@ return cjson.encode({r = 'ok', total = total})
 #: Every check (status, done marker, pending item) comes before the first write.
 #: Returns JSON {"r": "ok"|"stale"|"gone"|"done"|"already", "waiting": bool}.
 PARK = _LIB + r"""
-local status = redis.call('HGET', K_META, 'status')
-if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 local node, visit = ARGV[7], ARGV[8]
-if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
-  return cjson.encode({r = 'done'})
-end
 local f = node .. '|' .. visit
-local raw = redis.call('HGET', K_PENDING, f)
-if not raw then return cjson.encode({r = 'gone'}) end
+local raw, refused = pending_item(node, visit)
+if not raw then return refused end
 local it = cjson.decode(raw)
 if it.h then return cjson.encode({r = 'already'}) end
 it.st = 'w'
