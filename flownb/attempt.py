@@ -102,9 +102,38 @@ class _Fail(Exception):
 #: exceptions a node body may raise that still end only that node (SystemExit in a library must
 #: not take a worker down with it). A worker also counts a KeyboardInterrupt *raised by a node*
 #: as that node's error; in process, Ctrl-C arrives as one and must cancel the run instead.
+#: Any other BaseException a node raises (GeneratorExit, a custom subclass, an
+#: ``asyncio.CancelledError`` leaked from async code) is that node's error too: see
+#: :func:`is_node_error`.
 _USER_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit, KeyboardInterrupt)
 WORKER_ERRORS = _USER_ERRORS
 IN_PROCESS_ERRORS: tuple[type[BaseException], ...] = (Exception, SystemExit)
+
+
+def _being_cancelled() -> bool:
+    """Whether flownb (or the caller) asked the running task to stop: a timeout, a cancel."""
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop: the inline path, nothing can cancel it
+        return False
+    return task is not None and task.cancelling() > 0
+
+
+def is_node_error(exc: BaseException, catch: tuple[type[BaseException], ...]) -> bool:
+    """Whether ``exc``, raised while a node body ran, ends only that node.
+
+    Why every BaseException by default: a node that raised ``GeneratorExit`` or its own
+    BaseException subclass escaped the policy before, which left its item claimed for ever on a
+    worker and froze a batch in process. Two kinds are not the node's: a KeyboardInterrupt
+    where ``catch`` does not list it (Ctrl-C in process cancels the run), and a CancelledError
+    while the visit's task is really being cancelled (flownb's timeout or cancel, or the
+    caller's). A CancelledError the node body raised on its own, with no cancel pending, is an
+    error like any other."""
+    if isinstance(exc, asyncio.CancelledError):
+        return not _being_cancelled()
+    if isinstance(exc, KeyboardInterrupt):
+        return KeyboardInterrupt in catch
+    return True
 
 
 def in_thread(fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
@@ -170,7 +199,9 @@ def try_inline(cn: CNode, ctx: NodeContext,
         if impl.post is not None:
             res = impl.post(ctx, prep, res)
         return True, res
-    except catch as exc:
+    except BaseException as exc:  # noqa: BLE001 - user code: see is_node_error
+        if not is_node_error(exc, catch):
+            raise
         if phase == "exec":
             ctx._writes = base or {}
         return False, Resume(prep, phase, exc, traceback.format_exc(), t0)
@@ -257,7 +288,9 @@ async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
                 if impl.prep is not None:
                     prep = await _call(impl.prep, (ctx,), impl.prep_async, None, pool) \
                         if impl.prep_async else impl.prep(ctx)
-            except catch as exc:
+            except BaseException as exc:  # noqa: BLE001 - user code: see is_node_error
+                if not is_node_error(exc, catch):
+                    raise
                 raise _Fail(1, exc, getattr(exc, "_flownb_tb", None) or traceback.format_exc()) from None
     base = dict(ctx._writes)
     timeout = cn.timeout_s
@@ -279,16 +312,16 @@ async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
             try:
                 res = await _call(exec_fn, (prep,), is_async, timeout, pool)
                 break
-            except asyncio.CancelledError:
-                raise
             except _TimedOut:
                 err = NodeTimeout(f"attempt took longer than timeout_s={timeout}", node_id=cn.id,
                                   run_id=run_id or None, attempt=attempt)
                 tb = ""
-            except catch as e:
+            except BaseException as e:  # noqa: BLE001 - user code: see is_node_error
+                if not is_node_error(e, catch):
+                    raise
                 err, tb = e, getattr(e, "_flownb_tb", None) or traceback.format_exc()
         if attempt > cn.retries or not isinstance(err, Exception):
-            raise _Fail(attempt, err, tb)  # SystemExit / KeyboardInterrupt: not retried
+            raise _Fail(attempt, err, tb)  # a BaseException (SystemExit, ...): not retried
         delay = cn.config.retry_delay(attempt)
         emit("node_retrying", cn.id, {"attempt": attempt, "delay_s": delay, "error": short_error(err)})
         if delay:
@@ -297,7 +330,9 @@ async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
         try:
             res = await _call(impl.post, (ctx, prep, res), True, None, pool) if impl.post_async \
                 else impl.post(ctx, prep, res)
-        except catch as exc:
+        except BaseException as exc:  # noqa: BLE001 - user code: see is_node_error
+            if not is_node_error(exc, catch):
+                raise
             raise _Fail(attempt, exc, traceback.format_exc()) from None
     return res
 
@@ -309,6 +344,7 @@ __all__ = [
     "Resume",
     "error_dict",
     "in_thread",
+    "is_node_error",
     "limited",
     "run_visit",
     "short_error",
