@@ -355,14 +355,16 @@ class RunHandle:
         """Visits waiting for a person: ``[{node, visit, prompt, schema, choices, deadline, …}]``."""
         from .waiting import waiting
 
-        return waiting(self.store, self.run_id)
+        with self._redis("reading the visits waiting for a person"):
+            return waiting(self.store, self.run_id)
 
     def resume(self, node_id: str, value: Any, *, visit: int | None = None) -> RunHandle:
         """Answer a waiting node from any process: ``value`` becomes its output and the run goes
         on; refused (ResumeError) when the node does not wait (e.g. answered already)."""
         from .waiting import resume
 
-        resume(self.store, self.executor.queue, self.run_id, node_id, value, visit=visit)
+        with self._redis(f"answering node {node_id!r}"):
+            resume(self.store, self.executor.queue, self.run_id, node_id, value, visit=visit)
         return self
 
     async def aresume(self, node_id: str, value: Any, *, visit: int | None = None) -> RunHandle:
@@ -371,22 +373,27 @@ class RunHandle:
     def stream(self, mode: str | list[str] = "updates", *,
                timeout: float | None = None) -> Iterator[Any]:
         """Chunks (``updates``, ``values``, ``events``, ``tokens``) from the run's first event on;
-        ends when the run ends or waits (see :mod:`flownb.stream`)."""
+        ends when the run ends or waits (see :mod:`flownb.stream`). Raises
+        :class:`ExecutorError` within about a second when the run's data is gone from Redis
+        (expired, Redis restarted without persistence, an unknown run id) or Redis is down."""
         from .history import stream_run
 
-        return stream_run(self, mode, timeout=timeout)
+        with self._redis("streaming the run"):
+            yield from stream_run(self, mode, timeout=timeout)
 
     def history(self) -> list[Any]:
         """Every committed step (node, visit, output, action, state diff), in commit order."""
         from .history import read_history
 
-        return read_history(self.store, self.run_id)[1]
+        with self._redis("reading the run's history"):
+            return read_history(self.store, self.run_id)[1]
 
     def fork_source(self) -> tuple[Blueprint, dict[str, Any], list[Any]]:
         from .history import read_history
 
-        inputs, steps = read_history(self.store, self.run_id)
-        return self.blueprint, inputs, steps
+        with self._redis("reading the run's history"):
+            inputs, steps = read_history(self.store, self.run_id)
+            return self.blueprint, inputs, steps
 
 
 def attach(run_id: str, *, redis: str | RedisSettings | Any | None = None,

@@ -104,7 +104,8 @@ def stream_run(handle: RunHandle, mode: str | list[str] = "updates", *,
     cursor._more()
     chunker = Chunker(modes, cursor.inputs)
     events_key = store.keys.events(handle.run_id)
-    for e in store.follow(handle.run_id, timeout_s=timeout):
+    # raise_if_gone: a blocking read on a vanished run's stream would never end
+    for e in store.follow(handle.run_id, timeout_s=timeout, raise_if_gone=True):
         step = cursor.step_for(e.id) if e.type == ev.NODE_SUCCEEDED else None
         yield from chunker.feed(e, step)
         if e.type == ev.RUN_WAITING and store.status(handle.run_id) == "waiting":
