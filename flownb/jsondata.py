@@ -45,6 +45,13 @@ def dumps(value: Any, *, what: str = "value") -> str:
     except RecursionError:
         raise JSONDataError(f"{what} is nested too deeply to store as JSON") from None
     _check_keys(value, what)
+    if not text.isascii():  # Redis takes UTF-8: a lone surrogate would fail there, raw
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise JSONDataError(f"{what} holds text that is not valid Unicode (a lone surrogate "
+                                f"{exc.object[exc.start:exc.end]!r}); pass real characters, or "
+                                "bytes as base64 text") from None
     return text
 
 

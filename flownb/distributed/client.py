@@ -27,6 +27,7 @@ from ..registry import Registry, default_registry
 from ..result import RunResult
 from .jobs import enqueue_items, make_queue
 from .preflight import main_defined_error, main_defined_nodes
+from .run_ids import check_run_id
 from .settings import RedisSettings, check_server, mask_url, redis_errors
 from .store import GONE, RedisStore, StoreSettings
 
@@ -104,9 +105,7 @@ class DistributedExecutor:
             bp._cache[key] = errors
         if errors:
             raise LintError(errors, path=f"blueprint {bp.id!r}")
-        run_id = run_id or uuid.uuid4().hex[:12]
-        if "|" in run_id or not run_id:
-            raise ExecutorError(f"run ids may not be empty or contain '|': {run_id!r}")
+        run_id = uuid.uuid4().hex[:12] if run_id is None else check_run_id(run_id)
         with self._redis(f"submitting blueprint {bp.id!r}", run_id):
             live = self._live_worker_pids()
             self._check_importable(bp, live)

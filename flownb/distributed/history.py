@@ -10,6 +10,7 @@ point through ``COMMIT`` without running their nodes (see :mod:`flownb.history`)
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -19,8 +20,11 @@ from .. import events as ev
 from ..errors import ExecutorError, FlownbError
 from ..graph import analyse, select_edges
 from ..history import _UNSET, ForkPlan, Step
+from ..jsondata import JSONDataError
+from ..jsondata import dumps as strict_dumps
 from ..stream import Chunk, Chunker, parse_modes
 from .jobs import enqueue_items
+from .run_ids import check_run_id
 from .store import RedisStore, _s, dumps, loads
 
 if TYPE_CHECKING:
@@ -119,16 +123,36 @@ def stream_run(handle: RunHandle, mode: str | list[str] = "updates", *,
 def fork_on(executor: DistributedExecutor, plan: ForkPlan, *, run_id: str | None = None) -> RunHandle:
     """Start the fork described by ``plan`` on Redis; returns its handle at once."""
     from .client import RunHandle
-    from .execute import _preview
-    from .reads import resolver as _resolver
 
     store = executor.store
     bp = plan.blueprint
     graph = bp._cache.get("analysed")
     if graph is None:
         graph = bp._cache["analysed"] = analyse(bp)[0]
-    run_id = run_id or uuid.uuid4().hex[:12]
-    ready = store.start_run(run_id, bp, graph, plan.inputs, bundle=executor._bundle(bp))
+    run_id = uuid.uuid4().hex[:12] if run_id is None else check_run_id(run_id, what="fork run id")
+    # everything the user edited is checked and encoded before the first write: a fork that
+    # raised must leave nothing in Redis for the reaper to run later
+    state_json, output_json = encode_edits(plan, run_id)
+    with executor._redis(f"forking run {plan.source_run}", run_id):
+        ready = store.start_run(run_id, bp, graph, plan.inputs, bundle=executor._bundle(bp))
+        try:
+            _replay(executor, plan, graph, run_id, ready, state_json, output_json)
+        except BaseException:
+            # written, not finished: cancel it, so no worker or reaper ever runs it
+            with contextlib.suppress(Exception):
+                store.cancel(run_id)
+            raise
+    return RunHandle(executor, run_id, bp)
+
+
+def _replay(executor: DistributedExecutor, plan: ForkPlan, graph: Any, run_id: str,
+            ready: list[tuple[str, int]], state_json: dict[str, str],
+            output_json: str | None) -> None:
+    from .execute import _preview
+    from .reads import resolver as _resolver
+
+    store = executor.store
+    bp = plan.blueprint
     digest = bp.digest
     pool = [(n, int(v)) for n, v in ready]
 
@@ -140,10 +164,11 @@ def fork_on(executor: DistributedExecutor, plan: ForkPlan, *, run_id: str | None
         pool.remove((node, visit))
 
     def commit(node: str, visit: int, output: Any, action: str | None, taken: Any,
-               writes: dict[str, Any], flag: str) -> None:
+               writes: dict[str, Any], flag: str, encoded: str | None = None) -> None:
         event = {"visit": visit, "attempt": 0, "duration_s": 0.0, "action": action,
                  "output": _preview(output), "flag": flag, flag: True}
-        res = store.commit(run_id, digest, node, visit, output_json=dumps(output), taken=taken,
+        res = store.commit(run_id, digest, node, visit,
+                           output_json=dumps(output) if encoded is None else encoded, taken=taken,
                            stats={"status": "succeeded", "visits": visit, "attempts": 0,
                                   "duration_s": 0.0, "worker": flag}, event=event, writes=writes)
         if res.get("r") != "ok":
@@ -154,17 +179,43 @@ def fork_on(executor: DistributedExecutor, plan: ForkPlan, *, run_id: str | None
         take(step.node, step.visit)
         commit(step.node, step.visit, step.output, step.action, step.taken, step.writes, "replayed")
     take(plan.node, plan.visit)
-    if plan.state:
-        store.r.hset(store.keys.state(run_id), mapping={k: dumps(v) for k, v in plan.state.items()})
-    if plan.output is _UNSET:
+    if state_json:
+        store.r.hset(store.keys.state(run_id), mapping={k: v for k, v in state_json.items()})
+    if output_json is None:
         pool.insert(0, (plan.node, plan.visit))
     else:
         cn = graph.nodes[plan.node]
         taken = select_edges(cn, plan.action, _resolver(store, run_id, plan.output, plan.action,
                                                         None, {})) if cn.out else set()
-        commit(plan.node, plan.visit, plan.output, plan.action, taken, {}, "edited")
+        commit(plan.node, plan.visit, plan.output, plan.action, taken, {}, "edited", output_json)
     enqueue_items(executor.queue, run_id, [list(x) for x in pool], keys=store.keys)
-    return RunHandle(executor, run_id, bp)
+
+
+def encode_edits(plan: ForkPlan, run_id: str) -> tuple[dict[str, str], str | None]:
+    """The fork's edited state values and output as stored JSON, or a FlownbError naming the
+    value that cannot be stored (NaN, an object, a lone surrogate) — before anything is written."""
+    state: dict[str, str] = {}
+    for k, v in plan.state.items():
+        try:
+            k.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FlownbError(f"fork state key {k!r} is not valid Unicode text (a lone "
+                              "surrogate); nothing was started", run_id=run_id) from None
+        state[k] = _encoded(v, f"fork state[{k!r}]", run_id)
+    if plan.action is not None and not isinstance(plan.action, str):
+        raise FlownbError(f"fork action must be a string or None, got {plan.action!r}; nothing "
+                          "was started", run_id=run_id)
+    if plan.action is not None:
+        _encoded(plan.action, "fork action", run_id)
+    output = None if plan.output is _UNSET else _encoded(plan.output, "fork output", run_id)
+    return state, output
+
+
+def _encoded(value: Any, what: str, run_id: str) -> str:
+    try:
+        return strict_dumps(value, what=what)  # NaN, objects, lone surrogates: refused
+    except JSONDataError as exc:
+        raise FlownbError(f"{exc.message}; nothing was started", run_id=run_id) from None
 
 
 __all__ = ["fork_on", "read_history", "stream_run"]
