@@ -31,10 +31,12 @@ JOB_OPTIONS: dict[str, Any] = {"result_ttl": 0, "failure_ttl": 3600, "timeout": 
 
 
 def make_queue(conn: redis.Redis, name: str = "flownb") -> rq.Queue:
-    from rq import Queue
+    """flownb's queue: JSON jobs, read through :mod:`.rq_guard` (no name in a hash is called)."""
     from rq.serializers import JSONSerializer
 
-    return Queue(name, connection=conn, serializer=JSONSerializer)
+    from .rq_guard import GuardedQueue
+
+    return GuardedQueue(name, connection=conn, serializer=JSONSerializer)
 
 
 def split(items: Sequence[Sequence[Any]], max_jobs: int = MAX_JOBS_PER_FANOUT) -> list[list[list[Any]]]:

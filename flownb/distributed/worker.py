@@ -88,8 +88,12 @@ def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str =
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
+    from .rq_guard import GuardedJob, GuardedQueue, clean_registries
+
     class FlownbWorker(SimpleWorker):  # type: ignore[misc]
         flownb: WorkerRuntime
+        job_class = GuardedJob  # no name in a job hash is imported or called (see rq_guard)
+        queue_class = GuardedQueue
         _last_beat = 0.0  # monotonic time of the last RQ heartbeat / suspension check
         _last_suspension_check = 0.0
 
@@ -169,6 +173,9 @@ def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str =
 
         def run_maintenance_tasks(self) -> None:
             self._ride_out("maintenance", super().run_maintenance_tasks)
+
+        def clean_registries(self) -> None:
+            clean_registries(self)  # RQ's would call names from foreign job hashes
 
         def check_for_suspension(self, burst: bool) -> None:
             now = time.monotonic()  # once a second, not once per job (see heartbeat)
