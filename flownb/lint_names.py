@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from .conditions import compile_condition
 from .errors import ConditionError
+from .rate_bounds import RATE_PARAMS, rate_problem
 from .templates import template_vars
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def _builtin(uses: str, registry: Registry | None) -> bool:
 
 
 def check_names(bp: Blueprint, registry: Registry | None = None) -> list[Problem]:
-    from .lint import WARNING, Problem
+    from .lint import ERROR, WARNING, Problem
 
     out: list[Problem] = []
     ids = {n.id for n in bp.nodes}
@@ -114,6 +115,11 @@ def check_names(bp: Blueprint, registry: Registry | None = None) -> list[Problem
                                    "it is ignored", n.id))
         if n.uses in _TEMPLATED:
             out.extend(_template_problems(n, loc, ids | keys))
+        if n.uses in ("llm-process", "llm-condition", "llm-router"):
+            for p in RATE_PARAMS:
+                msg = rate_problem(p, n.params.get(p))
+                if msg is not None:
+                    out.append(Problem("bad-rate-limit", ERROR, f"{loc}.params.{p}", msg, n.id))
     for i, e in enumerate(bp.edges):
         for field in ("condition", "transform"):
             text = getattr(e, field)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..llm.ratelimit import RateLimit, set_limiter
+from ..llm.ratelimit import RateLimit, clamp_backoff, set_limiter
 from .keys import Keys
 from .scripts import RATE_LIMIT
 
@@ -32,7 +32,7 @@ class RedisRateLimiter:
         return float(raw.decode() if isinstance(raw, bytes) else raw)
 
     def backoff(self, key: str, seconds: float) -> None:
-        self._script(keys=[self.keys.llm_rate(key)], args=["backoff", max(0.0, float(seconds))])
+        self._script(keys=[self.keys.llm_rate(key)], args=["backoff", clamp_backoff(seconds)])
 
     def __repr__(self) -> str:
         return f"<RedisRateLimiter {self.keys.llm_rate('*')}>"

@@ -925,19 +925,31 @@ ALL = {"START": START, "CLAIM": CLAIM, "CLAIM_MANY": CLAIM_MANY, "COMMIT": COMMI
 #: ARGV[1] "reserve": ARGV[2] rpm (0 = none), ARGV[3] tpm (0 = none), ARGV[4] burst,
 #:         ARGV[5] tokens of this call. Returns the seconds to wait as a string, "0" = granted
 #:         (and charged; a refused call charges nothing).
-#: ARGV[1] "backoff": ARGV[2] seconds nothing is granted (a 429's Retry-After). Returns "0".
+#: ARGV[1] "backoff": ARGV[2] seconds nothing is granted (a 429's Retry-After; the client caps
+#:         it, and the script clamps it to [0, 3600] so "inf" or "nan" can never stop it half-way
+#:         or block the bucket for good). Returns "0".
+#: A stored time that is not a number, or more than a day ahead (written before the clamps),
+#: counts as 0: a poisoned bucket heals on its next call.
 RATE_LIMIT = r"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local h = redis.call('HMGET', KEYS[1], 'r', 't', 'b')
-local tr = tonumber(h[1]) or 0
-local tt = tonumber(h[2]) or 0
-local bu = tonumber(h[3]) or 0
+local function stored(x)
+  local v = tonumber(x)
+  if not v or v ~= v or v < 0 or v > now + 86400 then return 0 end
+  return v
+end
+local tr = stored(h[1])
+local tt = stored(h[2])
+local bu = stored(h[3])
 local function keep(latest)
   redis.call('PEXPIRE', KEYS[1], math.ceil((latest - now + 60) * 1000))
 end
 if ARGV[1] == 'backoff' then
-  local till = now + tonumber(ARGV[2])
+  local secs = tonumber(ARGV[2])
+  if not secs or secs ~= secs or secs < 0 then secs = 0 end
+  if secs > 3600 then secs = 3600 end
+  local till = now + secs
   if till > bu then
     bu = till
     redis.call('HSET', KEYS[1], 'b', string.format('%.6f', bu))

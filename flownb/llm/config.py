@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..rate_bounds import rate_problem
 from .errors import LLMConfigError
 from .ratelimit import RateLimit
 
@@ -145,6 +146,10 @@ def configure(*, model: str | None = _UNSET, base_url: str | None = _UNSET,
         raise LLMConfigError(f"backend must be 'fake' or 'openai', got {backend!r}")
     if rate_scope not in (_UNSET, None, *RATE_SCOPES):
         raise LLMConfigError(f"rate_scope must be one of {RATE_SCOPES}, got {rate_scope!r}")
+    for name, value in (("rpm", rpm), ("tpm", tpm), ("rate_burst", rate_burst)):
+        problem = None if value is _UNSET else rate_problem(name, value)
+        if problem is not None:
+            raise LLMConfigError(problem)
     given = {k: v for k, v in dict(model=model, base_url=base_url, api_key=api_key, cache=cache,
                                    backend=backend, temperature=temperature,
                                    max_tokens=max_tokens, system=system, max_retries=max_retries,
@@ -295,9 +300,10 @@ def resolve(params: Mapping[str, Any] | None = None) -> LLMSettings:
     scope = str(_first(p.get("rate_scope"), g.rate_scope, "model"))
     if scope not in RATE_SCOPES:
         raise LLMConfigError(f"params.rate_scope must be one of {RATE_SCOPES}, got {scope!r}")
-    for name, value in (("rpm", rpm), ("tpm", tpm)):
-        if value is not None and value <= 0:
-            raise LLMConfigError(f"{name} must be > 0 (requests or tokens per minute), got {value}")
+    for name, value in (("rpm", rpm), ("tpm", tpm), ("rate_burst", burst)):
+        problem = rate_problem(name, value)  # NaN, inf, 0, < 1 per minute: refused
+        if problem is not None:
+            raise LLMConfigError(problem)
     return LLMSettings(
         backend=backend,
         model=model,

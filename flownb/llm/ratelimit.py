@@ -19,16 +19,75 @@ on every worker — wait too instead of piling on.
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from .errors import LLMError
 
 #: the shortest sleep between two tries, so a rounding error never busy-loops
 _MIN_SLEEP_S = 0.001
 #: a waiting call re-checks at least this often (a bucket pushed back by a 429 elsewhere)
 _MAX_SLEEP_S = 5.0
+#: a 429's ``Retry-After`` pushes a bucket back at most this long (the openai SDK caps its own
+#: retry sleep at 60 s too); ``FLOWNB_LLM_MAX_RETRY_AFTER_S`` changes it (up to an hour)
+DEFAULT_MAX_RETRY_AFTER_S = 60.0
+MAX_RETRY_AFTER_ENV = "FLOWNB_LLM_MAX_RETRY_AFTER_S"
+#: a call never waits longer than this for its slot: it fails with :class:`RateLimitWaitTooLong`
+#: at once instead (``FLOWNB_LLM_MAX_RATE_WAIT_S``; a node's ``timeout_s`` also ends a wait)
+DEFAULT_MAX_WAIT_S = 600.0
+MAX_WAIT_ENV = "FLOWNB_LLM_MAX_RATE_WAIT_S"
+#: a call that waits longer than this is logged and reported (``on_wait``)
+LONG_WAIT_S = 5.0
+#: the bound on either setting: a bucket is never pushed further ahead than this
+_HARD_MAX_S = 3600.0
+
+log = logging.getLogger("flownb.llm")
+
+
+class RateLimitWaitTooLong(LLMError):
+    """A call would wait longer for its rate-limit slot than it is allowed to."""
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not 0 < value <= _HARD_MAX_S:
+        log.warning("flownb: ignoring %s=%r (want seconds, more than 0 and at most %g); using %g",
+                    name, raw, _HARD_MAX_S, default)
+        return default
+    return value
+
+
+def max_retry_after_s() -> float:
+    """The longest push-back one ``Retry-After`` may cause (see :data:`DEFAULT_MAX_RETRY_AFTER_S`)."""
+    return _env_seconds(MAX_RETRY_AFTER_ENV, DEFAULT_MAX_RETRY_AFTER_S)
+
+
+def max_wait_s() -> float:
+    """The longest a call waits for its slot (see :data:`DEFAULT_MAX_WAIT_S`)."""
+    return _env_seconds(MAX_WAIT_ENV, DEFAULT_MAX_WAIT_S)
+
+
+def clamp_backoff(seconds: float) -> float:
+    """``seconds`` of a push-back, made finite and at most :func:`max_retry_after_s`."""
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return 0.0
+    if math.isnan(s) or s <= 0:
+        return 0.0
+    return min(s, max_retry_after_s())
 
 
 @dataclass(frozen=True)
@@ -99,7 +158,7 @@ class MemoryRateLimiter:
             return 0.0
 
     def backoff(self, key: str, seconds: float) -> None:
-        until = time.time() + max(0.0, seconds)
+        until = time.time() + clamp_backoff(seconds)
         with self._lock:
             b = self._buckets.setdefault(key, [0.0, 0.0, 0.0])
             b[2] = max(b[2], until)
@@ -129,39 +188,70 @@ def set_limiter(limiter: RateLimiter | None) -> None:
         _limiter = limiter
 
 
-def _pauses(limiter: RateLimiter, key: str, limit: RateLimit, tokens: int) -> Iterator[float]:
-    """How long to sleep before each new try, until bucket ``key`` grants the call."""
+#: ``on_wait(seconds, until_epoch)``: told once when a call is about to wait long
+OnWait = Callable[[float, float], None]
+
+
+def _pauses(limiter: RateLimiter, key: str, limit: RateLimit, tokens: int,
+            max_wait: float | None, on_wait: OnWait | None) -> Iterator[float]:
+    """How long to sleep before each new try, until bucket ``key`` grants the call.
+
+    Why fail at once rather than after ``max_wait``: the bucket says exactly how long the wait
+    is, so a call that cannot be served in time is told so now, with the figures, instead of
+    holding a worker slot for nothing."""
+    limit_s = max_wait_s() if max_wait is None else max_wait
+    t0 = time.monotonic()
+    told = False
     while True:
         wait = limiter.reserve(key, limit, tokens)
         if wait <= 0:
             return
+        waited = time.monotonic() - t0
+        if not math.isfinite(wait) or waited + wait > limit_s:
+            raise RateLimitWaitTooLong(
+                f"rate limit of {key!r} (rpm={limit.rpm}, tpm={limit.tpm}): this call would wait "
+                f"{wait:.1f} s more (after {waited:.1f} s), longer than the {limit_s:g} s a call "
+                f"may wait ({MAX_WAIT_ENV}); raise the limit or the wait, or send fewer calls")
+        if not told and waited + wait >= LONG_WAIT_S:
+            told = True
+            log.warning("flownb: LLM call waits %.1f s for the rate limit of %r (rpm=%s, tpm=%s)",
+                        wait, key, limit.rpm, limit.tpm)
+            if on_wait is not None:
+                on_wait(wait, time.time() + wait)
         yield min(_MAX_SLEEP_S, max(_MIN_SLEEP_S, wait))
 
 
 async def acquire(key: str, limit: RateLimit, tokens: int,
-                  limiter: RateLimiter | None = None) -> float:
-    """Wait until bucket ``key`` grants a call; returns the seconds waited."""
+                  limiter: RateLimiter | None = None, *, max_wait: float | None = None,
+                  on_wait: OnWait | None = None) -> float:
+    """Wait until bucket ``key`` grants a call; returns the seconds waited.
+
+    Raises :class:`RateLimitWaitTooLong` when the wait would pass ``max_wait`` (default
+    :func:`max_wait_s`); ``on_wait`` is told once when the wait passes :data:`LONG_WAIT_S`."""
     waited = 0.0
     if limit:
-        for pause in _pauses(limiter or get_limiter(), key, limit, tokens):
+        for pause in _pauses(limiter or get_limiter(), key, limit, tokens, max_wait, on_wait):
             await asyncio.sleep(pause)
             waited += pause
     return waited
 
 
 def acquire_sync(key: str, limit: RateLimit, tokens: int,
-                 limiter: RateLimiter | None = None) -> float:
+                 limiter: RateLimiter | None = None, *, max_wait: float | None = None,
+                 on_wait: OnWait | None = None) -> float:
     """:func:`acquire` for synchronous callers (:func:`flownb.llm.complete`)."""
     waited = 0.0
     if limit:
-        for pause in _pauses(limiter or get_limiter(), key, limit, tokens):
+        for pause in _pauses(limiter or get_limiter(), key, limit, tokens, max_wait, on_wait):
             time.sleep(pause)
             waited += pause
     return waited
 
 
 def retry_after_s(headers: object) -> float | None:
-    """Seconds from ``retry-after-ms`` / ``retry-after`` (seconds) headers, else ``None``."""
+    """Seconds from ``retry-after-ms`` / ``retry-after`` (seconds) headers, else ``None``;
+    at most :func:`max_retry_after_s` (``inf``, ``1e12``: one answer must not block a model for
+    every worker for years)."""
     get = getattr(headers, "get", None)
     if get is None:
         return None
@@ -170,7 +260,10 @@ def retry_after_s(headers: object) -> float | None:
         if raw is None:
             continue
         try:
-            return max(0.0, float(raw) * scale)
+            value = float(raw) * scale
         except (TypeError, ValueError):
             continue  # an HTTP date: rare for LLM APIs; the SDK still honours it itself
+        if math.isnan(value):
+            continue
+        return clamp_backoff(value)
     return None

@@ -26,6 +26,8 @@ Emit = Callable[..., None]
 
 TOKEN_EVENT = "llm_token"
 USAGE_EVENT = "llm_usage"
+#: emitted when a call waits longer than ``ratelimit.LONG_WAIT_S`` for its rate-limit slot
+RATE_LIMITED_EVENT = "llm_rate_limited"
 #: at most this many ``llm_token`` events per second per call
 TOKEN_EVENTS_PER_S = 10.0
 
@@ -81,7 +83,8 @@ def generate(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
     if comp is None:
         if settings.rate_limit:
             sync_client(settings)  # see agenerate
-            acquire_sync(settings.rate_key, settings.rate_limit, _charge(settings, messages))
+            acquire_sync(settings.rate_key, settings.rate_limit, _charge(settings, messages),
+                         on_wait=_wait_reporter(settings, emit))
         comp = chat(settings, messages, on_token=coalescer.add if coalescer is not None else None)
         _cache_store(cache, key, comp)
     return _finish(comp, settings, coalescer, emit)
@@ -98,11 +101,22 @@ async def agenerate(settings: LLMSettings, messages: Sequence[Mapping[str, Any]]
             # build (or fetch) the pool first: the first call of a process imports openai,
             # which must not sit between the granted slot and the request it was granted for
             async_client(settings)
-            await acquire(settings.rate_key, settings.rate_limit, _charge(settings, messages))
+            await acquire(settings.rate_key, settings.rate_limit, _charge(settings, messages),
+                          on_wait=_wait_reporter(settings, emit))
         comp = await achat(settings, messages,
                            on_token=coalescer.add if coalescer is not None else None)
         _cache_store(cache, key, comp)
     return _finish(comp, settings, coalescer, emit)
+
+
+def _wait_reporter(settings: LLMSettings, emit: Emit | None) -> Callable[[float, float], None]:
+    """Tell the run when a call waits long for its rate-limit slot (``llm_rate_limited``: the
+    seconds, until when, and the bucket), so a slow run says why."""
+    def report(seconds: float, until: float) -> None:
+        if emit is not None:
+            emit(RATE_LIMITED_EVENT, wait_s=round(seconds, 3), until=until,
+                 bucket=settings.rate_key, rpm=settings.rpm, tpm=settings.tpm)
+    return report
 
 
 def _local_answer(settings: LLMSettings, messages: Sequence[Mapping[str, Any]],
