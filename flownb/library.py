@@ -10,7 +10,8 @@ in process and on workers alike (a distributed run uploads the blueprints it may
 Files that are not blueprints (no ``nodes`` key: an inputs file, a ``package.json``) are skipped
 and listed in :attr:`Library.skipped`; a file that *is* a blueprint but is invalid fails loudly,
 naming the file. Two files with one id fail too — silently picking one would run the wrong
-subflow.
+subflow — and so does a second folder registering an id another folder registered already (see
+:meth:`Library.register`).
 """
 
 from __future__ import annotations
@@ -67,13 +68,42 @@ class Library(Mapping[str, Blueprint]):
         self.paths[bp.id] = path
 
     def register(self, registry: Registry) -> Library:
-        """Make every blueprint here available to subflow nodes run with ``registry``."""
+        """Make every blueprint here available to subflow nodes run with ``registry``.
+
+        Refuses (before registering anything) an id that ``registry`` already holds as a
+        *different* blueprint from another place: subflows resolve by id in one registry, so
+        a second folder defining ``sub2`` would silently swap the first folder's ``sub2`` under
+        its ``main``. Loading the same folder again (after an edit) replaces its own."""
         for bp in self._bps.values():
+            clash = foreign_clash(registry, bp, self.paths[bp.id])
+            if clash is not None:
+                raise BlueprintError(clash, path=self.paths[bp.id])
+        for bp in self._bps.values():
+            bp._cache[_ORIGIN] = os.path.abspath(self.paths[bp.id])
             registry.add_blueprint(bp)
         return self
 
     def __repr__(self) -> str:
         return f"<Library {self.root}: {', '.join(sorted(self._bps))}>"
+
+
+#: where a library blueprint came from (a key of ``Blueprint._cache``)
+_ORIGIN = "library_path"
+
+
+def foreign_clash(registry: Registry, bp: Blueprint, path: str) -> str | None:
+    """Why ``bp`` (from file ``path``) may not be registered in ``registry``, or ``None``."""
+    if not registry.has_blueprint(bp.id):
+        return None
+    old = registry.get_blueprint(bp.id)
+    origin = old._cache.get(_ORIGIN)
+    if old.digest == bp.digest or origin == os.path.abspath(path):
+        return None
+    where = f"from {origin}" if origin else "by registry.add_blueprint"
+    return (f"blueprint id {bp.id!r} is already registered {where}, and this folder defines "
+            f"another one: a subflow naming {bp.id!r} would silently run the wrong one. Rename "
+            "one of them, or load each folder into its own registry: "
+            "load_dir(path, registry=flownb.Registry())")
 
 
 def _is_blueprint_doc(path: str) -> bool:
