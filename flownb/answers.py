@@ -13,11 +13,11 @@ action; anything else takes the default edges. The answer itself is the node's o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from .errors import FlownbError
+from .safe_regex import PatternError, compile_pattern, search
 
 SUPPORTED = frozenset({"type", "enum", "const", "properties", "required", "additionalProperties",
                        "items", "minItems", "maxItems", "minLength", "maxLength", "minimum",
@@ -38,6 +38,11 @@ def check_schema(schema: Any, where: str = "schema") -> None:
     if unknown:
         raise AnswerError(f"{where} uses {unknown}, which flownb's answer schemas do not "
                           f"support (supported: {sorted(SUPPORTED)})")
+    if "pattern" in schema:  # refused now, not when the first answer arrives
+        try:
+            compile_pattern(schema["pattern"])
+        except PatternError as exc:
+            raise AnswerError(f"{where}.pattern: {exc}") from None
     for name, sub in (schema.get("properties") or {}).items():
         check_schema(sub, f"{where}.properties.{name}")
     if "items" in schema:
@@ -53,6 +58,15 @@ def _type_ok(value: Any, t: str) -> bool:
         raise AnswerError(f"unknown JSON schema type {t!r} (use one of "
                           f"{sorted([*_TYPES, 'integer', 'number'])})")
     return isinstance(value, py)
+
+
+def _matches(pattern: Any, value: str, path: str) -> bool:
+    """``re.search`` semantics in linear time (:mod:`flownb.safe_regex`): a pattern from a
+    blueprint must not be able to burn minutes of CPU on one answer."""
+    try:
+        return search(pattern, value)
+    except PatternError as exc:
+        raise AnswerError(f"{path}: the schema's {exc}") from None
 
 
 def validate(value: Any, schema: Mapping[str, Any], path: str = "answer") -> None:
@@ -72,7 +86,7 @@ def validate(value: Any, schema: Mapping[str, Any], path: str = "answer") -> Non
             raise AnswerError(f"{path} must have at least {schema['minLength']} characters")
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             raise AnswerError(f"{path} must have at most {schema['maxLength']} characters")
-        if "pattern" in schema and not re.search(schema["pattern"], value):
+        if "pattern" in schema and not _matches(schema["pattern"], value, path):
             raise AnswerError(f"{path} must match the pattern {schema['pattern']!r}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if "minimum" in schema and value < schema["minimum"]:

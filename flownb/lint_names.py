@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from difflib import get_close_matches
 from typing import TYPE_CHECKING, Any
 
+from .answers import AnswerError, check_schema
 from .conditions import compile_condition
 from .errors import ConditionError
 from .rate_bounds import RATE_PARAMS, rate_problem
@@ -115,6 +116,12 @@ def check_names(bp: Blueprint, registry: Registry | None = None) -> list[Problem
                                    "it is ignored", n.id))
         if n.uses in _TEMPLATED:
             out.extend(_template_problems(n, loc, ids | keys))
+        if n.uses in ("wait", "approval") and isinstance(n.params.get("schema"), Mapping):
+            try:
+                check_schema(n.params["schema"], "params.schema")
+            except AnswerError as exc:  # found by lint, not by the first answer
+                out.append(Problem("bad-answer-schema", ERROR, f"{loc}.params.schema",
+                                   exc.message, n.id))
         if n.uses in ("llm-process", "llm-condition", "llm-router"):
             for p in RATE_PARAMS:
                 msg = rate_problem(p, n.params.get(p))

@@ -39,9 +39,10 @@ _UNSET = object()
 GONE = "the run's data is gone from Redis (restarted without persistence, or expired)"
 
 
-def dumps(value: Any) -> str:
-    """Strict JSON (no NaN/inf, no keys that collide as strings): :func:`flownb.jsondata.dumps`."""
-    return _strict_dumps(value)
+def dumps(value: Any, *, what: str = "value") -> str:
+    """Strict JSON (no NaN/inf, no keys that collide as strings, no lone surrogates):
+    :func:`flownb.jsondata.dumps`; ``what`` names the value in the error."""
+    return _strict_dumps(value, what=what)
 
 
 def loads(raw: bytes | str | None, *, what: str = "value") -> Any:
@@ -182,7 +183,8 @@ class RedisStore:
             if not isinstance(k, str) or k.startswith("_outputs"):
                 raise FlownbError(f"input key {k!r} must be a string not starting with '_outputs'",
                                   run_id=run_id)
-            flat += [k, dumps(v)]
+            flat += [k, dumps(v, what=f"input {k!r} of run {run_id}")]
+        dumps(list(inputs), what=f"the input names of run {run_id}")  # a lone surrogate in a key
         parent_children = ""
         if parent:
             parent_children = self.keys.children(parent.split("|")[0])

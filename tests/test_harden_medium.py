@@ -1,0 +1,93 @@
+"""Issue 19, medium items: answer-schema patterns (checked at lint and park, matched in linear
+time on both executors) and lone surrogates (a clear FlownbError, never a raw
+UnicodeEncodeError), with real Redis and a real worker."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import pytest
+
+import flownb
+from flownb.answers import AnswerError
+from flownb.distributed.client import DistributedExecutor, NoWorkersWarning
+from flownb.lint import lint
+
+from conftest import Workers
+
+pytestmark = pytest.mark.timeout(120)
+
+EVIL = "^(a+)+$"  # exponential with re: 31 a's and a b took 103 s
+
+
+def ask(schema: dict) -> flownb.Blueprint:
+    return flownb.Blueprint.from_dict({"id": "ask", "nodes": [
+        {"id": "q", "uses": "wait", "params": {"prompt": "?", "schema": schema}},
+        {"id": "after", "uses": "noop"}], "edges": [{"source": "q", "target": "after"}]})
+
+
+def test_a_backtracking_pattern_answers_at_once_in_process() -> None:
+    res = flownb.run(ask({"type": "string", "pattern": EVIL}), {})
+    assert res.status == "waiting"
+    t0 = time.monotonic()
+    with pytest.raises(flownb.FlownbError, match="must match the pattern"):
+        res.resume("q", "a" * 31 + "b")
+    with pytest.raises(flownb.FlownbError, match="must match the pattern"):
+        res.resume("q", "a" * 20000 + "b")
+    assert time.monotonic() - t0 < 5
+    assert res.resume("q", "aaa").status == "succeeded"
+
+
+def test_a_backtracking_pattern_answers_at_once_on_a_worker(redis_url: str,
+                                                            workers: Workers) -> None:
+    workers.start(1)
+    h = DistributedExecutor(redis_url).submit(ask({"type": "string", "pattern": EVIL}))
+    deadline = time.monotonic() + 30
+    while not h.waiting() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    with pytest.raises(flownb.FlownbError, match="must match the pattern"):
+        h.resume("q", "a" * 31 + "b")
+    assert time.monotonic() - t0 < 5
+    h.resume("q", "aa")
+    assert h.result(timeout=30).outputs["q"] == "aa"
+
+
+@pytest.mark.parametrize(("pattern", "why"), [
+    ("(", "does not compile"), ("a{2,1}", "does not compile"), (r"(a)\1", "not supported"),
+    ("(?=a)b", "not supported"), ("(?i)abc", "inline flags"), ("a{100000}", "does not compile|too large"),
+    (3, "must be a string")])
+def test_bad_patterns_are_refused_at_lint_and_park(pattern: object, why: str) -> None:
+    bp = ask({"type": "string", "pattern": pattern})
+    problems = [p for p in lint(bp) if p.code == "bad-answer-schema"]
+    assert len(problems) == 1 and problems[0].severity == "error", lint(bp)
+    assert problems[0].location.endswith("params.schema")
+    import re
+    assert re.search(why, problems[0].message), problems[0].message
+    with pytest.raises(AnswerError, match="pattern"):
+        flownb.wait_for("?", schema={"type": "string", "pattern": pattern})
+
+
+def test_lone_surrogates_are_clear_errors(redis_url: str, workers: Workers) -> None:
+    ex = DistributedExecutor(redis_url)
+    bp = flownb.Blueprint.from_dict({"id": "s", "nodes": [{"id": "a", "uses": "noop"}]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoWorkersWarning)
+        for call, what in [(lambda: ex.submit(bp, {"x": "a\ud800"}), "input 'x'"),
+                           (lambda: ex.submit(bp, {"x\ud800": 1}), "input names"),
+                           (lambda: ex.submit(bp, {}, run_id="r\ud800"), "run id"),
+                           (lambda: flownb.Blueprint.from_dict(
+                               {"id": "s", "nodes": [{"id": "a\ud800", "uses": "noop"}]}),
+                            "id")]:
+            with pytest.raises(flownb.FlownbError, match=what):
+                call()
+    workers.start(1)
+    h = ex.submit(ask({"type": "string"}))
+    deadline = time.monotonic() + 30
+    while not h.waiting() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with pytest.raises(flownb.FlownbError, match="lone surrogate"):
+        h.resume("q", "\udfff")
+    assert h.waiting(), "a refused answer changed nothing"
+    assert flownb.run(ask({"type": "string"}), {}).resume("q", "ok\ud800").status == "succeeded"
