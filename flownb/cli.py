@@ -123,6 +123,8 @@ def _load_inputs(text: str | None) -> dict[str, Any]:
             text = fh.read()
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise FlownbError("--inputs is nested too deeply to read") from None
     except ValueError as exc:
         raise FlownbError(f"--inputs is not JSON (or a JSON file): {exc}") from None
     if not isinstance(data, dict):

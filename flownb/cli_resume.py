@@ -52,6 +52,17 @@ def report_waiting(res: Any, *, on_redis: bool) -> int:
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     """Answer a run waiting for a person; without NODE (or a value), show what it waits for."""
+    value = args.value
+    if args.json is not None:  # read before Redis is asked anything
+        try:
+            value = json.loads(args.json)
+        except RecursionError:
+            print("flownb: error: --json is nested too deeply to read", file=sys.stderr)
+            return 1
+        except ValueError as exc:
+            print(f"flownb: error: --json is not JSON ({exc}); for plain text use --value",
+                  file=sys.stderr)
+            return 1
     handle = _executor(args).attach(args.run_id)
     if args.node is None or (args.json is None and args.value is None):
         rows = handle.waiting()
@@ -62,15 +73,6 @@ def _cmd_resume(args: argparse.Namespace) -> int:
             print(describe_wait(w))
         print("answer with: flownb resume RUN NODE --json '<value>'  (or --value TEXT)")
         return 0 if args.node is None else 2
-    if args.json is not None:
-        try:
-            value = json.loads(args.json)
-        except ValueError as exc:
-            print(f"flownb: error: --json is not JSON ({exc}); for plain text use --value",
-                  file=sys.stderr)
-            return 1
-    else:
-        value = args.value
     handle.resume(args.node, value, visit=args.visit)
     print(f"resumed {args.node}; run {args.run_id} is {handle.status()}")
     return 0

@@ -106,11 +106,23 @@ def foreign_clash(registry: Registry, bp: Blueprint, path: str) -> str | None:
             "load_dir(path, registry=flownb.Registry())")
 
 
+#: how much of a file over the size limit is read to tell a big data file from a blueprint
+_HEAD_BYTES = 65536
+
+
 def _is_blueprint_doc(path: str) -> bool:
     """Cheap pre-check: a mapping with ``nodes``. Unparseable files count as blueprints, so
-    loading them reports the syntax error instead of skipping them quietly."""
+    loading them reports the syntax error instead of skipping them quietly.
+
+    A file over the blueprint size limit (:mod:`flownb.limits`) is never parsed here (a 216 MB
+    data file beside the blueprints took 1.1 GB): it counts as a blueprint, so loading it
+    reports the limit, only when its first 64 KB mention ``nodes``."""
+    from .limits import current_limits
+
     try:
         with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size > current_limits().max_file_bytes:
+                return b"nodes" in fh.read(_HEAD_BYTES)
             raw = fh.read()
         if path.endswith(".json"):
             data: Any = json.loads(raw)

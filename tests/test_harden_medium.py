@@ -4,8 +4,13 @@ UnicodeEncodeError), with real Redis and a real worker."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +19,7 @@ from flownb.answers import AnswerError
 from flownb.distributed.client import DistributedExecutor, NoWorkersWarning
 from flownb.lint import lint
 
-from conftest import Workers
+from conftest import ROOT, Workers
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -91,3 +96,41 @@ def test_lone_surrogates_are_clear_errors(redis_url: str, workers: Workers) -> N
         h.resume("q", "\udfff")
     assert h.waiting(), "a refused answer changed nothing"
     assert flownb.run(ask({"type": "string"}), {}).resume("q", "ok\ud800").status == "succeeded"
+
+
+# -- the CLI and load_dir with hostile files -------------------------------------------------------
+
+def _flownb(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "flownb", *args], cwd=str(cwd), text=True,
+                          capture_output=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def test_a_non_utf8_env_file_does_not_break_the_cli(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_bytes(b"OPENAI_API_KEY=\xff\xfe\x00bad\n")
+    (tmp_path / "bp.json").write_text(json.dumps({"id": "x", "nodes": [{"id": "a", "uses": "noop"}]}))
+    p = _flownb("validate", "bp.json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "ok (1 nodes" in p.stdout and "Traceback" not in p.stderr
+    assert "ignoring" in p.stderr and ".env" in p.stderr
+
+
+def test_deeply_nested_json_on_the_cli_is_a_clear_error(tmp_path: Path) -> None:
+    deep = "[" * 20000 + "]" * 20000
+    p = _flownb("resume", "some-run", "q", "--json", deep, cwd=tmp_path)
+    assert p.returncode == 1 and "nested too deeply" in p.stderr and "Traceback" not in p.stderr
+    p = _flownb("run", "noop", "--inputs", deep, cwd=tmp_path)
+    assert "Traceback" not in p.stderr and "nested too deeply" in p.stderr, p.stderr
+
+
+def test_load_dir_never_parses_a_file_over_the_size_limit(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWNB_MAX_BLUEPRINT_BYTES", "2000")
+    (tmp_path / "main.json").write_text(json.dumps({"id": "m", "nodes": [{"id": "a", "uses": "noop"}]}))
+    (tmp_path / "data.json").write_text("[" + "1," * 5000)  # big, and not even JSON
+    lib = flownb.load_dir(tmp_path, registry=flownb.Registry())
+    assert list(lib) == ["m"] and lib.skipped == [str(tmp_path / "data.json")]
+    (tmp_path / "huge.json").write_text(json.dumps({"id": "h", "nodes": [
+        {"id": f"n{i}", "uses": "noop"} for i in range(200)]}))
+    with pytest.raises(flownb.FlownbError, match="FLOWNB_MAX_BLUEPRINT_BYTES"):
+        flownb.load_dir(tmp_path, registry=flownb.Registry())

@@ -200,7 +200,14 @@ def load_dotenv_once() -> None:
         from dotenv import load_dotenv
     except ImportError:
         return
-    load_dotenv(path, override=False)
+    try:
+        load_dotenv(path, override=False)
+    except (UnicodeDecodeError, OSError, ValueError) as exc:  # must not break every command
+        import logging
+
+        logging.getLogger("flownb.llm").warning(
+            "flownb: ignoring %s: it cannot be read as UTF-8 text of NAME=value lines (%s)",
+            path, exc)
 
 
 def _env(name: str) -> str | None:
