@@ -134,3 +134,32 @@ def test_load_dir_never_parses_a_file_over_the_size_limit(tmp_path: Path,
         {"id": f"n{i}", "uses": "noop"} for i in range(200)]}))
     with pytest.raises(flownb.FlownbError, match="FLOWNB_MAX_BLUEPRINT_BYTES"):
         flownb.load_dir(tmp_path, registry=flownb.Registry())
+
+
+def test_runs_wait_for_a_capable_worker_that_is_starting(redis_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker lacking the node's module holds the item back for a grace period instead of
+    failing the run while the capable worker is still starting."""
+    import redis as redis_mod
+    import uuid
+
+    monkeypatch.setenv("FLOWNB_CAPABILITY_GRACE_S", "30")
+    lacking = Workers(redis_url)  # no harden_nodes
+    capable = Workers(redis_url, modules=(*Workers.MODULES, "harden_nodes"))
+    capable._n = 100
+    key = f"cap:{uuid.uuid4().hex}"
+    bp = flownb.Blueprint.from_dict({"id": "cap", "nodes": [
+        {"id": "a", "uses": "harden-count", "params": {"redis": redis_url, "count": key}}]})
+    try:
+        lacking.start(1)
+        ex = DistributedExecutor(redis_url)
+        handles = [ex.submit(bp) for _ in range(8)]
+        time.sleep(1.5)  # the lacking worker has seen them; nobody can run them yet
+        assert all(h.status() == "running" for h in handles)
+        capable.start(1)
+        results = [h.result(timeout=60, raise_on_error=False) for h in handles]
+    finally:
+        lacking.close()
+        capable.close()
+    assert [r.status for r in results] == ["succeeded"] * 8, [r.error for r in results][:2]
+    assert int(redis_mod.Redis.from_url(redis_url).get(key) or 0) == 8

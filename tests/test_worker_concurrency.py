@@ -143,7 +143,7 @@ def test_backlog_causes_no_requeue(redis_url: str) -> None:
 
 
 @pytest.mark.parametrize("kind, type_", [("exit", "SystemExit"), ("kbint", "KeyboardInterrupt"),
-                                          ("surrogate", "FlownbError")])
+                                          ("surrogate", "JSONDataError")])
 def test_base_exceptions_and_unstorable_outputs_fail_the_node_once(
         redis_url: str, cworkers: Workers, kind: str, type_: str) -> None:
     cworkers.start(1)

@@ -59,6 +59,19 @@ def _preload_llm_client() -> None:
         import openai  # noqa: F401
 
 
+#: how long an item waits for a worker that has its node type before its run fails
+#: (``FLOWNB_CAPABILITY_GRACE_S``): a capable worker may be starting
+DEFAULT_CAPABILITY_GRACE_S = 15.0
+
+
+def capability_grace_s() -> float:
+    try:
+        value = float(os.environ.get("FLOWNB_CAPABILITY_GRACE_S", DEFAULT_CAPABILITY_GRACE_S))
+    except ValueError:
+        return DEFAULT_CAPABILITY_GRACE_S
+    return value if 0 <= value <= 3600 else DEFAULT_CAPABILITY_GRACE_S
+
+
 #: the reaper checks this many expired leases a round before REQUEUE (which takes 200)
 SPARE_LIMIT = 10000
 #: ... in pipelines of this many
@@ -107,6 +120,8 @@ class WorkerRuntime(NodeRunner):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._alive: subprocess.Popen[bytes] | None = None
+        #: items whose node type no live worker had, since when (see _incapable)
+        self._incapable_since: dict[tuple[str, str, int], float] = {}
 
     # -- the loop ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -169,7 +184,7 @@ class WorkerRuntime(NodeRunner):
         try:
             await self.visit(run_id, node, visit)
         except Incapable as exc:
-            self._hand_back(run_id, node, visit, exc)
+            await self._incapable(run_id, node, visit, exc)
         except Exception:
             log.exception("flownb: visit %s failed outside its node; it will be re-run", member)
         finally:
@@ -217,11 +232,34 @@ class WorkerRuntime(NodeRunner):
     stop_background = stop
 
     # -- a node type this worker lacks -------------------------------------------------------------
+    async def _incapable(self, run_id: str, node: str, visit: int, exc: Incapable) -> None:
+        """An item whose node type this worker lacks: hand it back, or fail the run when no
+        worker has it — but only after :data:`CAPABILITY_GRACE_S` without one.
+
+        Why the grace: a capable worker that is starting (importing its modules) is not yet in
+        the worker list; failing at once failed 13 of 20 runs during such a start-up window."""
+        key = (run_id, node, visit)
+        first = self._incapable_since.setdefault(key, time.monotonic())
+        if not self._capable(exc) and time.monotonic() - first < capability_grace_s():
+            if len(self._incapable_since) > 10000:
+                self._incapable_since.clear()
+            log.warning("flownb: %s; no live worker has it yet: %s|%s of run %s waits up to "
+                        "%.0fs for one", exc.message, node, visit, run_id, capability_grace_s())
+            await asyncio.sleep(0.5)
+            enqueue_items(self.queue, run_id, [[node, visit]], keys=self.store.keys,
+                          ttl_s=self.store.settings.result_ttl_s)
+            return
+        self._incapable_since.pop(key, None)
+        self._hand_back(run_id, node, visit, exc)
+
+    def _capable(self, exc: Incapable) -> list[str]:
+        return [w for w, info in self._live_workers().items()
+                if w != self.name and set(exc.missing) <= set(info.get("names") or ())]
+
     def _hand_back(self, run_id: str, node: str, visit: int, exc: Incapable) -> None:
         """Give the item back for a worker that has the node types, or fail the run when no
         live worker has them."""
-        capable = [w for w, info in self._live_workers().items()
-                   if w != self.name and set(exc.missing) <= set(info.get("names") or ())]
+        capable = self._capable(exc)
         if not capable:
             meta = self.store.meta(run_id)
             err = {"node_id": node, "run_id": run_id, "attempt": 1, "type": "RegistryError",
