@@ -21,6 +21,12 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float))
 
 
+#: the longest string (characters) or list (items) a ``+`` may produce. Why: ``+`` is the one
+#: operator that grows a value, and an edge transform applied in a loop doubled a 10 MB string
+#: into ~2 GB (a raw MemoryError in process, ~880 MB written to Redis on workers).
+MAX_CONCAT_LEN = 10_000_000
+
+
 def _arith(op: str, fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     """Numbers only (plus str/list concatenation for ``+``).
 
@@ -33,6 +39,11 @@ def _arith(op: str, fn: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
             op == "+" and type(a) is type(b) and type(a) in (str, list))
         if not ok:
             raise _EvalError(f"cannot apply '{op}' to {_tname(a)} and {_tname(b)}")
+        if op == "+" and type(a) in (str, list) and len(a) + len(b) > MAX_CONCAT_LEN:
+            unit = "characters" if type(a) is str else "items"
+            raise _EvalError(f"'+' would make a {_tname(a)} of {len(a) + len(b):,} {unit}, more "
+                             f"than the limit of {MAX_CONCAT_LEN:,} a condition or transform "
+                             "may produce (flownb.conditions_eval.MAX_CONCAT_LEN)")
         try:
             return fn(a, b)
         except ZeroDivisionError:

@@ -163,3 +163,32 @@ def test_runs_wait_for_a_capable_worker_that_is_starting(redis_url: str,
         capable.close()
     assert [r.status for r in results] == ["succeeded"] * 8, [r.error for r in results][:2]
     assert int(redis_mod.Redis.from_url(redis_url).get(key) or 0) == 8
+
+
+def _doubling_loop() -> flownb.Blueprint:
+    loop = {"max_visits": 100}
+    return flownb.Blueprint.from_dict({"id": "amp", "nodes": [
+        {"id": "s", "uses": "passthrough"}, {"id": "a", "uses": "passthrough", "config": loop},
+        {"id": "b", "uses": "passthrough", "config": loop},
+        {"id": "c", "uses": "passthrough", "config": loop}], "edges": [
+        {"source": "s", "target": "a", "transform": "input.x"},
+        {"source": "a", "target": "b", "transform": "input + input"},
+        {"source": "b", "target": "c", "transform": "input + input"},
+        {"source": "c", "target": "a", "transform": "input + input"}]})
+
+
+def test_a_doubling_transform_loop_stops_at_the_size_limit(redis_url: str,
+                                                           workers: Workers) -> None:
+    import redis as redis_mod
+
+    t0 = time.monotonic()
+    res = flownb.run(_doubling_loop(), {"x": "y" * 1000}, raise_on_error=False)
+    assert time.monotonic() - t0 < 10
+    assert res.status == "failed" and res.error["type"] == "ConditionError"
+    assert "more than the limit of 10,000,000" in res.error["message"]
+    workers.start(1)
+    r = redis_mod.Redis.from_url(redis_url)
+    out = DistributedExecutor(redis_url).run(_doubling_loop(), {"x": "y" * 1000}, timeout=60,
+                                             raise_on_error=False)
+    assert out.status == "failed" and "more than the limit" in out.error["message"]
+    assert int(r.info("memory")["used_memory"]) < 200 * 2**20  # was ~880 MB
