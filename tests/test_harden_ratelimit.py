@@ -45,6 +45,7 @@ def _llm_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                  "FLOWNB_LLM_MAX_RATE_WAIT_S"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FLOWNB_LLM_CACHE", "0")
+    monkeypatch.setenv("FLOWNB_LLM_ALLOWED_BASE_URLS", "http://127.0.0.1:*,http://localhost:*")  # the test servers
     llm.reset()
     set_limiter(None)
     yield

@@ -39,6 +39,7 @@ def clean_llm_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[P
         monkeypatch.delenv(var, raising=False)
     cache_dir = tmp_path / "llm-cache"
     monkeypatch.setenv("FLOWNB_LLM_CACHE_DIR", str(cache_dir))
+    monkeypatch.setenv("FLOWNB_LLM_ALLOWED_BASE_URLS", "http://127.0.0.1:*,http://localhost:*")  # the test servers
     # 127.0.0.1 must never go through a proxy a CI machine may define
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")

@@ -31,6 +31,7 @@ def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
                  "FLOWNB_LLM_CACHE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("FLOWNB_LLM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLOWNB_LLM_ALLOWED_BASE_URLS", "http://127.0.0.1:*,http://localhost:*")  # the test servers
     llm.reset()
     yield
     llm.reset()

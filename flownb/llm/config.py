@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..rate_bounds import rate_problem
 from .errors import LLMConfigError
 from .ratelimit import RateLimit
+from .trust import check_base_url, check_key_env
 
 if TYPE_CHECKING:
     from .cache import Cache
@@ -267,6 +268,8 @@ def resolve(params: Mapping[str, Any] | None = None) -> LLMSettings:
                 "A model name goes in FLOWNB_LLM_MODEL")
 
     key_env = p.get("api_key_env")
+    if key_env:
+        check_key_env(str(key_env))  # only a variable the operator allowed (flownb.llm.trust)
     node_key = _env(str(key_env)) if key_env else None
     if key_env and node_key is None:
         raise LLMConfigError(f"params.api_key_env names {key_env!r}, but that environment "
@@ -281,6 +284,9 @@ def resolve(params: Mapping[str, Any] | None = None) -> LLMSettings:
     if backend is None:
         backend = "openai" if (api_key or base_url) else "fake"
 
+    if backend == "openai" and p.get("base_url"):  # a blueprint must not pick the server
+        check_base_url(str(p["base_url"]),
+                       str(_first(g.base_url, _env("OPENAI_BASE_URL"), DEFAULT_BASE_URL)))
     if backend == "openai" and not api_key:
         if base_url and base_url.rstrip("/") != DEFAULT_BASE_URL:
             api_key = PLACEHOLDER_KEY
