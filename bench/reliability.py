@@ -113,7 +113,10 @@ def chaos(cfg: Config) -> Report:
     n_runs = cfg.pick(100, 10)
     kill_window = cfg.pick(20.0, 4.0)
     deadline_s = cfg.pick(180.0, 30.0)
-    ms = 15.0
+    # --quick: nodes long enough that a batch outlives the first kills (15 ms nodes finished the
+    # quick batch before the first kill: a chaos check that killed nobody and passed)
+    ms = cfg.pick(15.0, 150.0)
+    min_kills = cfg.pick(10, 2)
     rng = random.Random(1234)
     with Cluster(name="chaos") as c:
         bp = chaos_blueprint(ms, exec_redis=c.url)
@@ -212,6 +215,16 @@ def chaos(cfg: Config) -> Report:
     rep.goal("all runs complete", "completed", "==", n_runs)
     rep.goal("0 lost", "lost", "==", 0)
     rep.goal("0 double commits", "double_commits", "==", 0)
+    rep.goal(f"at least {min_kills} workers killed", "kills", ">=", min_kills)
+    lost = st.get("lost", 0) + st.get("missing", 0)
+    problems = [f"only {len(kills)} worker(s) killed (at least {min_kills} needed: else the check "
+                "proves nothing)"] if len(kills) < min_kills else []
+    if lost:
+        problems.append(f"{lost} run(s) lost (not finished within {deadline_s:.0f}s)")
+    if audit["doubles"]:
+        problems.append(f"{len(audit['doubles'])} visit(s) committed twice: {audit['doubles'][:5]}")
+    if problems:  # the bench reports an error, and `python -m bench` exits 1
+        raise AssertionError("chaos check failed: " + "; ".join(problems))
     rep.data["kills"] = [{"t": t, "worker": w, "rq_queue_len": q} for (t, w), q in zip(kills, qlen)]
     per_kill = _recovery_per_kill(audit, kills)
     rep.data["recovery_per_kill"] = [

@@ -192,3 +192,30 @@ def test_a_doubling_transform_loop_stops_at_the_size_limit(redis_url: str,
                                              raise_on_error=False)
     assert out.status == "failed" and "more than the limit" in out.error["message"]
     assert int(r.info("memory")["used_memory"]) < 200 * 2**20  # was ~880 MB
+
+
+def test_late_and_huge_answers_are_refused_on_redis(redis_url: str) -> None:
+    from flownb.distributed.waiting import MAX_ANSWER_CHARS
+
+    ws = Workers(redis_url)
+    ex = DistributedExecutor(redis_url)
+    bp = flownb.Blueprint.from_dict({"id": "late", "nodes": [
+        {"id": "q", "uses": "wait", "params": {"prompt": "?", "timeout_s": 6.0,
+                                               "default": "d"}}]})
+    try:
+        ws.start(1)
+        big = ex.submit(ask({"type": "string"}))
+        late = ex.submit(bp)
+        deadline = time.monotonic() + 30
+        while not (big.waiting() and late.waiting()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        ws.close()  # no reaper from here on: only the answer's own check can refuse it
+    with pytest.raises(flownb.FlownbError, match="more than the 16,777,216"):
+        big.resume("q", "x" * (MAX_ANSWER_CHARS + 1))
+    assert big.waiting(), "a refused answer changed nothing"
+    [row] = late.waiting()
+    time.sleep(max(0.0, row["deadline"] - time.time()) + 0.3)
+    with pytest.raises(flownb.FlownbError, match="came after timeout_s=6.0"):
+        late.resume("q", "too late")
+    assert late.waiting()

@@ -44,6 +44,11 @@ def park(store: RedisStore, run_id: str, digest: str, cn: CNode, visit: int, inp
     return loads(raw)  # type: ignore[no-any-return]
 
 
+#: the largest answer (characters of its JSON) ``resume`` stores: an answer lands in the run's
+#: state and in its history, so a 150 MB answer cost 300 MB of Redis
+MAX_ANSWER_CHARS = 16 * 2**20
+
+
 def waiting(store: RedisStore, run_id: str) -> list[dict[str, Any]]:
     """The run's parked visits: ``[{node, visit, prompt, schema, choices, deadline, ...}]``."""
     out = []
@@ -83,10 +88,21 @@ def resume(store: RedisStore, queue: rq.Queue, run_id: str, node_id: str, value:
         raise ResumeError(f"cannot resume: {why} (run status {meta.get('status')!r}; waiting "
                           f"now: {others})", node_id=node_id, run_id=run_id)
     info = parked[0]
+    if by != "timeout" and info.get("deadline") is not None:
+        sec, usec = store.r.time()  # the reaper's clock: late is late on both executors
+        if int(sec) + int(usec) / 1e6 > float(info["deadline"]):
+            raise ResumeError(f"the answer came after timeout_s={info.get('timeout_s')}; the "
+                              "workers' reaper takes the node's default answer",
+                              node_id=node_id, run_id=run_id)
     try:
         output, action = answer_for(info, value, by=by)
     except AnswerError as exc:
         raise ResumeError(exc.message, node_id=node_id, run_id=run_id) from None
+    output_json = dumps(output, what=f"the answer to node {node_id!r}")
+    if len(output_json) > MAX_ANSWER_CHARS:  # it is stored twice (state and history)
+        raise ResumeError(f"the answer is {len(output_json):,} characters of JSON, more than the "
+                          f"{MAX_ANSWER_CHARS:,} an answer may have; store big data elsewhere "
+                          "and answer with a reference", node_id=node_id, run_id=run_id)
     digest = meta.get("blueprint", "")
     cn = _graph(store, digest).nodes[node_id]
     from .execute import _preview
@@ -99,7 +115,7 @@ def resume(store: RedisStore, queue: rq.Queue, run_id: str, node_id: str, value:
         raise ResumeError(exc.message, node_id=node_id, run_id=run_id) from None
     now = time.time()
     flag = "timeout" if by == "timeout" else "resumed"
-    res = store.commit(run_id, digest, node_id, int(info["visit"]), output_json=dumps(output),
+    res = store.commit(run_id, digest, node_id, int(info["visit"]), output_json=output_json,
                        taken=taken, script="RESUME",
                        stats={"status": "succeeded", "visits": info["visit"], "attempts": 1,
                               "duration_s": max(0.0, now - info["since"]), "finished_at": now,
@@ -139,4 +155,4 @@ def expire_waits(store: RedisStore, queue: rq.Queue, limit: int = 100) -> int:
     return n
 
 
-__all__ = ["expire_waits", "park", "resume", "waiting"]
+__all__ = ["MAX_ANSWER_CHARS", "expire_waits", "park", "resume", "waiting"]
