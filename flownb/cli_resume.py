@@ -52,10 +52,10 @@ def report_waiting(res: Any, *, on_redis: bool) -> int:
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     """Answer a run waiting for a person; without NODE (or a value), show what it waits for."""
-    value = args.value
+    value = sys.stdin.read() if args.value == "-" else args.value
     if args.json is not None:  # read before Redis is asked anything
         try:
-            value = json.loads(args.json)
+            value = json.loads(sys.stdin.read() if args.json == "-" else args.json)
         except RecursionError:
             print("flownb: error: --json is nested too deeply to read", file=sys.stderr)
             return 1
@@ -83,8 +83,9 @@ def add_resume_command(sub: Any) -> None:
     rs = _command(sub, "resume", "answer a run waiting for a person (a wait/approval node)",
                   _cmd_resume, run_id=True)
     rs.add_argument("node", nargs="?", help="the waiting node (omit to list what the run waits for)")
-    rs.add_argument("--json", help="the answer as JSON, e.g. '\"approve\"' or '{\"action\": \"edit\"}'")
-    rs.add_argument("--value", help="the answer as plain text (e.g. a choice: approve)")
+    rs.add_argument("--json", help="the answer as JSON, e.g. '\"approve\"' or '{\"action\": \"edit\"}' "
+                                   "('-': read it from stdin)")
+    rs.add_argument("--value", help="the answer as plain text (e.g. a choice: approve; '-': stdin)")
     rs.add_argument("--visit", type=int, default=None, help="which visit, if several wait")
 
 

@@ -118,16 +118,40 @@ def make_plan(source: Any, *, from_node: str, visit: int | None = None,
     at = next((i for i, s in enumerate(steps)
                if s.node == from_node and (visit is None or s.visit == visit)), None)
     if at is None:
+        failed = _failed_visit(source, live, from_node, steps, visit)
+        if failed is not None:  # fork from the node the run failed at: replay everything before
+            _check_state_keys(state, run_id)
+            return ForkPlan(bp, dict(inputs), list(steps), from_node, failed, dict(state or {}),
+                            output, action, run_id)
         done = sorted({f"{s.node}#{s.visit}" for s in steps})
         which = f"{from_node!r}" + (f" visit {visit}" if visit is not None else "")
         raise FlownbError(f"node {which} never committed in run {run_id}, so there is no point "
                           f"to fork from (committed: {done})", node_id=from_node, run_id=run_id)
+    _check_state_keys(state, run_id)
+    return ForkPlan(bp, dict(inputs), steps[:at], from_node, steps[at].visit, dict(state or {}),
+                    output, action, run_id)
+
+
+def _check_state_keys(state: Mapping[str, Any] | None, run_id: str) -> None:
     for k in state or {}:
         if not isinstance(k, str) or not k or k.startswith(OUTPUTS_PREFIX):
             raise FlownbError(f"fork state key {k!r} must be a non-empty string not starting "
                               "with '_outputs.' (edit a node's output with output=)", run_id=run_id)
-    return ForkPlan(bp, dict(inputs), steps[:at], from_node, steps[at].visit, dict(state or {}),
-                    output, action, run_id)
+
+
+def _failed_visit(source: Any, live: Any, node: str, steps: list[Step],
+                  visit: int | None) -> int | None:
+    """The visit of ``node`` that ``source``'s run failed at (never committed), else ``None``."""
+    err = getattr(source, "error", None)
+    if err is None and hasattr(live, "result"):
+        try:
+            err = live.result(timeout=0.1, raise_on_error=False).error
+        except FlownbError:
+            return None  # still running, or gone
+    if not isinstance(err, Mapping) or err.get("node_id") != node:
+        return None
+    failed = 1 + sum(1 for s in steps if s.node == node)
+    return failed if visit in (None, failed) else None
 
 
 def fork(source: Any, *, from_node: str, visit: int | None = None,

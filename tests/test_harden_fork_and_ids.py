@@ -95,3 +95,35 @@ def test_a_user_run_id_cannot_shadow_a_map_child(redis_url: str) -> None:
         assert counts(r, tag) == {"a": 2, "b": 2, "c": 2}
     finally:
         ws.close()
+
+
+def failing_chain(url: str, tag: str) -> flownb.Blueprint:
+    def n(i: str) -> dict:
+        return {"id": i, "uses": "harden-count", "params": {"redis": url, "count": f"{tag}:{i}"}}
+
+    return flownb.Blueprint.from_dict({"id": "fails", "nodes": [
+        n("a"), {"id": "b", "uses": "harden-raise-base",
+                 "params": {"redis": url, "count": f"{tag}:b", "kind": "custom"}}, n("c")],
+        "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}]})
+
+
+def test_fork_from_the_node_the_run_failed_at(redis_url: str) -> None:
+    """Issue 19, low item: the failed node itself is a fork point (its output edited)."""
+    r = redis.Redis.from_url(redis_url)
+    tag = uuid.uuid4().hex
+    res = flownb.run(failing_chain(redis_url, tag), {}, history=True, raise_on_error=False)
+    assert res.status == "failed" and res.error["node_id"] == "b"
+    fixed = flownb.fork(res, from_node="b", output="fixed by hand")
+    assert fixed.status == "succeeded" and fixed.outputs["b"] == "fixed by hand"
+    assert counts(r, tag) == {"a": 1, "b": 1, "c": 1}  # a not re-run, b not run, c ran
+    ws = Workers(redis_url, modules=MODS)
+    try:
+        ws.start(1)
+        ex = DistributedExecutor(redis_url)
+        h = ex.submit(failing_chain(redis_url, tag))
+        assert h.result(timeout=30, raise_on_error=False).status == "failed"
+        out = flownb.fork(h, from_node="b", output="fixed").result(timeout=30)
+        assert out.status == "succeeded" and out.outputs["b"] == "fixed"
+        assert counts(r, tag) == {"a": 2, "b": 2, "c": 2}
+    finally:
+        ws.close()

@@ -219,3 +219,17 @@ def test_late_and_huge_answers_are_refused_on_redis(redis_url: str) -> None:
     with pytest.raises(flownb.FlownbError, match="came after timeout_s=6.0"):
         late.resume("q", "too late")
     assert late.waiting()
+
+
+def test_resume_reads_the_answer_from_stdin(redis_url: str, workers: Workers) -> None:
+    """Issue 19, low item: ``flownb resume RUN NODE --json -`` (and ``--value -``) read stdin."""
+    workers.start(1)
+    h = DistributedExecutor(redis_url).submit(ask({"type": "object"}))
+    deadline = time.monotonic() + 30
+    while not h.waiting() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p = subprocess.run([sys.executable, "-m", "flownb", "resume", h.run_id, "q", "--json", "-",
+                        "--redis", redis_url], input='{"text": "from a pipe"}', text=True,
+                       capture_output=True, cwd=str(ROOT), timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert h.result(timeout=30).outputs["q"] == {"text": "from a pipe"}
