@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     import redis
 
 ENV = "FLOWNB_ALIVE"
+#: the process a worker must not outlive (a notebook kernel; set by LocalCluster, read by the
+#: worker's ``--watch-parent`` watchdog too) and how long its warm shutdown may take
+OWNER_ENV = "FLOWNB_PARENT_PID"
+GRACE_ENV = "FLOWNB_WATCHDOG_GRACE_S"
 log = logging.getLogger("flownb.alive")
 
 
@@ -45,9 +49,15 @@ def _connection_spec(conn: redis.Redis) -> dict[str, Any]:
 def spawn(conn: redis.Redis, key: str, lease_ttl_s: float) -> subprocess.Popen[bytes]:
     """Start the liveness process for the calling worker process."""
     env = dict(os.environ)
+    owner = os.environ.get(OWNER_ENV, "").strip()
+    try:
+        grace = float(os.environ.get(GRACE_ENV, "") or 5.0)
+    except ValueError:
+        grace = 5.0
     env[ENV] = json.dumps({"redis": _connection_spec(conn), "key": key, "parent": os.getpid(),
                            "ttl_ms": int(max(5.0, 2 * lease_ttl_s) * 1000),
-                           "beat_s": max(0.1, min(1.0, lease_ttl_s / 5))})
+                           "beat_s": max(0.1, min(1.0, lease_ttl_s / 5)),
+                           "owner": int(owner) if owner.isdigit() else 0, "grace_s": grace})
     # run this file as a script: importing the flownb package (pydantic...) would slow the start
     proc = subprocess.Popen([sys.executable, os.path.abspath(__file__)], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -75,6 +85,34 @@ def _die_with_parent() -> None:
         pass
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _end_orphan(worker: int, grace_s: float) -> None:
+    """The worker's owner (a kernel) is gone: if the worker is still there once its own
+    watchdog had time for a warm shutdown (``grace_s`` and a second), end it.
+
+    Why here and not only in the worker's watchdog thread: a node holding the GIL starves that
+    thread (and the SIGTERM handler), so the worker outlived its kernel by the node's whole
+    duration (48.7 s measured); this process holds no GIL of the worker's. It does not send a
+    SIGTERM of its own: a second one would turn RQ's warm shutdown into a cold one."""
+    end = time.monotonic() + grace_s + 1.0
+    while time.monotonic() < end and os.getppid() == worker:
+        time.sleep(0.1)
+    if os.getppid() == worker:  # still there (once it exits we are reparented)
+        try:
+            os.kill(worker, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def main() -> int:
     import redis
 
@@ -91,7 +129,11 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the worker, which stops us
     r = redis.Redis(**cfg["redis"])
     key, ttl_ms, beat = cfg["key"], int(cfg["ttl_ms"]), float(cfg["beat_s"])
+    owner = int(cfg.get("owner") or 0)
     while not stop and os.getppid() == parent:
+        if owner and not _running(owner):
+            _end_orphan(parent, float(cfg.get("grace_s") or 5.0))
+            break
         try:
             r.set(key, str(parent), px=ttl_ms)
         except redis.RedisError as exc:  # Redis away (or full) for a moment: next beat
