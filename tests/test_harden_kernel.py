@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -67,6 +68,14 @@ def test_a_gil_holding_worker_follows_its_sigkilled_kernel(redis_url: str, tmp_p
         took = time.monotonic() - t0
         assert not any(_alive(p) for p in pids), "the worker outlived its kernel by 30 s"
         assert took < 10, f"the worker outlived its kernel by {took:.1f} s (grace 2 s)"
+        # its temp dirs (cluster, modules) are left by the SIGKILL, and swept by the next owner
+        left = [d for d in Path(tempfile.gettempdir()).glob(f"flownb-*-{owner.pid}-*")]
+        assert left, "expected the killed kernel's temp dirs (named after its pid)"
+        from flownb.tempdirs import sweep
+
+        for kind in ("cluster", "modules", "redis"):
+            sweep(kind)
+        assert not [d for d in left if d.exists()], "stale temp dirs were not swept"
     finally:
         if owner.poll() is None:
             owner.kill()
@@ -74,3 +83,19 @@ def test_a_gil_holding_worker_follows_its_sigkilled_kernel(redis_url: str, tmp_p
         for p in pids:
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
+
+
+def test_sweep_keeps_the_dirs_of_live_owners(tmp_path: Path) -> None:
+    from flownb.tempdirs import owned_mkdtemp, sweep
+
+    mine = Path(owned_mkdtemp("cluster", str(tmp_path)))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"flownb-cluster-{dead.pid}-abc"
+    stale.mkdir()
+    live = tmp_path / f"flownb-cluster-{os.getppid()}-abc"  # our parent runs
+    live.mkdir()
+    other = tmp_path / "flownb-cluster-notapid-x"
+    other.mkdir()
+    assert sweep("cluster", str(tmp_path)) == 1
+    assert mine.exists() and live.exists() and other.exists() and not stale.exists()

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from urllib.parse import quote
 
 from flownb.errors import ExecutorError
+from flownb.tempdirs import owned_mkdtemp
 
 #: Enough databases for tests to isolate themselves by db number.
 DATABASES = 64
@@ -39,11 +39,11 @@ def default_password(password: str | None, unix_socket: bool) -> str | None:
 
 def make_tmp_dir() -> str:
     """A fresh private (mode 700) temp dir short enough to hold ``redis.sock``."""
-    tmp = tempfile.mkdtemp(prefix="flownb-redis-")
+    tmp = owned_mkdtemp("redis")  # swept once its owner is gone
     if len(os.path.join(tmp, "redis.sock")) > _MAX_SOCKET_PATH and os.path.isdir("/tmp"):
         # a long $TMPDIR (macOS: /var/folders/…) would overflow sun_path
         os.rmdir(tmp)
-        tmp = tempfile.mkdtemp(prefix="flownb-redis-", dir="/tmp")
+        tmp = owned_mkdtemp("redis", "/tmp")
     os.chmod(tmp, 0o700)  # mkdtemp does this; say it: the socket's privacy rests on it
     return tmp
 

@@ -25,7 +25,6 @@ the process-wide embedded server (:func:`flownb.distributed.server.shared_server
 from __future__ import annotations
 
 import itertools
-import tempfile
 import threading
 import time
 import weakref
@@ -34,6 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ..errors import ExecutorError
+from ..tempdirs import owned_mkdtemp
 from .cluster_registry import new_cluster_name, replace_live
 from .cluster_supervisor import MAX_QUICK_DEATHS, ClusterState, Slot, monitor
 from .cluster_workers import (
@@ -142,7 +142,7 @@ class LocalCluster:
         self._state = ClusterState(mode)
         self._state.conn = self.executor.conn
         self._state.workers_key = self.executor.store.keys.workers
-        self._state.tmp_dir = tempfile.mkdtemp(prefix="flownb-cluster-")
+        self._state.tmp_dir = owned_mkdtemp("cluster")  # swept after a kernel SIGKILL
         self._finalizer = weakref.finalize(self, self._state.finalize)
         if mode == "thread":
             from ..registry import default_registry

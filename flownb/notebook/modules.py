@@ -33,13 +33,13 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 import types
 from collections.abc import Iterable
 
 from ..files import atomic_write_text
+from ..tempdirs import owned_mkdtemp
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def session_dir() -> Path:
     global _session_dir
     with _session_lock:
         if _session_dir is None or not _session_dir.is_dir():
-            d = Path(tempfile.mkdtemp(prefix="flownb-modules-")).resolve()
+            d = Path(owned_mkdtemp("modules")).resolve()  # swept after a SIGKILL
             _session_dir = d
             atexit.register(shutil.rmtree, str(d), True)
         d = _session_dir
