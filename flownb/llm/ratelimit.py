@@ -214,8 +214,11 @@ def _pauses(limiter: RateLimiter, key: str, limit: RateLimit, tokens: int,
                 f"may wait ({MAX_WAIT_ENV}); raise the limit or the wait, or send fewer calls")
         if not told and waited + wait >= LONG_WAIT_S:
             told = True
-            log.warning("flownb: LLM call waits %.1f s for the rate limit of %r (rpm=%s, tpm=%s)",
-                        wait, key, limit.rpm, limit.tpm)
+            # INFO: a batch queued behind its own limit is expected (a warning per row would
+            # fill a notebook's cells); a minute or more is not
+            log.log(logging.WARNING if waited + wait >= 60 else logging.INFO,
+                    "flownb: LLM call waits %.1f s for the rate limit of %r (rpm=%s, tpm=%s)",
+                    wait, key, limit.rpm, limit.tpm)
             if on_wait is not None:
                 on_wait(wait, time.time() + wait)
         yield min(_MAX_SLEEP_S, max(_MIN_SLEEP_S, wait))
