@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..registry import Registry, default_registry
+from .capability import capability_grace_s
 from .execute import Incapable, NodeRunner, is_transient_redis_error
 from .jobs import enqueue_items, make_queue
 from .keys import item_field, lease_member
@@ -57,19 +58,6 @@ def _preload_llm_client() -> None:
 
     if importlib.util.find_spec("openai") is not None:
         import openai  # noqa: F401
-
-
-#: how long an item waits for a worker that has its node type before its run fails
-#: (``FLOWNB_CAPABILITY_GRACE_S``): a capable worker may be starting
-DEFAULT_CAPABILITY_GRACE_S = 15.0
-
-
-def capability_grace_s() -> float:
-    try:
-        value = float(os.environ.get("FLOWNB_CAPABILITY_GRACE_S", DEFAULT_CAPABILITY_GRACE_S))
-    except ValueError:
-        return DEFAULT_CAPABILITY_GRACE_S
-    return value if 0 <= value <= 3600 else DEFAULT_CAPABILITY_GRACE_S
 
 
 #: the reaper checks this many expired leases a round before REQUEUE (which takes 200)
