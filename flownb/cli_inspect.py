@@ -108,7 +108,12 @@ def _cmd_events(args: argparse.Namespace) -> int:
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
     handle = _executor(args).attach(args.run_id)
-    print("cancelled" if handle.cancel() else f"not running ({handle.status()})")
+    cancelled = handle.cancel()
+    status = handle.status()
+    if args.json:
+        print(json.dumps({"run_id": args.run_id, "cancelled": cancelled, "status": status}))
+    else:
+        print("cancelled" if cancelled else f"not running ({status})")
     return 0
 
 
@@ -188,7 +193,9 @@ def add_inspect_commands(sub: Any) -> None:
     e.add_argument("--json", action="store_true",
                    help="one JSON object per line (id, type, run_id, node_id, ts, data)")
 
-    _command(sub, "cancel", "cancel a run on every worker", _cmd_cancel, run_id=True)
+    c = _command(sub, "cancel", "cancel a run on every worker", _cmd_cancel, run_id=True)
+    c.add_argument("--json", action="store_true",
+                   help="a JSON object {run_id, cancelled, status}")
 
     w = _command(sub, "workers", "live workers, their state and the queue lengths (like 'rq info')",
                  _cmd_workers)
