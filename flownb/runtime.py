@@ -489,7 +489,7 @@ class Engine:
                 _raise_child(cn, res)
                 for k, v in builtins.subflow_outputs(cn.params, res).items():
                     ctx.state.set(k, v)
-                return res.output
+                return builtins.subflow_output(cn.params, res)
             plan = builtins.map_plan(cn, ctx.input, self._read, self.registry)
             self._reserve_children(cn, len(plan.inputs))
             sem = asyncio.Semaphore(plan.concurrency)
