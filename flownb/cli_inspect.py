@@ -157,7 +157,9 @@ def _cmd_workers(args: argparse.Namespace) -> int:
 
     print(f"{live} live worker(s) under prefix {ex.prefix!r} on {mask_url(ex.url)}")
     for w in workers:
-        cur = f" running {w['current']}" if w.get("current") else ""
+        busy = w.get("current") and w.get("state") == "busy"  # an idle worker runs nothing
+        last = w.get("last") or w.get("current")
+        cur = f" running {w['current']}" if busy else f", last ran {last}" if last else ""
         print(f"  {w['name']:<32} {str(w.get('state', '?')):<8} pid {w.get('pid', '?')} on "
               f"{w.get('host', '?')}, {w.get('jobs', 0)} jobs, {w.get('nodes', 0)} nodes{cur}")
     print("queues:")
