@@ -394,7 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     load_dotenv_once()  # ./.env (OPENAI_*, FLOWNB_*), never overriding what is already set
     try:
-        return int(args.fn(args) or 0)
+        code = int(args.fn(args) or 0)
+        sys.stdout.flush()  # a reader gone before the last, buffered, line: caught here too
+        return code
     except FlownbError as exc:
         print(f"flownb: error: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS

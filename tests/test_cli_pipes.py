@@ -85,6 +85,17 @@ def test_head_closing_the_pipe_gives_no_traceback(tmp_path: Path) -> None:
         assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
+def test_a_reader_gone_before_a_short_output_gives_no_traceback(tmp_path: Path) -> None:
+    """The whole output still sits in Python's buffer when the reader is already gone."""
+    bp = write_bp(tmp_path / "bp.json", CHAIN)
+    proc = popen("validate", str(bp), "--json", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # `| true`: nobody reads
+    err = proc.stderr.read()
+    assert proc.wait(60) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
 def test_shell_pipe_into_head(tmp_path: Path) -> None:
     bad = write_bp(tmp_path / "bad.json", {"id": "bad", "nodes": [
         {"id": f"n{i}", "uses": "nope"} for i in range(3000)]})
