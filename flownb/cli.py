@@ -20,7 +20,7 @@ from . import __version__
 from .cli_inspect import _executor, add_inspect_commands, redis_opts, redis_url
 from .cli_io import STDIN, blueprint_from_stdin, quiet_broken_pipe, read_stdin
 from .cli_resume import add_resume_command, report_waiting
-from .cli_progress import wait_for_result
+from .cli_wait import run_in_process, wait_for_result
 from .errors import FlownbError, RunTimeout
 
 EXIT_PROBLEMS = 1
@@ -213,7 +213,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                   f"{handle.run_id}", file=sys.stderr)
             return EXIT_TIMEOUT
     else:
-        ran = _run_here(bp, inputs, args.timeout)
+        ran = run_in_process(bp, inputs, args.timeout)
         if ran is None:
             return EXIT_INTERRUPTED
         res, timed_out = ran
@@ -229,36 +229,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if res.status == "waiting":  # parked on a wait/approval node: say what, and how to answer
         return report_waiting(res, on_redis=on_redis)
     return 0 if res.ok else EXIT_PROBLEMS
-
-
-def _run_here(bp: Any, inputs: dict[str, Any], timeout: float | None) -> tuple[Any, bool] | None:
-    """An in-process run for ``flownb run``: ``--timeout-s`` cancels it when it passes, and
-    Ctrl-C cancels it and prints one line, as on Redis. ``(result, timed out)``; None when
-    interrupted."""
-    import threading
-
-    from .runtime import CancelToken, new_run_id, run
-
-    token, run_id, timed_out = CancelToken(), new_run_id(), threading.Event()
-
-    def expire() -> None:
-        timed_out.set()
-        token.cancel()
-
-    timer = threading.Timer(timeout, expire) if timeout is not None else None
-    if timer is not None:
-        timer.daemon = True
-        timer.start()
-    try:
-        res = run(bp, inputs, raise_on_error=False, cancel=token, run_id=run_id)
-    except KeyboardInterrupt:
-        print(f"interrupted: run {run_id} cancelled (it ran in this process: nothing goes on)",
-              file=sys.stderr)
-        return None
-    finally:
-        if timer is not None:
-            timer.cancel()
-    return res, timed_out.is_set() and res.status == "cancelled"
 
 
 def _interrupted(handle: Any, *, keep_running: bool) -> int:

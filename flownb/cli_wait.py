@@ -1,4 +1,8 @@
-"""``flownb run`` on workers: one live progress line on stderr while it waits, on a terminal only.
+"""``flownb run`` waiting for its run: the progress line on workers, the timeout and Ctrl-C here.
+
+In process, :func:`run_in_process` turns ``--timeout-s`` into a cancel and Ctrl-C into one line
+(as the Redis path prints), instead of a silent exit. On workers, :func:`wait_for_result` draws
+one live progress line on stderr while it waits, on a terminal only.
 
 A run on workers can take minutes, and a silent prompt looks hung. When stderr is a TTY the
 command rewrites one line (``\\r``) from the run's event stream every half second — nodes done,
@@ -9,6 +13,8 @@ nobody, and stdout (the result's JSON) is never touched.
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from typing import Any, TextIO
 
@@ -82,6 +88,34 @@ def wait_for_result(handle: Any, timeout: float | None, err: TextIO) -> Any:
     return handle.result(0.01 if deadline is not None else None, raise_on_error=False)
 
 
+def run_in_process(bp: Any, inputs: dict[str, Any], timeout: float | None) -> tuple[Any, bool] | None:
+    """An in-process run for ``flownb run``: ``--timeout-s`` cancels it when it passes, and
+    Ctrl-C cancels it and prints one line, as on Redis. ``(result, timed out)``; None when
+    interrupted."""
+    from .runtime import CancelToken, new_run_id, run
+
+    token, run_id, timed_out = CancelToken(), new_run_id(), threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        token.cancel()
+
+    timer = threading.Timer(timeout, expire) if timeout is not None else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        res = run(bp, inputs, raise_on_error=False, cancel=token, run_id=run_id)
+    except KeyboardInterrupt:
+        print(f"interrupted: run {run_id} cancelled (it ran in this process: nothing goes on)",
+              file=sys.stderr)
+        return None
+    finally:
+        if timer is not None:
+            timer.cancel()
+    return res, timed_out.is_set() and res.status == "cancelled"
+
+
 def _is_tty(stream: TextIO) -> bool:
     try:
         return stream.isatty()
@@ -89,4 +123,4 @@ def _is_tty(stream: TextIO) -> bool:
         return False
 
 
-__all__ = ["ProgressLine", "wait_for_result"]
+__all__ = ["ProgressLine", "run_in_process", "wait_for_result"]
