@@ -83,6 +83,7 @@ def _validate_file(path: str, args: argparse.Namespace, lib: Any) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     from .distributed.settings import RedisSettings, check_server
     from .distributed.store import StoreSettings
+    from .distributed.visits import check_stop_grace
     from .distributed.worker import make_worker
     from .registry import default_registry
 
@@ -99,6 +100,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.path.abspath(path))
     sys.path.insert(0, os.getcwd())
     default_registry.import_modules(args.import_ or ())
+    check_stop_grace(args.stop_grace)
     conn = RedisSettings.from_url(url).connect()
     check_server(conn)
     settings = StoreSettings(lease_ttl_s=args.lease_ttl, queued_ttl_s=max(args.lease_ttl * 2, 5.0),
@@ -107,11 +109,19 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         raise FlownbError(f"--concurrency must be at least 1, got {args.concurrency}")
     worker = make_worker(conn, name=args.name, queue_name=args.queue, prefix=args.prefix,
                          settings=settings, reap_interval_s=args.reap_interval,
-                         concurrency=args.concurrency)
+                         concurrency=args.concurrency, stop_grace_s=args.stop_grace)
     print(f"flownb worker {worker.name} serving queue {args.queue!r} on {RedisSettings.from_url(url).masked_url} "
           f"(modules: {', '.join(args.import_ or ()) or 'none'}; {args.concurrency} visits at once)",
           flush=True)
     worker.work(burst=args.burst, logging_level=args.log_level.upper(), max_jobs=args.max_jobs)
+    if worker.flownb.in_flight:
+        # visits handed back at stop may still run in pool threads, which the interpreter
+        # would join at exit (a 10-minute node: a 10-minute exit); their items are already
+        # another worker's, so this process ends now, its output flushed
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 
@@ -214,7 +224,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .distributed.visits import DEFAULT_CONCURRENCY  # imports no redis/rq
+    from .distributed.visits import DEFAULT_CONCURRENCY, DEFAULT_STOP_GRACE_S  # imports no redis/rq
 
     p = argparse.ArgumentParser(prog="flownb", description="Declarative AI-agent workflows, in "
                                 "process or on Redis with RQ workers.")
@@ -249,6 +259,11 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
                    help="node visits this worker runs at once: async nodes share one event loop, "
                         f"sync nodes a pool of N threads (default {DEFAULT_CONCURRENCY})")
+    w.add_argument("--stop-grace-s", dest="stop_grace", type=float, default=DEFAULT_STOP_GRACE_S,
+                   metavar="SECONDS",
+                   help="on SIGTERM / Ctrl-C, seconds the nodes in flight get to finish before "
+                        "they are handed back to other workers (default "
+                        f"{DEFAULT_STOP_GRACE_S:g})")
     w.add_argument("--result-ttl-s", "--result-ttl", dest="result_ttl", type=int, default=86400,
                    metavar="SECONDS",
                    help="seconds a finished run's state and events are kept, for runs this "
