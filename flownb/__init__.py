@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .batch import Batch, BatchItem, arun_many, run_many
-from .blueprint import Blueprint, Builder, Edge, Node as NodeSpec, NodeConfig, load
-from .context import NodeContext
-from .errors import (
+from .engine.batch import Batch, BatchItem, arun_many, run_many
+from .core.blueprint import Blueprint, Builder, Edge, Node as NodeSpec, NodeConfig, load
+from .core.context import NodeContext
+from .core.errors import (
     BlueprintError,
     ConditionError,
     ExecutorError,
@@ -28,14 +28,14 @@ from .errors import (
     RunFailed,
     RunTimeout,
 )
-from .events import Event, EventBus
-from .library import Library, load_dir
-from .registry import Node, Registry, Result, default_registry, node
-from .result import RunResult
-from .runtime import CancelToken, arun, run
-from .history import Step, afork, fork
-from .stream import Chunk, astream, stream
-from .waiting import ResumeError, WaitRequest, wait_for
+from .core.events import Event, EventBus
+from .core.library import Library, load_dir
+from .core.registry import Node, Registry, Result, default_registry, node
+from .core.result import RunResult
+from .engine.runtime import CancelToken, arun, run
+from .engine.history import Step, afork, fork
+from .engine.stream import Chunk, astream, stream
+from .engine.waiting import ResumeError, WaitRequest, wait_for
 
 if TYPE_CHECKING:
     from .distributed.client import RunHandle

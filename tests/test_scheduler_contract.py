@@ -17,8 +17,8 @@ import pytest
 import redis
 
 import flownb
-from flownb.graph import analyse
-from flownb.scheduler import Scheduler
+from flownb.core.graph import analyse
+from flownb.engine.scheduler import Scheduler
 
 _ids = itertools.count()
 

@@ -18,13 +18,13 @@ import warnings
 from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..blueprint import Blueprint, load
-from ..errors import ExecutorError, LintError, RunTimeout
-from ..events import Event
-from ..graph import analyse
-from ..lint import lint
-from ..registry import Registry, default_registry
-from ..result import RunResult
+from ..core.blueprint import Blueprint, load
+from ..core.errors import ExecutorError, LintError, RunTimeout
+from ..core.events import Event
+from ..core.graph import analyse
+from ..core.lint import lint
+from ..core.registry import Registry, default_registry
+from ..core.result import RunResult
 from .jobs import enqueue_items, make_queue
 from .preflight import main_defined_error, main_defined_nodes
 from .settings import RedisSettings, check_server, mask_url, redis_errors
@@ -197,7 +197,7 @@ class DistributedExecutor:
             inputs: Mapping[str, Any] | None = None, *, timeout: float | None = None,
             raise_on_error: bool = True) -> RunResult:
         """Submit and wait: the distributed twin of :func:`flownb.run` (raises
-        :class:`~flownb.errors.RunFailed` / :class:`~flownb.errors.RunCancelled` unless
+        :class:`~flownb.core.errors.RunFailed` / :class:`~flownb.core.errors.RunCancelled` unless
         ``raise_on_error=False``)."""
         return self.submit(blueprint, inputs).result(timeout, raise_on_error=raise_on_error)
 
@@ -293,10 +293,10 @@ class RunHandle:
     def result(self, timeout: float | None = None, *, raise_on_error: bool = True) -> RunResult:
         """Wait for the run and return its :class:`RunResult`.
 
-        A failed run raises :class:`~flownb.errors.RunFailed` and a cancelled one
-        :class:`~flownb.errors.RunCancelled` (both carry the result as ``.result``);
+        A failed run raises :class:`~flownb.core.errors.RunFailed` and a cancelled one
+        :class:`~flownb.core.errors.RunCancelled` (both carry the result as ``.result``);
         ``raise_on_error=False`` returns the result whatever its status. ``timeout`` passing
-        raises :class:`~flownb.errors.RunTimeout` and leaves the run going.
+        raises :class:`~flownb.core.errors.RunTimeout` and leaves the run going.
         """
         if not self.wait(timeout):
             live = self.executor.live_workers()

@@ -1,7 +1,7 @@
 """One node visit on a worker: claim, read the input, run it by the attempt policy, commit.
 
 :class:`NodeRunner` is the distributed executor's half of a visit; the other half, how a node is
-attempted (prep/exec/post, retries, back-off, timeout, fallback), is :mod:`flownb.attempt`, the
+attempted (prep/exec/post, retries, back-off, timeout, fallback), is :mod:`flownb.engine.attempt`, the
 same coroutine the in-process engine uses. What is left here is what Redis adds: the claim, lazy
 state reads, the one atomic COMMIT (or FAIL), inline continuation of a single successor, and
 child runs for subflow/map.
@@ -24,16 +24,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import builtins
-from ..attempt import WORKER_ERRORS, Outcome, error_dict, run_visit, try_inline
-from ..blueprint import Blueprint
-from ..context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
-from ..errors import FlownbError
-from ..graph import CNode, Graph, compile_graph, select_edges
-from ..limits import LimitExceeded, child_limit_message
-from ..registry import Registry
-from ..transforms import transformed_input
-from ..waiting import WaitRequest
+from ..engine import builtins
+from ..engine.attempt import WORKER_ERRORS, Outcome, error_dict, run_visit, try_inline
+from ..core.blueprint import Blueprint
+from ..core.context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
+from ..core.errors import FlownbError
+from ..core.graph import CNode, Graph, compile_graph, select_edges
+from ..core.limits import LimitExceeded, child_limit_message
+from ..core.registry import Registry
+from ..core.transforms import transformed_input
+from ..engine.waiting import WaitRequest
 from .jobs import enqueue_items
 from .keys import item_field, lease_member
 from .reads import Reader, resolver
@@ -447,7 +447,7 @@ class NodeRunner:
                 plan = builtins.map_plan(cn, input_, reader, run.registry)
                 bp, child_inputs = plan.blueprint, plan.inputs
             graph = compile_graph(bp, run.registry)
-            st.reserve_children(run.run_id, cn.id, visit, len(child_inputs))  # flownb.limits
+            st.reserve_children(run.run_id, cn.id, visit, len(child_inputs))  # flownb.core.limits
         except FlownbError as exc:
             await self._failed(run.run_id, run.digest, _err(cn.id, run.run_id, exc))
             return

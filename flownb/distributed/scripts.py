@@ -8,7 +8,7 @@ Each script is a named constant. All run-level scripts take the same KEYS, in th
     KEYS[11] leases  KEYS[12] runs index  KEYS[13] done (one-entry stream waiters block on)
     KEYS[14] blueprint references (``{p}:bprefs``: digest -> number of active runs using it)
 
-``_LIB`` is the shared prelude: the join algorithm of :mod:`flownb.scheduler`, line for line
+``_LIB`` is the shared prelude: the join algorithm of :mod:`flownb.engine.scheduler`, line for line
 (dead-path elimination with FIFO slots, loop exits delivered when the loop is quiet, and the
 end-of-run sweep), plus finalisation (status, events, expiry, waking a parent run). Everything a
 crash could split — writing the output, marking the visit done, counting arrivals at joins,
@@ -89,7 +89,7 @@ local function gout(node)
 end
 
 local READY, SKIPPED, FAILED, BROKEN = {}, {}, nil, nil
-local SEQ = 0  -- this commit's number (flownb.reducers): items fired now remember it as 'fs'
+local SEQ = 0  -- this commit's number (flownb.core.reducers): items fired now remember it as 'fs'
 
 -- why the run's compiled graph cannot be used (nil when it is complete)
 local function graph_problem()
@@ -103,7 +103,7 @@ end
 
 local function bp_key(digest) return PREFIX .. ':bp:' .. digest end
 
--- == state reducers (flownb.reducers, on JSON text so values keep their exact encoding) ==
+-- == state reducers (flownb.core.reducers, on JSON text so values keep their exact encoding) ==
 local function json_type(t)  -- Python's type name of the JSON value t
   local c = string.sub(t, 1, 1)
   if c == '{' then return 'dict' elseif c == '[' then return 'list' elseif c == '"' then return 'str'
@@ -387,7 +387,7 @@ end
 local function run_key(run, part) return PREFIX .. ':run:' .. run .. ':' .. part end
 
 -- time travel: ARGV[from..] state k, v pairs (v already JSON) as one JSON object, for the
--- run's history stream (flownb.history)
+-- run's history stream (flownb.engine.history)
 local function json_pairs(from)
   local parts = {}
   for i = from, #ARGV, 2 do table.insert(parts, cjson.encode(ARGV[i]) .. ':' .. ARGV[i + 1]) end
@@ -402,7 +402,7 @@ local function json_writes(writes)
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
--- human in the loop (flownb.waiting): when every active visit waits for a person, the run is
+-- human in the loop (flownb.engine.waiting): when every active visit waits for a person, the run is
 -- parked: status 'waiting', run_waiting, and a done entry so waiters return (RESUME deletes it)
 local function maybe_waiting()
   local held = tonumber(redis.call('HGET', K_SCHED, 'h') or '0')
@@ -508,7 +508,7 @@ end
 #: ARGV[12] event data (JSON), ARGV[13] parent children-set key or '', ARGV[14] input keys (JSON),
 #: ARGV[15..] state k, v pairs.
 #: Returns 'exists'; 'parent-ended' for a child run whose parent has ended (failed, cancelled —
-#: e.g. its root hit a limit of flownb.limits); JSON {"err": why} when the graph or a bundle
+#: e.g. its root hit a limit of flownb.core.limits); JSON {"err": why} when the graph or a bundle
 #: blueprint is missing; in all three nothing is written. Else the JSON list of queued [node, visit].
 START = _LIB + r"""
 if redis.call('EXISTS', K_META) == 1 then return 'exists' end
@@ -688,7 +688,7 @@ redis.call('ZREM', K_LEASES, member(node, visit))
 local event_node = node
 if ARGV[14] ~= '' then event_node = ARGV[14] end
 local eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
--- time travel: the committed step, in the same atomic call (flownb.history); the event data
+-- time travel: the committed step, in the same atomic call (flownb.engine.history); the event data
 -- goes in as it is (its action and flag are read in Python: no JSON decoding on this path)
 redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
            't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
@@ -829,7 +829,7 @@ return n
 """
 
 #: Count the child runs a structural item (subflow/map) is about to start against its root run's
-#: limit (flownb.limits): atomic, so workers starting children at once cannot overshoot; a retried
+#: limit (flownb.core.limits): atomic, so workers starting children at once cannot overshoot; a retried
 #: start of the same item (the reaper's 'create') counts once; once refused, always refused, so
 #: sibling branches of a failing root stop creating runs; nothing is counted for a root that ended.
 #: KEYS[1] the root's child-run counter hash, KEYS[2] the root's meta;
@@ -853,7 +853,7 @@ return cjson.encode({r = 'ok', total = total})
 """
 
 #: Park a visit that waits for a person (a wait/approval node): no lease, no worker holds it; the
-#: run's status becomes 'waiting' when nothing else is active (see flownb.waiting).
+#: run's status becomes 'waiting' when nothing else is active (see flownb.engine.waiting).
 #: KEYS: the run keys (see module docstring); the waits zset ``{p}:waits`` is derived from
 #: ARGV[2] (the prefix), see keys.py. ARGV[1..6] as every run-level script (run id, prefix,
 #: events maxlen, TTL, queued and running lease ms); ARGV[7] node, ARGV[8] visit, ARGV[9] wait

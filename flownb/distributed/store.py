@@ -18,14 +18,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..blueprint import Blueprint
-from ..errors import ExecutorError, FlownbError
-from ..events import TERMINAL, Event
-from ..graph import Graph, analyse
-from ..jsondata import dumps as _strict_dumps
-from ..limits import Limits
-from ..result import NodeStats, RunResult
-from ..scheduler import Item, Outcome
+from ..core.blueprint import Blueprint
+from ..core.errors import ExecutorError, FlownbError
+from ..core.events import TERMINAL, Event
+from ..core.graph import Graph, analyse
+from ..core.jsondata import dumps as _strict_dumps
+from ..core.limits import Limits
+from ..core.result import NodeStats, RunResult
+from ..engine.scheduler import Item, Outcome
 from . import childruns, scripts
 from .child_states import load_child_states
 from .keys import Keys, item_field, lease_member
@@ -40,7 +40,7 @@ GONE = "the run's data is gone from Redis (restarted without persistence, or exp
 
 
 def dumps(value: Any) -> str:
-    """Strict JSON (no NaN/inf, no keys that collide as strings): :func:`flownb.jsondata.dumps`."""
+    """Strict JSON (no NaN/inf, no keys that collide as strings): :func:`flownb.core.jsondata.dumps`."""
     return _strict_dumps(value)
 
 
@@ -148,7 +148,7 @@ class RedisStore:
             fields[f"x:{sid}"] = dumps([[i, g.edges[i].target, g.edges[i].pos, g.edges[i].source]
                                         for i in exits])
             fields[f"n:{sid}"] = dumps(g.scc_nodes[sid])
-        if bp.reducers:  # the COMMIT script applies them (flownb.reducers)
+        if bp.reducers:  # the COMMIT script applies them (flownb.core.reducers)
             fields["reducers"] = dumps(dict(bp.reducers))
         fields["hlen"] = str(len(fields) + 1)  # the scripts' proof that no field is missing
         flat: list[str] = []
@@ -307,7 +307,7 @@ class RedisStore:
     def reserve_children(self, run_id: str, node: str, visit: int, n: int,
                          limits: Limits | None = None) -> None:
         """Count ``n`` child runs of item ``node|visit`` against the root run's limits, or raise
-        :class:`~flownb.errors.LimitExceeded` (atomic across workers: :mod:`.childruns`)."""
+        :class:`~flownb.core.errors.LimitExceeded` (atomic across workers: :mod:`.childruns`)."""
         childruns.reserve(self, self._scripts["RESERVE_CHILDREN"], run_id, node, visit, n, limits)
 
     def requeue_expired(self, limit: int = 200) -> list[tuple[str, str, int]]:
@@ -479,10 +479,10 @@ class RedisStore:
         return out
 
 
-# -- the contract twin of flownb.scheduler.Scheduler --------------------------------------------------
+# -- the contract twin of flownb.engine.scheduler.Scheduler --------------------------------------------------
 
 class RedisScheduler:
-    """:class:`flownb.scheduler.Scheduler`'s interface over Redis (for the contract suite)."""
+    """:class:`flownb.engine.scheduler.Scheduler`'s interface over Redis (for the contract suite)."""
 
     def __init__(self, store: RedisStore, bp: Blueprint, run_id: str) -> None:
         self.store = store
@@ -514,7 +514,7 @@ class RedisScheduler:
         self._seen_skips = len(skipped)
         meta = self.store.meta(self.run_id)
         if meta.get("status") == "failed":
-            from ..errors import MaxVisitsExceeded
+            from ..core.errors import MaxVisitsExceeded
 
             err = loads(meta.get("error"))
             raise MaxVisitsExceeded(err.get("message", ""), node_id=err.get("node_id"))

@@ -8,6 +8,11 @@
 
 Importing this package needs neither ipywidgets nor IPython (worker processes import it for the
 watchdog): the widget is imported on first use.
+
+Layer: notebook. It owns everything that needs Jupyter, ipywidgets, IPython or tqdm: widgets, the
+local cluster, the cell magic and module shipping. It may import every layer below it (core,
+engine, render, llm, distributed) — never ``flownb.cli``. Importing it registers its displays
+(run results, batches, run handles) in :mod:`flownb.core.display` and the module-shipping hook.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ import time
 import types
 from collections.abc import Iterable
 
-from ..files import atomic_write_text
+from ..core.files import atomic_write_text
 from pathlib import Path
 from typing import Any
 

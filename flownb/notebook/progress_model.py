@@ -5,7 +5,7 @@ versus re-deliveries), done / reachable counts, the error and the final outputs 
 Jupyter widget, the terminal bar and tests. Folding is cheap and happens under a lock in
 whatever thread produced the event; *when* front-ends are told is decided by
 :class:`~flownb.notebook.progress.ProgressView`, which adds the coalescing on top of this model.
-A run's :class:`~flownb.result.RunResult` (:meth:`RunModel.finish`) has the last word: events
+A run's :class:`~flownb.core.result.RunResult` (:meth:`RunModel.finish`) has the last word: events
 may be trimmed or arrive out of order, the result is authoritative.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..events import (
+from ..core.events import (
     CUSTOM,
     NODE_FAILED,
     NODE_FALLBACK,
@@ -38,8 +38,8 @@ from ..events import (
 )
 
 if TYPE_CHECKING:
-    from ..blueprint import Blueprint
-    from ..result import RunResult
+    from ..core.blueprint import Blueprint
+    from ..core.result import RunResult
 
 __all__ = ["CHILDREN_EVENT", "DONE_STATES", "NodeRow", "RunModel", "Snapshot"]
 
@@ -117,7 +117,7 @@ class RunModel:
 
     def __init__(self, blueprint: Blueprint | Mapping[str, Any] | None = None, *,
                  run_id: str | None = None) -> None:
-        from ..blueprint import load
+        from ..core.blueprint import load
 
         self.blueprint: Blueprint | None = load(blueprint) if blueprint is not None else None  # type: ignore[arg-type]
         self.run_id = run_id
@@ -156,7 +156,7 @@ class RunModel:
         for n in bp.nodes:
             self._rows.setdefault(n.id, NodeRow(n.id, uses=str(n.uses)))
         try:
-            from ..graph import analyse
+            from ..core.graph import analyse
 
             g, _ = analyse(bp)
             self._fallback_only = set(getattr(g, "fallback_only", ()) or ())
@@ -165,7 +165,7 @@ class RunModel:
 
     def set_blueprint(self, blueprint: Blueprint | Mapping[str, Any]) -> None:
         """Give the view its blueprint later (e.g. once a distributed run's is loaded)."""
-        from ..blueprint import load
+        from ..core.blueprint import load
 
         with self._lock:
             self.blueprint = load(blueprint)  # type: ignore[arg-type]
