@@ -3,6 +3,11 @@
 A workflow is a :class:`Blueprint` (data). Run it in this process with :func:`run` /
 :func:`arun`, or on Redis with RQ workers through :mod:`flownb.distributed`. The core imported
 here needs none of redis, rq, ipywidgets, graphviz or openai.
+
+This module is the facade, part of no layer (docs/architecture.md): it may import every layer,
+and it wires them — it imports :mod:`flownb.render`, whose import registers a blueprint's
+drawings, and registers stand-ins for the notebook layer's views and worker hook that import
+:mod:`flownb.notebook` on first use (so ``import flownb`` imports no notebook module).
 """
 
 from __future__ import annotations
@@ -69,3 +74,34 @@ async def aresume(result_or_handle: Any, node_id: str, value: Any, *,
     """``await flownb.aresume(result, node, value)``: answer a waiting node from async code
     (a RunResult in process, or a distributed RunHandle / RunResult)."""
     return await result_or_handle.aresume(node_id, value, visit=visit)
+
+
+def _wire_layers() -> None:
+    """Fill the lower layers' registries with the upper layers' code (see the module docstring)."""
+    from . import render  # noqa: F401 - registers Blueprint.to_dot / to_mermaid / notebook repr
+    from .core import display
+    from .distributed import job_hooks
+
+    def notebook_view(name: str) -> Any:
+        def stand_in(*args: Any, **kwargs: Any) -> Any:
+            from .notebook import views  # noqa: F401 - registers the real view, replacing this one
+
+            fn = display.view(name)
+            if fn is stand_in:
+                raise FlownbError(f"flownb.notebook registered no view {name!r}")
+            return fn(*args, **kwargs)
+        return stand_in
+
+    for name in ("result.html", "batch.widget", "batch.show", "batch.display", "run.widget"):
+        display.register(name, notebook_view(name), replace=False)
+
+    def before_job(runtime: Any) -> None:
+        # a worker for notebook-defined modules (FLOWNB_MODULE_PATH), on its first job
+        from .notebook.modules import before_job as hook  # installs itself, replacing this one
+
+        hook(runtime)
+
+    job_hooks.install("notebook.modules", before_job, replace=False)
+
+
+_wire_layers()

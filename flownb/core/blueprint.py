@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator,
                       model_validator)
 
+from .display import view
 from .errors import BlueprintError
 
 if TYPE_CHECKING:
@@ -334,20 +335,14 @@ class Blueprint(BaseModel):
 
     def to_dot(self, **kwargs: Any) -> str:
         """Graphviz DOT source; see :func:`flownb.render.to_dot`."""
-        from ..render import to_dot
-
-        return to_dot(self, **kwargs)
+        return str(view("blueprint.dot")(self, **kwargs))
 
     def to_mermaid(self, **kwargs: Any) -> str:
         """Mermaid ``flowchart`` text (GitHub markdown, docs); see :func:`flownb.render.mermaid.to_mermaid`."""
-        from ..render.mermaid import to_mermaid
-
-        return to_mermaid(self, **kwargs)
+        return str(view("blueprint.mermaid")(self, **kwargs))
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from ..render import mimebundle
-
-        return mimebundle(self)
+        return dict(view("blueprint.mimebundle")(self))
 
     def __repr__(self) -> str:
         # a one-line summary, like the notebook's: pydantic's default dumps every field (~1 KB)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .display import view
 from .errors import RunCancelled, RunFailed
 
 SUCCEEDED = "succeeded"
@@ -152,9 +153,7 @@ class RunResult:
         return f"<RunResult {self.run_id} {self.blueprint_id} {self.status}{err}>"
 
     def _repr_html_(self) -> str:
-        from ..notebook import result_html
-
-        return str(result_html(self))
+        return str(view("result.html")(self))
 
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "blueprint_id": self.blueprint_id, "status": self.status,

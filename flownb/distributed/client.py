@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..core.blueprint import Blueprint, load
+from ..core.display import view
 from ..core.errors import ExecutorError, LintError, RunTimeout
 from ..core.events import Event
 from ..core.graph import analyse
@@ -32,9 +33,6 @@ from .store import GONE, RedisStore, StoreSettings
 
 if TYPE_CHECKING:
     import redis
-
-    from ..notebook.terminal import TqdmProgress
-    from ..notebook.widget import RunWidget
 
 
 def _connect(redis_: str | RedisSettings | redis.Redis | None) -> tuple[redis.Redis, str]:
@@ -210,6 +208,12 @@ class DistributedExecutor:
 
         return map_rows(self, blueprint, rows, key=key)
 
+    def fork(self, plan: Any, *, run_id: str | None = None) -> RunHandle:
+        """Start a fork (:func:`flownb.fork`) on this Redis; the handle returns at once."""
+        from .history import fork_on
+
+        return fork_on(self, plan, run_id=run_id)
+
     def attach(self, run_id: str) -> RunHandle:
         with self._redis("attaching to the run", run_id):
             status = self.store.status(run_id)
@@ -335,12 +339,10 @@ class RunHandle:
             else:
                 yield from self.store.events(self.run_id, after=after, count=100_000)
 
-    def widget(self) -> RunWidget | TqdmProgress:
+    def widget(self) -> Any:
         """A live ipywidgets view of this run (graph coloured by state, progress, nodes, error),
         fed from the run's event stream in a background thread; a tqdm bar outside Jupyter."""
-        from ..notebook import widget_for
-
-        return widget_for(self)
+        return view("run.widget")(self)
 
     def _repr_html_(self) -> str:
         return (f"<b>flownb run</b> <code>{self.run_id}</code> — {html.escape(self._shown_status())} "

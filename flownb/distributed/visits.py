@@ -133,7 +133,7 @@ class WorkerRuntime(NodeRunner):
         """Hand a job's items to the loop; blocks only while every slot is busy."""
         self.stats.jobs += 1
         if _MODULE_DIRS:  # notebook-defined node modules: pick up edits before each job
-            from ..notebook.modules import before_job
+            from .job_hooks import before_job
 
             before_job(self)
         self.start()

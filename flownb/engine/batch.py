@@ -26,6 +26,7 @@ from typing import Any
 
 from .batch_stats import BatchSnapshot, BatchStats
 from ..core.blueprint import Blueprint, load
+from ..core.display import view
 from ..core.errors import FlownbError, RunTimeout
 from ..core.events import EventBus
 from ..core.graph import compile_graph
@@ -296,20 +297,14 @@ class Batch:
     # -- views ------------------------------------------------------------------------------------
     def widget(self) -> Any:
         """The aggregate live view: an ipywidgets box (not displayed; return it from a cell)."""
-        from ..notebook.batch_view import BatchWidget
-
-        return BatchWidget(self)
+        return view("batch.widget")(self)
 
     def show(self, *, file: Any = None) -> Any:
         """Show the live view and return at once: a widget in Jupyter, a tqdm bar elsewhere."""
-        from ..notebook.batch_view import show_batch
-
-        return show_batch(self, file=file)
+        return view("batch.show")(self, file=file)
 
     def _ipython_display_(self) -> None:
-        from ..notebook.batch_view import display_batch
-
-        display_batch(self)
+        view("batch.display")(self)
 
     def __await__(self) -> Any:
         return asyncio.to_thread(self.results).__await__()

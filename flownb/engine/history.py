@@ -19,13 +19,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..core import events as ev
 from ..core.blueprint import Blueprint
 from ..core.context import OUTPUTS_PREFIX
 from ..core.errors import FlownbError
 from ..core.events import Event, EventBus
+from ..core.executors import ForkingExecutor
 
 if TYPE_CHECKING:
     from ..core.registry import Registry
@@ -148,9 +149,7 @@ def fork(source: Any, *, from_node: str, visit: int | None = None,
         from ..core.aio import run_sync
 
         return run_sync(afork_local(plan, registry=registry, run_id=run_id, on_event=on_event))
-    from ..distributed.history import fork_on
-
-    return fork_on(target, plan, run_id=run_id)
+    return _forking(target).fork(plan, run_id=run_id)
 
 
 async def afork(source: Any, *, from_node: str, visit: int | None = None,
@@ -166,9 +165,13 @@ async def afork(source: Any, *, from_node: str, visit: int | None = None,
         return await afork_local(plan, registry=registry, run_id=run_id, on_event=on_event)
     import asyncio
 
-    from ..distributed.history import fork_on
+    return await asyncio.to_thread(_forking(target).fork, plan, run_id=run_id)
 
-    return await asyncio.to_thread(fork_on, target, plan, run_id=run_id)
+
+def _forking(target: Any) -> ForkingExecutor:
+    # the executor starts its own fork (flownb.core.executors): this module knows no executor but
+    # the in-process one
+    return cast(ForkingExecutor, target)
 
 
 def _target(source: Any, executor: Any) -> Any:

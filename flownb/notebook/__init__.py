@@ -24,6 +24,7 @@ from .cluster import LocalCluster, WorkerLogs
 from .frontend import arun_with_widget, in_kernel, run_with_widget, show, watch, widget_for
 from .magic import load_ipython_extension, register_magics
 from .progress import ProgressView, Snapshot, TqdmProgress, result_html
+from .views import VIEWS as _VIEWS  # noqa: F401 - registers this layer's views in flownb.core.display
 
 __all__ = ["LocalCluster", "WorkerLogs", "show", "watch", "widget_for", "run_with_widget",
            "arun_with_widget", "in_kernel", "RunWidget", "ProgressView", "Snapshot",

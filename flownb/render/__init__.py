@@ -41,6 +41,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..core.display import register as _register_view
+
 # re-exported: every name below stays importable from flownb.render
 from .common import (  # noqa: F401
     _ANALYSIS_KEY,
@@ -133,3 +135,15 @@ def mimebundle(bp: Blueprint | Mapping[str, Any], *,
     except Exception as exc:  # noqa: BLE001 - the listing is enough
         bundle["text/plain"] += f"\n(no Mermaid text either: {type(exc).__name__})"
     return bundle
+
+
+def _to_mermaid(bp: Blueprint | Mapping[str, Any], **kw: Any) -> str:
+    from .mermaid import to_mermaid  # mermaid imports this module
+
+    return to_mermaid(bp, **kw)
+
+
+# a Blueprint draws itself through these (flownb.core.display): the core does not import this layer
+_register_view("blueprint.dot", to_dot)
+_register_view("blueprint.mermaid", _to_mermaid)
+_register_view("blueprint.mimebundle", mimebundle)
