@@ -24,7 +24,7 @@ visits that run at the same time and write the same key would lose one write, si
 visit remembers the ``seq`` at which it was fired; a key remembers the ``seq`` of its last
 write. A commit writing a key whose last write is newer than the visit's firing is a conflict.
 This module is the in-process implementation; the ``COMMIT`` Lua script applies the same rules
-on Redis (``flownb/distributed/scripts.py``), and the shared scenario suite proves them equal.
+on Redis (``flownb/distributed/scripts/``), and the shared scenario suite proves them equal.
 """
 
 from __future__ import annotations

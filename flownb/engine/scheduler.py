@@ -1,6 +1,6 @@
 """Join bookkeeping for one run: which node visits become ready when a node finishes.
 
-This is the in-memory twin of the Redis commit script (``flownb/distributed/scripts.py``,
+This is the in-memory twin of the Redis commit script (``flownb/distributed/scripts/``,
 ``COMMIT``); both implement the same algorithm and one contract suite runs against both.
 
 The algorithm (dead-path elimination, as in BPMN inclusive gateways or Airflow trigger rules):
