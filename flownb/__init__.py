@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .engine.batch import Batch, BatchItem, arun_many, run_many
-from .core.blueprint import Blueprint, Builder, Edge, Node as NodeSpec, NodeConfig, load
+from .core.blueprint import Blueprint, Edge, Node as NodeSpec, NodeConfig, load
+from .core.builder import Builder
 from .core.context import NodeContext
 from .core.errors import (
     BlueprintError,

@@ -112,4 +112,4 @@ class EventBus:
             except Exception:  # noqa: BLE001 - observers must not fail the run
                 import logging
 
-                logging.getLogger("flownb.core.events").exception("event subscriber %r failed", fn)
+                logging.getLogger("flownb.events").exception("event subscriber %r failed", fn)

@@ -25,7 +25,7 @@ from ..core.events import CUSTOM, TERMINAL, Event
 if TYPE_CHECKING:
     from .client import DistributedExecutor
 
-log = logging.getLogger("flownb.engine.batch")
+log = logging.getLogger("flownb.batch")
 
 __all__ = ["STREAMS_PER_READ", "DistributedBatch", "map_rows"]
 
