@@ -81,6 +81,7 @@ def _wire_layers() -> None:
     """Fill the lower layers' registries with the upper layers' code (see the module docstring)."""
     from . import render  # noqa: F401 - registers Blueprint.to_dot / to_mermaid / notebook repr
     from .core import display
+    from .core.registry import add_lazy_builtin
     from .distributed import job_hooks
 
     def notebook_view(name: str) -> Any:
@@ -103,6 +104,10 @@ def _wire_layers() -> None:
         hook(runtime)
 
     job_hooks.install("notebook.modules", before_job, replace=False)
+
+    # the llm layer's node types: known to every registry, imported when a blueprint uses one
+    for name in ("llm-process", "llm-condition", "llm-router"):
+        add_lazy_builtin(name, "flownb.llm.nodes:" + name.replace("-", "_"))
 
 
 _wire_layers()

@@ -80,20 +80,19 @@ class NodeImpl:
         return f"<NodeImpl {self.name} ({self.kind}{', async' if self.any_async else ''})>"
 
 
-#: built-in node types whose code lives in optional modules, imported on first use
-_LAZY_BUILTINS: dict[str, str] = {
-    "noop": "flownb.engine.builtins:noop",
-    "passthrough": "flownb.engine.builtins:passthrough",
-    "sleep": "flownb.engine.builtins:sleep",
-    "wait": "flownb.engine.waiting:wait_node",      # pause for a person (flownb.engine.waiting)
-    "approval": "flownb.engine.waiting:wait_node",
-    "set": "flownb.engine.builtins:set_state",
-    "output": "flownb.engine.builtins:output",
-    "fail": "flownb.engine.builtins:fail",
-    "llm-process": "flownb.llm.nodes:llm_process",
-    "llm-condition": "flownb.llm.nodes:llm_condition",
-    "llm-router": "flownb.llm.nodes:llm_router",
-}
+#: built-in node types whose code lives in other modules, imported on first use (``"module:attr"``).
+#: The core names none of them: the layer that implements a type adds it with
+#: :func:`add_lazy_builtin` when it is imported (``flownb.engine``: noop, set, wait, …; the
+#: facade ``flownb/__init__.py``: the llm-* types, so that ``import flownb`` imports no
+#: ``flownb.llm`` module until a blueprint uses one).
+_LAZY_BUILTINS: dict[str, str] = {}
+
+
+def add_lazy_builtin(name: str, target: str) -> None:
+    """Make ``name`` a built-in node type of every registry, implemented by ``target``
+    (``"package.module:function"``), imported the first time a registry is asked for it."""
+    _LAZY_BUILTINS[name] = target
+
 #: names the runtime implements itself (they start child runs)
 STRUCTURAL = frozenset({"subflow", "map"})
 

@@ -9,3 +9,18 @@ ipywidgets, IPython, graphviz or openai. Another executor (the distributed one) 
 engine's pieces; the engine reaches that executor only through the interface in
 :mod:`flownb.core.executors`, which each executor implements.
 """
+
+from ..core.registry import add_lazy_builtin as _add
+
+# the engine's built-in node types, imported on first use (flownb.core.registry)
+for _name, _target in {
+    "noop": "flownb.engine.builtins:noop",
+    "passthrough": "flownb.engine.builtins:passthrough",
+    "sleep": "flownb.engine.builtins:sleep",
+    "wait": "flownb.engine.waiting:wait_node",      # pause for a person (flownb.engine.waiting)
+    "approval": "flownb.engine.waiting:wait_node",
+    "set": "flownb.engine.builtins:set_state",
+    "output": "flownb.engine.builtins:output",
+    "fail": "flownb.engine.builtins:fail",
+}.items():
+    _add(_name, _target)
