@@ -63,6 +63,5 @@ def test_node_keeps_the_function_type_and_run_rejects_typos(tmp_path: Path) -> N
         '"max_concurrency"?  [call-arg]',
         'note: Revealed type is "flownb.core.result.RunResult"',
         'note: Revealed type is "flownb.distributed.client.RunHandle"',
-        'note: Revealed type is "flownb.notebook.widget.RunWidget | '
-        'flownb.notebook.terminal.TqdmProgress"',
+        'note: Revealed type is "flownb.core.display.RunView"',
     ], "\n".join(lines)

@@ -14,7 +14,7 @@ notebook layer's views, stand-ins that import :mod:`flownb.notebook` on first us
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import FlownbError
 
@@ -39,4 +39,29 @@ def view(name: str) -> Callable[..., Any]:
     return fn
 
 
-__all__ = ["register", "view"]
+class RunView(Protocol):
+    """What ``handle.widget()`` returns: a live view of one run — a Jupyter widget
+    (``flownb.notebook.widget.RunWidget``) or, outside Jupyter, a terminal bar
+    (``flownb.notebook.terminal.TqdmProgress``). Typed here so a type checker knows its API
+    without the distributed layer importing the notebook's classes."""
+
+    @property
+    def value(self) -> int:
+        """Nodes done."""
+        ...
+
+    @property
+    def result(self) -> Any:
+        """The run's RunResult once it ended, else None."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the run ended and the view shows it; returns the RunResult."""
+        ...
+
+    def close(self) -> None:
+        """Stop updating."""
+        ...
+
+
+__all__ = ["RunView", "register", "view"]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..core.blueprint import Blueprint, load
-from ..core.display import view
+from ..core.display import RunView, view
 from ..core.errors import ExecutorError, LintError, RunTimeout
 from ..core.events import Event
 from ..core.graph import analyse
@@ -339,10 +339,11 @@ class RunHandle:
             else:
                 yield from self.store.events(self.run_id, after=after, count=100_000)
 
-    def widget(self) -> Any:
+    def widget(self) -> RunView:
         """A live ipywidgets view of this run (graph coloured by state, progress, nodes, error),
         fed from the run's event stream in a background thread; a tqdm bar outside Jupyter."""
-        return view("run.widget")(self)
+        widget: RunView = view("run.widget")(self)
+        return widget
 
     def _repr_html_(self) -> str:
         return (f"<b>flownb run</b> <code>{self.run_id}</code> — {html.escape(self._shown_status())} "

@@ -9,7 +9,7 @@ that, ``import flownb`` has registered stand-ins that import this layer on first
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..core.display import register
 from .batch_view import BatchWidget, display_batch, show_batch
@@ -28,3 +28,11 @@ for _name, _fn in VIEWS.items():
     register(_name, _fn)
 
 __all__ = ["VIEWS"]
+
+
+if TYPE_CHECKING:  # both live views satisfy the protocol RunHandle.widget() is typed with
+    from ..core.display import RunView
+    from .terminal import TqdmProgress
+    from .widget import RunWidget
+
+    _views: tuple[RunView, ...] = (cast(RunWidget, None), cast(TqdmProgress, None))
