@@ -10,7 +10,7 @@ Drawing a blueprint: Graphviz DOT text, an SVG when ``dot`` is installed, a text
 
 Why this module looks the way it does:
 
-* It belongs to the core, which must import without graphviz, IPython or ipywidgets. DOT is plain
+* ``import flownb`` imports it, and must work without graphviz, IPython or ipywidgets. DOT is plain
   text, so :func:`to_dot` needs nothing; only :func:`to_svg` needs the ``dot`` executable (and
   uses the ``graphviz`` package when it is installed, the executable directly when it is not).
 * A notebook must never show a traceback because a drawing tool is missing: :func:`mimebundle`
