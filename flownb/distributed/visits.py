@@ -29,8 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FlownbError
-from ..registry import Registry, default_registry
+from ..core.errors import FlownbError
+from ..core.registry import Registry, default_registry
 from .execute import Incapable, NodeRunner, is_transient_redis_error
 from .jobs import enqueue_items, make_queue
 from .keys import item_field, lease_member
@@ -147,7 +147,7 @@ class WorkerRuntime(NodeRunner):
         """Hand a job's items to the loop; blocks only while every slot is busy."""
         self.stats.jobs += 1
         if _MODULE_DIRS:  # notebook-defined node modules: pick up edits before each job
-            from ..notebook.modules import before_job
+            from .job_hooks import before_job
 
             before_job(self)
         self.start()

@@ -32,8 +32,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FlownbError
-from ..registry import Registry
+from ..core.errors import FlownbError
+from ..core.registry import Registry
 from .jobs import ALLOWED_JOB_FUNCS, JOB_OPTIONS, make_queue
 from .store import StoreSettings
 from .visits import DEFAULT_CONCURRENCY, DEFAULT_STOP_GRACE_S, WorkerRuntime, check_stop_grace
