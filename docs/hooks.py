@@ -8,7 +8,7 @@
 * The tutorial notebooks (``notebooks/*.ipynb``, outside ``docs/``) are copied into the site
   under ``notebooks/``, and a page's ``../notebooks/X.ipynb`` link (right when the page is read
   on the repository) is pointed at that copy, so the link works on the built site too.
-* flownb's docstrings use Sphinx roles (``:class:`~flownb.errors.RunFailed```), which mkdocstrings
+* flownb's docstrings use Sphinx roles (``:class:`~flownb.core.errors.RunFailed```), which mkdocstrings
   renders literally; the built pages show just the name in code style instead.
 """
 

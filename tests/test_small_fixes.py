@@ -123,7 +123,7 @@ def test_the_hitl_pages_notebook_link_resolves(site: Path) -> None:
 
 def test_cli_exit_codes_are_documented() -> None:
     from flownb.cli import EXIT_INTERRUPTED, EXIT_TIMEOUT
-    from flownb.cli_io import EXIT_BROKEN_PIPE
+    from flownb.cli.stdio import EXIT_BROKEN_PIPE
     from flownb.cli_resume import EXIT_WAITING
 
     doc = (ROOT / "docs" / "cli.md").read_text()
