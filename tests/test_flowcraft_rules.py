@@ -18,10 +18,10 @@ from conftest import Workers
 
 import flownb
 from flownb import llm
-from flownb.blueprint import Blueprint
+from flownb.core.blueprint import Blueprint
 from flownb.distributed.client import DistributedExecutor
 from flownb.llm.fake import FakeLLM
-from flownb.registry import Registry
+from flownb.core.registry import Registry
 
 DIR = Path(__file__).parent / "flowcraft" / "6.flowcraft-rules"
 #: "draft" and "review" are node ids *and* state keys (run inputs) holding other values

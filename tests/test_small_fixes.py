@@ -17,7 +17,7 @@ from conftest import ROOT, Workers
 from test_cli import NO_REDIS_ENV, cli
 
 import flownb
-from flownb.batch import NothingToRetryWarning
+from flownb.engine.batch import NothingToRetryWarning
 from flownb.distributed.client import DistributedExecutor
 
 STREAMING = {"id": "tokens-visit", "nodes": [
@@ -104,7 +104,7 @@ def test_every_public_name_is_in_the_api_reference(site: Path) -> None:
     html = "".join(p.read_text() for p in (site / "api").glob("*/index.html"))
     prose = "".join(p.read_text() for p in (ROOT / "docs" / "api").glob("*.md"))
     missing = [name for name in flownb.__all__
-               if f'id="flownb.{name}"' not in html and f'id="flownb.errors.{name}"' not in html
+               if f'id="flownb.{name}"' not in html and f'id="flownb.core.errors.{name}"' not in html
                and not re.search(rf"`flownb\.{re.escape(name)}`", prose)]
     assert not missing, f"names of flownb.__all__ not in docs/api: {missing}"
     for member in ("Builder.edge", "Builder.build"):
@@ -124,7 +124,7 @@ def test_the_hitl_pages_notebook_link_resolves(site: Path) -> None:
 def test_cli_exit_codes_are_documented() -> None:
     from flownb.cli import EXIT_INTERRUPTED, EXIT_TIMEOUT
     from flownb.cli.stdio import EXIT_BROKEN_PIPE
-    from flownb.cli_resume import EXIT_WAITING
+    from flownb.cli.resume import EXIT_WAITING
 
     doc = (ROOT / "docs" / "cli.md").read_text()
     for code in (0, 1, 2, EXIT_WAITING, EXIT_TIMEOUT, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE):
