@@ -234,7 +234,7 @@ class Batch:
         A **snapshot**: called while the batch runs (``run_many`` returns at once), rows not
         done yet show ``status`` ``pending``/``running`` and no output, and the DataFrame does
         not change afterwards — call it again, or pass ``wait=True`` to wait for the batch to
-        end first (``timeout`` seconds at most, then :class:`~flownb.errors.RunTimeout`)."""
+        end first (``timeout`` seconds at most, then :class:`~flownb.core.errors.RunTimeout`)."""
         if wait and not self.wait(timeout):
             snap = self.stats.snapshot()
             raise RunTimeout(f"batch of {self.blueprint.id!r} still running after {timeout}s "
