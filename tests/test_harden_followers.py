@@ -15,7 +15,7 @@ import flownb
 from flownb.distributed.client import DistributedExecutor, NoWorkersWarning, RunHandle
 from flownb.distributed.server import EmbeddedRedis
 from flownb.distributed.store import StoreSettings
-from flownb.errors import ExecutorError
+from flownb.core.errors import ExecutorError
 
 from conftest import Workers
 

@@ -13,7 +13,7 @@ import redis
 import flownb
 from flownb.distributed.client import DistributedExecutor
 from flownb.distributed.store import StoreSettings
-from flownb.errors import ExecutorError, FlownbError
+from flownb.core.errors import ExecutorError, FlownbError
 
 import harden_nodes  # noqa: F401 - registers the node types in this process too
 from conftest import Workers

@@ -71,7 +71,7 @@ def test_a_gil_holding_worker_follows_its_sigkilled_kernel(redis_url: str, tmp_p
         # its temp dirs (cluster, modules) are left by the SIGKILL, and swept by the next owner
         left = [d for d in Path(tempfile.gettempdir()).glob(f"flownb-*-{owner.pid}-*")]
         assert left, "expected the killed kernel's temp dirs (named after its pid)"
-        from flownb.tempdirs import sweep
+        from flownb.core.tempdirs import sweep
 
         for kind in ("cluster", "modules", "redis"):
             sweep(kind)
@@ -86,7 +86,7 @@ def test_a_gil_holding_worker_follows_its_sigkilled_kernel(redis_url: str, tmp_p
 
 
 def test_sweep_keeps_the_dirs_of_live_owners(tmp_path: Path) -> None:
-    from flownb.tempdirs import owned_mkdtemp, sweep
+    from flownb.core.tempdirs import owned_mkdtemp, sweep
 
     mine = Path(owned_mkdtemp("cluster", str(tmp_path)))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import flownb
-from flownb.answers import AnswerError
+from flownb.core.answers import AnswerError
 from flownb.distributed.client import DistributedExecutor, NoWorkersWarning
-from flownb.lint import lint
+from flownb.core.lint import lint
 
 from conftest import ROOT, Workers
 

@@ -27,7 +27,7 @@ from llm_server import (
 
 import flownb
 from flownb import llm
-from flownb.lint import lint
+from flownb.core.lint import lint
 from flownb.distributed.client import DistributedExecutor
 from flownb.distributed.ratelimit import RedisRateLimiter
 from flownb.distributed.scripts import RATE_LIMIT

@@ -113,32 +113,39 @@ def _end_orphan(worker: int, grace_s: float) -> None:
             pass
 
 
+class _Stopped(Exception):
+    """SIGTERM from the worker: stop beating now."""
+
+
 def main() -> int:
     import redis
 
     cfg = json.loads(os.environ[ENV])
     parent = int(cfg["parent"])
     _die_with_parent()
-    stop = False
 
     def _stop(*_: Any) -> None:
-        nonlocal stop
-        stop = True
+        # raise, not a flag: Python resumes an interrupted time.sleep (PEP 475), so a flag was
+        # seen only after the rest of the beat, and a stopping worker waited for it
+        raise _Stopped
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the worker, which stops us
     r = redis.Redis(**cfg["redis"])
     key, ttl_ms, beat = cfg["key"], int(cfg["ttl_ms"]), float(cfg["beat_s"])
     owner = int(cfg.get("owner") or 0)
-    while not stop and os.getppid() == parent:
-        if owner and not _running(owner):
-            _end_orphan(parent, float(cfg.get("grace_s") or 5.0))
-            break
-        try:
-            r.set(key, str(parent), px=ttl_ms)
-        except redis.RedisError as exc:  # Redis away (or full) for a moment: next beat
-            log.debug("could not set %s: %s", key, exc)
-        time.sleep(beat)
+    try:
+        while os.getppid() == parent:
+            if owner and not _running(owner):
+                _end_orphan(parent, float(cfg.get("grace_s") or 5.0))
+                break
+            try:
+                r.set(key, str(parent), px=ttl_ms)
+            except redis.RedisError as exc:  # Redis away (or full) for a moment: next beat
+                log.debug("could not set %s: %s", key, exc)
+            time.sleep(beat)
+    except _Stopped:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the delete
     try:
         r.delete(key)
     except redis.RedisError as exc:  # best effort; the key expires anyway

@@ -9,7 +9,7 @@ wait for ever on a run that never reports to it. So ``.`` is reserved for genera
 
 from __future__ import annotations
 
-from ..errors import ExecutorError
+from ..core.errors import ExecutorError
 
 #: the longest run id a user may choose (ids are part of every key of the run)
 MAX_RUN_ID_LEN = 200

@@ -12,8 +12,8 @@ import os
 import secrets
 from urllib.parse import quote
 
-from flownb.errors import ExecutorError
-from flownb.tempdirs import owned_mkdtemp
+from flownb.core.errors import ExecutorError
+from flownb.core.tempdirs import owned_mkdtemp
 
 #: Enough databases for tests to isolate themselves by db number.
 DATABASES = 64

@@ -29,8 +29,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..registry import Registry, default_registry
-from .capability import capability_grace_s
+from ..core.errors import FlownbError
+from ..core.registry import Registry, default_registry
+from .capability import HandBack
 from .execute import Incapable, NodeRunner, is_transient_redis_error
 from .jobs import enqueue_items, make_queue
 from .keys import item_field, lease_member
@@ -45,6 +46,18 @@ log = logging.getLogger("flownb.worker")
 
 #: default number of node visits a worker runs at once (I/O-bound agents wait on the network)
 DEFAULT_CONCURRENCY = 32
+#: seconds a stopping worker lets the visits in flight finish before it hands them back
+#: (``flownb worker --stop-grace-s``); with RQ's own teardown a worker is gone within ~2 s
+DEFAULT_STOP_GRACE_S = 1.0
+
+
+def check_stop_grace(seconds: float) -> float:
+    """``seconds`` if it is a usable stop grace, else a :class:`FlownbError` that says so."""
+    if not 0 <= seconds <= 3600:  # NaN fails too
+        raise FlownbError(f"the stop grace (--stop-grace-s / stop_grace_s) must be 0 to 3600 "
+                          f"seconds, got {seconds!r}; a stopping worker hands the visits still "
+                          "running after it back to other workers")
+    return seconds
 #: set by LocalCluster for workers that serve modules written from notebook cells
 _MODULE_DIRS = os.environ.get("FLOWNB_MODULE_PATH", "")
 
@@ -77,7 +90,7 @@ class WorkerStats:
     started_at: float = field(default_factory=time.time)
 
 
-class WorkerRuntime(NodeRunner):
+class WorkerRuntime(NodeRunner, HandBack):
     """Per-process state shared by the jobs a worker runs: connections, graphs, leases, slots."""
 
     def __init__(self, conn: redis.Redis, *, name: str, registry: Registry | None = None,
@@ -104,6 +117,7 @@ class WorkerRuntime(NodeRunner):
         self._in_flight = 0
         self._idle = threading.Condition()
         self._stop = threading.Event()
+        self._closing = threading.Event()  # a warm shutdown began: take no new visit
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -136,7 +150,7 @@ class WorkerRuntime(NodeRunner):
         """Hand a job's items to the loop; blocks only while every slot is busy."""
         self.stats.jobs += 1
         if _MODULE_DIRS:  # notebook-defined node modules: pick up edits before each job
-            from ..notebook.modules import before_job
+            from .job_hooks import before_job
 
             before_job(self)
         self.start()
@@ -156,10 +170,8 @@ class WorkerRuntime(NodeRunner):
             log.warning("flownb worker %s: could not renew the leases of a job of run %s: %s",
                         self.name, run_id, exc)
         for i, (node, visit) in enumerate(wanted):
-            while not self._slots.acquire(timeout=0.5):
-                if self._stop.is_set():  # shutting down: the rest expire and are re-run
-                    for m in members[i:]:
-                        self.running.pop(m, None)
+            while not self._slots.acquire(timeout=0.1):
+                if self._closing.is_set():  # shutting down: close() hands the rest back
                     return
             with self._idle:
                 self._in_flight += 1
@@ -203,8 +215,43 @@ class WorkerRuntime(NodeRunner):
                 self._idle.wait(left if left is not None else 1.0)
         return True
 
+    def closing(self) -> bool:
+        """A warm shutdown began (a signal, or :meth:`close`)."""
+        return self._closing.is_set()
+
+    def begin_close(self) -> None:
+        """Take no new visit from now on (safe from a signal handler: sets one event)."""
+        self._closing.set()
+
+    def close(self, grace_s: float = DEFAULT_STOP_GRACE_S) -> int:
+        """Warm shutdown: take no new visit, give those in flight ``grace_s`` to finish, hand the
+        rest back, stop. Returns how many visits were handed back.
+
+        Why not wait for every node: a worker asked to stop (SIGTERM from a process manager,
+        Ctrl-C, a kernel restart) must be gone within seconds, while a node may run for minutes.
+        A visit handed back is exactly a visit of a crashed worker, only found at once: its
+        lease expires now and the reaper re-queues it (after this worker's liveness key is
+        gone, so nothing spares it); another worker re-runs it and COMMIT keeps one result
+        even if the abandoned body still finishes here before the process exits."""
+        self.begin_close()
+        self.drain(timeout_s=grace_s)
+        left = list(self.running)
+        self.stop()
+        if left:
+            try:
+                self.store.renew(left, ttl_s=0)
+                self.reap()  # at once when no other worker holds the reaper lock; else theirs
+            except Exception as exc:  # noqa: BLE001 - Redis away: the leases expire anyway
+                log.warning("flownb worker %s: could not hand back %d visit(s) at stop (%s); "
+                            "their leases expire and they are re-run", self.name, len(left), exc)
+            log.warning("flownb worker %s: stopped with %d visit(s) in flight after a %.1fs "
+                        "grace; handed back for another worker: %s", self.name, len(left),
+                        grace_s, left[:5])
+        return len(left)
+
     def stop(self) -> None:
         self._stop.set()
+        self._closing.set()
         if self._alive is not None:
             self._alive.terminate()
             self._alive.wait(5)
@@ -218,65 +265,6 @@ class WorkerRuntime(NodeRunner):
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     stop_background = stop
-
-    # -- a node type this worker lacks -------------------------------------------------------------
-    async def _incapable(self, run_id: str, node: str, visit: int, exc: Incapable) -> None:
-        """An item whose node type this worker lacks: hand it back, or fail the run when no
-        worker has it — but only after :data:`CAPABILITY_GRACE_S` without one.
-
-        Why the grace: a capable worker that is starting (importing its modules) is not yet in
-        the worker list; failing at once failed 13 of 20 runs during such a start-up window."""
-        key = (run_id, node, visit)
-        first = self._incapable_since.setdefault(key, time.monotonic())
-        if not self._capable(exc) and time.monotonic() - first < capability_grace_s():
-            if len(self._incapable_since) > 10000:
-                self._incapable_since.clear()
-            log.warning("flownb: %s; no live worker has it yet: %s|%s of run %s waits up to "
-                        "%.0fs for one", exc.message, node, visit, run_id, capability_grace_s())
-            await asyncio.sleep(0.5)
-            enqueue_items(self.queue, run_id, [[node, visit]], keys=self.store.keys,
-                          ttl_s=self.store.settings.result_ttl_s)
-            return
-        self._incapable_since.pop(key, None)
-        self._hand_back(run_id, node, visit, exc)
-
-    def _capable(self, exc: Incapable) -> list[str]:
-        return [w for w, info in self._live_workers().items()
-                if w != self.name and set(exc.missing) <= set(info.get("names") or ())]
-
-    def _hand_back(self, run_id: str, node: str, visit: int, exc: Incapable) -> None:
-        """Give the item back for a worker that has the node types, or fail the run when no
-        live worker has them."""
-        capable = self._capable(exc)
-        if not capable:
-            meta = self.store.meta(run_id)
-            err = {"node_id": node, "run_id": run_id, "attempt": 1, "type": "RegistryError",
-                   "message": f"no live worker can run node type(s) "
-                              f"{', '.join(map(repr, exc.missing))} ({exc.message}); start a "
-                              "worker with --import <the module that registers them>",
-                   "traceback": ""}
-            log.error("flownb: run %s: %s", run_id, err["message"])
-            self._fail(run_id, meta.get("blueprint", ""), err)
-            return
-        self.stats.handed_back += 1
-        log.warning("flownb: %s; handing %s|%s of run %s back for %s", exc.message, node, visit,
-                    run_id, ", ".join(capable[:3]))
-        time.sleep(0.05)  # do not spin on our own hand-backs while the capable worker is busy
-        enqueue_items(self.queue, run_id, [[node, visit]], keys=self.store.keys,
-                      ttl_s=self.store.settings.result_ttl_s)
-
-    def _live_workers(self) -> dict[str, dict[str, Any]]:
-        out = {}
-        horizon = time.time() - max(3.0, self.store.settings.lease_ttl_s)
-        for k, v in self.conn.hgetall(self.store.keys.workers).items():
-            try:
-                info = loads(v)
-            except Exception as exc:  # noqa: BLE001 - a foreign row
-                log.debug("flownb: ignoring unreadable worker row %r: %s", k, exc)
-                continue
-            if isinstance(info, dict) and float(info.get("seen") or 0) >= horizon:
-                out[k.decode() if isinstance(k, bytes) else str(k)] = info
-        return out
 
     # -- background: heartbeat + reaper --------------------------------------------------------------
     def _background(self) -> None:
@@ -383,7 +371,9 @@ class WorkerRuntime(NodeRunner):
         st = self.stats
         self.conn.hset(self.store.keys.workers, self.name, dumps({
             "pid": os.getpid(), "host": socket.gethostname(),
-            "state": "busy" if self._in_flight else "idle", "current": self.current,
+            "state": "busy" if self._in_flight else "idle",
+            # an idle worker runs nothing: its last visit is "last", never "current"
+            "current": self.current if self._in_flight else None, "last": self.current,
             "jobs": st.jobs, "nodes": self.nodes_done, "in_flight": self._in_flight,
             "max_in_flight": st.max_in_flight, "concurrency": self.concurrency,
             "requeued": st.requeued, "handed_back": st.handed_back, "inline": self.inline_visits,

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..rate_bounds import rate_problem
+from ..core.rate_bounds import rate_problem
 from .errors import LLMConfigError
 from .ratelimit import RateLimit
 from .trust import check_base_url, check_key_env

@@ -215,6 +215,7 @@ def _thread_worker(conn: Any, *, name: str, queue_name: str, prefix: str, settin
                 res = super().dequeue_job_and_maintain_ttl(timeout, 0.5)  # type: ignore[arg-type]
                 if res is not None:
                     return res
+            self.flownb.begin_close()  # a stop, not the end of a burst: the stop grace applies
             raise StopRequested()
 
         def execute_job(self, job: Any, queue: Any) -> Any:
