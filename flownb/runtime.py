@@ -35,6 +35,8 @@ from .context import (
 from .errors import FlownbError, MaxVisitsExceeded, NodeError, RegistryError
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
+from .inputs import as_inputs
+from .jsondata import check_mode, check_node_data
 from .limits import ChildBudget, LimitExceeded, child_limit_message
 from .reducers import StateWriter
 from .registry import Registry, Result, default_registry
@@ -168,7 +170,7 @@ class Engine:
     def __init__(self, graph: Graph, inputs: Mapping[str, Any] | None, *, run_id: str,
                  registry: Registry, bus: EventBus, cancel: CancelToken,
                  max_concurrency: int | None = None, depth: int = 0,
-                 budget: ChildBudget | None = None) -> None:
+                 budget: ChildBudget | None = None, check_json: str | None = None) -> None:
         self.g = graph
         self.bp = graph.blueprint
         self.inputs: dict[str, Any] = dict(inputs or {})
@@ -183,6 +185,8 @@ class Engine:
         self.stats: dict[str, NodeStats] = {}
         self.error: dict[str, Any] | None = None
         self.depth = depth
+        #: what a node output / state write that is not JSON data does (flownb.jsondata)
+        self.check_json = check_mode(check_json)
         self._budget = budget  # shared by the root run and all its descendants; made on first use
         self._sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._env = RunEnv(run_id, self._read, self._emit_custom, self._is_cancelled, self.bp.id,
@@ -412,6 +416,9 @@ class Engine:
             output, action = res.output, res.action
         else:
             output, action = res, None
+        if self.check_json != "off":  # what a worker's commit refuses fails here too
+            check_node_data(output, ctx._writes, self.check_json, node_id=replaced_by or cn.id,
+                            run_id=self.run_id)
         self.writer.apply(self.state, cn.id, item.visit, ctx._writes)
         self.outputs[cn.id] = output
         taken: set[int] | frozenset[int]
@@ -527,7 +534,8 @@ class Engine:
     async def _child(self, bp: Blueprint, inputs: dict[str, Any], run_id: str) -> RunResult:
         graph = compile_graph(bp, self.registry)
         child = Engine(graph, inputs, run_id=run_id, registry=self.registry, bus=self.bus,
-                       cancel=self.cancel, depth=self.depth + 1, budget=self._budget)
+                       cancel=self.cancel, depth=self.depth + 1, budget=self._budget,
+                       check_json=self.check_json)
         return await child.drive()
 
 
@@ -573,7 +581,8 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
                on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
                cancel: CancelToken | None = None, max_concurrency: int | None = None,
                raise_on_error: bool = True, history: Any = False,
-               on_wait: Callable[[Any], Any] | None = None) -> RunResult:
+               on_wait: Callable[[Any], Any] | None = None,
+               check_json: str | None = None) -> RunResult:
     """Run a blueprint in this process and return its :class:`RunResult`.
 
     ``on_event`` receives every :class:`~flownb.events.Event`; ``cancel`` lets another thread or
@@ -585,13 +594,17 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
     A run that reaches a ``wait``/``approval`` node returns with status ``waiting`` (resume it
     with ``result.resume(node, value)``), or, with ``on_wait``, awaits ``on_wait(request)``
     for each answer (see :mod:`flownb.waiting`).
+    ``check_json``: a node output or state write that is not JSON data fails its node, as on
+    workers (``"raise"``, the default, or ``FLOWNB_CHECK_JSON``), or only warns (``"warn"``).
     """
+    inputs = as_inputs(inputs)
     graph, reg = _prepare(blueprint, registry)
     bus = bus or EventBus()
     unsub = bus.subscribe(on_event) if on_event is not None else None
     try:
         engine = Engine(graph, inputs, run_id=run_id or new_run_id(), registry=reg, bus=bus,
-                        cancel=cancel or CancelToken(), max_concurrency=max_concurrency)
+                        cancel=cancel or CancelToken(), max_concurrency=max_concurrency,
+                        check_json=check_json)
         result = await drive_local(engine, history=history, on_wait=on_wait)
     finally:
         if unsub is not None:
@@ -604,7 +617,7 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
         on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
         cancel: CancelToken | None = None, max_concurrency: int | None = None,
         raise_on_error: bool = True, history: Any = False,
-        on_wait: Callable[[Any], Any] | None = None) -> RunResult:
+        on_wait: Callable[[Any], Any] | None = None, check_json: str | None = None) -> RunResult:
     """Synchronous :func:`arun`, same arguments (spelled out so a typo is a type error);
     works inside Jupyter's running event loop too."""
     from .aio import run_sync
@@ -612,7 +625,8 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
     cancel = cancel or CancelToken()  # Ctrl-C / Jupyter's interrupt cancels the run
     return run_sync(arun(blueprint, inputs, registry=registry, run_id=run_id, on_event=on_event,
                          bus=bus, cancel=cancel, max_concurrency=max_concurrency,
-                         raise_on_error=raise_on_error, history=history, on_wait=on_wait),
+                         raise_on_error=raise_on_error, history=history, on_wait=on_wait,
+                         check_json=check_json),
                     on_interrupt=cancel.cancel)
 
 

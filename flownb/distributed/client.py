@@ -22,6 +22,7 @@ from ..blueprint import Blueprint, load
 from ..errors import ExecutorError, LintError, RunTimeout
 from ..events import Event
 from ..graph import analyse
+from ..inputs import as_inputs
 from ..lint import lint
 from ..registry import Registry, default_registry
 from ..result import RunResult
@@ -95,6 +96,7 @@ class DistributedExecutor:
         Refuses node types defined in ``__main__`` (a script or a notebook cell) unless every
         live worker is a thread of this process, and warns (:class:`NoWorkersWarning`) when no
         live worker serves the queue."""
+        inputs = as_inputs(inputs)
         bp = load(blueprint)  # type: ignore[arg-type]
         key = ("submit-lint", id(self.registry), self.registry.version)
         errors = bp._cache.get(key)
@@ -114,7 +116,7 @@ class DistributedExecutor:
             graph = bp._cache.get("analysed")
             if graph is None:
                 graph = bp._cache["analysed"] = analyse(bp)[0]
-            ready = self.store.start_run(run_id, bp, graph, dict(inputs or {}), bundle=bundle)
+            ready = self.store.start_run(run_id, bp, graph, inputs, bundle=bundle)
             enqueue_items(self.queue, run_id, [list(x) for x in ready], keys=self.store.keys,
                           ttl_s=self.store.settings.result_ttl_s)
         if not live:
