@@ -44,7 +44,8 @@ def dumps(value: Any, *, what: str = "value") -> str:
         raise JSONDataError(f"{what} is not JSON-serialisable: {reason}; distributed runs store "
                             "state and outputs as JSON") from None
     except TypeError as exc:
-        raise JSONDataError(f"{what} is not JSON-serialisable ({exc}); distributed runs store "
+        where = _where_unencodable(value, what)
+        raise JSONDataError(f"{where} is not JSON-serialisable ({exc}); distributed runs store "
                             "state and outputs as JSON: convert it first (str(x), "
                             "x.isoformat(), list(a_set), a dict of its fields)") from None
     except RecursionError:
@@ -89,6 +90,23 @@ def _check_keys(value: Any, what: str) -> None:
             stack.extend((x, f"{path}[{k!r}]") for k, x in v.items() if isinstance(x, _CONTAINERS))
         elif isinstance(v, (list, tuple)):
             stack.extend((x, f"{path}[{i}]") for i, x in enumerate(v) if isinstance(x, _CONTAINERS))
+
+
+_ENCODABLE = (str, int, float, type(None))
+
+
+def _where_unencodable(value: Any, what: str) -> str:
+    """The path of the first value ``json.dumps`` cannot encode (a datetime, a set...)."""
+    stack: list[tuple[Any, str]] = [(value, what)]
+    while stack:
+        v, path = stack.pop()
+        if isinstance(v, dict):
+            stack.extend((x, f"{path}[{k!r}]") for k, x in reversed(list(v.items())))
+        elif isinstance(v, (list, tuple)):
+            stack.extend((x, f"{path}[{i}]") for i, x in reversed(list(enumerate(v))))
+        elif not isinstance(v, _ENCODABLE):
+            return path
+    return what
 
 
 def _where_nonfinite(value: Any, what: str, default: str | None = "") -> str | None:
