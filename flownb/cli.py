@@ -159,6 +159,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     sys.path.insert(0, os.getcwd())
     default_registry.import_modules(args.import_ or ())
     bp, inputs = _load_for_run(args.file, args.inputs)
+    if any(str(n.uses).startswith("llm-") for n in bp.nodes):  # the fake answering for gpt-4o
+        from .llm.notice import blueprint_notices
+
+        for line in blueprint_notices([bp]):
+            print(f"flownb: warning: {line}", file=sys.stderr)
     on_redis = bool(redis_url(args)) and not args.in_process
     if on_redis:
         handle = _executor(args).submit(bp, inputs)
