@@ -174,41 +174,30 @@ def _plain(value: Any) -> bool:
         return True
     if t is float:
         return math.isfinite(value)
+    if t is not dict and t is not list and t is not tuple:
+        return False
     stack = [value]
-    pop, push = stack.pop, stack.append
-    scalars = _SCALARS
+    pop, push, scalars, isfinite = stack.pop, stack.append, _SCALARS, math.isfinite
     while stack:
         v = pop()
-        t = type(v)
-        if t is dict:
-            for k, x in v.items():
+        items = v
+        if type(v) is dict:
+            for k in v:
                 if type(k) is not str:
                     return False
-                tx = type(x)
-                if tx in scalars:
-                    continue
-                if tx is float:
-                    if not math.isfinite(x):
-                        return False
-                elif tx is dict or tx is list or tx is tuple:
-                    push(x)
-                else:
+            items = v.values()
+        for x in items:
+            tx = type(x)
+            if tx in scalars:
+                continue
+            if tx is float:
+                if not isfinite(x):
                     return False
-        elif t is list or t is tuple:
-            for x in v:
-                tx = type(x)
-                if tx in scalars:
-                    continue
-                if tx is float:
-                    if not math.isfinite(x):
-                        return False
-                elif tx is dict or tx is list or tx is tuple:
-                    push(x)
-                else:
-                    return False
-        elif t not in scalars and not (t is float and math.isfinite(v)):
-            return False
-        if len(stack) > 100_000:  # absurdly deep or wide: let the encoder judge it
+            elif tx is dict or tx is list or tx is tuple:
+                push(x)
+            else:
+                return False
+        if len(stack) > 100_000:  # absurdly wide: let the encoder judge it
             return False
     return True
 
