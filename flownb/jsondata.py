@@ -23,7 +23,7 @@ from typing import Any
 from .errors import FlownbError
 
 __all__ = ["CHECK_JSON_ENV", "CHECK_MODES", "JSONDataError", "JSONDataWarning", "check",
-           "check_mode", "check_node_data", "dumps", "encode_node_data"]
+           "check_inputs", "check_mode", "check_node_data", "dumps", "encode_node_data"]
 
 _CONTAINERS = (dict, list, tuple)
 
@@ -200,6 +200,23 @@ def _plain(value: Any) -> bool:
         if len(stack) > 100_000:  # absurdly wide: let the encoder judge it
             return False
     return True
+
+
+def check_inputs(inputs: Mapping[str, Any], mode: str) -> None:
+    """Hold a run's inputs to the rule ``submit`` applies (it stores each as JSON, refusing what
+    :func:`dumps` refuses): raised or warned before the run starts, as ``mode`` says."""
+    if mode == "off" or all(_plain(v) for v in inputs.values()):
+        return
+    try:
+        for k, v in inputs.items():
+            dumps(v, what=f"inputs[{k!r}]")
+    except JSONDataError as exc:
+        if mode == "raise":
+            raise JSONDataError(f"{exc.message} (in process too, so it never breaks only on "
+                                "workers; check_json='warn' or FLOWNB_CHECK_JSON=warn to go on)"
+                                ) from None
+        warnings.warn(f"{exc.message} (this run goes on in process because check_json='warn'; "
+                      "submitting it to workers fails)", JSONDataWarning, stacklevel=2)
 
 
 def check_node_data(output: Any, writes: Mapping[str, Any], mode: str, *,

@@ -36,7 +36,7 @@ from .errors import FlownbError, MaxVisitsExceeded, NodeError, RegistryError
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
 from .inputs import as_inputs
-from .jsondata import check_mode, check_node_data
+from .jsondata import check_inputs, check_mode, check_node_data
 from .limits import ChildBudget, LimitExceeded, child_limit_message
 from .reducers import StateWriter
 from .registry import Registry, Result, default_registry
@@ -187,6 +187,8 @@ class Engine:
         self.depth = depth
         #: what a node output / state write that is not JSON data does (flownb.jsondata)
         self.check_json = check_mode(check_json)
+        if depth == 0:  # what submit refuses in a run's inputs (a child's come from JSON data)
+            check_inputs(self.inputs, self.check_json)
         self._budget = budget  # shared by the root run and all its descendants; made on first use
         self._sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._env = RunEnv(run_id, self._read, self._emit_custom, self._is_cancelled, self.bp.id,

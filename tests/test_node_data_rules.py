@@ -171,3 +171,22 @@ def test_plain_json_data_passes_untouched() -> None:
     check_node_data({1: "a", Name("n"): Name("v")}, {}, "raise")
     with pytest.raises(flownb.FlownbError, match="has the keys 1 and '1'"):
         check_node_data({1: "a", "1": "b"}, {}, "raise")
+
+
+def test_non_json_inputs_are_refused_alike_before_the_run(redis_url: str) -> None:
+    import datetime
+
+    from flownb.distributed.client import DistributedExecutor
+    from flownb.jsondata import JSONDataError
+
+    bp = flownb.Blueprint.from_dict({"id": "odd-input", "nodes": [{"id": "a", "uses": "passthrough"}]})
+    inputs = {"text": "hi", "when": datetime.date(2026, 12, 4)}
+    with pytest.raises(JSONDataError) as here:
+        flownb.run(bp, inputs)
+    with pytest.raises(JSONDataError) as there:
+        DistributedExecutor(redis_url).submit(bp, inputs)
+    assert there.value.message.startswith("inputs['when'] is not JSON-serialisable (Object of type "
+                                          "date is not JSON serializable)")
+    assert here.value.message.startswith(there.value.message)
+    with pytest.warns(JSONDataWarning, match=r"inputs\['when'\].*submitting it to workers fails"):
+        assert flownb.run(bp, inputs, check_json="warn").output == inputs

@@ -182,7 +182,7 @@ class RedisStore:
             if not isinstance(k, str) or k.startswith("_outputs"):
                 raise FlownbError(f"input key {k!r} must be a string not starting with '_outputs'",
                                   run_id=run_id)
-            flat += [k, dumps(v)]
+            flat += [k, _strict_dumps(v, what=f"inputs[{k!r}]")]  # as flownb.run says it
         parent_children = ""
         if parent:
             parent_children = self.keys.children(parent.split("|")[0])
