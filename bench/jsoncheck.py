@@ -56,6 +56,7 @@ def json_check(cfg: Config) -> Report:
     n = cfg.pick(200, 50)
     reps = cfg.pick(15, 3)
     rows = []
+    rep.data["n"] = n
     for shape in SHAPES:
         bp, reg = _blueprint(shape, n)
         out = interleave({"off": _timer(bp, reg, "off", n), "raise": _timer(bp, reg, "raise", n)},
