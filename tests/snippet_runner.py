@@ -145,7 +145,7 @@ def run(path: Path) -> int:
     for n, b in enumerate(python_blocks(path), 1):
         label = f"{path.name} block {n} (line {b.line})"
         if b.skip:
-            print(f"skipped {label}: {b.skip}", file=sys.stderr)
+            print(f"[snippet] skipped {label}: {b.skip}", file=sys.stderr)
             continue
         try:
             code = compile(instrument(b.code, label), label, "exec",
@@ -155,9 +155,9 @@ def run(path: Path) -> int:
             else:
                 exec(code, ns)  # noqa: S102 - the docs' own code, run on purpose
         except BaseException:  # noqa: BLE001 - report which block broke, then fail
-            print(f"FAILED {label}:\n{b.code}\n{traceback.format_exc()}", file=sys.stderr)
+            print(f"[snippet] FAILED {label}:\n{b.code}\n{traceback.format_exc()}", file=sys.stderr)
             return 1
-        print(f"ran {label}", file=sys.stderr)
+        print(f"[snippet] ran {label}", file=sys.stderr)
     return 0
 
 

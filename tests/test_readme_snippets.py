@@ -41,8 +41,8 @@ def test_python_snippets_run_as_written(page: Path, tmp_path: Path, redis_url: s
         if workers is not None:
             workers.close()
     assert p.returncode == 0, p.stderr[-4000:]
-    ran = p.stderr.count("ran ")
-    skipped = p.stderr.count("skipped ")
+    ran = p.stderr.count("[snippet] ran ")
+    skipped = p.stderr.count("[snippet] skipped ")
     assert ran + skipped == len(snippet_runner.python_blocks(page)), p.stderr
     assert skipped <= 1, f"more than one block of {page.name} skipped: {p.stderr}"
 
@@ -58,7 +58,7 @@ def test_the_runner_checks_shown_results_and_skips_only_marked_blocks(tmp_path: 
     p = subprocess.run([sys.executable, str(TESTS_DIR / "snippet_runner.py"), str(page)],
                        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert p.returncode == 1
-    assert "skipped page.md block 2 (line 7): needs a real key" in p.stderr
-    assert "ran page.md block 3" in p.stderr
+    assert "[snippet] skipped page.md block 2 (line 7): needs a real key" in p.stderr
+    assert "[snippet] ran page.md block 3" in p.stderr
     assert "page.md block 4 (line 14), line 4: x: the docs say 3, the code gives 2" in p.stderr
     assert (tmp_path / "saved.py").read_text() == "# saved.py\nVALUE = 'saved'\n"
