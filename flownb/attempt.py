@@ -78,6 +78,8 @@ class Resume:
     tb: str
     t0: float
     pending: Awaitable[Any] | None = None
+    #: with ``pending``: the state writes from before exec (a retry starts again from these)
+    base: dict[str, Any] | None = None
 
 
 #: result types that are never awaitable: checked first so the hot path pays one set lookup
@@ -185,7 +187,7 @@ def try_inline(cn: CNode, ctx: NodeContext,
         base = ctx._writes.copy() if ctx._writes else None
         res = impl.exec(prep)
         if type(res) not in _NOT_AWAITABLE and inspect.isawaitable(res):  # awaits(), inlined
-            return False, Resume(prep, "await", None, "", t0, res)
+            return False, Resume(prep, "await", None, "", t0, res, base or {})
         phase = "post"
         if impl.post is not None:
             res = impl.post(ctx, prep, res)
@@ -285,7 +287,7 @@ async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
                         if impl.prep_async else impl.prep(ctx)
             except catch as exc:
                 raise _Fail(1, exc, getattr(exc, "_flownb_tb", None) or traceback.format_exc()) from None
-    base = dict(ctx._writes)
+    base = resume.base if resume is not None and resume.base is not None else dict(ctx._writes)
     timeout = cn.timeout_s
     err: BaseException
     tb: str

@@ -53,6 +53,7 @@ async def _flaky(ctx: flownb.NodeContext) -> Any:
 
 @flownb.node("aw-flaky")
 def flaky(ctx: flownb.NodeContext) -> Awaitable[Any]:
+    ctx.state[f"sync_part_{ctx.attempt}"] = True  # a failed attempt's writes are discarded
     return _flaky(ctx)
 
 

@@ -73,6 +73,7 @@ def test_a_failure_inside_the_awaited_coroutine_is_retried(executor: str, module
     assert res.status == "succeeded", res.error
     assert res.output == "ok on attempt 2"
     assert res.nodes["f"].attempts == 2
+    assert "sync_part_1" not in res.state and res.state["sync_part_2"] is True
     assert int(r.get(counter[1]) or 0) == 2
 
 
