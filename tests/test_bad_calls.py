@@ -124,3 +124,19 @@ def test_the_cli_prints_it_once_on_stderr(tmp_path: Path) -> None:
     assert p.stderr.count("asks for model 'gpt-4o'") == 1, p.stderr
     assert p.stderr.startswith("flownb: warning: the node's params.model asks for model 'gpt-4o'")
     assert '"status": "succeeded"' in p.stdout
+
+
+@pytest.mark.timeout(60)
+def test_the_cli_says_whose_environment_decides_for_a_run_on_workers(tmp_path: Path,
+                                                                      redis_url: str) -> None:
+    import yaml
+
+    (tmp_path / "flow.yaml").write_text(yaml.safe_dump(LLM_BP))
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("FLOWNB_LLM", "OPENAI_API_KEY", "OPENAI_BASE_URL", "FLOWNB_LLM_MODEL")}
+    p = subprocess.run([sys.executable, "-m", "flownb", "run", "flow.yaml", "--redis", redis_url,
+                        "--no-wait"], cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)},
+                       capture_output=True, text=True, timeout=50, check=False)
+    assert p.returncode == 0, p.stderr
+    line = next(ln for ln in p.stderr.splitlines() if "asks for model 'gpt-4o'" in ln)
+    assert line.endswith("(in this shell: on workers, their environment decides)"), line
