@@ -13,7 +13,7 @@ import pytest
 import redis
 
 import flownb
-from flownb.jsondata import JSONDataWarning
+from flownb.core.jsondata import JSONDataWarning
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -165,7 +165,7 @@ def test_subflow_child_runs_check_too() -> None:
 
 
 def test_plain_json_data_passes_untouched() -> None:
-    from flownb.jsondata import _plain, check_node_data
+    from flownb.core.jsondata import _plain, check_node_data
 
     data = {"a": [1, 2.5, None, True, "é", {"b": (1, 2)}], "c": {}}
     assert _plain(data)
@@ -184,7 +184,7 @@ def test_non_json_inputs_are_refused_alike_before_the_run(redis_url: str) -> Non
     import datetime
 
     from flownb.distributed.client import DistributedExecutor
-    from flownb.jsondata import JSONDataError
+    from flownb.core.jsondata import JSONDataError
 
     bp = flownb.Blueprint.from_dict({"id": "odd-input", "nodes": [{"id": "a", "uses": "passthrough"}]})
     inputs = {"text": "hi", "when": datetime.date(2026, 12, 4)}

@@ -17,10 +17,10 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..batch import Batch, normalise_rows
-from ..blueprint import Blueprint, load
-from ..errors import LintError
-from ..events import CUSTOM, TERMINAL, Event
+from ..engine.batch import Batch, normalise_rows
+from ..core.blueprint import Blueprint, load
+from ..core.errors import LintError
+from ..core.events import CUSTOM, TERMINAL, Event
 
 if TYPE_CHECKING:
     from .client import DistributedExecutor

@@ -31,8 +31,8 @@ from .panels import details_html, live_html, status_html, table_html
 from .progress import ProgressView, Snapshot
 
 if TYPE_CHECKING:
-    from ..blueprint import Blueprint
-    from ..result import RunResult
+    from ..core.blueprint import Blueprint
+    from ..core.result import RunResult
 
 __all__ = ["RunWidget"]
 
@@ -81,7 +81,7 @@ class RunWidget:
 
     def __init__(self, view: ProgressView | None = None, *,
                  blueprint: Blueprint | Mapping[str, Any] | None = None, graph: bool = True) -> None:
-        from ..extras import require
+        from ..core.extras import require
 
         W = require("ipywidgets", "the live run widget")
         self.view = view if view is not None else ProgressView(blueprint)
@@ -161,7 +161,7 @@ class RunWidget:
         key = (waiting.node_id, waiting.visits)
         if self._form_for == key:
             return
-        from ..errors import FlownbError
+        from ..core.errors import FlownbError
         from .approval import ApprovalForm
 
         try:
