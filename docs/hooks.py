@@ -5,6 +5,9 @@
   holds the prose and a ``<!-- cli-reference -->`` marker replaced with one section per command.
 * Pages other branches add (the condition language, state reducers) join the nav, after the
   page they extend, as soon as their file exists — never as a dangling nav entry before.
+* The tutorial notebooks (``notebooks/*.ipynb``, outside ``docs/``) are copied into the site
+  under ``notebooks/``, and a page's ``../notebooks/X.ipynb`` link (right when the page is read
+  on the repository) is pointed at that copy, so the link works on the built site too.
 * flownb's docstrings use Sphinx roles (``:class:`~flownb.core.errors.RunFailed```), which mkdocstrings
   renders literally; the built pages show just the name in code style instead.
 """
@@ -65,10 +68,34 @@ def cli_reference() -> str:
     return "\n".join(out)
 
 
+#: where the notebooks live, relative to the docs folder, and where the site puts them
+NOTEBOOKS_SRC = "../notebooks"
+NOTEBOOKS_SITE = "notebooks"
+
+
+def notebook_links(markdown: str, page_uri: str) -> str:
+    """``](../notebooks/X.ipynb)`` in a page → the site's copy, relative to that page."""
+    up = "../" * page_uri.count("/")
+    return markdown.replace(f"]({NOTEBOOKS_SRC}/", f"]({up}{NOTEBOOKS_SITE}/")
+
+
 def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
+    markdown = notebook_links(markdown, page.file.src_uri)
     if MARKER in markdown:
         return markdown.replace(MARKER, cli_reference())
     return markdown
+
+
+def on_files(files: Any, config: Any, **_: Any) -> Any:
+    """Add every tutorial notebook to the site as a static file under ``notebooks/``."""
+    from pathlib import Path
+
+    from mkdocs.structure.files import File
+
+    root = Path(config["docs_dir"]).parent / "notebooks"
+    for nb in sorted(root.glob("*.ipynb")):
+        files.append(File.generated(config, f"{NOTEBOOKS_SITE}/{nb.name}", abs_src_path=str(nb)))
+    return files
 
 
 def on_post_page(output: str, page: Any, **_: Any) -> str:

@@ -95,6 +95,8 @@ def cond(source: str, target: str, condition: str, action: str | None = None) ->
 CHILD_ADD = bp("child-add", [n("c1", "t-add", key="x", n=5),
                              n("c2", "t-set", values={"child_note": "from child"})],
                [("c1", "c2")])
+#: child-add's final context for x=10: its state and each node's output under _outputs.<id>
+SUB_CTX = {"x": 10, "child_note": "from child", "_outputs.c1": 15, "_outputs.c2": 15}
 CHILD_FAIL = bp("child-fail", [n("c1", "t-fail", message="child boom")])
 MAP_CHILD = bp("map-child", [n("c", "t-child")])
 MAP_DELAY_CHILD = bp("map-delay-child", [n("d", "t-delay-echo")])
@@ -432,7 +434,8 @@ SCENARIOS: list[Scenario] = [
            [("s", "sf"), ("sf", "after")]),
         inputs={"num": 10},
         ran={"s", "sf", "after"},
-        outputs={"sf": 15, "after": 15}, state={"got": 15, "note": "from child"},
+        # with params.outputs the node outputs the child's whole context (Flowcraft's SubflowNode)
+        outputs={"sf": SUB_CTX, "after": SUB_CTX}, state={"got": 15, "note": "from child"},
         extra_blueprints=[CHILD_ADD],
     ),
     Scenario(

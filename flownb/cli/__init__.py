@@ -21,14 +21,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
+from ..core.errors import FlownbError, RunTimeout
 from .inspection import _executor, add_inspect_commands, redis_opts, redis_url
 from .resume import add_resume_command, report_waiting
-from ..core.errors import FlownbError
+from .stdio import STDIN, blueprint_from_stdin, quiet_broken_pipe, read_stdin
+from .wait import run_in_process, wait_for_result
 
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 #: Ctrl-C while waiting (the shell convention for SIGINT: 128 + 2)
 EXIT_INTERRUPTED = 130
+#: ``flownb run --timeout-s`` passed before the run ended (GNU ``timeout``'s status)
+EXIT_TIMEOUT = 124
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -39,6 +43,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())  # like `flownb run` and `flownb worker`
         default_registry.import_modules(args.import_)
     worst = 0
+    report: list[dict[str, Any]] = []  # --json: one record per file
     for arg in args.files:
         # a folder is one library: every file is checked, subflow ids against the folder
         lib: Library | None = None
@@ -48,36 +53,61 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             try:
                 lib = load_dir(arg)
             except FlownbError as exc:
-                print(f"{exc}", file=sys.stderr)
+                _say(args, report, {"path": arg, "ok": False, "error": str(exc)}, f"{exc}")
                 worst = max(worst, EXIT_PROBLEMS)
                 continue
             paths = [p for p in paths if p not in lib.skipped]
         for path in paths:
-            worst = max(worst, _validate_file(path, args, lib))
+            worst = max(worst, _validate_file(path, args, lib, report))
+    if args.json:
+        print(json.dumps(report, indent=2))
     return worst
 
 
-def _validate_file(path: str, args: argparse.Namespace, lib: Any) -> int:
+def _say(args: argparse.Namespace, report: list[dict[str, Any]], record: dict[str, Any],
+         text: str | None, *, err: bool = True) -> None:
+    """``validate``'s output: a record for ``--json``, else the line it always printed."""
+    if args.json:
+        report.append(record)
+    elif text is not None:
+        print(text, file=sys.stderr if err else sys.stdout)
+
+
+def _validate_file(path: str, args: argparse.Namespace, lib: Any,
+                   report: list[dict[str, Any]]) -> int:
     from ..core.blueprint import Blueprint
     from ..core.registry import default_registry
 
     try:
-        bp = Blueprint.load(path)
+        bp = blueprint_from_stdin() if path == STDIN else Blueprint.load(path)
     except FlownbError as exc:
-        print(f"{exc}", file=sys.stderr)
+        _say(args, report, {"path": path, "ok": False, "error": str(exc)}, f"{exc}")
         return EXIT_PROBLEMS
+    path = "<stdin>" if path == STDIN else path
     problems = bp.lint(default_registry if args.import_ or args.strict else None)
     if lib is not None:
         for n in bp.nodes:
             bid = n.params.get("blueprintId") if n.uses == "subflow" else None
             if bid is not None and str(bid) not in lib and not default_registry.has_blueprint(str(bid)):
-                print(f"{path}: error: node {n.id!r}: subflow blueprint {str(bid)!r} is not in "
-                      f"{lib.root} (ids: {sorted(lib)}) [unknown-blueprint]")
+                msg = (f"node {n.id!r}: subflow blueprint {str(bid)!r} is not in {lib.root} "
+                       f"(ids: {sorted(lib)})")
+                _say(args, report, {"path": path, "ok": False, "problems": [
+                    {"code": "unknown-blueprint", "severity": "error", "location": f"node {n.id!r}",
+                     "message": msg, "node_id": n.id}]},
+                     f"{path}: error: {msg} [unknown-blueprint]", err=False)
                 return EXIT_PROBLEMS
     errors = [p for p in problems if p.severity == "error"]
+    failed = bool(errors or (args.strict and problems))
+    if args.json:
+        report.append({"path": path, "ok": not failed, "blueprint_id": bp.id,
+                       "nodes": len(bp.nodes), "edges": len(bp.edges),
+                       "problems": [{"code": p.code, "severity": p.severity,
+                                     "location": p.location, "message": p.message,
+                                     "node_id": p.node_id} for p in problems]})
+        return EXIT_PROBLEMS if failed else 0
     for p in problems:
         print(f"{path}: {p}")
-    if errors or (args.strict and problems):
+    if failed:
         return EXIT_PROBLEMS
     if not problems:
         print(f"{path}: ok ({len(bp.nodes)} nodes, {len(bp.edges)} edges)")
@@ -132,7 +162,9 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _load_inputs(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
-    if os.path.exists(text):
+    if text == STDIN:
+        text = read_stdin("--inputs")
+    elif os.path.exists(text):
         with open(text) as fh:
             text = fh.read()
     try:
@@ -148,7 +180,7 @@ def _load_for_run(target: str, inputs_arg: str | None) -> tuple[Any, dict[str, A
     """``flownb run``'s blueprint: a file (its folder's other blueprints registered for its
     subflows), or a shipped example's name (with its first sample input unless --inputs)."""
     from .. import examples
-    from ..core.library import load_with_siblings
+    from ..core.library import load_for_run
 
     inputs = _load_inputs(inputs_arg)
     if not os.path.exists(target) and target.replace("-", "_") in examples.EXAMPLES:
@@ -163,7 +195,10 @@ def _load_for_run(target: str, inputs_arg: str | None) -> tuple[Any, dict[str, A
     if not os.path.exists(target) and not target.endswith((".json", ".yaml", ".yml")):
         raise FlownbError(f"no file {target!r} and no shipped example of that name (examples: "
                           f"{', '.join(examples.EXAMPLES)})")
-    bp, _ = load_with_siblings(target)
+    bp, lib = load_for_run(target)
+    for path, problem in lib.broken.items():  # read only for a missing subflow: say, go on
+        print(f"flownb: warning: skipped {path} while looking for subflows: {problem}",
+              file=sys.stderr)
     return bp, inputs
 
 
@@ -187,13 +222,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(handle.run_id)
             return 0
         try:
-            res = handle.result(args.timeout, raise_on_error=False)
+            res = wait_for_result(handle, args.timeout, sys.stderr)
         except KeyboardInterrupt:
             return _interrupted(handle, keep_running=args.keep_running)
+        except RunTimeout as exc:
+            print(json.dumps({"run_id": handle.run_id, "status": "running", "output": None,
+                              "error": None}, indent=2))
+            print(f"flownb: timeout: run {handle.run_id} {exc.message} — follow it with flownb "
+                  f"events {handle.run_id} --follow, or stop it with flownb cancel "
+                  f"{handle.run_id}", file=sys.stderr)
+            return EXIT_TIMEOUT
     else:
-        from ..engine.runtime import run
-
-        res = run(bp, inputs, raise_on_error=False)
+        ran = run_in_process(bp, inputs, args.timeout)
+        if ran is None:
+            return EXIT_INTERRUPTED
+        res, timed_out = ran
+        if timed_out:
+            print(json.dumps({"run_id": res.run_id, "status": "cancelled", "output": res.output,
+                              "error": res.error}, indent=2, default=str))
+            print(f"flownb: timeout: run {res.run_id} was still running after {args.timeout}s "
+                  "and was cancelled (in process, nothing goes on without this command)",
+                  file=sys.stderr)
+            return EXIT_TIMEOUT
     print(json.dumps({"run_id": res.run_id, "status": res.status, "output": res.output,
                       "error": res.error}, indent=2, default=str))
     if res.status == "waiting":  # parked on a wait/approval node: say what, and how to answer
@@ -243,11 +293,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check blueprint files; every problem with its location")
     v.add_argument("files", nargs="+", metavar="PATH",
-                   help="blueprint files, or folders (one library each)")
+                   help="blueprint files, folders (one library each), or - for a blueprint on "
+                        "standard input")
     v.add_argument("--import", dest="import_", action="append", metavar="MODULE",
                    help="import node modules (from the current folder too) so unknown 'uses' "
                         "can be checked (repeatable)")
     v.add_argument("--strict", action="store_true", help="warnings fail too")
+    v.add_argument("--json", action="store_true",
+                   help="a JSON list: per file {path, ok, blueprint_id, nodes, edges, problems}")
     v.set_defaults(fn=_cmd_validate)
 
     w = sub.add_parser("worker", help="run an RQ worker that executes flownb nodes")
@@ -293,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     rn.add_argument("file", help="a blueprint file (other files of its folder are its subflows), "
                                  "or a shipped example: blog_post, job_application, "
                                  "customer_review, content_moderation")
-    rn.add_argument("--inputs", help="the run's inputs: a JSON object or a JSON file")
+    rn.add_argument("--inputs", help="the run's inputs: a JSON object, a JSON file, or - for "
+                                   "standard input")
     rn.add_argument("--import", dest="import_", action="append", metavar="MODULE",
                     help="module registering node types, from the current folder too "
                          "(repeatable)")
@@ -301,7 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run here even when FLOWNB_REDIS_URL is set")
     rn.add_argument("--timeout-s", "--timeout", dest="timeout", type=float, default=None,
                     metavar="SECONDS",
-                    help="on Redis: stop waiting after this long (the run goes on)")
+                    help="stop waiting after this long and exit 124: on Redis the run goes on, "
+                         "in process it is cancelled")
     rn.add_argument("--no-wait", action="store_true",
                     help="on Redis: print the run id and return at once")
     rn.add_argument("--keep-running", action="store_true",
@@ -334,12 +389,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     load_dotenv_once()  # ./.env (OPENAI_*, FLOWNB_*), never overriding what is already set
     try:
-        return int(args.fn(args) or 0)
+        code = int(args.fn(args) or 0)
+        sys.stdout.flush()  # a reader gone before the last, buffered, line: caught here too
+        return code
     except FlownbError as exc:
         print(f"flownb: error: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `flownb events RUN | head`: the reader has what it wanted
+        return quiet_broken_pipe()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -108,7 +108,12 @@ def _cmd_events(args: argparse.Namespace) -> int:
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
     handle = _executor(args).attach(args.run_id)
-    print("cancelled" if handle.cancel() else f"not running ({handle.status()})")
+    cancelled = handle.cancel()
+    status = handle.status()
+    if args.json:
+        print(json.dumps({"run_id": args.run_id, "cancelled": cancelled, "status": status}))
+    else:
+        print("cancelled" if cancelled else f"not running ({status})")
     return 0
 
 
@@ -152,7 +157,9 @@ def _cmd_workers(args: argparse.Namespace) -> int:
 
     print(f"{live} live worker(s) under prefix {ex.prefix!r} on {mask_url(ex.url)}")
     for w in workers:
-        cur = f" running {w['current']}" if w.get("current") else ""
+        busy = w.get("current") and w.get("state") == "busy"  # an idle worker runs nothing
+        last = w.get("last") or w.get("current")
+        cur = f" running {w['current']}" if busy else f", last ran {last}" if last else ""
         print(f"  {w['name']:<32} {str(w.get('state', '?')):<8} pid {w.get('pid', '?')} on "
               f"{w.get('host', '?')}, {w.get('jobs', 0)} jobs, {w.get('nodes', 0)} nodes{cur}")
     print("queues:")
@@ -188,7 +195,9 @@ def add_inspect_commands(sub: Any) -> None:
     e.add_argument("--json", action="store_true",
                    help="one JSON object per line (id, type, run_id, node_id, ts, data)")
 
-    _command(sub, "cancel", "cancel a run on every worker", _cmd_cancel, run_id=True)
+    c = _command(sub, "cancel", "cancel a run on every worker", _cmd_cancel, run_id=True)
+    c.add_argument("--json", action="store_true",
+                   help="a JSON object {run_id, cancelled, status}")
 
     w = _command(sub, "workers", "live workers, their state and the queue lengths (like 'rq info')",
                  _cmd_workers)

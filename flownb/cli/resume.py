@@ -17,6 +17,8 @@ from .inspection import _command, _executor
 #: ``flownb run`` exits with this when the run parked on a wait/approval node (not a failure:
 #: it goes on after ``flownb resume``)
 EXIT_WAITING = 3
+#: ``--json`` given without a value: print JSON (with a value it is the answer, as it always was)
+_JSON_OUTPUT = object()
 
 
 def describe_wait(w: dict[str, Any]) -> str:
@@ -53,8 +55,14 @@ def report_waiting(res: Any, *, on_redis: bool) -> int:
 def _cmd_resume(args: argparse.Namespace) -> int:
     """Answer a run waiting for a person; without NODE (or a value), show what it waits for."""
     handle = _executor(args).attach(args.run_id)
-    if args.node is None or (args.json is None and args.value is None):
+    as_json = args.json is _JSON_OUTPUT
+    answer_json = None if as_json else args.json
+    if args.node is None or (answer_json is None and args.value is None):
         rows = handle.waiting()
+        if as_json:
+            print(json.dumps({"run_id": args.run_id, "status": handle.status(), "waiting": rows},
+                             indent=2, default=str))
+            return 0 if rows and args.node is None else 1 if not rows else 2
         if not rows:
             print(f"run {args.run_id} waits for nothing ({handle.status()})")
             return 1
@@ -62,9 +70,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
             print(describe_wait(w))
         print("answer with: flownb resume RUN NODE --json '<value>'  (or --value TEXT)")
         return 0 if args.node is None else 2
-    if args.json is not None:
+    if answer_json is not None:
         try:
-            value = json.loads(args.json)
+            value = json.loads(answer_json)
         except ValueError as exc:
             print(f"flownb: error: --json is not JSON ({exc}); for plain text use --value",
                   file=sys.stderr)
@@ -72,7 +80,11 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     else:
         value = args.value
     handle.resume(args.node, value, visit=args.visit)
-    print(f"resumed {args.node}; run {args.run_id} is {handle.status()}")
+    if as_json:
+        print(json.dumps({"run_id": args.run_id, "resumed": args.node, "value": value,
+                          "status": handle.status()}, default=str))
+    else:
+        print(f"resumed {args.node}; run {args.run_id} is {handle.status()}")
     return 0
 
 
@@ -81,7 +93,10 @@ def add_resume_command(sub: Any) -> None:
     rs = _command(sub, "resume", "answer a run waiting for a person (a wait/approval node)",
                   _cmd_resume, run_id=True)
     rs.add_argument("node", nargs="?", help="the waiting node (omit to list what the run waits for)")
-    rs.add_argument("--json", help="the answer as JSON, e.g. '\"approve\"' or '{\"action\": \"edit\"}'")
+    rs.add_argument("--json", nargs="?", const=_JSON_OUTPUT, metavar="ANSWER",
+                    help="the answer as JSON, e.g. '\"approve\"' or '{\"action\": \"edit\"}'; "
+                         "given last without a value, print JSON instead (what the run waits "
+                         "for, or with --value what was resumed)")
     rs.add_argument("--value", help="the answer as plain text (e.g. a choice: approve)")
     rs.add_argument("--visit", type=int, default=None, help="which visit, if several wait")
 

@@ -51,6 +51,8 @@ class Builder:
 
     def edge(self, source: str, target: str, *, action: str | None = None,
              condition: str | None = None) -> Builder:
+        """Add an edge ``source → target``, taken on ``action`` (None: the default edge) when
+        ``condition`` (flownb's condition language) holds; returns the builder to chain."""
         spec: dict[str, Any] = {"source": source, "target": target}
         if action is not None:
             spec["action"] = action
@@ -74,6 +76,8 @@ class Builder:
         return data
 
     def build(self) -> Blueprint:
+        """The validated :class:`Blueprint` (a :class:`~flownb.core.errors.BlueprintError` names
+        ``Builder('<id>')`` and the place when a node or edge is wrong)."""
         return Blueprint.from_dict(self.to_dict(), path=f"Builder({self._id!r})")
 
 

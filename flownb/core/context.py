@@ -182,24 +182,26 @@ def condition_resolver(output: Any, action: str | None, input_: Any, state: Mapp
     return resolve
 
 
-def lookup_key(key: str, read: Reader) -> Any:
+def lookup_key(key: str, read: Reader, *, state_first: bool = False) -> Any:
     """Resolve a blueprint ``inputs`` key: a node id means that node's output (Flowcraft's rule),
-    then a state key, then a dotted path into a state value; ``None`` when nothing matches."""
-    try:
-        return read(OUTPUTS_PREFIX + key)
-    except KeyError:
-        pass
-    try:
-        return read(key)
-    except KeyError:
-        pass
+    then a state key, then a dotted path ``x.k`` — into node ``x``'s output when ``x`` is a node
+    that ran (Flowcraft's ``resolveInputValue``), else into state key ``x``; ``None`` when
+    nothing matches. ``state_first``: the state key before the node's output, as Flowcraft's
+    ``SubflowNode`` reads its ``params.inputs``."""
+    order = (key, OUTPUTS_PREFIX + key) if state_first else (OUTPUTS_PREFIX + key, key)
+    for k in order:
+        try:
+            return read(k)
+        except KeyError:
+            pass
     if "." in key:
         head, *rest = key.split(".")
+        heads = (head, OUTPUTS_PREFIX + head) if state_first else (OUTPUTS_PREFIX + head, head)
         try:
-            value = read(head)
+            value = read(heads[0])
         except KeyError:
             try:
-                value = read(OUTPUTS_PREFIX + head)
+                value = read(heads[1])
             except KeyError:
                 return None
         for part in rest:
@@ -213,14 +215,14 @@ def lookup_key(key: str, read: Reader) -> Any:
     return None
 
 
-def lookup_source(source: str | Sequence[str], read: Reader) -> Any:
+def lookup_source(source: str | Sequence[str], read: Reader, *, state_first: bool = False) -> Any:
     """One ``inputs`` source: a key (see :func:`lookup_key`) or a list of candidate keys, of which
     the first that has a value wins — how a join after exclusive branches picks the branch that
     ran (Flowcraft's ``["send_interview_email", "send_rejection_email"]``)."""
     if isinstance(source, str):
-        return lookup_key(source, read)
+        return lookup_key(source, read, state_first=state_first)
     for key in source:
-        value = lookup_key(str(key), read)
+        value = lookup_key(str(key), read, state_first=state_first)
         if value is not None:
             return value
     return None

@@ -39,6 +39,8 @@ class Library(Mapping[str, Blueprint]):
         self.paths: dict[str, str] = {}
         #: files under the folder that are not blueprint documents
         self.skipped: list[str] = []
+        #: sibling files that failed to load, with the error (see :func:`load_for_run`)
+        self.broken: dict[str, str] = {}
 
     def __getitem__(self, blueprint_id: str) -> Blueprint:
         try:
@@ -134,3 +136,56 @@ def load_with_siblings(path: str | os.PathLike[str], *,
         if os.path.abspath(fp) == p:
             return lib[bid], lib
     return Blueprint.load(p), lib
+
+
+def _blueprint_refs(bp: Blueprint) -> set[str]:
+    """Blueprint ids the nodes of ``bp`` name (``subflow`` and ``map`` nodes)."""
+    out = set()
+    for n in bp.nodes:
+        p = n.params
+        bid = p.get("blueprintId") or p.get("blueprint_id") or (
+            p.get("blueprint") if n.uses == "subflow" else None)
+        if n.uses in ("subflow", "map") and bid is not None and not isinstance(bid, Mapping):
+            out.add(str(bid))
+    return out
+
+
+def load_for_run(path: str | os.PathLike[str], *,
+                 registry: Registry | None = None) -> tuple[Blueprint, Library]:
+    """A blueprint file to run, with the other files of its folder loaded only when it needs them.
+
+    Unlike :func:`load_with_siblings`, an unrelated broken file beside the target cannot stop
+    the run: siblings are read only when a subflow (or map) names a blueprint id that is not
+    registered yet, and a sibling that fails to load then is recorded in
+    :attr:`Library.broken` (the CLI names it as a warning) instead of failing the run — if the
+    missing subflow was in that file, the run's own "unknown blueprint" error says so.
+    """
+    if registry is None:
+        from .registry import default_registry
+
+        registry = default_registry
+    p = os.path.abspath(os.fspath(path))
+    bp = Blueprint.load(p)
+    lib = Library(os.path.dirname(p))
+    lib.add(bp, p)
+    needed = _blueprint_refs(bp)
+    if all(registry.has_blueprint(b) or b == bp.id for b in needed):
+        return bp, lib
+    for f in blueprint_files(lib.root, recursive=False):
+        if os.path.abspath(f) == p:
+            continue
+        if not _is_blueprint_doc(f):
+            lib.skipped.append(f)
+            continue
+        try:
+            sib = Blueprint.load(f)
+        except BlueprintError as exc:
+            lib.broken[f] = str(exc)
+            continue
+        if sib.id in lib and sib.id not in needed:  # an unrelated copy: say so, do not fail
+            lib.broken[f] = f"{f}: blueprint id {sib.id!r} is also the id of {lib.paths[sib.id]}"
+            continue
+        lib.add(sib, f)  # two files for a subflow this run needs: fails, naming both
+        needed |= _blueprint_refs(sib)
+    lib.register(registry)
+    return bp, lib

@@ -114,6 +114,9 @@ def _lint(bp: Blueprint, registry: Registry | None) -> tuple[Graph, list[Problem
     from .lint_names import check_names
 
     out.extend(check_names(bp, registry))
+    from .lint_flowcraft import check_flowcraft
+
+    out.extend(check_flowcraft(bp, g))
     return g, out
 
 

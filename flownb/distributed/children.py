@@ -89,7 +89,7 @@ async def resume_parent(runner: NodeRunner, run: _Run, cn: CNode, visit: int, it
     results = [st.load_result(c) for c in children]
     writes: dict[str, Any] = {}
     if cn.uses == "subflow":
-        output = results[0].output
+        output = builtins.subflow_output(cn.params, results[0])
         writes = builtins.subflow_outputs(cn.params, results[0])
     else:
         output = [r.output for r in results]

@@ -404,7 +404,9 @@ class WorkerRuntime(NodeRunner):
         st = self.stats
         self.conn.hset(self.store.keys.workers, self.name, dumps({
             "pid": os.getpid(), "host": socket.gethostname(),
-            "state": "busy" if self._in_flight else "idle", "current": self.current,
+            "state": "busy" if self._in_flight else "idle",
+            # an idle worker runs nothing: its last visit is "last", never "current"
+            "current": self.current if self._in_flight else None, "last": self.current,
             "jobs": st.jobs, "nodes": self.nodes_done, "in_flight": self._in_flight,
             "max_in_flight": st.max_in_flight, "concurrency": self.concurrency,
             "requeued": st.requeued, "handed_back": st.handed_back, "inline": self.inline_visits,

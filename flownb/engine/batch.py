@@ -20,9 +20,11 @@ import logging
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from .batch_retry import NothingToRetryWarning, nothing_to_retry
 from .batch_stats import BatchSnapshot, BatchStats
 from ..core.blueprint import Blueprint, load
 from ..core.display import view
@@ -191,9 +193,17 @@ class Batch:
     def retry_failed(self, *, include_cancelled: bool = False) -> Batch:
         """Run the failed rows again (and the cancelled ones with ``include_cancelled``), in
         place: their results, the counts and the DataFrame are replaced; the rows that
-        succeeded are not run again. Returns the batch at once, like the call that started it."""
+        succeeded are not run again. Returns the batch at once, like the call that started it.
+
+        With nothing to retry (every row succeeded, or only cancelled rows without
+        ``include_cancelled``) it warns :class:`NothingToRetryWarning`, saying what the rows
+        are, and returns the batch unchanged: no pass starts, the results stay."""
         states = {FAILED, CANCELLED} if include_cancelled else {FAILED}
         todo = [it.index for it in self.items if it.status in states]
+        if not todo and not self._running_pass:  # say so, rather than a pass that does nothing
+            warnings.warn(nothing_to_retry(self.blueprint.id, [it.status for it in self.items],
+                                           include_cancelled), NothingToRetryWarning, stacklevel=2)
+            return self
         self._begin(todo)
         if todo:
             self._launch(todo)
@@ -215,10 +225,21 @@ class Batch:
         """The aggregate figures now (counts, runs/s, per-node latency, tokens, cost)."""
         return self.stats.snapshot()
 
-    def to_pandas(self, *, nodes: bool = False) -> Any:
+    def to_pandas(self, *, nodes: bool = False, wait: bool = False,
+                  timeout: float | None = None) -> Any:
         """One row per input: the input columns, then ``output``, ``status``, ``error``,
         ``error_node``, ``run_id``, ``duration_s``; with ``nodes`` one ``node.<id>`` column per
-        node output too. An input column named like one of those is kept as ``input.<name>``."""
+        node output too. An input column named like one of those is kept as ``input.<name>``.
+
+        A **snapshot**: called while the batch runs (``run_many`` returns at once), rows not
+        done yet show ``status`` ``pending``/``running`` and no output, and the DataFrame does
+        not change afterwards — call it again, or pass ``wait=True`` to wait for the batch to
+        end first (``timeout`` seconds at most, then :class:`~flownb.core.errors.RunTimeout`)."""
+        if wait and not self.wait(timeout):
+            snap = self.stats.snapshot()
+            raise RunTimeout(f"batch of {self.blueprint.id!r} still running after {timeout}s "
+                             f"({snap.done}/{snap.total} done); to_pandas() without wait gives "
+                             "the rows so far")
         try:
             import pandas as pd  # type: ignore[import-untyped]
         except ImportError:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ..core.blueprint import Blueprint
-from ..core.context import NodeContext, lookup_key, lookup_source
+from ..core.context import OUTPUTS_PREFIX, NodeContext, lookup_key, lookup_source
 from ..core.errors import FlownbError
 from ..core.templates import mapped_inputs, node_template, render_template
 
@@ -98,12 +98,23 @@ def subflow_inputs(params: Mapping[str, Any], input_: Any, read: Callable[[str],
     """``params.inputs = {child_key: parent_key}``; without it the node's input (a mapping) or
     ``{"input": input}``."""
     mapping = params.get("inputs")
-    if isinstance(mapping, Mapping):
-        return {str(ck): lookup_source(pk if isinstance(pk, list) else str(pk), read)
+    if isinstance(mapping, Mapping):  # Flowcraft's SubflowNode: the state key first, then a node
+        return {str(ck): lookup_source(pk if isinstance(pk, list) else str(pk), read,
+                                       state_first=True)
                 for ck, pk in mapping.items()}
     if isinstance(input_, Mapping):
         return dict(input_)
     return {"input": input_}
+
+
+def subflow_output(params: Mapping[str, Any], res: RunResult) -> Any:
+    """The subflow node's own output. With ``params.outputs`` it is the child's whole final
+    context — its state plus ``_outputs.<node>`` for each child node — as Flowcraft's
+    ``SubflowNode`` returns it (the mapped keys are written to the parent's state besides);
+    without, the child run's output."""
+    if not isinstance(params.get("outputs"), Mapping):
+        return res.output
+    return {**res.state, **{OUTPUTS_PREFIX + k: v for k, v in res.outputs.items()}}
 
 
 def subflow_outputs(params: Mapping[str, Any], res: RunResult) -> dict[str, Any]:

@@ -38,7 +38,7 @@ def structural_call(engine: Engine, cn: CNode, ctx: NodeContext) -> Callable[[An
             _raise_child(cn, res)
             for k, v in builtins.subflow_outputs(cn.params, res).items():
                 ctx.state.set(k, v)
-            return res.output
+            return builtins.subflow_output(cn.params, res)
         plan = builtins.map_plan(cn, ctx.input, engine._read, engine.registry)
         engine._reserve_children(cn, len(plan.inputs))
         sem = asyncio.Semaphore(plan.concurrency)

@@ -81,7 +81,8 @@ class Chunker:
                 out.append(Chunk(m, event.node_id, event.data.get("visit"), event))
             elif m == "tokens":
                 if event.type == ev.CUSTOM and event.data.get("name") == TOKEN_EVENT:
-                    out.append(Chunk(m, event.node_id, None, event.data.get("text", "")))
+                    out.append(Chunk(m, event.node_id, event.data.get("visit"),
+                                     event.data.get("text", "")))
             elif step is not None and m == "updates":
                 out.append(Chunk(m, step.node, step.visit, {"output": step.output,
                                                            "action": step.action,

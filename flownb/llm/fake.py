@@ -32,6 +32,7 @@ from .fake_prompts import (  # noqa: F401 - re-exported
     _FLAG_ROUTES,
     _SEVERE_WORDS,
     _TASKS,
+    tag_words,
     _TRUE_WORDS,
     SEVERITY,
     _analysis_flags,
@@ -137,6 +138,7 @@ class FakeLLM:
         strong negativity (by urgent words when the question is about urgency or priority);
         other option lists are routed."""
         norm = [o.lower() for o in options]
+        instruction = tag_words(instruction)
         if all(o in SEVERITY for o in norm):
             if re.search(r"(?i)\b(urgen\w*|priority|severity of the (?:issue|incident))\b",
                          instruction):
@@ -149,6 +151,7 @@ class FakeLLM:
 
     def decide(self, question: str, content: str) -> bool:
         """Answer a yes/no question about ``content`` from keywords (see the module docstring)."""
+        question = tag_words(question)  # "[check_for_pii] ..." names its task
         q = question.lower()
         # qualification: "at least 2 of: python, sql, docker" / "required skills: a, b, c"
         required = _required_items(question)

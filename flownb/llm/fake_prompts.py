@@ -57,6 +57,15 @@ def _rating_options(instruction: str) -> list[str] | None:
     return items if len(items) >= 2 else None
 
 
+def tag_words(text: str) -> str:
+    """Flowcraft-style task tags read as words: ``[check_for_pii]`` → ``[check for pii]``,
+    ``[checkForSpam]`` → ``[check For Spam]``. ``_`` is a word character, so without this no
+    ``\\bpii\\b`` rule matches a tagged prompt and the fake answers from sentiment alone."""
+    text = re.sub(r"\[([^\[\]\n]{1,80})\]",
+                  lambda m: "[" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", m.group(1)) + "]", text)
+    return text.replace("_", " ")
+
+
 _TASKS = (("extract", r"\bextract\w*\b"), ("outline", r"\boutlines?\b"), ("titles", r"\b(titles?|headlines?|names?)\b"),
           ("summary", r"\bsummar(y|ise|ize|ising|izing)\b|\btl;?dr\b"),
           ("classify", r"\b(classify|sentiment)\b"),
@@ -68,6 +77,7 @@ _TASKS = (("extract", r"\bextract\w*\b"), ("outline", r"\boutlines?\b"), ("title
 def _writing_task(ask: str) -> str | None:
     """The artefact asked for: the task keyword that appears *first* in the instruction
     ("an outline for a blog post" → outline; "a blog post following this outline" → draft)."""
+    ask = tag_words(ask)
     if re.search(r"\blog (?:entry|line|message)\b", ask):
         return "log"  # "the post ... write a log entry": the artefact is the log line
     best: tuple[int, str] | None = None

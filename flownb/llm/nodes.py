@@ -37,7 +37,7 @@ from ..core.registry import Result
 from ..core.templates import mapped_inputs, node_template, render_template, template_vars
 from .client import Completion
 from .config import resolve
-from .runner import agenerate, build_messages
+from .runner import TOKEN_EVENT, agenerate, build_messages
 
 _VAR = re.compile(r"\{\{\s*[A-Za-z_][\w.\-]*\s*\}\}")
 
@@ -82,7 +82,12 @@ async def _ask(ctx: NodeContext, *, suffix: str = "",
     fields = {v: render("{{" + v + "}}") for v in template_vars(template)}
     fake_hints = {"content": "\n".join(fields.values()), "fields": fields,
                   "instruction": _VAR.sub("", template) + suffix, **(hints or {})}
-    return await agenerate(settings, build_messages(prompt, system), emit=ctx.emit,
+    def emit(name: str, **data: Any) -> None:
+        if name == TOKEN_EVENT:  # a stream's token chunks say which visit they belong to
+            data.setdefault("visit", ctx.visit)
+        ctx.emit(name, **data)
+
+    return await agenerate(settings, build_messages(prompt, system), emit=emit,
                            fake_params=fake_hints)
 
 
