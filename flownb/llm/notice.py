@@ -9,12 +9,13 @@ prints the same line on stderr before it runs (:func:`blueprint_notices`).
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["FakeModelWarning", "blueprint_notices", "message", "warn_once"]
+__all__ = ["FakeModelWarning", "blueprint_notices", "message", "print_notices", "warn_once"]
 
 _lock = threading.Lock()
 _told: set[str] = set()
@@ -63,3 +64,11 @@ def blueprint_notices(blueprints: Iterable[Any]) -> list[str]:
             if named is not None and _first_time(named[0]):
                 out.append(message(*named))
     return out
+
+
+def print_notices(blueprints: Iterable[Any], *, on_workers: bool) -> None:
+    """Print :func:`blueprint_notices` on stderr as the CLI's warnings; ``on_workers``: the run
+    goes to workers, whose own environment (not this shell's) decides between key and fake."""
+    where = " (in this shell: on workers, their environment decides)" if on_workers else ""
+    for line in blueprint_notices(blueprints):
+        print(f"flownb: warning: {line}{where}", file=sys.stderr)
