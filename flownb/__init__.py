@@ -61,6 +61,27 @@ __all__ = [
 ]
 
 
+#: sub-packages that ``flownb.<name>`` reaches after a plain ``import flownb``, imported on first
+#: use: they pull optional dependencies (redis, rq, ipywidgets, graphviz, openai) that the core
+#: must not need, yet ``import flownb; flownb.llm.configure(...)`` is what a reader writes
+#: (``render`` and ``distributed`` are imported by :func:`_wire_layers` already, without those)
+_LAZY_SUBMODULES = frozenset({"render", "llm", "notebook", "distributed", "examples"})
+
+
+def __getattr__(name: str) -> Any:
+    """``flownb.render``, ``flownb.llm``, ``flownb.notebook``, ``flownb.distributed``: imported
+    the first time they are used (a missing extra raises :class:`MissingDependency`)."""
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY_SUBMODULES)
+
+
 def attach(run_id: str, *, redis: str | RedisSettings | Any | None = None,
            prefix: str = "flownb", queue_name: str = "flownb") -> RunHandle:
     """Re-attach to a distributed run by id from any process or kernel that reaches the same

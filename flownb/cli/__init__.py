@@ -209,6 +209,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     default_registry.import_modules(args.import_ or ())
     bp, inputs = _load_for_run(args.file, args.inputs)
     on_redis = bool(redis_url(args)) and not args.in_process
+    if any(str(n.uses).startswith("llm-") for n in bp.nodes):  # the fake answering for gpt-4o
+        from ..llm.notice import print_notices  # flownb.llm only for a blueprint that uses it
+        print_notices([bp], on_workers=on_redis)
     if on_redis:
         handle = _executor(args).submit(bp, inputs)
         print(f"submitted run {handle.run_id}", file=sys.stderr)

@@ -23,6 +23,7 @@ from ..core.display import RunView, view
 from ..core.errors import ExecutorError, LintError, RunTimeout
 from ..core.events import Event
 from ..core.graph import analyse
+from ..core.inputs import as_inputs
 from ..core.lint import lint
 from ..core.registry import Registry, default_registry
 from ..core.result import RunResult
@@ -93,6 +94,7 @@ class DistributedExecutor:
         Refuses node types defined in ``__main__`` (a script or a notebook cell) unless every
         live worker is a thread of this process, and warns (:class:`NoWorkersWarning`) when no
         live worker serves the queue."""
+        inputs = as_inputs(inputs)
         bp = load(blueprint)  # type: ignore[arg-type]
         key = ("submit-lint", id(self.registry), self.registry.version)
         errors = bp._cache.get(key)
@@ -112,7 +114,7 @@ class DistributedExecutor:
             graph = bp._cache.get("analysed")
             if graph is None:
                 graph = bp._cache["analysed"] = analyse(bp)[0]
-            ready = self.store.start_run(run_id, bp, graph, dict(inputs or {}), bundle=bundle)
+            ready = self.store.start_run(run_id, bp, graph, inputs, bundle=bundle)
             enqueue_items(self.queue, run_id, [list(x) for x in ready], keys=self.store.keys,
                           ttl_s=self.store.settings.result_ttl_s)
         if not live:

@@ -13,6 +13,7 @@ from ..core.blueprint import Blueprint, load
 from ..core.errors import RegistryError
 from ..core.events import Event, EventBus
 from ..core.graph import Graph, compile_graph
+from ..core.inputs import as_inputs
 from ..core.registry import Registry, default_registry
 from ..core.result import RunResult
 from .waiting import drive_local
@@ -31,7 +32,8 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
                on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
                cancel: CancelToken | None = None, max_concurrency: int | None = None,
                raise_on_error: bool = True, history: Any = False,
-               on_wait: Callable[[Any], Any] | None = None) -> RunResult:
+               on_wait: Callable[[Any], Any] | None = None,
+               check_json: str | None = None) -> RunResult:
     """Run a blueprint in this process and return its :class:`RunResult`.
 
     ``on_event`` receives every :class:`~flownb.core.events.Event`; ``cancel`` lets another thread or
@@ -43,13 +45,17 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
     A run that reaches a ``wait``/``approval`` node returns with status ``waiting`` (resume it
     with ``result.resume(node, value)``), or, with ``on_wait``, awaits ``on_wait(request)``
     for each answer (see :mod:`flownb.engine.waiting`).
+    ``check_json``: a node output or state write that is not JSON data fails its node, as on
+    workers (``"raise"``, the default, or ``FLOWNB_CHECK_JSON``), or only warns (``"warn"``).
     """
+    inputs = as_inputs(inputs)
     graph, reg = _prepare(blueprint, registry)
     bus = bus or EventBus()
     unsub = bus.subscribe(on_event) if on_event is not None else None
     try:
         engine = Engine(graph, inputs, run_id=run_id or new_run_id(), registry=reg, bus=bus,
-                        cancel=cancel or CancelToken(), max_concurrency=max_concurrency)
+                        cancel=cancel or CancelToken(), max_concurrency=max_concurrency,
+                        check_json=check_json)
         result = await drive_local(engine, history=history, on_wait=on_wait)
     finally:
         if unsub is not None:
@@ -62,7 +68,7 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
         on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
         cancel: CancelToken | None = None, max_concurrency: int | None = None,
         raise_on_error: bool = True, history: Any = False,
-        on_wait: Callable[[Any], Any] | None = None) -> RunResult:
+        on_wait: Callable[[Any], Any] | None = None, check_json: str | None = None) -> RunResult:
     """Synchronous :func:`arun`, same arguments (spelled out so a typo is a type error);
     works inside Jupyter's running event loop too."""
     from ..core.aio import run_sync
@@ -70,7 +76,8 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
     cancel = cancel or CancelToken()  # Ctrl-C / Jupyter's interrupt cancels the run
     return run_sync(arun(blueprint, inputs, registry=registry, run_id=run_id, on_event=on_event,
                          bus=bus, cancel=cancel, max_concurrency=max_concurrency,
-                         raise_on_error=raise_on_error, history=history, on_wait=on_wait),
+                         raise_on_error=raise_on_error, history=history, on_wait=on_wait,
+                         check_json=check_json),
                     on_interrupt=cancel.cancel)
 
 
