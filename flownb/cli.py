@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -160,8 +161,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     default_registry.import_modules(args.import_ or ())
     bp, inputs = _load_for_run(args.file, args.inputs)
     on_redis = bool(redis_url(args)) and not args.in_process
+    strict = not args.no_strict
+    warnings.showwarning = _show_warning  # lint's findings: one line each on stderr
     if on_redis:
-        handle = _executor(args).submit(bp, inputs)
+        handle = _executor(args).submit(bp, inputs, strict=strict)
         print(f"submitted run {handle.run_id}", file=sys.stderr)
         if args.no_wait:
             print(handle.run_id)
@@ -173,12 +176,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         from .runtime import run
 
-        res = run(bp, inputs, raise_on_error=False)
+        res = run(bp, inputs, raise_on_error=False, strict=strict)
     print(json.dumps({"run_id": res.run_id, "status": res.status, "output": res.output,
                       "error": res.error}, indent=2, default=str))
     if res.status == "waiting":  # parked on a wait/approval node: say what, and how to answer
         return report_waiting(res, on_redis=on_redis)
     return 0 if res.ok else EXIT_PROBLEMS
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """flownb's warnings as ``flownb: warning: …`` (a person reads them, not a file:line)."""
+    from .errors import FlownbWarning
+
+    if issubclass(category, FlownbWarning):
+        print(f"flownb: warning: {message}", file=sys.stderr)
+    else:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
+_SHOW_WARNING = warnings.showwarning
 
 
 def _interrupted(handle: Any, *, keep_running: bool) -> int:
@@ -279,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="on Redis: stop waiting after this long (the run goes on)")
     rn.add_argument("--no-wait", action="store_true",
                     help="on Redis: print the run id and return at once")
+    rn.add_argument("--no-strict", action="store_true",
+                    help="run a blueprint with lint errors that make a run silently wrong "
+                         "(an unknown param, a condition reading a key nothing writes, router "
+                         "routes without edges), printing them as warnings instead of refusing")
     rn.add_argument("--keep-running", action="store_true",
                     help="on Redis: Ctrl-C stops waiting but leaves the run going (default: "
                          "Ctrl-C cancels the run)")

@@ -35,6 +35,7 @@ from .context import (
 from .errors import FlownbError, MaxVisitsExceeded, NodeError, RegistryError
 from .events import Event, EventBus
 from .graph import CNode, Graph, compile_graph, select_edges
+from .lint_gate import check as check_lint
 from .limits import ChildBudget, LimitExceeded, child_limit_message
 from .reducers import StateWriter
 from .registry import Registry, Result, default_registry
@@ -573,7 +574,8 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
                on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
                cancel: CancelToken | None = None, max_concurrency: int | None = None,
                raise_on_error: bool = True, history: Any = False,
-               on_wait: Callable[[Any], Any] | None = None) -> RunResult:
+               on_wait: Callable[[Any], Any] | None = None,
+               strict: bool | None = True) -> RunResult:
     """Run a blueprint in this process and return its :class:`RunResult`.
 
     ``on_event`` receives every :class:`~flownb.events.Event`; ``cancel`` lets another thread or
@@ -585,7 +587,11 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
     A run that reaches a ``wait``/``approval`` node returns with status ``waiting`` (resume it
     with ``result.resume(node, value)``), or, with ``on_wait``, awaits ``on_wait(request)``
     for each answer (see :mod:`flownb.waiting`).
+    Lint runs first (:mod:`flownb.lint_gate`): errors refuse the run, warnings are
+    :class:`~flownb.errors.LintWarning`; ``strict=False`` runs the silently-wrong kinds with a
+    warning instead of refusing them.
     """
+    blueprint = check_lint(blueprint, registry, inputs, strict=strict)
     graph, reg = _prepare(blueprint, registry)
     bus = bus or EventBus()
     unsub = bus.subscribe(on_event) if on_event is not None else None
@@ -604,7 +610,7 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
         on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
         cancel: CancelToken | None = None, max_concurrency: int | None = None,
         raise_on_error: bool = True, history: Any = False,
-        on_wait: Callable[[Any], Any] | None = None) -> RunResult:
+        on_wait: Callable[[Any], Any] | None = None, strict: bool | None = True) -> RunResult:
     """Synchronous :func:`arun`, same arguments (spelled out so a typo is a type error);
     works inside Jupyter's running event loop too."""
     from .aio import run_sync
@@ -612,7 +618,8 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
     cancel = cancel or CancelToken()  # Ctrl-C / Jupyter's interrupt cancels the run
     return run_sync(arun(blueprint, inputs, registry=registry, run_id=run_id, on_event=on_event,
                          bus=bus, cancel=cancel, max_concurrency=max_concurrency,
-                         raise_on_error=raise_on_error, history=history, on_wait=on_wait),
+                         raise_on_error=raise_on_error, history=history, on_wait=on_wait,
+                         strict=strict),
                     on_interrupt=cancel.cancel)
 
 
