@@ -79,6 +79,19 @@ def check(blueprint: Blueprint | Mapping[str, Any] | str, registry: Registry | N
     return bp
 
 
+def findings(bp: Blueprint, registry: Registry | None = None) -> list[str]:
+    """What lint says about ``bp`` whatever the inputs, one line each (the run widget's banner;
+    cached like :func:`check`, and never raises)."""
+    from .registry import default_registry
+
+    try:
+        found = for_inputs(_problems(bp, registry or default_registry, True), None)
+    except Exception:  # noqa: BLE001 - a banner must not break the view
+        return []
+    return [f"{p.severity}: {p.location}: {p.message} [{p.code}]" for p in found
+            if p.severity in (ERROR, WARNING)]
+
+
 def row_keys(rows: Collection[Mapping[str, Any]]) -> frozenset[str]:
     """The input keys of a batch: a key some row gives is one of the blueprint's run inputs."""
     keys: set[str] = set()

@@ -315,3 +315,18 @@ def test_validate_reports_the_silently_wrong_kinds_as_errors(tmp_path: Path) -> 
         path = write_bp(tmp_path / f"{kind}.json", doc)
         out = cli("validate", str(path), env=NO_REDIS_ENV)
         assert out.returncode == 1 and "error: " in out.stdout and BAD[kind][1] in out.stdout
+
+
+def test_the_run_widget_shows_lint_findings_as_a_banner() -> None:
+    pytest.importorskip("ipywidgets")
+    from flownb.notebook.widget import RunWidget
+
+    reg_doc = {"id": "banner", "nodes": [{"id": "a", "uses": "some-custom-type"},
+                                         {"id": "b", "uses": "noop"}],
+               "edges": [{"source": "a", "target": "b", "condition": "state.score > 2"}]}
+    w = RunWidget(blueprint=reg_doc)
+    assert "may be unset" in w.lint.value and "state.score" in w.lint.value
+    w.close()
+    clean = RunWidget(blueprint=_edge_bp("clean", "state.s > 0"))
+    assert clean.lint.value == ""
+    clean.close()
