@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
@@ -162,7 +162,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     bp, inputs = _load_for_run(args.file, args.inputs)
     on_redis = bool(redis_url(args)) and not args.in_process
     strict = not args.no_strict
-    warnings.showwarning = _show_warning  # lint's findings: one line each on stderr
     if on_redis:
         handle = _executor(args).submit(bp, inputs, strict=strict)
         print(f"submitted run {handle.run_id}", file=sys.stderr)
@@ -184,18 +183,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if res.ok else EXIT_PROBLEMS
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: Any = None, line: str | None = None) -> None:
-    """flownb's warnings as ``flownb: warning: …`` (a person reads them, not a file:line)."""
+def _warning_printer(fallback: Callable[..., None]) -> Callable[..., None]:
+    """flownb's warnings as ``flownb: warning: …`` (a person reads them, not a file:line);
+    other warnings as before."""
     from .errors import FlownbWarning
 
-    if issubclass(category, FlownbWarning):
-        print(f"flownb: warning: {message}", file=sys.stderr)
-    else:
-        _SHOW_WARNING(message, category, filename, lineno, file, line)
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        if issubclass(category, FlownbWarning):
+            print(f"flownb: warning: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
 
-
-_SHOW_WARNING = warnings.showwarning
+    return show
 
 
 def _interrupted(handle: Any, *, keep_running: bool) -> int:
@@ -330,7 +330,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     load_dotenv_once()  # ./.env (OPENAI_*, FLOWNB_*), never overriding what is already set
     try:
-        return int(args.fn(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(warnings.showwarning)
+            return int(args.fn(args) or 0)
     except FlownbError as exc:
         print(f"flownb: error: {exc}", file=sys.stderr)
         return EXIT_PROBLEMS
