@@ -14,8 +14,10 @@ on three things lint knows, and one it may not:
 
 So a problem about a key carries ``unless_input``: it vanishes when the run's inputs give that
 key, and ``if_absent`` is its severity once the inputs are known and lack it. With the inputs
-unknown and undeclared, a key that may be a run input is ``HIDDEN`` (no false alarm from
-``flownb validate`` on a correct blueprint that reads its inputs); the run itself still checks.
+unknown and undeclared, a condition's key that only a run input can give is a warning ("may be
+unset"), and a template variable is ``HIDDEN`` (unset, it fails its node loudly, so
+``flownb validate`` does not cry wolf about a correct blueprint that reads its inputs); the run
+itself checks both against its actual inputs.
 """
 
 from __future__ import annotations
@@ -59,9 +61,14 @@ class Reads:
             return (WARNING, WARNING, f"may be unset: no built-in node writes it and the "
                     f"blueprint does not declare it; custom node {shown} may write it at run time "
                     "(declare it in metadata.state to say so)")
-        return (hard if self.declared_inputs else HIDDEN, hard,
-                "no node writes it, the blueprint does not declare it (metadata.state, "
-                "metadata.inputs, reducers) and the run's inputs do not give it")
+        if self.declared_inputs:
+            return (hard, hard, "no node writes it, the blueprint does not declare it "
+                    "(metadata.state, metadata.inputs, reducers) and the run's inputs do not give it")
+        # a template variable that nothing gives makes its node fail loudly: no need to warn
+        # before the inputs are known; a condition's key is null silently: "may be unset"
+        return (HIDDEN if template else WARNING, hard,
+                "no node writes it and the blueprint does not declare it (metadata.state, "
+                "metadata.inputs, reducers): only a run input can give it")
 
 
 def reads_of(bp: Blueprint, registry: Registry | None) -> Reads:
@@ -123,9 +130,9 @@ def condition_problems(bp: Blueprint, reads: Reads) -> list[Problem]:
                                  if sub in reads.ids else hint(sub, reads.keys))
                         out.append(Problem(
                             "unknown-state-key", sev, loc,
-                            f"{root}.{sub}: state key {sub!r}: {why}{extra}; it reads null, so "
-                            "the edge is silently decided on nothing. Fix the name, or declare "
-                            "the key in metadata.state", e.source, unless_input=sub,
+                            f"{root}.{sub}: state key {sub!r}: {why}{extra}; where it is unset "
+                            "it reads null, so the edge is silently decided on nothing. Fix the "
+                            "name, or declare the key in metadata.state", e.source, unless_input=sub,
                             if_absent=absent))
             for name in sorted(cond.names - CONDITION_ROOTS - reads.ids):
                 found = reads.key_problem(name, template=False)

@@ -310,7 +310,9 @@ def test_validate_reports_the_silently_wrong_kinds_as_errors(tmp_path: Path) -> 
     for kind in sorted(BAD):
         doc = BAD[kind][0]
         if kind == "state-key":  # 'ss' may be a run input, until the blueprint lists its inputs
-            assert flownb.Blueprint.from_dict(doc).lint() == []
+            out = cli("validate", str(write_bp(tmp_path / "undeclared.json", doc)), env=NO_REDIS_ENV)
+            assert out.returncode == 0 and "warning: " in out.stdout, out.stdout
+            assert "only a run input can give it" in out.stdout and "'s'?" in out.stdout
             doc = dict(doc, metadata={"state": ["text"]})
         path = write_bp(tmp_path / f"{kind}.json", doc)
         out = cli("validate", str(path), env=NO_REDIS_ENV)
