@@ -589,7 +589,7 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
     for each answer (see :mod:`flownb.waiting`).
     Lint runs first (:mod:`flownb.lint_gate`): errors refuse the run, warnings are
     :class:`~flownb.errors.LintWarning`; ``strict=False`` runs the silently-wrong kinds with a
-    warning instead of refusing them.
+    warning instead of refusing them (``None``: skip lint, for a caller that already ran it).
     """
     blueprint = check_lint(blueprint, registry, inputs, strict=strict)
     graph, reg = _prepare(blueprint, registry)
@@ -616,10 +616,13 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
     from .aio import run_sync
 
     cancel = cancel or CancelToken()  # Ctrl-C / Jupyter's interrupt cancels the run
+    # lint here, in the caller's thread: a warning then points at the caller's line even in
+    # Jupyter, where the run itself goes to a helper thread
+    blueprint = check_lint(blueprint, registry, inputs, strict=strict)
     return run_sync(arun(blueprint, inputs, registry=registry, run_id=run_id, on_event=on_event,
                          bus=bus, cancel=cancel, max_concurrency=max_concurrency,
                          raise_on_error=raise_on_error, history=history, on_wait=on_wait,
-                         strict=strict),
+                         strict=None),
                     on_interrupt=cancel.cancel)
 
 
