@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 #: fields of ``result`` in a condition (see flownb.context.condition_resolver)
 RESULT_FIELDS = ("output", "action")
-#: node types that only write what their params name (declared_keys sees those keys)
-_NO_FREE_WRITES = frozenset({"subflow", "map", "wait", "approval"})
 
 
 @dataclass(frozen=True)
@@ -75,8 +73,8 @@ def reads_of(bp: Blueprint, registry: Registry | None) -> Reads:
     from .lint_names import builtin, declared_keys
 
     meta = bp.metadata
-    writers = tuple(f"{n.id!r} ({n.uses!r})" for n in bp.nodes
-                    if n.uses not in _NO_FREE_WRITES and not builtin(n.uses, registry))
+    # flownb's own types write only what their params name (declared_keys sees those keys)
+    writers = tuple(f"{n.id!r} ({n.uses!r})" for n in bp.nodes if not builtin(n.uses, registry))
     return Reads(frozenset(declared_keys(bp) | set(bp.reducers)), frozenset(n.id for n in bp.nodes),
                  writers, isinstance(meta.get("state"), (Mapping, list))
                  or isinstance(meta.get("inputs"), Mapping))
