@@ -54,10 +54,21 @@ def lint(bp: Blueprint, registry: Registry | None = None,
     return for_inputs(lint_all(bp, registry), inputs)
 
 
-def lint_all(bp: Blueprint, registry: Registry | None = None) -> list[Problem]:
-    """Every problem, including those that depend on the run's inputs (:func:`for_inputs`)."""
+#: where :func:`lint_all` leaves its graph for :func:`~flownb.graph.compile_graph` (see there)
+LINTED = "linted"
+
+
+def lint_all(bp: Blueprint, registry: Registry | None = None, *,
+             keep_graph: bool = False) -> list[Problem]:
+    """Every problem, including those that depend on the run's inputs (:func:`for_inputs`).
+
+    ``keep_graph``: a run compiles ``bp`` next; leave it the analysed graph, so a blueprint's
+    first run is linted once, not twice."""
     with gc_paused():
-        return _lint(bp, registry)[1]
+        g, found = _lint(bp, registry)
+    if keep_graph and registry is not None:
+        bp._cache[(LINTED, id(registry), registry.version)] = (g, found)
+    return found
 
 
 def for_inputs(problems: list[Problem], inputs: Collection[str] | None) -> list[Problem]:

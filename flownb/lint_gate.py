@@ -122,7 +122,7 @@ def _problems(bp: Blueprint, reg: Registry, on_workers: bool) -> list[Problem]:
             _cache.move_to_end(key)
             _stats["hits"] += 1
             return found
-    found = _lint(bp, reg, on_workers)
+    found = list(_lint(bp, reg, on_workers, keep_graph=not on_workers))  # in process: compiled next
     for child in _children(bp, reg):
         found.extend(Problem(p.code, p.severity, f"child blueprint {child.id!r}: {p.location}",
                              p.message, p.node_id)
@@ -135,8 +135,8 @@ def _problems(bp: Blueprint, reg: Registry, on_workers: bool) -> list[Problem]:
     return found
 
 
-def _lint(bp: Blueprint, reg: Registry, on_workers: bool) -> list[Problem]:
-    found = lint_all(bp, reg)
+def _lint(bp: Blueprint, reg: Registry, on_workers: bool, keep_graph: bool = False) -> list[Problem]:
+    found = lint_all(bp, reg, keep_graph=keep_graph)
     if on_workers:  # the workers check 'uses' against what they imported
         found = [p for p in found if p.code != "unknown-uses"]
     return found

@@ -5,7 +5,8 @@
 * what conditions read (``unknown-condition-name``, ``unknown-state-key``...) and
   ``llm-router`` routes: :mod:`flownb.lint_reads`;
 * ``unmapped-template-var``: a ``{{var}}`` that nothing provides (not in the node's ``inputs``
-  mapping, not a node id, not a declared state key, not a run input) — it renders empty.
+  mapping, not a node id, not a declared state key, not a run input): in Flowcraft's mapped form
+  it renders empty; otherwise its node fails (see :mod:`flownb.lint_reads` for run inputs).
 
 Declared state keys are what the blueprint itself names: the keys of ``metadata.inputs`` cases
 and ``metadata.state`` (a list of keys, or a mapping of defaults), ``key``/``outputKey`` of nodes,
@@ -95,6 +96,7 @@ def check_names(bp: Blueprint, registry: Registry | None = None) -> list[Problem
 
     out: list[Problem] = []
     reads = reads_of(bp, registry)
+    opaque = _opaque_inputs(bp)
     for i, n in enumerate(bp.nodes):
         loc = f"nodes[{i}] (id {n.id!r})"
         if builtin(n.uses, registry):
@@ -107,7 +109,7 @@ def check_names(bp: Blueprint, registry: Registry | None = None) -> list[Problem
                                    "it would be silently ignored. Rename it (its params: "
                                    f"{', '.join(sorted(allowed)) or 'none'})", n.id))
         if n.uses in _TEMPLATED:
-            out.extend(_template_problems(n, loc, reads, _opaque_input(bp, n)))
+            out.extend(_template_problems(n, loc, reads, n.inputs is None and n.id in opaque))
     out.extend(condition_problems(bp, reads))
     out.extend(router_problems(bp))
     return out
@@ -117,15 +119,12 @@ def check_names(bp: Blueprint, registry: Registry | None = None) -> list[Problem
 _SCALAR_OUTPUT = frozenset({"llm-process", "llm-condition", "llm-router"})
 
 
-def _opaque_input(bp: Blueprint, n: Any) -> bool:
-    """The node's input is another node's output that may be a mapping: a template variable may
-    be one of its keys, which lint cannot know."""
-    if n.inputs is not None:
-        return False
+def _opaque_inputs(bp: Blueprint) -> set[str]:
+    """Nodes whose input (without an ``inputs`` spec) is another node's output that may be a
+    mapping: a template variable may be one of its keys, which lint cannot know."""
     uses = {m.id: m.uses for m in bp.nodes}
-    return any(e.target == n.id and e.source != n.id
-               and (e.transform is not None or uses.get(e.source) not in _SCALAR_OUTPUT)
-               for e in bp.edges)
+    return {e.target for e in bp.edges if e.source != e.target
+            and (e.transform is not None or uses.get(e.source) not in _SCALAR_OUTPUT)}
 
 
 def _template_problems(n: Any, loc: str, reads: Reads, opaque: bool) -> list[Problem]:

@@ -166,6 +166,13 @@ def router_problems(bp: Blueprint) -> list[Problem]:
     """``router-routes-mismatch``: a route no edge takes, or an edge action no route names."""
 
     out: list[Problem] = []
+    routers = {n.id for n in bp.nodes if n.uses == "llm-router"}
+    if not routers:
+        return out
+    by_source: dict[str, list[Any]] = {}
+    for e in bp.edges:
+        if e.source in routers:
+            by_source.setdefault(e.source, []).append(e)
     for i, n in enumerate(bp.nodes):
         if n.uses != "llm-router":
             continue
@@ -173,7 +180,7 @@ def router_problems(bp: Blueprint) -> list[Problem]:
         routes = route_names(n.params.get(pname))
         if routes is None:
             continue  # the runtime gives it its edges' actions
-        edges = [e for e in bp.edges if e.source == n.id]
+        edges = by_source.get(n.id, [])
         actions = list(dict.fromkeys(e.action for e in edges if e.action not in (None, "default")))
         has_default = any(e.action in (None, "default") for e in edges)
         loc = f"nodes[{i}] (id {n.id!r}).params.{pname}"
