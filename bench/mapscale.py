@@ -63,8 +63,8 @@ def drive_map_through_store(store: Any, n: int, run_id: str) -> None:
     (the calls a worker makes, minus RQ and the node bodies): START the parent, CLAIM the map
     visit, WAIT_CHILDREN, then per child START + CLAIM + COMMIT (whose end counts the parent
     down), and finally the parent's resume CLAIM + COMMIT."""
-    from flownb.builtins import single_node_blueprint
-    from flownb.graph import analyse
+    from flownb.engine.builtins import single_node_blueprint
+    from flownb.core.graph import analyse
 
     parent = map_blueprint(n)
     pg, _ = analyse(parent)

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from flownb.distributed.settings import RedisSettings, check_server
     from flownb.distributed.store import StoreSettings
     from flownb.distributed.worker import make_worker
-    from flownb.registry import default_registry
+    from flownb.core.registry import default_registry
 
     default_registry.import_modules(args.imports)
     conn = RedisSettings.from_url(args.redis).connect()

@@ -5,7 +5,7 @@
   holds the prose and a ``<!-- cli-reference -->`` marker replaced with one section per command.
 * Pages other branches add (the condition language, state reducers) join the nav, after the
   page they extend, as soon as their file exists — never as a dangling nav entry before.
-* flownb's docstrings use Sphinx roles (``:class:`~flownb.errors.RunFailed```), which mkdocstrings
+* flownb's docstrings use Sphinx roles (``:class:`~flownb.core.errors.RunFailed```), which mkdocstrings
   renders literally; the built pages show just the name in code style instead.
 """
 

@@ -3,16 +3,22 @@
 A workflow is a :class:`Blueprint` (data). Run it in this process with :func:`run` /
 :func:`arun`, or on Redis with RQ workers through :mod:`flownb.distributed`. The core imported
 here needs none of redis, rq, ipywidgets, graphviz or openai.
+
+This module is the facade, part of no layer (docs/architecture.md): it may import every layer,
+and it wires them — it imports :mod:`flownb.render`, whose import registers a blueprint's
+drawings, and registers stand-ins for the notebook layer's views and worker hook that import
+:mod:`flownb.notebook` on first use (so ``import flownb`` imports no notebook module).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .batch import Batch, BatchItem, arun_many, run_many
-from .blueprint import Blueprint, Builder, Edge, Node as NodeSpec, NodeConfig, load
-from .context import NodeContext
-from .errors import (
+from .engine.batch import Batch, BatchItem, arun_many, run_many
+from .core.blueprint import Blueprint, Edge, Node as NodeSpec, NodeConfig, load
+from .core.builder import Builder
+from .core.context import NodeContext
+from .core.errors import (
     BlueprintError,
     ConditionError,
     ExecutorError,
@@ -30,14 +36,14 @@ from .errors import (
     RunFailed,
     RunTimeout,
 )
-from .events import Event, EventBus
-from .library import Library, load_dir
-from .registry import Node, Registry, Result, default_registry, node
-from .result import RunResult
-from .runtime import CancelToken, arun, run
-from .history import Step, afork, fork
-from .stream import Chunk, astream, stream
-from .waiting import ResumeError, WaitRequest, wait_for
+from .core.events import Event, EventBus
+from .core.library import Library, load_dir
+from .core.registry import Node, Registry, Result, default_registry, node
+from .core.result import RunResult
+from .engine.runtime import CancelToken, arun, run
+from .engine.history import Step, afork, fork
+from .engine.stream import Chunk, astream, stream
+from .engine.waiting import ResumeError, WaitRequest, wait_for
 
 if TYPE_CHECKING:
     from .distributed.client import RunHandle
@@ -71,3 +77,39 @@ async def aresume(result_or_handle: Any, node_id: str, value: Any, *,
     """``await flownb.aresume(result, node, value)``: answer a waiting node from async code
     (a RunResult in process, or a distributed RunHandle / RunResult)."""
     return await result_or_handle.aresume(node_id, value, visit=visit)
+
+
+def _wire_layers() -> None:
+    """Fill the lower layers' registries with the upper layers' code (see the module docstring)."""
+    from . import render  # noqa: F401 - registers Blueprint.to_dot / to_mermaid / notebook repr
+    from .core import display
+    from .core.registry import add_lazy_builtin
+    from .distributed import job_hooks
+
+    def notebook_view(name: str) -> Any:
+        def stand_in(*args: Any, **kwargs: Any) -> Any:
+            from .notebook import views  # noqa: F401 - registers the real view, replacing this one
+
+            fn = display.view(name)
+            if fn is stand_in:
+                raise FlownbError(f"flownb.notebook registered no view {name!r}")
+            return fn(*args, **kwargs)
+        return stand_in
+
+    for name in ("result.html", "batch.widget", "batch.show", "batch.display", "run.widget"):
+        display.register(name, notebook_view(name), replace=False)
+
+    def before_job(runtime: Any) -> None:
+        # a worker for notebook-defined modules (FLOWNB_MODULE_PATH), on its first job
+        from .notebook.modules import before_job as hook  # installs itself, replacing this one
+
+        hook(runtime)
+
+    job_hooks.install("notebook.modules", before_job, replace=False)
+
+    # the llm layer's node types: known to every registry, imported when a blueprint uses one
+    for name in ("llm-process", "llm-condition", "llm-router"):
+        add_lazy_builtin(name, "flownb.llm.nodes:" + name.replace("-", "_"))
+
+
+_wire_layers()

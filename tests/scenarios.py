@@ -653,7 +653,7 @@ def check(scenario: Scenario, result: Any) -> None:
 # the bugs above are fixed: they belong to the main suite, which every executor runs
 SCENARIOS.extend(BUG_SCENARIOS)
 
-# -- state semantics (flownb.reducers, docs/state.md): reducers and conflicting parallel writes ----
+# -- state semantics (flownb.core.reducers, docs/state.md): reducers and conflicting parallel writes ----
 _FORK = [("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")]
 STATE_SCENARIOS: list[Scenario] = [
     Scenario(

@@ -14,7 +14,7 @@ import pytest
 
 import flownb
 from flownb import examples
-from flownb.errors import FlownbError, LintError, RunFailed
+from flownb.core.errors import FlownbError, LintError, RunFailed
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -130,7 +130,7 @@ def test_run_of_a_waiting_run_says_how_to_resume_and_exits_3(redis_url: str, wor
                                                              tmp_path: Path) -> None:
     import shlex
 
-    from flownb.cli_resume import EXIT_WAITING
+    from flownb.cli.resume import EXIT_WAITING
 
     bp = write_bp(tmp_path / "bp.json", APPROVE)
     local = cli("run", str(bp))

@@ -20,7 +20,7 @@ import flownb
 from flownb.distributed.client import DistributedExecutor, NoWorkersWarning
 from flownb.distributed.server import EmbeddedRedis
 from flownb.distributed.store import StoreSettings
-from flownb.errors import ExecutorError, RunTimeout
+from flownb.core.errors import ExecutorError, RunTimeout
 
 pytestmark = pytest.mark.timeout(120)
 

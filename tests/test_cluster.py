@@ -21,7 +21,7 @@ import pytest
 from conftest import ROOT
 
 import flownb
-from flownb.errors import ExecutorError
+from flownb.core.errors import ExecutorError
 from flownb.notebook import LocalCluster
 from flownb.notebook.modules import load_module, write_module
 

@@ -1,4 +1,4 @@
-"""Tests for flownb.conditions: the safe edge-condition language."""
+"""Tests for flownb.core.conditions: the safe edge-condition language."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flownb.conditions import MAX_DEPTH, MAX_LENGTH, Condition, compile_condition
-from flownb.errors import ConditionError
+from flownb.core.conditions import MAX_DEPTH, MAX_LENGTH, Condition, compile_condition
+from flownb.core.errors import ConditionError
 
 
 @dataclass

@@ -15,8 +15,8 @@ OPTIONAL = ("redis", "rq", "ipywidgets", "graphviz", "openai")
 SCRIPT = textwrap.dedent("""
     import json, sys
     import flownb
-    import flownb.blueprint, flownb.runtime, flownb.graph, flownb.scheduler, flownb.events
-    import flownb.registry, flownb.context, flownb.lint, flownb.conditions
+    import flownb.core.blueprint, flownb.engine.runtime, flownb.core.graph, flownb.engine.scheduler, flownb.core.events
+    import flownb.core.registry, flownb.core.context, flownb.core.lint, flownb.core.conditions
 
     reg = flownb.Registry()
     reg.add("inc", lambda ctx: (ctx.input or 0) + 1)

@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 import pytest
 
 import flownb
-from flownb.conditions import compile_condition
-from flownb.errors import BlueprintError, ConditionError, FlownbError
-from flownb.jsondata import JSONDataError, dumps
+from flownb.core.conditions import compile_condition
+from flownb.core.errors import BlueprintError, ConditionError, FlownbError
+from flownb.core.jsondata import JSONDataError, dumps
 
 
 class Spy:

@@ -71,7 +71,8 @@ def test_kill9_mid_node_reruns_it_once_and_join_counts_once(redis_url: str, work
 
 
 def test_duplicate_commit_is_ignored(redis_url: str) -> None:
-    from flownb.distributed.store import RedisStore, RedisScheduler
+    from flownb.distributed.redis_scheduler import RedisScheduler
+    from flownb.distributed.store import RedisStore
 
     store = RedisStore(redis.Redis.from_url(redis_url))
     blueprint = bp([{"id": "a", "uses": "noop"}, {"id": "b", "uses": "noop"}, {"id": "c", "uses": "noop"}],

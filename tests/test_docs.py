@@ -72,5 +72,5 @@ def test_pages_of_other_branches_join_the_nav_once_they_exist(tmp_path: Path) ->
 
 
 def test_sphinx_roles_are_shown_as_names() -> None:
-    html = ':class:<code>~flownb.errors.RunFailed</code> and :func:<code>arun</code>'
+    html = ':class:<code>~flownb.core.errors.RunFailed</code> and :func:<code>arun</code>'
     assert _hooks().on_post_page(html, None) == "<code>RunFailed</code> and <code>arun</code>"

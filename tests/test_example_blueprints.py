@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 import flownb
-from flownb.lint_names import BUILTIN_PARAMS
+from flownb.core.lint_names import BUILTIN_PARAMS
 
 from conftest import ROOT
 from test_cli import NO_REDIS_ENV, cli

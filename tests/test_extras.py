@@ -13,7 +13,7 @@ import tomllib
 
 import pytest
 
-from flownb.extras import PACKAGES, install_hint, require
+from flownb.core.extras import PACKAGES, install_hint, require
 
 from conftest import ROOT
 

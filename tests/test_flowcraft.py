@@ -25,10 +25,10 @@ from llm_server import LLMServer
 
 import flownb
 from flownb import llm
-from flownb.blueprint import Blueprint
+from flownb.core.blueprint import Blueprint
 from flownb.distributed.client import DistributedExecutor
 from flownb.llm.fake import FakeLLM
-from flownb.registry import Registry
+from flownb.core.registry import Registry
 
 DIR = Path(__file__).parent / "flowcraft"
 LLM_TYPES = ("llm-process", "llm-condition", "llm-router")

@@ -1,4 +1,4 @@
-"""Time travel (flownb.history): recorded steps and forks that re-run only what is downstream.
+"""Time travel (flownb.engine.history): recorded steps and forks that re-run only what is downstream.
 
 Executions are counted with a Redis INCR in the node body (``hitl_nodes``), in process too, so
 "only downstream nodes re-ran" is measured, not inferred from events.

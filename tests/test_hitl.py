@@ -1,4 +1,4 @@
-"""Pause for a person (flownb.waiting): in process and on real Redis with real workers.
+"""Pause for a person (flownb.engine.waiting): in process and on real Redis with real workers.
 
 Executions are counted outside the commit path (a Redis INCR in the node body, see
 ``hitl_nodes``), so "the run completes once" means the downstream node body ran once.
@@ -22,7 +22,7 @@ from hitl_support import hitl_workers
 
 import flownb
 from flownb.distributed.client import DistributedExecutor
-from flownb.waiting import ResumeError
+from flownb.engine.waiting import ResumeError
 
 
 def approval_bp(url: str = "", **ask_params: Any) -> flownb.Blueprint:

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 import flownb
-from flownb.aio import _thread_loop
-from flownb.errors import FlownbError
-from flownb.limits import (
+from flownb.core.aio import _thread_loop
+from flownb.core.errors import FlownbError
+from flownb.core.limits import (
     DEFAULT_MAX_CHILD_RUNS,
     DEFAULT_MAX_DEPTH,
     ChildBudget,

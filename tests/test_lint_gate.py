@@ -1,4 +1,4 @@
-"""The lint gate (flownb.lint_gate): every entry point that starts runs hears what lint found.
+"""The lint gate (flownb.core.lint_gate): every entry point that starts runs hears what lint found.
 
 Each silently-wrong kind is refused by default on every entry point (in process, batches, Redis
 with a real worker, LocalCluster, the CLI), ``strict=False`` / ``--no-strict`` runs it with a
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import flownb
-from flownb import lint_gate
+from flownb.core import lint_gate
 from flownb.distributed.client import DistributedExecutor
 
 from conftest import Workers

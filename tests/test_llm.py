@@ -22,7 +22,7 @@ from llm_server import LLMServer, llm_server  # noqa: F401 - the fixture
 
 import flownb
 import flownb.llm as llm
-from flownb.events import Event
+from flownb.core.events import Event
 from flownb.llm import client as llm_client
 from flownb.llm.config import LLMSettings
 from flownb.llm.nodes import match_choice, normalise_choice, parse_bool

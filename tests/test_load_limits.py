@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT
 
 import flownb
-from flownb.errors import BlueprintError
-from flownb.limits import set_limits
+from flownb.core.errors import BlueprintError
+from flownb.core.limits import set_limits
 
 LAUGHS = "\n".join(["id: lol", "nodes:", "  - id: a", "    uses: noop", "    params:",
                     '      a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'] + [

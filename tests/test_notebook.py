@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import flownb
-from flownb.events import Event
+from flownb.core.events import Event
 from flownb.notebook import ProgressView, run_with_widget
 from flownb.notebook.modules import ModuleWatcher, before_job, write_module
 
@@ -473,7 +473,7 @@ def test_distributed_subflow_children_are_drawn_with_their_states(redis_url: str
     assert "skipped" in ban_user and "pending" not in dot.split("subflow moderation-ban")[1].split("}")[0]
 
 
-# -- a run waiting for a person (flownb.waiting) ----------------------------------------------------------
+# -- a run waiting for a person (flownb.engine.waiting) ----------------------------------------------------------
 
 def approval_chain() -> flownb.Blueprint:
     return flownb.load({"id": "nb-approve", "nodes": [

@@ -68,7 +68,7 @@ def test_commit_with_a_damaged_graph_writes_nothing_and_fails_the_run(
 def test_start_with_a_missing_graph_writes_nothing(redis_url: str) -> None:
     store = RedisStore(redis.Redis.from_url(redis_url))
     bp = _slow_chain(Path("/nonexistent"))
-    from flownb.graph import analyse
+    from flownb.core.graph import analyse
 
     g, _ = analyse(bp)
     digest = store.upload_blueprint(bp)

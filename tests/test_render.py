@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from flownb import render
-from flownb.blueprint import Blueprint
-from flownb.events import Event
-from flownb.registry import Registry
+from flownb.core.blueprint import Blueprint
+from flownb.core.events import Event
+from flownb.core.registry import Registry
 
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="graphviz 'dot' executable not installed")
@@ -291,7 +291,7 @@ def test_subflow_cluster_from_registry(registry: Registry) -> None:
 
 def test_subflow_uses_default_registry_and_recursion_terminates(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from flownb.registry import default_registry
+    from flownb.core.registry import default_registry
 
     me = Blueprint.from_dict({"id": "render-test-self", "nodes": [
         {"id": "again", "uses": "subflow", "params": {"blueprintId": "render-test-self"}}]})
@@ -648,7 +648,7 @@ def test_focus_draws_the_running_region_with_stand_ins_for_the_rest() -> None:
 # -- Mermaid (issue 12.5) ------------------------------------------------------------------------------
 
 def test_to_mermaid_draws_nodes_edges_subflows_and_states(registry: Registry) -> None:
-    from flownb.mermaid import mermaid_block, to_mermaid
+    from flownb.render.mermaid import mermaid_block, to_mermaid
 
     text = to_mermaid(demo_blueprint(), registry=registry,
                       states={"fetch": "succeeded", "route": "running", "sub": "skipped"})
@@ -670,7 +670,7 @@ def test_to_mermaid_draws_nodes_edges_subflows_and_states(registry: Registry) ->
 
 
 def test_mermaid_labels_cannot_break_out_of_their_quotes() -> None:
-    from flownb.mermaid import to_mermaid
+    from flownb.render.mermaid import to_mermaid
 
     nasty = Blueprint.from_dict({"id": "nasty", "nodes": [
         {"id": 'a"]-->x(("', "uses": "noop"}, {"id": "b{c<d>#e", "uses": "noop"}],
@@ -731,7 +731,7 @@ def test_a_results_drawing_shows_subflow_children_that_ran(executor: str,
     assert [d.label(g).split("\n")[-1] for g in skipped] == ["skipped", "skipped"]
     assert not any(d.label(g).endswith("\npending") for g in d.nodes)
     assert "sub_b  subflow: cs-child  [skipped]" in render.text_listing(top, res)
-    from flownb.mermaid import to_mermaid
+    from flownb.render.mermaid import to_mermaid
 
     assert "pending" not in to_mermaid(top, states=res, registry=reg)
 

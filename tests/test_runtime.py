@@ -11,7 +11,7 @@ import pytest
 
 import flownb
 import scenario_nodes  # noqa: F401  (registers the t-* node types)
-from flownb import events as ev
+from flownb.core import events as ev
 from scenarios import BUG_SCENARIOS, BY_NAME, SCENARIOS, Scenario, bp, check, n, outcome, register_blueprints
 
 

@@ -17,8 +17,8 @@ import pytest
 import redis
 
 import flownb
-from flownb.graph import analyse
-from flownb.scheduler import Scheduler
+from flownb.core.graph import analyse
+from flownb.engine.scheduler import Scheduler
 
 _ids = itertools.count()
 
@@ -44,7 +44,8 @@ def make_scheduler(request: pytest.FixtureRequest) -> Iterator[Callable[[flownb.
     if request.param == "memory":
         yield lambda bp: Scheduler(analyse(bp)[0])
         return
-    from flownb.distributed.store import RedisScheduler, RedisStore
+    from flownb.distributed.redis_scheduler import RedisScheduler
+    from flownb.distributed.store import RedisStore
 
     url = request.getfixturevalue("redis_url")
     store = RedisStore(redis.Redis.from_url(url))
@@ -130,7 +131,8 @@ def test_contract_duplicate_completion(make_scheduler: Callable[[flownb.Blueprin
 
 @pytest.mark.parametrize("seed", range(12))
 def test_memory_and_redis_agree_on_random_graphs(seed: int, redis_url: str) -> None:
-    from flownb.distributed.store import RedisScheduler, RedisStore
+    from flownb.distributed.redis_scheduler import RedisScheduler
+    from flownb.distributed.store import RedisStore
 
     rnd = random.Random(seed)
     n = rnd.randint(4, 12)

@@ -26,7 +26,7 @@ from redis.retry import Retry
 
 from flownb.distributed.server import EmbeddedRedis, find_redis_server, shared_server
 from flownb.distributed.settings import RedisSettings, check_server, mask_url
-from flownb.errors import ExecutorError
+from flownb.core.errors import ExecutorError
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from hitl_support import hitl_workers
 
 import flownb
 from flownb.distributed.client import DistributedExecutor
-from flownb.stream import Chunk
+from flownb.engine.stream import Chunk
 
 BP = flownb.load({"id": "stream-me", "nodes": [
     {"id": "a", "uses": "hitl-count", "params": {"text": "A"}},

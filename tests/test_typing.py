@@ -55,14 +55,13 @@ def test_node_keeps_the_function_type_and_run_rejects_typos(tmp_path: Path) -> N
     got = [x.replace("builtins.", "").replace("typing.", "") for x in lines
            if x.startswith(("note: Revealed", "error:"))]
     assert got == [
-        'note: Revealed type is "def (ctx: flownb.context.NodeContext) -> int"',
-        'note: Revealed type is "def (ctx: flownb.context.NodeContext) -> Coroutine[Any, Any, str]"',
+        'note: Revealed type is "def (ctx: flownb.core.context.NodeContext) -> int"',
+        'note: Revealed type is "def (ctx: flownb.core.context.NodeContext) -> Coroutine[Any, Any, str]"',
         'note: Revealed type is "def () -> user_code.Fetch"',
-        'note: Revealed type is "def (ctx: flownb.context.NodeContext) -> int"',
+        'note: Revealed type is "def (ctx: flownb.core.context.NodeContext) -> int"',
         'error: Unexpected keyword argument "max_concurency" for "run"; did you mean '
         '"max_concurrency"?  [call-arg]',
-        'note: Revealed type is "flownb.result.RunResult"',
+        'note: Revealed type is "flownb.core.result.RunResult"',
         'note: Revealed type is "flownb.distributed.client.RunHandle"',
-        'note: Revealed type is "flownb.notebook.widget.RunWidget | '
-        'flownb.notebook.terminal.TqdmProgress"',
+        'note: Revealed type is "flownb.core.display.RunView"',
     ], "\n".join(lines)

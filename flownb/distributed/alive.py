@@ -75,28 +75,35 @@ def _die_with_parent() -> None:
         pass
 
 
+class _Stopped(Exception):
+    """SIGTERM from the worker: stop beating now."""
+
+
 def main() -> int:
     import redis
 
     cfg = json.loads(os.environ[ENV])
     parent = int(cfg["parent"])
     _die_with_parent()
-    stop = False
 
     def _stop(*_: Any) -> None:
-        nonlocal stop
-        stop = True
+        # raise, not a flag: Python resumes an interrupted time.sleep (PEP 475), so a flag was
+        # seen only after the rest of the beat, and a stopping worker waited for it
+        raise _Stopped
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the worker, which stops us
     r = redis.Redis(**cfg["redis"])
     key, ttl_ms, beat = cfg["key"], int(cfg["ttl_ms"]), float(cfg["beat_s"])
-    while not stop and os.getppid() == parent:
-        try:
-            r.set(key, str(parent), px=ttl_ms)
-        except redis.RedisError as exc:  # Redis away (or full) for a moment: next beat
-            log.debug("could not set %s: %s", key, exc)
-        time.sleep(beat)
+    try:
+        while os.getppid() == parent:
+            try:
+                r.set(key, str(parent), px=ttl_ms)
+            except redis.RedisError as exc:  # Redis away (or full) for a moment: next beat
+                log.debug("could not set %s: %s", key, exc)
+            time.sleep(beat)
+    except _Stopped:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the delete
     try:
         r.delete(key)
     except redis.RedisError as exc:  # best effort; the key expires anyway

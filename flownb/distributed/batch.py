@@ -17,11 +17,11 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..batch import Batch, normalise_rows
-from ..blueprint import Blueprint
-from ..errors import LintError
-from ..events import CUSTOM, TERMINAL, Event
-from ..lint_gate import check as check_lint, row_keys
+from ..core.blueprint import Blueprint
+from ..core.errors import LintError
+from ..core.events import CUSTOM, TERMINAL, Event
+from ..core.lint_gate import check as check_lint, row_keys
+from ..engine.batch import Batch, normalise_rows
 
 if TYPE_CHECKING:
     from .client import DistributedExecutor

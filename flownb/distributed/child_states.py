@@ -4,7 +4,7 @@ Why: a drawing of a finished run colours a subflow's inside from the result alon
 these states its child nodes stayed "pending" after the run. Child runs are runs of their own
 (``<parent>.<node>.<visit>.<i>``, listed in the parent's ``children`` set), so their node
 statuses are read here, one pipelined round trip per nesting level, and keyed the way the
-in-process engine keys them (:class:`flownb.result.ChildStates`): ``"<node>/<child>"`` for
+in-process engine keys them (:class:`flownb.core.result.ChildStates`): ``"<node>/<child>"`` for
 a subflow, ``"<node>[i]/<child>"`` for map items, the latest visit of a node winning.
 """
 
@@ -14,16 +14,16 @@ import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FlownbError
-from ..result import ChildStates
+from ..core.errors import FlownbError
+from ..core.result import ChildStates
 
 if TYPE_CHECKING:
-    from ..blueprint import Blueprint
+    from ..core.blueprint import Blueprint
     from .store import RedisStore
 
 __all__ = ["load_child_states"]
 
-#: nesting levels read (deeper runs are left out; flownb.limits caps nesting well below this)
+#: nesting levels read (deeper runs are left out; flownb.core.limits caps nesting well below this)
 MAX_LEVELS = 16
 
 

@@ -1,4 +1,4 @@
-"""The child-run limits of :mod:`flownb.limits` on Redis: nesting depth and runs per root run.
+"""The child-run limits of :mod:`flownb.core.limits` on Redis: nesting depth and runs per root run.
 
 Why here and not in the worker: the count must be atomic across every worker starting children
 of the same root run at once, so it is one Lua call (``RESERVE_CHILDREN``) on a per-root counter
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ExecutorError, FlownbError, LimitExceeded
-from ..limits import Limits, counted, current_limits
+from ..core.errors import ExecutorError, FlownbError, LimitExceeded
+from ..core.limits import Limits, counted, current_limits
 from .keys import lease_member
 
 if TYPE_CHECKING:

@@ -18,13 +18,14 @@ import warnings
 from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..blueprint import Blueprint
-from ..errors import ExecutorError, RunTimeout
-from ..events import Event
-from ..graph import analyse
-from ..lint_gate import check as check_lint
-from ..registry import Registry, default_registry
-from ..result import RunResult
+from ..core.blueprint import Blueprint
+from ..core.display import RunView, view
+from ..core.errors import ExecutorError, RunTimeout
+from ..core.events import Event
+from ..core.graph import analyse
+from ..core.lint_gate import check as check_lint
+from ..core.registry import Registry, default_registry
+from ..core.result import RunResult
 from .jobs import enqueue_items, make_queue
 from .preflight import main_defined_error, main_defined_nodes
 from .settings import RedisSettings, check_server, mask_url, redis_errors
@@ -32,9 +33,6 @@ from .store import GONE, RedisStore, StoreSettings
 
 if TYPE_CHECKING:
     import redis
-
-    from ..notebook.terminal import TqdmProgress
-    from ..notebook.widget import RunWidget
 
 
 def _connect(redis_: str | RedisSettings | redis.Redis | None) -> tuple[redis.Redis, str]:
@@ -191,7 +189,7 @@ class DistributedExecutor:
             inputs: Mapping[str, Any] | None = None, *, timeout: float | None = None,
             raise_on_error: bool = True, strict: bool = True) -> RunResult:
         """Submit and wait: the distributed twin of :func:`flownb.run` (raises
-        :class:`~flownb.errors.RunFailed` / :class:`~flownb.errors.RunCancelled` unless
+        :class:`~flownb.core.errors.RunFailed` / :class:`~flownb.core.errors.RunCancelled` unless
         ``raise_on_error=False``)."""
         handle = self.submit(blueprint, inputs, strict=strict)
         return handle.result(timeout, raise_on_error=raise_on_error)
@@ -205,6 +203,12 @@ class DistributedExecutor:
         from .batch import map_rows
 
         return map_rows(self, blueprint, rows, key=key, strict=strict)
+
+    def fork(self, plan: Any, *, run_id: str | None = None) -> RunHandle:
+        """Start a fork (:func:`flownb.fork`) on this Redis; the handle returns at once."""
+        from .history import fork_on
+
+        return fork_on(self, plan, run_id=run_id)
 
     def attach(self, run_id: str) -> RunHandle:
         with self._redis("attaching to the run", run_id):
@@ -289,10 +293,10 @@ class RunHandle:
     def result(self, timeout: float | None = None, *, raise_on_error: bool = True) -> RunResult:
         """Wait for the run and return its :class:`RunResult`.
 
-        A failed run raises :class:`~flownb.errors.RunFailed` and a cancelled one
-        :class:`~flownb.errors.RunCancelled` (both carry the result as ``.result``);
+        A failed run raises :class:`~flownb.core.errors.RunFailed` and a cancelled one
+        :class:`~flownb.core.errors.RunCancelled` (both carry the result as ``.result``);
         ``raise_on_error=False`` returns the result whatever its status. ``timeout`` passing
-        raises :class:`~flownb.errors.RunTimeout` and leaves the run going.
+        raises :class:`~flownb.core.errors.RunTimeout` and leaves the run going.
         """
         if not self.wait(timeout):
             live = self.executor.live_workers()
@@ -331,12 +335,11 @@ class RunHandle:
             else:
                 yield from self.store.events(self.run_id, after=after, count=100_000)
 
-    def widget(self) -> RunWidget | TqdmProgress:
+    def widget(self) -> RunView:
         """A live ipywidgets view of this run (graph coloured by state, progress, nodes, error),
         fed from the run's event stream in a background thread; a tqdm bar outside Jupyter."""
-        from ..notebook import widget_for
-
-        return widget_for(self)
+        widget: RunView = view("run.widget")(self)
+        return widget
 
     def _repr_html_(self) -> str:
         return (f"<b>flownb run</b> <code>{self.run_id}</code> — {html.escape(self._shown_status())} "

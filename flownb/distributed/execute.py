@@ -1,7 +1,7 @@
 """One node visit on a worker: claim, read the input, run it by the attempt policy, commit.
 
 :class:`NodeRunner` is the distributed executor's half of a visit; the other half, how a node is
-attempted (prep/exec/post, retries, back-off, timeout, fallback), is :mod:`flownb.attempt`, the
+attempted (prep/exec/post, retries, back-off, timeout, fallback), is :mod:`flownb.engine.attempt`, the
 same coroutine the in-process engine uses. What is left here is what Redis adds: the claim, lazy
 state reads, the one atomic COMMIT (or FAIL), inline continuation of a single successor, and
 child runs for subflow/map.
@@ -21,77 +21,37 @@ import time
 import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import builtins
-from ..attempt import WORKER_ERRORS, Outcome, error_dict, run_visit, try_inline
-from ..blueprint import Blueprint
-from ..context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
-from ..errors import FlownbError
-from ..graph import CNode, Graph, compile_graph, select_edges
-from ..limits import LimitExceeded, child_limit_message
-from ..registry import Registry
-from ..transforms import transformed_input
-from ..waiting import WaitRequest
+from ..engine.attempt import WORKER_ERRORS, Outcome, error_dict, run_visit, try_inline
+from ..core.context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
+from ..core.errors import FlownbError
+from ..core.graph import CNode, Graph, compile_graph, select_edges
+from ..core.registry import Registry
+from ..core.transforms import transformed_input
+from ..engine.waiting import WaitRequest
 from .jobs import enqueue_items
 from .keys import item_field, lease_member
 from .reads import Reader, resolver
 from .store import RedisStore, dumps, loads
 from .waiting import park
+from .children import resume_parent, start_children
+from .runs import _NO_INPUT, Incapable, Next, _BundleRegistry, _err, _preview, _Run, _storable  # noqa: F401 - Incapable re-exported
+from .transient import is_transient_redis_error  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     import concurrent.futures
 
     import rq
 
+
 log = logging.getLogger("flownb.worker")
 
-_NO_INPUT = object()
+
 #: a sync node type runs on the loop thread itself (no thread hop) only while its visits take
 #: less than this on average: a slow one would hold up the visits arriving meanwhile
 #: (``FLOWNB_WORKER_INLINE_MAX_S``; 0 turns the fast path off)
 INLINE_MAX_S = float(os.environ.get("FLOWNB_WORKER_INLINE_MAX_S", "0.01"))
-#: what a commit may hand back: the single successor it claimed for this worker
-Next = tuple[str, int, dict[str, Any], Any] | None
-
-
-@dataclass
-class _Run:
-    run_id: str
-    digest: str
-    graph: Graph
-    registry: Registry
-    bundle: dict[str, str]
-    input_keys: list[str]
-    cancelled: bool = False
-
-
-class _BundleRegistry(Registry):
-    """The worker's registry, with the run's own copies of its subflow blueprints."""
-
-    def __init__(self, base: Registry, blueprints: dict[str, Blueprint]) -> None:
-        super().__init__()
-        self._base = base
-        self._blueprints = dict(blueprints)
-
-    def get(self, name: str, *, node_id: str | None = None) -> Any:
-        return self._base.get(name, node_id=node_id)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._base
-
-    def names(self) -> Any:
-        return self._base.names()
-
-
-class Incapable(Exception):
-    """This worker lacks node types a run needs (another worker may have them)."""
-
-    def __init__(self, missing: list[str], message: str) -> None:
-        super().__init__(message)
-        self.missing = missing
-        self.message = message
 
 
 class NodeRunner:
@@ -430,111 +390,10 @@ class NodeRunner:
         vals = self.store.state_many(run.run_id, [OUTPUTS_PREFIX + s for s in sources])
         return {s: vals.get(OUTPUTS_PREFIX + s) for s in sources}
 
-    # -- subflow and map: child runs whose nodes are jobs like any other -----------------------------
+    # -- subflow and map: child runs whose nodes are jobs like any other (flownb.distributed.children)
     async def _start_children(self, run: _Run, cn: CNode, visit: int, item: dict[str, Any],
-                        input_: Any = None) -> None:
-        st = self.store
-        reader = Reader(st, run.run_id)
-        try:
-            if input_ is None:
-                input_ = self._input(run, cn, item, reader, _NO_INPUT)
-                if cn.transforms is not None:
-                    input_ = transformed_input(cn, list(item.get("s") or []), input_, reader)
-            if cn.uses == "subflow":
-                bp = run.registry.get_blueprint(builtins.subflow_blueprint_id(cn), node_id=cn.id)
-                child_inputs = [builtins.subflow_inputs(cn.params, input_, reader)]
-            else:
-                plan = builtins.map_plan(cn, input_, reader, run.registry)
-                bp, child_inputs = plan.blueprint, plan.inputs
-            graph = compile_graph(bp, run.registry)
-            st.reserve_children(run.run_id, cn.id, visit, len(child_inputs))  # flownb.limits
-        except FlownbError as exc:
-            await self._failed(run.run_id, run.digest, _err(cn.id, run.run_id, exc))
-            return
-        base = f"{run.run_id}.{cn.id}.{visit}"
-        child_ids = [f"{base}.{i}" for i in range(len(child_inputs))]
-        if not child_ids:
-            await self._commit(run, cn, visit, input_, [], None, {}, {"status": "succeeded", "visits": visit,
-                                                               "attempts": 1, "worker": self.name})
-            return
-        st.wait_children(run.run_id, run.digest, cn.id, visit, child_ids)
-        st.add_event(run.run_id, "custom", cn.id, {"name": "children", "count": len(child_ids),
-                                                   "blueprint_id": bp.id})
-        parent = f"{run.run_id}|{cn.id}|{visit}"
-        for cid, inputs in zip(child_ids, child_inputs):
-            try:
-                ready = st.start_run(cid, bp, graph, inputs, parent=parent, bundle=run.bundle)
-            except FlownbError as exc:
-                if "already exists" in exc.message:
-                    continue
-                await self._failed(run.run_id, run.digest, _err(cn.id, run.run_id, exc))
-                return
-            enqueue_items(self.queue, cid, [list(x) for x in ready], keys=st.keys)
-        st.r.zrem(st.keys.leases, lease_member(run.run_id, cn.id, visit))
+                              input_: Any = None) -> None:
+        await start_children(self, run, cn, visit, item, input_)
 
     async def _resume(self, run: _Run, cn: CNode, visit: int, item: dict[str, Any]) -> Next:
-        st = self.store
-        children = list(item.get("ch") or [])
-        if item.get("cf"):
-            child = st.load_result(str(item["cf"]))
-            cerr = child.error or {}
-            err = {"node_id": cn.id, "run_id": run.run_id, "attempt": 1, "type": "ChildRunFailed",
-                   "message": f"child run {child.run_id} {child.status}: node "
-                              f"{cerr.get('node_id')!r} {cerr.get('type', '')}: {cerr.get('message', '')}",
-                   "traceback": cerr.get("traceback", "")}
-            limit = child_limit_message(cerr)
-            if limit is not None:  # the deepest run's limit message, not one nesting per level
-                err.update(type=LimitExceeded.__name__, message=limit)
-            await self._failed(run.run_id, run.digest, err, event={"attempt": 1, "error": err})
-            return None
-        results = [st.load_result(c) for c in children]
-        writes: dict[str, Any] = {}
-        if cn.uses == "subflow":
-            output = results[0].output
-            writes = builtins.subflow_outputs(cn.params, results[0])
-        else:
-            output = [r.output for r in results]
-        started = min((r.started_at for r in results), default=time.time())
-        return await self._commit(run, cn, visit, None, output, None, writes, {
-            "status": "succeeded", "visits": visit, "attempts": 1, "worker": self.name,
-            "duration_s": max(0.0, time.time() - started), "finished_at": time.time()})
-
-
-#: what a Redis error reply says when it passes: OOM under ``maxmemory``/``noeviction`` (inside a
-#: script it arrives as a plain "Error running script ... -OOM ..." reply), a busy script, loading
-#: after a restart, a read-only replica, a failover
-_TRANSIENT_REPLIES = ("OOM ", "-OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN")
-
-
-def is_transient_redis_error(exc: BaseException) -> bool:
-    """A Redis error that passes: a dropped or slow connection, OOM, loading, a failover."""
-    import redis.exceptions as rx
-
-    if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, rx.OutOfMemoryError,
-                        rx.BusyLoadingError, rx.ReadOnlyError, rx.TryAgainError)):
-        return True
-    return isinstance(exc, rx.ResponseError) and any(t in str(exc) for t in _TRANSIENT_REPLIES)
-
-
-def _storable(value: Any) -> Any:
-    """``value`` with text Redis cannot encode (lone surrogates) replaced: an error record
-    must always be storable, or the failure itself would be lost."""
-    if value is None:
-        return None
-    try:
-        dumps(value).encode()
-        return value
-    except UnicodeEncodeError:
-        return loads(dumps(value).encode("utf-8", "replace"))
-
-
-def _err(node: str, run_id: str, exc: FlownbError) -> dict[str, Any]:
-    return {"node_id": exc.node_id or node, "run_id": run_id, "attempt": 1,
-            "type": type(exc).__name__, "message": exc.message, "traceback": ""}
-
-
-def _preview(value: Any, limit: int = 200) -> Any:
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    text = value if isinstance(value, str) else dumps(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+        return await resume_parent(self, run, cn, visit, item)

@@ -5,7 +5,7 @@ commits it (and ``START`` appends the inputs first), with the event id of its
 ``node_succeeded``. So a stream pairs each ``node_succeeded`` event with its full step (the
 event carries only a preview of the output) by reading both streams forward, and a late
 subscriber replays the whole run from its first entry. A fork replays the steps before the fork
-point through ``COMMIT`` without running their nodes (see :mod:`flownb.history`).
+point through ``COMMIT`` without running their nodes (see :mod:`flownb.engine.history`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .. import events as ev
-from ..errors import ExecutorError, FlownbError
-from ..graph import analyse, select_edges
-from ..history import _UNSET, ForkPlan, Step
-from ..stream import Chunk, Chunker, parse_modes
+from ..core import events as ev
+from ..core.errors import ExecutorError, FlownbError
+from ..core.graph import analyse, select_edges
+from ..engine.history import _UNSET, ForkPlan, Step
+from ..engine.stream import Chunk, Chunker, parse_modes
 from .jobs import enqueue_items
 from .store import RedisStore, _s, dumps, loads
 

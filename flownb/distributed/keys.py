@@ -36,7 +36,7 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
 ``{p}:run:<root>:childruns``       hash   per *root* run: ``total`` child runs started under it (all
                                           levels), ``refused`` once a limit was hit, and one field per
                                           structural item (``run|node|visit``) so a retried start counts
-                                          once (see :mod:`flownb.limits`)
+                                          once (see :mod:`flownb.core.limits`)
 ``{p}:bp:<digest>``                hash   ``json`` (the blueprint) + the compiled graph for the scripts:
                                           ``o:<node>`` out edges, ``i:<node>`` join info, ``x:<scc>`` exits,
                                           ``hlen`` its own field count (scripts check it is complete)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-from ..blueprint import Blueprint
-from ..errors import ExecutorError, FlownbError
-from ..registry import STRUCTURAL, Registry
+from ..core.blueprint import Blueprint
+from ..core.errors import ExecutorError, FlownbError
+from ..core.registry import STRUCTURAL, Registry
 
 __all__ = ["MainDefined", "main_defined_error", "main_defined_nodes"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from ..context import OUTPUTS_PREFIX, condition_resolver
+from ..core.context import OUTPUTS_PREFIX, condition_resolver
 from .store import RedisStore
 
 

@@ -73,7 +73,7 @@ from flownb.distributed.server_control import (  # noqa: F401 - re-exported
 )
 from flownb.distributed.server_watchdog import _WATCHDOG, _pid_alive, find_redis_server  # noqa: F401
 from flownb.distributed.settings import mask_url
-from flownb.errors import ExecutorError
+from flownb.core.errors import ExecutorError
 
 __all__ = ["EmbeddedRedis", "find_redis_server", "shared_server"]
 

@@ -13,7 +13,7 @@ import secrets
 import tempfile
 from urllib.parse import quote
 
-from flownb.errors import ExecutorError
+from flownb.core.errors import ExecutorError
 
 #: Enough databases for tests to isolate themselves by db number.
 DATABASES = 64

@@ -12,7 +12,7 @@ import importlib.util
 import os
 import shutil
 
-from flownb.errors import ExecutorError
+from flownb.core.errors import ExecutorError
 
 # The watchdog.  It reads one JSON line from stdin ({"owner": pid, "argv": [...], "config": str}),
 # starts redis-server, prints its pid, then waits for: EOF on stdin (owner gone or stop requested),
@@ -114,7 +114,7 @@ def find_redis_server() -> str:
         candidate = os.path.join(location, "bin", "redis-server")
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
-    from flownb.extras import install_hint
+    from flownb.core.extras import install_hint
 
     raise ExecutorError(
         "no redis-server binary found for the embedded Redis. It comes with "

@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from flownb.errors import ExecutorError
+from flownb.core.errors import ExecutorError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import redis
@@ -59,7 +59,7 @@ _BACKOFF_CAP_S = 2.0
 
 def _import_redis() -> ModuleType:
     """Import redis-py on first use so the flownb core keeps working without the extra."""
-    from flownb.extras import require
+    from flownb.core.extras import require
 
     return require("redis", "the distributed executor")
 

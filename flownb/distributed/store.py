@@ -10,87 +10,28 @@ read them, and a corrupt field is reported as such rather than executed.
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..blueprint import Blueprint
-from ..errors import ExecutorError, FlownbError
-from ..events import TERMINAL, Event
-from ..graph import Graph, analyse
-from ..jsondata import dumps as _strict_dumps
-from ..limits import Limits
-from ..result import NodeStats, RunResult
-from ..scheduler import Item, Outcome
+from ..core.blueprint import Blueprint
+from ..core.errors import ExecutorError, FlownbError
+from ..core.events import TERMINAL, Event
+from ..core.graph import Graph, analyse
+from ..core.limits import Limits
+from ..core.result import RunResult
 from . import childruns, scripts
-from .child_states import load_child_states
 from .keys import Keys, item_field, lease_member
+from .codec import GONE, _s, dumps, loads  # noqa: F401 - re-exported
+from .results import load_result
+from .store_settings import StoreSettings
 
 if TYPE_CHECKING:
     import redis
 
 
 _UNSET = object()
-#: what happened to a run whose keys are not in Redis
-GONE = "the run's data is gone from Redis (restarted without persistence, or expired)"
-
-
-def dumps(value: Any) -> str:
-    """Strict JSON (no NaN/inf, no keys that collide as strings): :func:`flownb.jsondata.dumps`."""
-    return _strict_dumps(value)
-
-
-def loads(raw: bytes | str | None, *, what: str = "value") -> Any:
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        text = raw[:80] if isinstance(raw, str) else raw[:80].decode(errors="replace")
-        raise FlownbError(f"corrupt {what} in Redis (not JSON): {text!r}") from None
-
-
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-@dataclass(frozen=True)
-class StoreSettings:
-    """Timings of the lease protocol and retention; units in the names."""
-
-    lease_ttl_s: float = 10.0          # a claimed item whose worker stops renewing is re-run after this
-    queued_ttl_s: float = 20.0         # a queued item nobody claimed is re-enqueued after this
-    result_ttl_s: int = 86400          # state + events of finished runs expire after this
-    events_maxlen: int = 100_000       # per-run stream cap (approximate trimming)
-    max_deliveries: int = 5            # a node whose worker died this often fails the run
-
-    #: the shortest lease that outlives the gap between two heartbeats (every max(0.2 s, lease/4))
-    MIN_LEASE_TTL_S = 0.5
-
-    def __post_init__(self) -> None:
-        """Checked here so the CLI (``--lease-ttl``), LocalCluster and the API all refuse the same
-        values: a lease of 0 or less expires at once, so every node would run twice."""
-        checks: list[tuple[str, float, float, str]] = [
-            ("lease_ttl_s", self.lease_ttl_s, self.MIN_LEASE_TTL_S,
-             ("a shorter lease expires between two heartbeats, so nodes would run twice "
-             "(flownb worker --lease-ttl)")),
-            ("queued_ttl_s", self.queued_ttl_s, self.MIN_LEASE_TTL_S,
-             "queued work would be re-enqueued at once"),
-            ("result_ttl_s", self.result_ttl_s, 1, ("finished runs would vanish at once "
-             "(flownb worker --result-ttl)")),
-            ("events_maxlen", self.events_maxlen, 1, "a run needs its events"),
-            ("max_deliveries", self.max_deliveries, 1, "a node needs one delivery"),
-        ]
-        for name, value, low, why in checks:
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) \
-                and math.isfinite(value) and value >= low
-            if not ok:
-                raise ExecutorError(f"StoreSettings.{name} must be a finite number >= {low:g}, got "
-                                    f"{value!r}: {why}")
 
 
 class RedisStore:
@@ -148,7 +89,7 @@ class RedisStore:
             fields[f"x:{sid}"] = dumps([[i, g.edges[i].target, g.edges[i].pos, g.edges[i].source]
                                         for i in exits])
             fields[f"n:{sid}"] = dumps(g.scc_nodes[sid])
-        if bp.reducers:  # the COMMIT script applies them (flownb.reducers)
+        if bp.reducers:  # the COMMIT script applies them (flownb.core.reducers)
             fields["reducers"] = dumps(dict(bp.reducers))
         fields["hlen"] = str(len(fields) + 1)  # the scripts' proof that no field is missing
         flat: list[str] = []
@@ -307,7 +248,7 @@ class RedisStore:
     def reserve_children(self, run_id: str, node: str, visit: int, n: int,
                          limits: Limits | None = None) -> None:
         """Count ``n`` child runs of item ``node|visit`` against the root run's limits, or raise
-        :class:`~flownb.errors.LimitExceeded` (atomic across workers: :mod:`.childruns`)."""
+        :class:`~flownb.core.errors.LimitExceeded` (atomic across workers: :mod:`.childruns`)."""
         childruns.reserve(self, self._scripts["RESERVE_CHILDREN"], run_id, node, visit, n, limits)
 
     def requeue_expired(self, limit: int = 200) -> list[tuple[str, str, int]]:
@@ -360,57 +301,9 @@ class RedisStore:
     def pending_item(self, run_id: str, node: str, visit: int) -> dict[str, Any] | None:
         raw = self.r.hget(self.keys.pending(run_id), item_field(node, visit))
         return loads(raw) if raw is not None else None
-
     def load_result(self, run_id: str) -> RunResult:
         """Everything about a run (finished or not) as a :class:`RunResult`."""
-        k = self.keys
-        pipe = self.r.pipeline(transaction=False)
-        pipe.hgetall(k.meta(run_id))
-        pipe.hgetall(k.state(run_id))
-        pipe.hgetall(k.nodes(run_id))
-        pipe.smembers(k.children(run_id))
-        meta_raw, state_raw, nodes_raw, child_ids = pipe.execute()
-        if not meta_raw:
-            raise ExecutorError(f"{GONE}: finished runs are kept result_ttl_s="
-                                f"{self.settings.result_ttl_s}s; or the run id, key prefix "
-                                f"{self.keys.prefix!r} or Redis is wrong", run_id=run_id)
-        meta = {_s(a): _s(b) for a, b in meta_raw.items()}
-        outputs: dict[str, Any] = {}
-        state: dict[str, Any] = {}
-        for f, v in state_raw.items():
-            fs = _s(f)
-            try:
-                val = json.loads(v)
-            except ValueError:
-                val = {"corrupt": _s(v)[:80]}
-            if fs.startswith("_outputs."):
-                outputs[fs[len("_outputs."):]] = val
-            else:
-                state[fs] = val
-        nodes: dict[str, NodeStats] = {}
-        terminal: list[str] = []
-        bp: Blueprint | None = None
-        try:
-            bp = self.load_blueprint(meta.get("blueprint", ""))
-            terminal = [n.id for n in bp.nodes if not any(e.source == n.id for e in bp.edges)]
-            for n in bp.nodes:
-                nodes[n.id] = NodeStats(n.id)
-        except (ExecutorError, FlownbError):
-            pass
-        for f, v in nodes_raw.items():
-            try:
-                d = json.loads(v)
-                fields = {a: b for a, b in d.items() if a in NodeStats.__dataclass_fields__}
-                nodes[_s(f)] = NodeStats(node_id=_s(f), **{a: b for a, b in fields.items() if a != "node_id"})
-            except (ValueError, TypeError):
-                continue
-        error = loads(meta["error"], what="run error") if meta.get("error") else None
-        return RunResult(run_id=run_id, blueprint_id=meta.get("blueprint_id", ""),
-                         status=meta.get("status", "unknown"), outputs=outputs, state=state,
-                         error=error, nodes=nodes, started_at=float(meta.get("created_at", 0) or 0),
-                         finished_at=float(meta.get("finished_at", 0) or 0), terminal=terminal,
-                         child_states=load_child_states(self, run_id, bp, child_ids)
-                         if child_ids else {})
+        return load_result(self, run_id)
 
     # -- events ----------------------------------------------------------------------------------
     def events(self, run_id: str, *, after: str = "0-0", count: int = 1000) -> list[Event]:
@@ -479,52 +372,4 @@ class RedisStore:
         return out
 
 
-# -- the contract twin of flownb.scheduler.Scheduler --------------------------------------------------
-
-class RedisScheduler:
-    """:class:`flownb.scheduler.Scheduler`'s interface over Redis (for the contract suite)."""
-
-    def __init__(self, store: RedisStore, bp: Blueprint, run_id: str) -> None:
-        self.store = store
-        self.bp = bp
-        self.run_id = run_id
-        self.g, _ = analyse(bp)
-        self.digest = store.upload_blueprint(bp)
-
-    def start(self) -> list[Item]:
-        ready = self.store.start_run(self.run_id, self.bp, self.g, {})
-        return [self._item(n, v) for n, v in ready]
-
-    def _item(self, node: str, visit: int) -> Item:
-        it = self.store.pending_item(self.run_id, node, visit) or {}
-        src = it.get("s") or []
-        return Item(node, visit, tuple(src) if isinstance(src, list) else ())
-
-    def complete(self, node: str, visit: int, taken: set[int] | frozenset[int]) -> Outcome | None:
-        res = self.store.commit(self.run_id, self.digest, node, visit, output_json="null",
-                                taken=taken, stats={"status": "succeeded"}, event={})
-        if res.get("r") == "dup":
-            return None
-        if res.get("r") != "ok":
-            raise FlownbError(f"commit refused: {res}")
-        ready = [self._item(n, int(v)) for n, v in res.get("ready") or []]
-        skipped = [e.node_id for e in self.store.events(self.run_id)
-                   if e.type == "node_skipped" and e.node_id]
-        out = Outcome(ready, skipped[self._seen_skips:])
-        self._seen_skips = len(skipped)
-        meta = self.store.meta(self.run_id)
-        if meta.get("status") == "failed":
-            from ..errors import MaxVisitsExceeded
-
-            err = loads(meta.get("error"))
-            raise MaxVisitsExceeded(err.get("message", ""), node_id=err.get("node_id"))
-        return out
-
-    _seen_skips = 0
-
-    @property
-    def finished(self) -> bool:
-        return self.store.status(self.run_id) != "running"
-
-
-__all__ = ["RedisScheduler", "RedisStore", "StoreSettings", "dumps", "lease_member", "loads"]
+__all__ = ["GONE", "RedisStore", "StoreSettings", "dumps", "lease_member", "loads"]

@@ -29,7 +29,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..registry import Registry, default_registry
+from ..core.errors import FlownbError
+from ..core.registry import Registry, default_registry
 from .execute import Incapable, NodeRunner, is_transient_redis_error
 from .jobs import enqueue_items, make_queue
 from .keys import item_field, lease_member
@@ -44,6 +45,18 @@ log = logging.getLogger("flownb.worker")
 
 #: default number of node visits a worker runs at once (I/O-bound agents wait on the network)
 DEFAULT_CONCURRENCY = 32
+#: seconds a stopping worker lets the visits in flight finish before it hands them back
+#: (``flownb worker --stop-grace-s``); with RQ's own teardown a worker is gone within ~2 s
+DEFAULT_STOP_GRACE_S = 1.0
+
+
+def check_stop_grace(seconds: float) -> float:
+    """``seconds`` if it is a usable stop grace, else a :class:`FlownbError` that says so."""
+    if not 0 <= seconds <= 3600:  # NaN fails too
+        raise FlownbError(f"the stop grace (--stop-grace-s / stop_grace_s) must be 0 to 3600 "
+                          f"seconds, got {seconds!r}; a stopping worker hands the visits still "
+                          "running after it back to other workers")
+    return seconds
 #: set by LocalCluster for workers that serve modules written from notebook cells
 _MODULE_DIRS = os.environ.get("FLOWNB_MODULE_PATH", "")
 
@@ -103,6 +116,7 @@ class WorkerRuntime(NodeRunner):
         self._in_flight = 0
         self._idle = threading.Condition()
         self._stop = threading.Event()
+        self._closing = threading.Event()  # a warm shutdown began: take no new visit
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
@@ -133,7 +147,7 @@ class WorkerRuntime(NodeRunner):
         """Hand a job's items to the loop; blocks only while every slot is busy."""
         self.stats.jobs += 1
         if _MODULE_DIRS:  # notebook-defined node modules: pick up edits before each job
-            from ..notebook.modules import before_job
+            from .job_hooks import before_job
 
             before_job(self)
         self.start()
@@ -153,10 +167,8 @@ class WorkerRuntime(NodeRunner):
             log.warning("flownb worker %s: could not renew the leases of a job of run %s: %s",
                         self.name, run_id, exc)
         for i, (node, visit) in enumerate(wanted):
-            while not self._slots.acquire(timeout=0.5):
-                if self._stop.is_set():  # shutting down: the rest expire and are re-run
-                    for m in members[i:]:
-                        self.running.pop(m, None)
+            while not self._slots.acquire(timeout=0.1):
+                if self._closing.is_set():  # shutting down: close() hands the rest back
                     return
             with self._idle:
                 self._in_flight += 1
@@ -200,8 +212,43 @@ class WorkerRuntime(NodeRunner):
                 self._idle.wait(left if left is not None else 1.0)
         return True
 
+    def closing(self) -> bool:
+        """A warm shutdown began (a signal, or :meth:`close`)."""
+        return self._closing.is_set()
+
+    def begin_close(self) -> None:
+        """Take no new visit from now on (safe from a signal handler: sets one event)."""
+        self._closing.set()
+
+    def close(self, grace_s: float = DEFAULT_STOP_GRACE_S) -> int:
+        """Warm shutdown: take no new visit, give those in flight ``grace_s`` to finish, hand the
+        rest back, stop. Returns how many visits were handed back.
+
+        Why not wait for every node: a worker asked to stop (SIGTERM from a process manager,
+        Ctrl-C, a kernel restart) must be gone within seconds, while a node may run for minutes.
+        A visit handed back is exactly a visit of a crashed worker, only found at once: its
+        lease expires now and the reaper re-queues it (after this worker's liveness key is
+        gone, so nothing spares it); another worker re-runs it and COMMIT keeps one result
+        even if the abandoned body still finishes here before the process exits."""
+        self.begin_close()
+        self.drain(timeout_s=grace_s)
+        left = list(self.running)
+        self.stop()
+        if left:
+            try:
+                self.store.renew(left, ttl_s=0)
+                self.reap()  # at once when no other worker holds the reaper lock; else theirs
+            except Exception as exc:  # noqa: BLE001 - Redis away: the leases expire anyway
+                log.warning("flownb worker %s: could not hand back %d visit(s) at stop (%s); "
+                            "their leases expire and they are re-run", self.name, len(left), exc)
+            log.warning("flownb worker %s: stopped with %d visit(s) in flight after a %.1fs "
+                        "grace; handed back for another worker: %s", self.name, len(left),
+                        grace_s, left[:5])
+        return len(left)
+
     def stop(self) -> None:
         self._stop.set()
+        self._closing.set()
         if self._alive is not None:
             self._alive.terminate()
             self._alive.wait(5)

@@ -1,6 +1,6 @@
 """Human in the loop on Redis: park a visit, list what waits, resume it, take defaults on timeout.
 
-The design is in :mod:`flownb.waiting`. Here: the worker's commit hook calls :func:`park` (the
+The design is in :mod:`flownb.engine.waiting`. Here: the worker's commit hook calls :func:`park` (the
 ``PARK`` script: the visit becomes a parked pending item with its wait info, no lease, no
 worker; the run becomes ``waiting`` once nothing else is active). :func:`resume` checks the
 answer, picks the edges it takes, and runs the ``RESUME`` script — which refuses unless the visit
@@ -14,10 +14,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..answers import AnswerError
-from ..errors import FlownbError
-from ..graph import Graph, analyse, select_edges
-from ..waiting import ResumeError, WaitRequest, _why_not, answer_for, request_info
+from ..core.answers import AnswerError
+from ..core.errors import FlownbError
+from ..core.graph import Graph, analyse, select_edges
+from ..engine.waiting import ResumeError, WaitRequest, _why_not, answer_for, request_info
 from .jobs import enqueue_items
 from .keys import lease_member
 from .store import RedisStore, dumps, loads
@@ -25,7 +25,7 @@ from .store import RedisStore, dumps, loads
 if TYPE_CHECKING:
     import rq
 
-    from ..graph import CNode
+    from ..core.graph import CNode
 
 _GRAPHS: dict[str, Graph] = {}
 

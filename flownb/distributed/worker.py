@@ -32,11 +32,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import FlownbError
-from ..registry import Registry
+from ..core.errors import FlownbError
+from ..core.registry import Registry
 from .jobs import ALLOWED_JOB_FUNCS, JOB_OPTIONS, make_queue
 from .store import StoreSettings
-from .visits import DEFAULT_CONCURRENCY, WorkerRuntime
+from .visits import DEFAULT_CONCURRENCY, DEFAULT_STOP_GRACE_S, WorkerRuntime, check_stop_grace
 
 if TYPE_CHECKING:
     import redis
@@ -69,6 +69,10 @@ def process(run_id: str, items: list[list[Any]]) -> None:
 
 #: RQ's worker heartbeat and suspension check run at most this often (not after every job)
 BOOKKEEPING_EVERY_S = 1.0
+#: how long RQ's command-channel thread (``rq shutdown``, stop-job) blocks in one read. RQ uses
+#: 60 s, and redis-py >= 8.2 joins that thread at teardown, so an idle worker took up to 60 s
+#: to exit on SIGTERM; a short read bounds the join. An idle read sends no command to Redis.
+PUBSUB_POLL_S = 0.25
 
 
 def _redis_errors() -> type[BaseException]:
@@ -80,16 +84,21 @@ def _redis_errors() -> type[BaseException]:
 def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str = "flownb",
                 prefix: str = "flownb", registry: Registry | None = None,
                 settings: StoreSettings | None = None, reap_interval_s: float = 1.0,
-                concurrency: int = DEFAULT_CONCURRENCY, liveness_process: bool | None = None) -> Any:
+                concurrency: int = DEFAULT_CONCURRENCY, liveness_process: bool | None = None,
+                stop_grace_s: float = DEFAULT_STOP_GRACE_S) -> Any:
     """An RQ ``SimpleWorker`` wired to a :class:`WorkerRuntime` (works off the main thread too).
 
     ``liveness_process`` (default: on for a worker in the main thread) starts the child process
-    that keeps this worker's liveness key while a node holds the GIL."""
+    that keeps this worker's liveness key while a node holds the GIL. ``stop_grace_s``: on a
+    warm shutdown (SIGTERM, Ctrl-C) the visits in flight get this long to commit; the rest are
+    handed back to other workers (:meth:`WorkerRuntime.close`)."""
+    check_stop_grace(stop_grace_s)
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
     class FlownbWorker(SimpleWorker):  # type: ignore[misc]
         flownb: WorkerRuntime
+        stop_grace_s: float = DEFAULT_STOP_GRACE_S
         _last_beat = 0.0  # monotonic time of the last RQ heartbeat / suspension check
         _last_suspension_check = 0.0
 
@@ -104,16 +113,35 @@ def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str =
                 self.death_penalty_class = TimerDeathPenalty  # SIGALRM is main-thread only
             _runtimes[threading.get_ident()] = self.flownb
             self.flownb.start()
+            from rq.exceptions import StopRequested
+
             burst = bool(kwargs.get("burst") or (args[0] if args else False))
+            worked = False
             try:
                 worked = bool(super().work(*args, **kwargs))
-                while burst and self.flownb.drain() and self._queue_len() and not self._stop_requested:
+                while (burst and not self.flownb.closing() and self.flownb.drain()
+                       and self._queue_len()):
                     worked = bool(super().work(*args, **kwargs)) or worked  # visits queued more
-                self.flownb.drain(timeout_s=max(1.0, self.flownb.store.settings.lease_ttl_s))
-                return worked
+                if not self.flownb.closing():  # burst done / max_jobs: let running visits commit
+                    self.flownb.drain(timeout_s=max(1.0, self.flownb.store.settings.lease_ttl_s))
+            except StopRequested:  # a signal while flownb (not RQ's loop) was waiting
+                pass
             finally:
-                self.flownb.stop()
+                self.flownb.close(self.stop_grace_s)
                 _runtimes.pop(threading.get_ident(), None)
+            return worked
+
+        def handle_warm_shutdown_request(self) -> None:
+            super().handle_warm_shutdown_request()
+            self.flownb.begin_close()  # a hand-over waiting for a free slot returns at once
+
+        def subscribe(self) -> None:
+            """RQ's own ``subscribe`` with a short read (:data:`PUBSUB_POLL_S`), nothing else."""
+            self.pubsub = self.connection.pubsub()
+            self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+            self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+                sleep_time=PUBSUB_POLL_S, daemon=True,
+                exception_handler=self._pubsub_exception_handler)
 
         def _queue_len(self) -> int:
             return int(self.connection.llen(self.queues[0].key))
@@ -239,6 +267,7 @@ def make_worker(conn: redis.Redis, *, name: str | None = None, queue_name: str =
     wname = name or f"flownb-{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
     worker = FlownbWorker([make_queue(conn, queue_name)], connection=conn, name=wname,
                           serializer=JSONSerializer, worker_ttl=17)
+    worker.stop_grace_s = stop_grace_s
     if liveness_process is None:
         liveness_process = threading.current_thread() is threading.main_thread()
     worker.flownb = WorkerRuntime(conn, name=wname, registry=registry, prefix=prefix,

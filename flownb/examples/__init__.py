@@ -10,9 +10,9 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from ..blueprint import Blueprint
-from ..errors import FlownbError
-from ..registry import Registry, default_registry
+from ..core.blueprint import Blueprint
+from ..core.errors import FlownbError
+from ..core.registry import Registry, default_registry
 
 #: the main example of each agent (the other files are their subflows)
 EXAMPLES = ("blog_post", "job_application", "customer_review", "content_moderation")

@@ -8,6 +8,10 @@ with the real ``openai`` SDK as soon as ``OPENAI_API_KEY`` (or a ``base_url``) i
     flownb.llm.configure(model="gpt-4o-mini", cache=True)
 
 Importing this package does not import ``openai``; only a real model call does.
+
+Layer: llm, beside engine and render. It owns the LLM node types, the clients (openai or the
+fake model), the cache and prices. It may import :mod:`flownb.core` and openai — never
+``flownb.engine``, ``flownb.render``, ``flownb.distributed``, ``flownb.notebook`` or ``flownb.cli``.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ..files import atomic_write_text
+from ..core.files import atomic_write_text
 
 #: cache entries carry this so a future format change can ignore old files instead of misreading
 CACHE_FORMAT = 1
@@ -209,7 +209,7 @@ class RedisCache:
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisCache:
-        from ..extras import require
+        from ..core.extras import require
 
         redis = require("redis", "RedisCache")
         return cls(redis.Redis.from_url(url), **kwargs)

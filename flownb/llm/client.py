@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from ..extras import install_hint
+from ..core.extras import install_hint
 from .config import LLMSettings
 from .errors import LLMError
 from .fake import estimate_tokens, message_text

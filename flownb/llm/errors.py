@@ -1,9 +1,9 @@
-"""Errors of the LLM layer, both :class:`~flownb.errors.FlownbError` subclasses so callers that
+"""Errors of the LLM layer, both :class:`~flownb.core.errors.FlownbError` subclasses so callers that
 catch flownb's root error catch these too."""
 
 from __future__ import annotations
 
-from ..errors import FlownbError
+from ..core.errors import FlownbError
 
 
 class LLMConfigError(FlownbError):

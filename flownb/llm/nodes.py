@@ -3,7 +3,7 @@
 They are ``async def`` node functions: a model call is a network wait, and on an event loop
 hundreds of them are in flight at once over one shared connection pool
 (:func:`flownb.llm.client.async_client`) instead of each holding a thread. They are looked up
-lazily by name through ``flownb.registry._LAZY_BUILTINS`` so that ``import flownb`` never imports
+lazily by name (``flownb.core.registry.add_lazy_builtin``, called by ``flownb/__init__.py``) so that ``import flownb`` never imports
 this package, let alone ``openai``.
 
 Params shared by all three (see :mod:`flownb.llm.config` for how unset ones are resolved):
@@ -31,10 +31,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..context import NodeContext
-from ..errors import NodeError
-from ..registry import Result
-from ..templates import mapped_inputs, node_template, render_template, template_vars
+from ..core.context import NodeContext
+from ..core.errors import NodeError
+from ..core.registry import Result
+from ..core.templates import mapped_inputs, node_template, render_template, template_vars
 from .client import Completion
 from .config import resolve
 from .runner import agenerate, build_messages

@@ -8,6 +8,11 @@
 
 Importing this package needs neither ipywidgets nor IPython (worker processes import it for the
 watchdog): the widget is imported on first use.
+
+Layer: notebook. It owns everything that needs Jupyter, ipywidgets, IPython or tqdm: widgets, the
+local cluster, the cell magic and module shipping. It may import every layer below it (core,
+engine, render, llm, distributed) — never ``flownb.cli``. Importing it registers its displays
+(run results, batches, run handles) in :mod:`flownb.core.display` and the module-shipping hook.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from .cluster import LocalCluster, WorkerLogs
 from .frontend import arun_with_widget, in_kernel, run_with_widget, show, watch, widget_for
 from .magic import load_ipython_extension, register_magics
 from .progress import ProgressView, Snapshot, TqdmProgress, result_html
+from .views import VIEWS as _VIEWS  # noqa: F401 - registers this layer's views in flownb.core.display
 
 __all__ = ["LocalCluster", "WorkerLogs", "show", "watch", "widget_for", "run_with_widget",
            "arun_with_widget", "in_kernel", "RunWidget", "ProgressView", "Snapshot",

@@ -13,7 +13,7 @@ import html
 import json
 from typing import Any
 
-from ..errors import FlownbError
+from ..core.errors import FlownbError
 
 
 class ApprovalForm:

@@ -1,4 +1,4 @@
-"""The aggregate live view of a :class:`~flownb.batch.Batch`: a widget in Jupyter, tqdm elsewhere.
+"""The aggregate live view of a :class:`~flownb.engine.batch.Batch`: a widget in Jupyter, tqdm elsewhere.
 
 One view for the whole batch (not one per run): a bar of runs done, the counts (succeeded,
 failed, running, pending), runs per second, a per-node latency table, LLM tokens and cost, the
@@ -20,11 +20,11 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
-from ..batch_stats import BatchSnapshot
+from ..engine.batch_stats import BatchSnapshot
 from .frontend import in_kernel
 
 if TYPE_CHECKING:
-    from ..batch import Batch
+    from ..engine.batch import Batch
 
 __all__ = [
     "MAX_UPDATES_PER_S",
@@ -179,7 +179,7 @@ class BatchWidget(_View):
     ``updates_sent``."""
 
     def __init__(self, batch: Batch, *, rate: float = MAX_UPDATES_PER_S) -> None:
-        from ..extras import require
+        from ..core.extras import require
 
         W = require("ipywidgets", "the live batch widget")  # noqa: N806
         self.batch = batch
@@ -245,7 +245,7 @@ class BatchTqdm(_View):
 
     def __init__(self, batch: Batch, *, file: TextIO | None = None,
                  rate: float = MAX_UPDATES_PER_S) -> None:
-        from ..extras import require
+        from ..core.extras import require
 
         tqdm = require("tqdm", "the batch progress bar").tqdm
         self.batch = batch

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-from ..errors import ExecutorError
+from ..core.errors import ExecutorError
 from .cluster_registry import new_cluster_name, replace_live
 from .cluster_supervisor import MAX_QUICK_DEATHS, ClusterState, Slot, monitor
 from .cluster_workers import (
@@ -47,9 +47,9 @@ from .cluster_workers import (
 from .modules import session_dir
 
 if TYPE_CHECKING:
-    from ..blueprint import Blueprint
+    from ..core.blueprint import Blueprint
     from ..distributed.client import DistributedExecutor, RunHandle
-    from ..result import RunResult
+    from ..core.result import RunResult
 
 __all__ = ["LocalCluster", "WorkerLogs"]
 
@@ -145,7 +145,7 @@ class LocalCluster:
         self._state.tmp_dir = tempfile.mkdtemp(prefix="flownb-cluster-")
         self._finalizer = weakref.finalize(self, self._state.finalize)
         if mode == "thread":
-            from ..registry import default_registry
+            from ..core.registry import default_registry
 
             default_registry.import_modules(self.modules)
             self._state.ring = acquire_ring()
@@ -305,7 +305,7 @@ class LocalCluster:
             inputs: Mapping[str, Any] | None = None, timeout: float | None = None, *,
             raise_on_error: bool = True, strict: bool = True) -> RunResult:
         """Submit and wait for the result (a failed run raises
-        :class:`~flownb.errors.RunFailed` unless ``raise_on_error=False``; ``strict``: see
+        :class:`~flownb.core.errors.RunFailed` unless ``raise_on_error=False``; ``strict``: see
         :func:`flownb.run`)."""
         return self.executor.run(blueprint, inputs, timeout=timeout, raise_on_error=raise_on_error,
                                  strict=strict)

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from .progress import ProgressView, TqdmProgress
 
 if TYPE_CHECKING:
-    from ..blueprint import Blueprint
-    from ..result import RunResult
+    from ..core.blueprint import Blueprint
+    from ..core.result import RunResult
     from .widget import RunWidget
 
 __all__ = ["arun_with_widget", "in_kernel", "run_with_widget", "show", "watch", "widget_for"]
@@ -46,7 +46,7 @@ def _handle(obj: Any, redis: Any, prefix: str, queue_name: str) -> Any:
 def _view_for(obj: Any, *, redis: Any = None, prefix: str = "flownb",
               queue_name: str = "flownb", background: bool = True) -> tuple[ProgressView, Any]:
     """A view fed by ``obj`` (RunHandle, run id, RunResult or ProgressView) + the handle if any."""
-    from ..result import RunResult
+    from ..core.result import RunResult
 
     if isinstance(obj, ProgressView):
         return obj, None
@@ -144,8 +144,8 @@ def run_with_widget(blueprint: Blueprint | Mapping[str, Any] | str,
 
     Keyword arguments go to :func:`flownb.run` (``registry``, ``cancel``, ``on_event``…).
     """
-    from ..blueprint import load
-    from ..runtime import run
+    from ..core.blueprint import load
+    from ..engine.runtime import run
 
     bp = load(blueprint)  # type: ignore[arg-type]
     view = ProgressView(bp)
@@ -169,8 +169,8 @@ async def arun_with_widget(blueprint: Blueprint | Mapping[str, Any] | str,
     """``await flownb.arun(...)`` with a live view (``await`` works at a cell's top level)."""
     import asyncio
 
-    from ..blueprint import load
-    from ..runtime import arun
+    from ..core.blueprint import load
+    from ..engine.runtime import arun
 
     bp = load(blueprint)  # type: ignore[arg-type]
     view = ProgressView(bp)

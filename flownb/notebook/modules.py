@@ -39,7 +39,8 @@ import time
 import types
 from collections.abc import Iterable
 
-from ..files import atomic_write_text
+from ..core.files import atomic_write_text
+from ..distributed.job_hooks import install as _install_before_job
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +286,8 @@ def load_module(name: str, path: str | os.PathLike[str]) -> types.ModuleType:
         mod = _import_or_reload(name, p)
         w.record(name, p)
     return mod
+
+
+# the worker's before-job hook (flownb.distributed.job_hooks): installed by this layer, because the
+# distributed layer must not import it
+_install_before_job("notebook.modules", before_job)

@@ -19,7 +19,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..result import RunResult
+    from ..core.result import RunResult
     from .progress import NodeRow, Snapshot
 
 __all__ = [

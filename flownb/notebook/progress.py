@@ -27,7 +27,7 @@ from . import progress_follow
 from .progress_model import DONE_STATES, NodeRow, RunModel, Snapshot
 
 if TYPE_CHECKING:
-    from ..blueprint import Blueprint
+    from ..core.blueprint import Blueprint
 
 __all__ = [
     "DONE_STATES",

@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Any
 
-from ..events import CUSTOM, TERMINAL, Event
+from ..core.events import CUSTOM, TERMINAL, Event
 from .progress_model import CHILDREN_EVENT, RunModel
 
 __all__ = ["consume"]

@@ -5,7 +5,7 @@ versus re-deliveries), done / reachable counts, the error and the final outputs 
 Jupyter widget, the terminal bar and tests. Folding is cheap and happens under a lock in
 whatever thread produced the event; *when* front-ends are told is decided by
 :class:`~flownb.notebook.progress.ProgressView`, which adds the coalescing on top of this model.
-A run's :class:`~flownb.result.RunResult` (:meth:`RunModel.finish`) has the last word: events
+A run's :class:`~flownb.core.result.RunResult` (:meth:`RunModel.finish`) has the last word: events
 may be trimmed or arrive out of order, the result is authoritative.
 """
 
@@ -17,10 +17,9 @@ import dataclasses
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..events import (
+from ..core.events import (
     CUSTOM,
     NODE_FAILED,
     NODE_FALLBACK,
@@ -36,15 +35,16 @@ from ..events import (
     TERMINAL,
     Event,
 )
+from .progress_rows import _ACTIVE, DONE_STATES, NodeRow, Snapshot
 
 if TYPE_CHECKING:
-    from ..blueprint import Blueprint
-    from ..result import RunResult
+    from ..core.blueprint import Blueprint
+    from ..core.result import RunResult
+
 
 __all__ = ["CHILDREN_EVENT", "DONE_STATES", "NodeRow", "RunModel", "Snapshot"]
 
-DONE_STATES = frozenset({"succeeded", "failed", "replaced"})
-_ACTIVE = frozenset({"running", "retrying"})
+
 #: child-run events kept for drawing in-process subflows (beyond this they are not drawn)
 _MAX_CHILD_EVENTS = 20_000
 #: custom events kept for the view (the count goes on)
@@ -55,60 +55,6 @@ _MAX_TOKENS_CHARS = 8000
 _TOKEN_EVENT, _USAGE_EVENT, CHILDREN_EVENT = "llm_token", "llm_usage", "children"
 
 
-@dataclass
-class NodeRow:
-    """What the views show for one node of the run's blueprint."""
-
-    node_id: str
-    uses: str = ""
-    state: str = "pending"
-    visits: int = 0
-    attempts: int = 0
-    duration_s: float = 0.0
-    worker: str | None = None
-    started_at: float | None = None
-    action: str | None = None
-    output: Any = None
-    error: str | None = None
-    #: times the node was handed to another worker because its worker was lost (not visits)
-    redeliveries: int = 0
-    #: a one-line note for the table ("re-delivered to w2: worker w1 lost (lease expired)")
-    note: str | None = None
-    #: the LLM text streamed so far by this node (``llm_token`` custom events)
-    tokens: str = ""
-    #: what a waiting node (``wait``/``approval``) asks a person, while it waits
-    prompt: str | None = None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """An immutable copy of the model, handed to front-ends (safe to read from any thread)."""
-
-    run_id: str | None
-    blueprint_id: str
-    status: str  # pending | running | waiting | succeeded | failed | cancelled | expired
-    rows: tuple[NodeRow, ...]
-    done: int
-    reachable: int
-    total: int
-    states: Mapping[str, str]  # for render.to_svg (subflow children as "node/child")
-    error: Mapping[str, Any] | None
-    result: RunResult | None
-    events: int
-    elapsed_s: float
-    finished: bool
-    seq: int  # bumped by every change
-    #: the last custom events (``ctx.emit``): (node id, name, data), oldest first
-    custom: tuple[tuple[str | None, str, Mapping[str, Any]], ...] = ()
-    custom_count: int = 0
-    llm_tokens: int = 0
-    llm_cost_usd: float = 0.0
-
-    @property
-    def running(self) -> list[str]:
-        return [r.node_id for r in self.rows if r.state in _ACTIVE]
-
-
 class RunModel:
     """Folds a run's events into per-node rows (thread-safe: events may come from any thread).
 
@@ -117,7 +63,7 @@ class RunModel:
 
     def __init__(self, blueprint: Blueprint | Mapping[str, Any] | None = None, *,
                  run_id: str | None = None) -> None:
-        from ..blueprint import load
+        from ..core.blueprint import load
 
         self.blueprint: Blueprint | None = load(blueprint) if blueprint is not None else None  # type: ignore[arg-type]
         self.run_id = run_id
@@ -156,7 +102,7 @@ class RunModel:
         for n in bp.nodes:
             self._rows.setdefault(n.id, NodeRow(n.id, uses=str(n.uses)))
         try:
-            from ..graph import analyse
+            from ..core.graph import analyse
 
             g, _ = analyse(bp)
             self._fallback_only = set(getattr(g, "fallback_only", ()) or ())
@@ -165,7 +111,7 @@ class RunModel:
 
     def set_blueprint(self, blueprint: Blueprint | Mapping[str, Any]) -> None:
         """Give the view its blueprint later (e.g. once a distributed run's is loaded)."""
-        from ..blueprint import load
+        from ..core.blueprint import load
 
         with self._lock:
             self.blueprint = load(blueprint)  # type: ignore[arg-type]

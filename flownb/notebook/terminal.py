@@ -22,7 +22,7 @@ class TqdmProgress:
 
     def __init__(self, view: ProgressView, *, file: TextIO | None = None,
                  notebook: bool = False) -> None:
-        from ..extras import require
+        from ..core.extras import require
 
         tqdm = require("tqdm.auto" if notebook else "tqdm", "the terminal progress bar").tqdm
         snap = view.snapshot()

@@ -31,8 +31,8 @@ from .panels import details_html, live_html, status_html, table_html
 from .progress import ProgressView, Snapshot
 
 if TYPE_CHECKING:
-    from ..blueprint import Blueprint
-    from ..result import RunResult
+    from ..core.blueprint import Blueprint
+    from ..core.result import RunResult
 
 __all__ = ["RunWidget"]
 
@@ -72,7 +72,7 @@ def _graph_html(bp: Blueprint | None, states: Mapping[str, str]) -> str:
 
 
 def _lint_banner(bp: Blueprint | None) -> str:
-    from ..lint_gate import findings
+    from ..core.lint_gate import findings
 
     lines = findings(bp) if bp is not None else []
     return "".join(f"<div class='flownb-lint' style='color:#8a6d3b'>lint {html.escape(x)}</div>"
@@ -89,7 +89,7 @@ class RunWidget:
 
     def __init__(self, view: ProgressView | None = None, *,
                  blueprint: Blueprint | Mapping[str, Any] | None = None, graph: bool = True) -> None:
-        from ..extras import require
+        from ..core.extras import require
 
         W = require("ipywidgets", "the live run widget")
         self.view = view if view is not None else ProgressView(blueprint)
@@ -110,7 +110,7 @@ class RunWidget:
         self.approval = W.VBox([])
         self._form_for: tuple[str, Any] | None = None
         self.form: Any = None  # the ApprovalForm shown, if any
-        #: one line per lint finding (flownb.lint_gate), shown above the graph
+        #: one line per lint finding (flownb.core.lint_gate), shown above the graph
         self.lint = W.HTML(_lint_banner(self.view.blueprint))
         self.box = W.VBox([W.HBox([self.progress, self.status]), self.lint, self.approval, self.graph,
                            self.live, self.table, self.details], layout=W.Layout(width="100%"))
@@ -171,7 +171,7 @@ class RunWidget:
         key = (waiting.node_id, waiting.visits)
         if self._form_for == key:
             return
-        from ..errors import FlownbError
+        from ..core.errors import FlownbError
         from .approval import ApprovalForm
 
         try:

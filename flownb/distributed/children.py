@@ -1,0 +1,102 @@
+"""Child runs on Redis: the ``subflow`` / ``map`` half of a visit on a worker.
+
+The parent visit starts its child runs (each a run like any other, its nodes jobs on the queue),
+registers them with ``WAIT_CHILDREN`` and drops its lease: no worker waits. The last child to
+finish re-queues the parent visit, which then commits the children's outputs
+(:func:`resume_parent`) or fails with the first failed child's error.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..engine import builtins
+from ..core.errors import FlownbError
+from ..core.graph import CNode, compile_graph
+from ..core.limits import LimitExceeded, child_limit_message
+from ..core.transforms import transformed_input
+from .jobs import enqueue_items
+from .keys import lease_member
+from .reads import Reader
+from .runs import _NO_INPUT, Next, _err, _Run
+
+if TYPE_CHECKING:
+    from .execute import NodeRunner
+
+
+async def start_children(runner: NodeRunner, run: _Run, cn: CNode, visit: int, item: dict[str, Any],
+                         input_: Any = None) -> None:
+    """Start a subflow/map node's child runs (their nodes are jobs like any other); the parent
+    visit waits for them (``WAIT_CHILDREN``) and is resumed by the last one to finish."""
+    st = runner.store
+    reader = Reader(st, run.run_id)
+    try:
+        if input_ is None:
+            input_ = runner._input(run, cn, item, reader, _NO_INPUT)
+            if cn.transforms is not None:
+                input_ = transformed_input(cn, list(item.get("s") or []), input_, reader)
+        if cn.uses == "subflow":
+            bp = run.registry.get_blueprint(builtins.subflow_blueprint_id(cn), node_id=cn.id)
+            child_inputs = [builtins.subflow_inputs(cn.params, input_, reader)]
+        else:
+            plan = builtins.map_plan(cn, input_, reader, run.registry)
+            bp, child_inputs = plan.blueprint, plan.inputs
+        graph = compile_graph(bp, run.registry)
+        st.reserve_children(run.run_id, cn.id, visit, len(child_inputs))  # flownb.core.limits
+    except FlownbError as exc:
+        await runner._failed(run.run_id, run.digest, _err(cn.id, run.run_id, exc))
+        return
+    base = f"{run.run_id}.{cn.id}.{visit}"
+    child_ids = [f"{base}.{i}" for i in range(len(child_inputs))]
+    if not child_ids:
+        await runner._commit(run, cn, visit, input_, [], None, {}, {"status": "succeeded", "visits": visit,
+                                                           "attempts": 1, "worker": runner.name})
+        return
+    st.wait_children(run.run_id, run.digest, cn.id, visit, child_ids)
+    st.add_event(run.run_id, "custom", cn.id, {"name": "children", "count": len(child_ids),
+                                               "blueprint_id": bp.id})
+    parent = f"{run.run_id}|{cn.id}|{visit}"
+    for cid, inputs in zip(child_ids, child_inputs):
+        try:
+            ready = st.start_run(cid, bp, graph, inputs, parent=parent, bundle=run.bundle)
+        except FlownbError as exc:
+            if "already exists" in exc.message:
+                continue
+            await runner._failed(run.run_id, run.digest, _err(cn.id, run.run_id, exc))
+            return
+        enqueue_items(runner.queue, cid, [list(x) for x in ready], keys=st.keys)
+    st.r.zrem(st.keys.leases, lease_member(run.run_id, cn.id, visit))
+
+
+async def resume_parent(runner: NodeRunner, run: _Run, cn: CNode, visit: int, item: dict[str, Any]) -> Next:
+    """The parent visit again, once its child runs ended: commit their outputs, or fail with the
+    first failed child's error (a limit's message from the deepest run as it is)."""
+    st = runner.store
+    children = list(item.get("ch") or [])
+    if item.get("cf"):
+        child = st.load_result(str(item["cf"]))
+        cerr = child.error or {}
+        err = {"node_id": cn.id, "run_id": run.run_id, "attempt": 1, "type": "ChildRunFailed",
+               "message": f"child run {child.run_id} {child.status}: node "
+                          f"{cerr.get('node_id')!r} {cerr.get('type', '')}: {cerr.get('message', '')}",
+               "traceback": cerr.get("traceback", "")}
+        limit = child_limit_message(cerr)
+        if limit is not None:  # the deepest run's limit message, not one nesting per level
+            err.update(type=LimitExceeded.__name__, message=limit)
+        await runner._failed(run.run_id, run.digest, err, event={"attempt": 1, "error": err})
+        return None
+    results = [st.load_result(c) for c in children]
+    writes: dict[str, Any] = {}
+    if cn.uses == "subflow":
+        output = results[0].output
+        writes = builtins.subflow_outputs(cn.params, results[0])
+    else:
+        output = [r.output for r in results]
+    started = min((r.started_at for r in results), default=time.time())
+    return await runner._commit(run, cn, visit, None, output, None, writes, {
+        "status": "succeeded", "visits": visit, "attempts": 1, "worker": runner.name,
+        "duration_s": max(0.0, time.time() - started), "finished_at": time.time()})
+
+
+__all__ = ["resume_parent", "start_children"]

@@ -1,0 +1,285 @@
+"""The Lua prelude (``_LIB``) every run-level script starts with.
+
+Its first half (:mod:`.prelude_base`: keys, events, graph, reducers, blueprint references) plus,
+here, the join algorithm of :mod:`flownb.engine.scheduler` line for line (fire, deliver, drain,
+queueing) and finalisation (status, events, expiry, waking a parent run). See
+:mod:`flownb.distributed.scripts` for what every script guarantees.
+"""
+
+from __future__ import annotations
+
+from .prelude_base import _BASE
+
+_JOIN = r"""
+local function fire(node, sources)
+  local info = ginfo(node)
+  local v = redis.call('HINCRBY', K_SCHED, 'v:' .. node, 1)
+  if v > info.m then
+    FAILED = {node = node, visits = v, max = info.m}
+    return
+  end
+  redis.call('HINCRBY', K_SCHED, 'active', 1)
+  if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, 1) end
+  table.insert(READY, {node, v, sources})
+end
+
+local skip, pop_ready
+
+local function resolve_out(node, taken, work)
+  local scc = ginfo(node).s
+  for _, e in ipairs(gout(node)) do
+    local t = taken[tostring(e[1])] == true
+    if e[3] == 1 then
+      if t then fire(e[2], {node}) end
+    elseif e[3] == 2 then
+      local key = 'xr:' .. e[1]
+      if t then redis.call('HSET', K_SCHED, key, 'T') else redis.call('HSETNX', K_SCHED, key, 'D') end
+      redis.call('SADD', K_XPEND, scc)
+    else
+      table.insert(work, {e[2], e[4], t, node})
+    end
+  end
+end
+
+local function deliver(target, pos, t, source, work)
+  local info = ginfo(target)
+  if info.n == 1 then
+    if t then fire(target, {source}) else skip(target, work) end
+    return
+  end
+  local qk = 'q:' .. target .. ':' .. pos
+  local q = redis.call('HGET', K_SCHED, qk) or ''
+  if t and info.j == 'any' then
+    local gen = tonumber(redis.call('HGET', K_SCHED, 'g:' .. target) or '0') + string.len(q)
+    if redis.call('HSETNX', K_SCHED, 'f:' .. target .. ':' .. gen, '1') == 1 then
+      fire(target, {source})
+    end
+  end
+  if q == '' then redis.call('HINCRBY', K_SCHED, 'c:' .. target, 1) end
+  redis.call('HSET', K_SCHED, qk, q .. (t and 'T' or 'D'))
+  redis.call('SADD', K_PARTIAL, target)
+  pop_ready(target, info, work)
+end
+
+pop_ready = function(target, info, work)
+  while tonumber(redis.call('HGET', K_SCHED, 'c:' .. target) or '0') == info.n do
+    local gen = tonumber(redis.call('HGET', K_SCHED, 'g:' .. target) or '0')
+    redis.call('HSET', K_SCHED, 'g:' .. target, gen + 1)
+    local srcs, nonempty = {}, 0
+    local names = cjson.decode(redis.call('HGET', K_GRAPH, 'src:' .. target))
+    for p = 0, info.n - 1 do
+      local qk = 'q:' .. target .. ':' .. p
+      local q = redis.call('HGET', K_SCHED, qk) or 'D'
+      local rest = string.sub(q, 2)
+      if rest == '' then redis.call('HDEL', K_SCHED, qk)
+      else redis.call('HSET', K_SCHED, qk, rest); nonempty = nonempty + 1 end
+      if string.sub(q, 1, 1) == 'T' then table.insert(srcs, names[p + 1]) end
+    end
+    redis.call('HSET', K_SCHED, 'c:' .. target, nonempty)
+    if info.j == 'all' then
+      if #srcs > 0 then fire(target, srcs) else skip(target, work) end
+    else
+      if redis.call('HDEL', K_SCHED, 'f:' .. target .. ':' .. gen) == 0 then skip(target, work) end
+    end
+  end
+  if tonumber(redis.call('HGET', K_SCHED, 'c:' .. target) or '0') == 0 then
+    redis.call('SREM', K_PARTIAL, target)
+  end
+end
+
+skip = function(target, work)
+  table.insert(SKIPPED, target)
+  resolve_out(target, {}, work)
+end
+
+local function drain(work)
+  local guard = 0
+  while true do
+    local head = 1
+    while head <= #work do
+      local w = work[head]
+      deliver(w[1], w[2], w[3], w[4], work)
+      head = head + 1
+      guard = guard + 1
+      if guard > 1000000 then BROKEN = 'scheduling did not converge'; return end
+    end
+    work = {}
+    local pend = redis.call('SMEMBERS', K_XPEND)
+    table.sort(pend, function(a, b) return tonumber(a) < tonumber(b) end)
+    for _, s in ipairs(pend) do
+      local quiet = tonumber(redis.call('HGET', K_SCHED, 'a:' .. s) or '0') == 0
+      if quiet then
+        for _, m in ipairs(cjson.decode(redis.call('HGET', K_GRAPH, 'n:' .. s) or '[]')) do
+          if redis.call('SISMEMBER', K_PARTIAL, m) == 1 then quiet = false; break end
+        end
+      end
+      if quiet then
+        redis.call('SREM', K_XPEND, s)
+        for _, x in ipairs(cjson.decode(redis.call('HGET', K_GRAPH, 'x:' .. s) or '[]')) do
+          local rec = redis.call('HGET', K_SCHED, 'xr:' .. x[1])
+          if rec then
+            redis.call('HDEL', K_SCHED, 'xr:' .. x[1])
+            table.insert(work, {x[2], x[3], rec == 'T', x[4]})
+          end
+        end
+      end
+    end
+    if #work == 0 then
+      local active = tonumber(redis.call('HGET', K_SCHED, 'active') or '0')
+      if active == 0 and redis.call('SCARD', K_PARTIAL) > 0 then
+        -- settle one join at a time, the most upstream (lowest topological rank) first
+        local target, best = nil, nil
+        for _, m in ipairs(redis.call('SMEMBERS', K_PARTIAL)) do
+          local r = ginfo(m).t
+          if best == nil or r < best or (r == best and m < target) then target, best = m, r end
+        end
+        local info = ginfo(target)
+        for p = 0, info.n - 1 do
+          local qk = 'q:' .. target .. ':' .. p
+          if (redis.call('HGET', K_SCHED, qk) or '') == '' then
+            redis.call('HSET', K_SCHED, qk, 'D')
+            redis.call('HINCRBY', K_SCHED, 'c:' .. target, 1)
+          end
+        end
+        pop_ready(target, info, work)
+      else
+        return
+      end
+    end
+    if FAILED then return end
+  end
+end
+
+local function member(node, visit) return RUN .. '|' .. node .. '|' .. visit end
+
+-- queue the fired items: pending entries + a lease so a lost enqueue is redone by the reaper
+local function queue_ready()
+  for _, it in ipairs(READY) do
+    redis.call('HSET', K_PENDING, it[1] .. '|' .. it[2], cjson.encode({s = it[3], st = 'q', fs = SEQ}))
+    redis.call('ZADD', K_LEASES, NOW_MS + QUEUED_MS, member(it[1], it[2]))
+  end
+  for _, n in ipairs(SKIPPED) do
+    xadd(K_EVENTS, 'node_skipped', n, '{}')
+    redis.call('HSETNX', K_NODES, n, '{"status":"skipped"}')
+  end
+end
+
+local function run_key(run, part) return PREFIX .. ':run:' .. run .. ':' .. part end
+
+-- time travel: ARGV[from..] state k, v pairs (v already JSON) as one JSON object, for the
+-- run's history stream (flownb.engine.history)
+local function json_pairs(from)
+  local parts = {}
+  for i = from, #ARGV, 2 do table.insert(parts, cjson.encode(ARGV[i]) .. ':' .. ARGV[i + 1]) end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- time travel: COMMIT's checked writes ({key, JSON value, ...}, after reducers) as one JSON
+-- object: the history keeps the values the state took, so a replay sets them as they are
+local function json_writes(writes)
+  local parts = {}
+  for _, w in ipairs(writes) do table.insert(parts, cjson.encode(w[1]) .. ':' .. w[2]) end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- human in the loop (flownb.engine.waiting): when every active visit waits for a person, the run is
+-- parked: status 'waiting', run_waiting, and a done entry so waiters return (RESUME deletes it)
+local function maybe_waiting()
+  local held = tonumber(redis.call('HGET', K_SCHED, 'h') or '0')
+  if held > 0 and held == tonumber(redis.call('HGET', K_SCHED, 'active') or '0')
+     and redis.call('HGET', K_META, 'status') == 'running' then
+    redis.call('HSET', K_META, 'status', 'waiting')
+    xadd(K_EVENTS, 'run_waiting', '', '{}')
+    redis.call('XADD', K_DONE, '*', 's', 'waiting')
+  end
+end
+
+-- set the final status of a run once, expire its keys, and tell a waiting parent run
+local function finalize(status, err, event_type)
+  redis.call('HSET', K_META, 'status', status, 'finished_at', NOW_S)
+  if err then redis.call('HSET', K_META, 'error', err) end
+  local ttl = tonumber(redis.call('HGET', K_META, 'ttl') or TTL)
+  release_blueprints(K_META, ttl)
+  local data = '{}'
+  if err then data = '{"error":' .. err .. '}' end
+  local enode = ''
+  if err then
+    local decoded = cjson.decode(err)
+    if type(decoded.node_id) == 'string' then enode = decoded.node_id end
+  end
+  xadd(K_EVENTS, event_type, enode, data)
+  for _, f in ipairs(redis.call('HKEYS', K_PENDING)) do
+    redis.call('ZREM', K_LEASES, RUN .. '|' .. f)
+  end
+  redis.call('DEL', K_PENDING)
+  redis.call('XADD', K_DONE, '*', 's', status)
+  for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_DONE,
+                      run_key(RUN, 'jobs'), run_key(RUN, 'history')}) do
+    redis.call('EXPIRE', k, ttl)
+  end
+  local parent = redis.call('HGET', K_META, 'parent')
+  if not parent or parent == '' then return nil end
+  local prun, pnode, pvisit = string.match(parent, '^(.*)|(.*)|(%d+)$')
+  if redis.call('HGET', run_key(prun, 'meta'), 'status') ~= 'running' then return nil end
+  -- O(1) per child: a counter on the parent, the pending item touched only by the last child
+  local pf = pnode .. '|' .. pvisit
+  local psched = run_key(prun, 'sched')
+  if status ~= 'succeeded' then redis.call('HSETNX', psched, 'cf:' .. pf, RUN) end
+  if redis.call('HINCRBY', psched, 'cw:' .. pf, -1) > 0 then return nil end
+  local pk = run_key(prun, 'pending')
+  local raw = redis.call('HGET', pk, pf)
+  if not raw then return nil end
+  local it = cjson.decode(raw)
+  it.cw = 0
+  it.st = 'q'
+  it.k = 'resume'
+  redis.call('ZADD', K_LEASES, NOW_MS + QUEUED_MS, prun .. '|' .. pf)
+  redis.call('HSET', pk, pf, cjson.encode(it))
+  return {prun, pnode, tonumber(pvisit)}
+end
+
+-- the run cannot go on (its graph is gone or broken): fail it with a message naming the cause
+local function graph_message(what)
+  local bid = redis.call('HGET', K_META, 'blueprint_id') or '?'
+  return 'the compiled graph of blueprint \'' .. bid .. '\' ' .. what ..
+         '; the run cannot continue: submit it again'
+end
+local function fail_broken(node, msg)
+  local err = cjson.encode({node_id = node, run_id = RUN, attempt = 1, type = 'ExecutorError',
+                            message = msg, traceback = ''})
+  return finalize('failed', err, 'run_failed'), msg
+end
+
+local function maybe_finished()
+  if BROKEN then
+    local parent = fail_broken(nil, 'the run cannot continue: ' .. BROKEN)
+    return parent
+  end
+  if FAILED then
+    local err = cjson.encode({node_id = FAILED.node, attempt = 1, type = 'MaxVisitsExceeded',
+      message = 'reached ' .. FAILED.visits .. ' visits, more than its max_visits=' .. FAILED.max ..
+      '; raise config.max_visits or make the loop\'s exit condition reachable', traceback = ''})
+    return finalize('failed', err, 'run_failed')
+  end
+  if tonumber(redis.call('HGET', K_SCHED, 'active') or '0') == 0 then
+    return finalize('succeeded', nil, 'run_finished')
+  end
+  maybe_waiting()
+  return nil
+end
+
+local function claim_one(node, visit, worker, deliveries)
+  local f = node .. '|' .. visit
+  local it = cjson.decode(redis.call('HGET', K_PENDING, f))
+  it.st = 'r'
+  it.w = worker
+  it.dc = (it.dc or 0) + deliveries
+  redis.call('HSET', K_PENDING, f, cjson.encode(it))
+  redis.call('ZADD', K_LEASES, NOW_MS + LEASE_MS, member(node, visit))
+  xadd(K_EVENTS, 'node_started', node, cjson.encode({visit = tonumber(visit), worker = worker,
+       delivery = it.dc}))
+  return it
+end
+"""
+
+_LIB = _BASE + _JOIN

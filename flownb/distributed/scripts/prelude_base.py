@@ -1,0 +1,200 @@
+"""The first half of the Lua prelude every run-level script starts with: the run keys and ARGV,
+events, the pending-item check, the compiled graph and why it cannot be used, the state reducers
+(on JSON text) and the blueprint reference counts. :mod:`.prelude` adds the join algorithm.
+"""
+
+from __future__ import annotations
+
+_BASE = r"""
+local K_META, K_STATE, K_SCHED, K_PENDING, K_PARTIAL = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_GRAPH = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local K_LEASES, K_RUNS, K_DONE, K_BPREFS = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
+local RUN, PREFIX = ARGV[1], ARGV[2]
+local MAXLEN, TTL = tonumber(ARGV[3]), tonumber(ARGV[4])
+local QUEUED_MS, LEASE_MS = tonumber(ARGV[5]), tonumber(ARGV[6])
+local _t = redis.call('TIME')
+local NOW_MS = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
+local NOW_S = string.format('%d.%06d', _t[1], _t[2])
+
+local function xadd(key, typ, node, data)
+  return redis.call('XADD', key, 'MAXLEN', '~', MAXLEN, '*', 't', typ, 'n', node or '', 'ts', NOW_S,
+             'd', data or '{}')
+end
+
+-- What makes a visit's pending item takeable, checked before any write by every script that
+-- takes one up (CLAIM, PARK): the run is running, the visit is not done, the item exists.
+-- Returns the item's JSON, or nil and the encoded refusal.
+local function pending_item(node, visit)
+  local status = redis.call('HGET', K_META, 'status')
+  if status ~= 'running' then return nil, cjson.encode({r = 'stale', status = status or 'missing'}) end
+  if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
+    return nil, cjson.encode({r = 'done'})
+  end
+  local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
+  if not raw then return nil, cjson.encode({r = 'gone'}) end
+  return raw
+end
+
+local _info, _out = {}, {}
+local function ginfo(node)
+  local i = _info[node]
+  if i == nil then
+    local raw = redis.call('HGET', K_GRAPH, 'i:' .. node)
+    if not raw then error('flownb: graph has no node ' .. node) end
+    i = cjson.decode(raw)
+    _info[node] = i
+  end
+  return i
+end
+local function gout(node)
+  local o = _out[node]
+  if o == nil then
+    o = cjson.decode(redis.call('HGET', K_GRAPH, 'o:' .. node) or '[]')
+    _out[node] = o
+  end
+  return o
+end
+
+local READY, SKIPPED, FAILED, BROKEN = {}, {}, nil, nil
+local SEQ = 0  -- this commit's number (flownb.core.reducers): items fired now remember it as 'fs'
+
+-- why the run's compiled graph cannot be used (nil when it is complete)
+local function graph_problem()
+  local want = redis.call('HGET', K_GRAPH, 'hlen')
+  if not want then return 'is not in Redis (expired, evicted or deleted)' end
+  if redis.call('HLEN', K_GRAPH) ~= tonumber(want) then
+    return 'is incomplete in Redis (' .. redis.call('HLEN', K_GRAPH) .. ' of ' .. want .. ' fields)'
+  end
+  return nil
+end
+
+local function bp_key(digest) return PREFIX .. ':bp:' .. digest end
+
+-- == state reducers (flownb.core.reducers, on JSON text so values keep their exact encoding) ==
+local function json_type(t)  -- Python's type name of the JSON value t
+  local c = string.sub(t, 1, 1)
+  if c == '{' then return 'dict' elseif c == '[' then return 'list' elseif c == '"' then return 'str'
+  elseif c == 't' or c == 'f' then return 'bool' elseif c == 'n' then return 'NoneType'
+  elseif string.find(t, '[%.eE]') then return 'float' end
+  return 'int'
+end
+
+local function skip_string(t, i)  -- t[i] is '"'; the index after the closing quote
+  local j = i + 1
+  while true do
+    local k = string.find(t, '["\\]', j)
+    if string.sub(t, k, k) == '"' then return k + 1 end
+    j = k + 2
+  end
+end
+
+local function skip_value(t, i)  -- the index after the JSON value starting at i (no whitespace)
+  local c = string.sub(t, i, i)
+  if c == '"' then return skip_string(t, i) end
+  if c ~= '{' and c ~= '[' then return (string.find(t, '[,}%]]', i) or (#t + 1)) end
+  local depth, j = 0, i
+  while true do
+    local k = string.find(t, '["{}%[%]]', j)
+    local ch = string.sub(t, k, k)
+    if ch == '"' then j = skip_string(t, k)
+    else
+      if ch == '{' or ch == '[' then depth = depth + 1 else depth = depth - 1 end
+      j = k + 1
+      if depth == 0 then return j end
+    end
+  end
+end
+
+local function split_object(t)  -- {{key_json, value_json}, ...} of a JSON object's members
+  local out, i = {}, 2
+  if string.sub(t, 2, 2) == '}' then return out end
+  while true do
+    local ke = skip_string(t, i)
+    local ve = skip_value(t, ke + 1)
+    table.insert(out, {string.sub(t, i, ke - 1), string.sub(t, ke + 1, ve - 1)})
+    if string.sub(t, ve, ve) == '}' then return out end
+    i = ve + 1
+  end
+end
+
+local function is_number(t)
+  local ty = json_type(t)
+  return ty == 'int' or ty == 'float'
+end
+
+-- the new JSON text of state key k under reducer red, or nil and the error message
+local function reduce_text(k, red, old, new)
+  local q = "'" .. k .. "'"
+  if red == 'append' then
+    old = old or '[]'
+    if json_type(old) ~= 'list' then
+      return nil, 'state key ' .. q .. " has reducer 'append' but holds a " .. json_type(old) .. ', not a list'
+    end
+    local items = new
+    if json_type(new) == 'list' then items = string.sub(new, 2, -2) end
+    if items == '' then return old end
+    if old == '[]' then return '[' .. items .. ']' end
+    return string.sub(old, 1, -2) .. ',' .. items .. ']'
+  elseif red == 'merge' then
+    old = old or '{}'
+    if json_type(old) ~= 'dict' or json_type(new) ~= 'dict' then
+      local bad = json_type(old) ~= 'dict' and old or new
+      return nil, 'state key ' .. q .. " has reducer 'merge', which needs mappings; got a " .. json_type(bad)
+    end
+    local members, pos = split_object(old), {}
+    for idx, m in ipairs(members) do pos[cjson.decode(m[1])] = idx end
+    for _, m in ipairs(split_object(new)) do
+      local idx = pos[cjson.decode(m[1])]
+      if idx then members[idx][2] = m[2] else table.insert(members, m) end
+    end
+    local parts = {}
+    for _, m in ipairs(members) do table.insert(parts, m[1] .. ':' .. m[2]) end
+    return '{' .. table.concat(parts, ',') .. '}'
+  elseif red == 'sum' then
+    old = old or '0'
+    if not is_number(old) or not is_number(new) then
+      local bad = not is_number(old) and old or new
+      return nil, 'state key ' .. q .. " has reducer 'sum', which needs numbers; got a " .. json_type(bad)
+    end
+    local total = tonumber(old) + tonumber(new)
+    if json_type(old) == 'int' and json_type(new) == 'int' then return string.format('%d', total) end
+    return string.format('%.17g', total)
+  end
+  return new
+end
+
+local function conflict_message(k, node, other)
+  return "state key '" .. k .. "' was written by node '" .. node .. "' and by node '" .. other ..
+         "', which ran at the same time: one write would be lost. Declare how to combine them " ..
+         'in the blueprint, e.g. "reducers": {"' .. k .. '": "append"} (or merge, sum, replace)'
+end
+
+-- the blueprint digests a run uses: its own and its subflow bundle's
+local function run_digests(digest, bundle_json)
+  local ds = {}
+  if digest and digest ~= '' then ds[digest] = true end
+  if bundle_json and bundle_json ~= '' then
+    for _, d in pairs(cjson.decode(bundle_json)) do ds[d] = true end
+  end
+  return ds
+end
+
+-- an active run holds its blueprints: no TTL while any run uses them
+local function hold_blueprints(ds)
+  for d in pairs(ds) do
+    redis.call('HINCRBY', K_BPREFS, d, 1)
+    redis.call('PERSIST', bp_key(d))
+  end
+end
+
+-- the run ended: drop its references; the last one gives the blueprint its TTL
+local function release_blueprints(meta, ttl)
+  local ds = run_digests(redis.call('HGET', meta, 'blueprint'), redis.call('HGET', meta, 'bundle'))
+  for d in pairs(ds) do
+    if redis.call('HINCRBY', K_BPREFS, d, -1) <= 0 then
+      redis.call('HDEL', K_BPREFS, d)
+      redis.call('EXPIRE', bp_key(d), 2 * ttl)
+    end
+  end
+end
+"""

@@ -1,0 +1,279 @@
+"""The run-level scripts: start a run, claim visits, commit or fail a visit, cancel a run, wait
+for child runs. Each is the prelude (:mod:`.prelude`) plus its own body; KEYS are the run keys.
+"""
+
+from __future__ import annotations
+
+from .prelude import _LIB
+
+#: Create a run and queue its start nodes.
+#: KEYS: the run keys (see module docstring); ARGV[7] blueprint digest, ARGV[8] blueprint id,
+#: ARGV[9] parent link or '', ARGV[10] start nodes (JSON list), ARGV[11] bundle (JSON),
+#: ARGV[12] event data (JSON), ARGV[13] parent children-set key or '', ARGV[14] input keys (JSON),
+#: ARGV[15..] state k, v pairs.
+#: Returns 'exists'; 'parent-ended' for a child run whose parent has ended (failed, cancelled —
+#: e.g. its root hit a limit of flownb.core.limits); JSON {"err": why} when the graph or a bundle
+#: blueprint is missing; in all three nothing is written. Else the JSON list of queued [node, visit].
+START = _LIB + r"""
+if redis.call('EXISTS', K_META) == 1 then return 'exists' end
+local problem = graph_problem()
+local starts = cjson.decode(ARGV[10])
+if problem then problem = 'the compiled graph of blueprint ' .. ARGV[8] .. ' ' .. problem end
+for _, n in ipairs(starts) do
+  if not problem and redis.call('HEXISTS', K_GRAPH, 'i:' .. n) == 0 then
+    problem = 'the compiled graph of blueprint ' .. ARGV[8] .. ' has no start node ' .. n
+  end
+end
+local digests = run_digests(ARGV[7], ARGV[11])
+for d in pairs(digests) do
+  if not problem and redis.call('EXISTS', bp_key(d)) == 0 then
+    problem = 'blueprint ' .. d .. ' of its subflow bundle is not in Redis (expired or deleted)'
+  end
+end
+local is_child = ARGV[9] ~= ''
+if is_child then
+  local prun = string.match(ARGV[9], '^(.*)|[^|]*|%d+$')
+  if prun and redis.call('HGET', run_key(prun, 'meta'), 'status') ~= 'running' then
+    return 'parent-ended'
+  end
+end
+if problem then return cjson.encode({err = problem, code = 'graph'}) end
+hold_blueprints(digests)
+redis.call('HSET', K_META, 'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
+           'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11], 'input_keys', ARGV[14], 'ttl', TTL)
+for i = 15, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', K_SCHED, 'active', 0)
+if not is_child then  -- child runs are reached through their parent, not listed
+  redis.call('ZADD', K_RUNS, NOW_MS, RUN)
+  redis.call('ZREMRANGEBYSCORE', K_RUNS, '-inf', NOW_MS - 2000 * TTL)  -- runs long expired
+end
+if ARGV[13] ~= '' then redis.call('SADD', ARGV[13], RUN) end
+xadd(K_EVENTS, 'run_started', '', ARGV[12])
+redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'start', 'd', json_pairs(15))
+for _, n in ipairs(starts) do fire(n, {}) end
+queue_ready()
+local out = {}
+for _, it in ipairs(READY) do table.insert(out, {it[1], it[2]}) end
+return cjson.encode(out)
+"""
+
+#: Claim a queued item for a worker (or take over one whose lease expired).
+#: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] worker name.
+#: Returns JSON {"r": "ok"|"stale"|"gone"|"busy"|"waiting"|"done", "item": {...}}.
+CLAIM = _LIB + r"""
+local node, visit = ARGV[7], ARGV[8]
+local raw, refused = pending_item(node, visit)
+if not raw then return refused end
+local it = cjson.decode(raw)
+if it.st == 'w' then
+  if it.cr ~= 1 then return cjson.encode({r = 'waiting'}) end
+  it.cr = nil
+  redis.call('HSET', K_PENDING, node .. '|' .. visit, cjson.encode(it))
+  redis.call('ZADD', K_LEASES, NOW_MS + LEASE_MS, member(node, visit))
+  return cjson.encode({r = 'create', item = it})
+end
+if it.st == 'r' then
+  local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
+  if dl and tonumber(dl) > NOW_MS then return cjson.encode({r = 'busy'}) end
+end
+local claimed = claim_one(node, visit, ARGV[9], 1)
+return cjson.encode({r = 'ok', item = claimed})
+"""
+
+#: Claim several queued items of one run for a worker in one call (a batch job's items).
+#: KEYS: the run keys; ARGV[7] worker name, ARGV[8..] node, visit pairs.
+#: Returns JSON [{"node", "visit", "r", "item"}, ...] like CLAIM for each.
+CLAIM_MANY = _LIB + r"""
+local status = redis.call('HGET', K_META, 'status')
+if status ~= 'running' then return cjson.encode({}) end
+local out = {}
+for i = 8, #ARGV, 2 do
+  local node, visit = ARGV[i], ARGV[i + 1]
+  local res = {node = node, visit = tonumber(visit)}
+  local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
+  if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then res.r = 'done'
+  elseif not raw then res.r = 'gone'
+  else
+    local it = cjson.decode(raw)
+    local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
+    if it.st == 'w' then
+      if it.cr == 1 then
+        it.cr = nil
+        redis.call('HSET', K_PENDING, node .. '|' .. visit, cjson.encode(it))
+        redis.call('ZADD', K_LEASES, NOW_MS + LEASE_MS, member(node, visit))
+        res.r = 'create'; res.item = it
+      else res.r = 'waiting' end
+    elseif it.st == 'r' and dl and tonumber(dl) > NOW_MS then res.r = 'busy'
+    else res.r = 'ok'; res.item = claim_one(node, visit, ARGV[7], 1) end
+  end
+  table.insert(out, res)
+end
+return cjson.encode(out)
+"""
+
+#: Commit a finished node visit: output, state writes, stats, successors, joins, completion.
+#: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] output (JSON), ARGV[10] taken edge
+#: indices (JSON object idx -> true), ARGV[11] stats (JSON), ARGV[12] succeeded-event data (JSON),
+#: ARGV[13] worker to claim a single successor inline ('' = none), ARGV[14] node named by the
+#: node_succeeded event ('' = ARGV[7]; a fallback that took over), ARGV[15..] state k, v pairs.
+#: Returns JSON {"r": "ok"|"dup"|"stale", "ready": [[node, visit]], "claimed": [node, visit, item],
+#: "finished": status|nil, "parent": [run, node, visit]|nil, "error": message|nil}.
+#: When the run's graph is missing or incomplete nothing of the visit is written: the script
+#: fails the run itself ("finished": "failed", "error" says why) and still returns "ok" so the
+#: worker wakes a waiting parent run like after any other end of a run.
+COMMIT = _LIB + r"""
+local status = redis.call('HGET', K_META, 'status')
+if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
+local node, visit = ARGV[7], ARGV[8]
+if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
+  return cjson.encode({r = 'dup'})
+end
+local taken = cjson.decode(ARGV[10])
+local problem = graph_problem()
+if not problem and redis.call('HEXISTS', K_GRAPH, 'i:' .. node) == 0 then
+  problem = 'has no node ' .. node
+end
+if problem then
+  local parent, msg = fail_broken(node, graph_message(problem))
+  return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = msg})
+end
+-- state writes: conflicts and reducers are settled for every key before anything is written
+local cur_seq = tonumber(redis.call('HGET', K_SCHED, 'seq') or '0')
+local fired_at = cur_seq
+local own = redis.call('HGET', K_PENDING, node .. '|' .. visit)
+if own then
+  local fs = cjson.decode(own).fs
+  if fs then fired_at = tonumber(fs) end
+end
+SEQ = cur_seq + 1
+local writes, state_err = {}, nil
+if #ARGV >= 15 then
+  local rraw = redis.call('HGET', K_GRAPH, 'reducers')
+  local reducers = rraw and cjson.decode(rraw) or {}
+  for i = 15, #ARGV, 2 do
+    local k, v = ARGV[i], ARGV[i + 1]
+    local red = reducers[k]
+    if red == nil and string.sub(k, 1, 9) ~= '_outputs.' then
+      local w = redis.call('HGET', K_SCHED, 'w:' .. k)
+      local wseq, wnode = nil, nil
+      if w then wseq, wnode = string.match(w, '^(%d+)|(.*)$') end
+      if wseq and tonumber(wseq) > fired_at then
+        state_err = {'StateConflict', conflict_message(k, node, wnode)}
+        break
+      end
+      table.insert(writes, {k, v, true})
+    elseif red == nil or red == 'replace' then
+      table.insert(writes, {k, v, false})
+    else
+      local nv, why = reduce_text(k, red, redis.call('HGET', K_STATE, k), v)
+      if not nv then state_err = {'StateReducerError', why}; break end
+      table.insert(writes, {k, nv, false})
+    end
+  end
+end
+if state_err then
+  local err = cjson.encode({node_id = node, run_id = RUN, attempt = 1, type = state_err[1],
+                            message = state_err[2], traceback = ''})
+  redis.call('HSET', K_NODES, node, cjson.encode({status = 'failed', error = state_err[2]}))
+  local parent = finalize('failed', err, 'run_failed')
+  return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = state_err[2]})
+end
+redis.call('HSET', K_SCHED, 'd:' .. node .. ':' .. visit, '1', 'seq', SEQ)
+redis.call('HDEL', K_SCHED, 'cw:' .. node .. '|' .. visit, 'ch:' .. node .. '|' .. visit,
+           'cf:' .. node .. '|' .. visit)
+redis.call('HSET', K_STATE, '_outputs.' .. node, ARGV[9])
+for _, w in ipairs(writes) do
+  redis.call('HSET', K_STATE, w[1], w[2])
+  if w[3] then redis.call('HSET', K_SCHED, 'w:' .. w[1], SEQ .. '|' .. node) end
+end
+redis.call('HSET', K_NODES, node, ARGV[11])
+redis.call('HDEL', K_PENDING, node .. '|' .. visit)
+redis.call('ZREM', K_LEASES, member(node, visit))
+local event_node = node
+if ARGV[14] ~= '' then event_node = ARGV[14] end
+local eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
+-- time travel: the committed step, in the same atomic call (flownb.engine.history); the event data
+-- goes in as it is (its action and flag are read in Python: no JSON decoding on this path)
+redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
+           't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
+redis.call('HINCRBY', K_SCHED, 'active', -1)
+local info = ginfo(node)
+if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
+local work = {}
+resolve_out(node, taken, work)
+if not FAILED then drain(work) end
+local result = {r = 'ok', ready = {}}
+if not FAILED and not BROKEN then
+  queue_ready()
+  if ARGV[13] ~= '' and #READY == 1 then
+    local it = READY[1]
+    result.claimed = {it[1], it[2], claim_one(it[1], it[2], ARGV[13], 1)}
+  else
+    for _, it in ipairs(READY) do table.insert(result.ready, {it[1], it[2]}) end
+  end
+end
+local parent = maybe_finished()
+result.finished = redis.call('HGET', K_META, 'status') ~= 'running' and
+                  redis.call('HGET', K_META, 'status') or nil
+result.parent = parent
+if BROKEN then result.error = BROKEN end
+return cjson.encode(result)
+"""
+
+#: A node failed for good (or a run-level error): fail the run once.
+#: KEYS: the run keys; ARGV[7] node, ARGV[8] error (JSON), ARGV[9] stats (JSON) or '',
+#: ARGV[10] node_failed event data (JSON) or ''.
+FAIL = _LIB + r"""
+local status = redis.call('HGET', K_META, 'status')
+if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
+if ARGV[9] ~= '' then redis.call('HSET', K_NODES, ARGV[7], ARGV[9]) end
+if ARGV[10] ~= '' then xadd(K_EVENTS, 'node_failed', ARGV[7], ARGV[10]) end
+local parent = finalize('failed', ARGV[8], 'run_failed')
+return cjson.encode({r = 'ok', parent = parent})
+"""
+
+#: Cancel a run and, recursively, its child runs.
+#: KEYS: the run keys. Returns the number of runs cancelled.
+CANCEL = _LIB + r"""
+local function cancel(run, meta, pending, children)
+  local st = redis.call('HGET', meta, 'status')
+  if st ~= 'running' and st ~= 'waiting' then return 0 end
+  local n = 1
+  for _, child in ipairs(redis.call('SMEMBERS', children)) do
+    n = n + cancel(child, run_key(child, 'meta'), run_key(child, 'pending'), run_key(child, 'children'))
+  end
+  redis.call('HSET', meta, 'status', 'cancelled', 'finished_at', NOW_S)
+  xadd(run_key(run, 'events'), 'run_cancelled', '', '{}')
+  redis.call('XADD', run_key(run, 'done'), '*', 's', 'cancelled')
+  for _, f in ipairs(redis.call('HKEYS', pending)) do redis.call('ZREM', K_LEASES, run .. '|' .. f) end
+  redis.call('DEL', pending)
+  local ttl = tonumber(redis.call('HGET', meta, 'ttl') or TTL)
+  release_blueprints(meta, ttl)
+  for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done',
+                         'jobs', 'history'}) do
+    redis.call('EXPIRE', run_key(run, part), ttl)
+  end
+  return n
+end
+return cancel(RUN, K_META, K_PENDING, K_CHILDREN)
+"""
+
+#: Mark a structural item (subflow/map) as waiting for ARGV[9] child runs. Its lease stays until
+#: the worker has started every child (then it drops it), so a crash while creating children is
+#: retried by the reaper (CLAIM answers 'create') and child creation is idempotent.
+#: The count goes to the sched field ``cw:<node>|<visit>`` (each child's end decrements it) and the
+#: ids to ``ch:<node>|<visit>`` (read once, when the parent resumes), not into the pending item.
+#: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] number of children, ARGV[10] child ids JSON.
+WAIT_CHILDREN = _LIB + r"""
+if redis.call('HGET', K_META, 'status') ~= 'running' then return 'stale' end
+local f = ARGV[7] .. '|' .. ARGV[8]
+local raw = redis.call('HGET', K_PENDING, f)
+if not raw then return 'gone' end
+local it = cjson.decode(raw)
+if it.st == 'w' or it.k == 'resume' then return 'already' end
+it.st = 'w'
+it.cw = tonumber(ARGV[9])
+redis.call('HSET', K_SCHED, 'cw:' .. f, ARGV[9], 'ch:' .. f, ARGV[10])
+redis.call('HSET', K_PENDING, f, cjson.encode(it))
+return 'ok'
+"""

@@ -1,0 +1,40 @@
+"""The drawing's colours, marks and fixed texts, shared by DOT, Mermaid and the live widget.
+
+Why one module: the light/dark theme choices (light fills with dark text, mid-tone lines on the
+transparent background) must be the same in every drawing, so they live in one place.
+"""
+
+from __future__ import annotations
+
+#: :class:`flownb.core.result.NodeStats` plus ``cancelled`` (a node cut short by a cancelled or failed
+#: run) and ``replaced`` (a node that failed and whose ``config.fallback`` took over).
+STATE_COLORS: dict[str, tuple[str, str]] = {
+    "pending": ("#ffffff", "#9e9e9e"),
+    "running": ("#bbdefb", "#1e88e5"),
+    "retrying": ("#ffe0b2", "#fb8c00"),
+    "succeeded": ("#c8e6c9", "#43a047"),
+    "failed": ("#ffcdd2", "#e53935"),
+    "skipped": ("#eeeeee", "#bdbdbd"),
+    "cancelled": ("#e0e0e0", "#616161"),
+    "replaced": ("#f8bbd0", "#ad1457"),
+    "waiting": ("#fff9c4", "#f9a825"),  # parked for a person's answer (flownb.engine.waiting)
+}
+#: extra Graphviz ``style`` words per status (a skipped node did not run: its border is dashed)
+STATE_STYLES: dict[str, str] = {"skipped": "dashed"}
+
+#: the one line shown instead of a drawing when ``dot`` is missing
+INSTALL_HINT = ("(install graphviz for a drawing: apt-get install graphviz / brew install graphviz"
+                " / conda install graphviz)")
+
+#: what the drawing's marks mean (drawn under the graph; the widget shows it as a caption)
+LEGEND = "bold border: entry node · dashed box: skipped · dashed arrow: loop back · dotted arrow: fallback"
+
+_RANKDIRS = frozenset({"TB", "LR", "BT", "RL"})
+_FONT = "Helvetica,Arial,sans-serif"
+_DEFAULT_FILL, _DEFAULT_BORDER = "#ffffff", "#546e7a"
+#: lines and text drawn on the (transparent) background: readable on white and on near-black
+_ON_BACKGROUND = "#78909c"
+#: a chain at least this many ranks deep, at most _CHAIN_WIDTH wide, is drawn left to right
+_CHAIN_RANKS, _CHAIN_WIDTH = 6, 2
+_CONDITION_LIMIT = 40
+_MAX_SUBFLOW_DEPTH = 4
