@@ -43,7 +43,8 @@ CACHE_SIZE = 256
 _cache: OrderedDict[tuple[Any, ...], list[Problem]] = OrderedDict()
 _lock = threading.Lock()
 _stats = {"hits": 0, "misses": 0}
-_PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
+#: the flownb package (this file is in flownb/core/): frames in it are not the caller's
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")})
 _DOWNGRADE_NOTE = ("\nFix the blueprint, or run it anyway with these as warnings: strict=False "
                    "(flownb run --no-strict).")
