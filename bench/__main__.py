@@ -38,6 +38,8 @@ BENCHMARKS: list[Bench] = [
           "1. in-process chain of no-op nodes vs LangGraph, PocketFlow, plain loop"),
     Bench("inprocess_fanout", "bench.inprocess", "inprocess_fanout",
           "2. in-process fan-out into an all-join vs LangGraph"),
+    Bench("json_check", "bench.jsoncheck", "json_check",
+          "2b. in-process JSON check of outputs/state writes: µs/node with and without"),
     Bench("dist_chain", "bench.distributed", "dist_chain",
           "3. distributed chain, 1 and 2 workers, vs plain RQ and raw Redis"),
     Bench("dist_fanout", "bench.distributed", "dist_fanout",

@@ -106,6 +106,14 @@ def compact_table(res: dict[str, Any]) -> str:
         f"{_v(res, b, 'flownb.total_ms', 'ms')} ({_v(res, b, 'flownb.us_per_branch', 'µs')}/branch)",
         "" if st else f"LangGraph {_v(res, b, 'langgraph.total_ms', 'ms')} "
         f"({_v(res, b, 'langgraph.us_per_branch', 'µs')}/branch)", "")
+    # 2b. the in-process JSON check of outputs and state writes: with and without, one run
+    b = "json_check"
+    st = _status(res, b)
+    add(f"In-process JSON check, chain of {_n(res, b)}, µs/node without / with (cost)", st or
+        "; ".join(f"{shape}: {_v(res, b, f'{shape}.off.us_per_node')} / "
+                  f"{_v(res, b, f'{shape}.raise.us_per_node')} µs "
+                  f"({_v(res, b, f'{shape}.extra_us_per_node', 'µs')})"
+                  for shape in ("none", "record", "records20")), "", "")
     # 3. distributed chain
     b = "dist_chain"
     st = _status(res, b)

@@ -23,8 +23,10 @@ from .core.errors import (
     ConditionError,
     ExecutorError,
     FlownbError,
+    FlownbWarning,
     LimitExceeded,
     LintError,
+    LintWarning,
     MaxVisitsExceeded,
     MissingDependency,
     NodeError,
@@ -53,12 +55,33 @@ __all__ = [
     "Blueprint", "Builder", "Edge", "NodeSpec", "NodeConfig", "load", "NodeContext",
     "FlownbError", "BlueprintError", "ConditionError", "ExecutorError", "LimitExceeded", "LintError",
     "MaxVisitsExceeded", "MissingDependency", "NodeError", "NodeTimeout", "RegistryError",
-    "RunCancelled", "RunFailed",
+    "RunCancelled", "RunFailed", "FlownbWarning", "LintWarning",
     "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
     "RunResult", "CancelToken", "arun", "run", "attach", "__version__", "Batch", "BatchItem",
     "run_many", "arun_many", "Library", "load_dir", "stream", "astream", "Chunk", "fork",
     "afork", "Step", "wait_for", "WaitRequest", "ResumeError", "aresume",
 ]
+
+
+#: sub-packages that ``flownb.<name>`` reaches after a plain ``import flownb``, imported on first
+#: use: they pull optional dependencies (redis, rq, ipywidgets, graphviz, openai) that the core
+#: must not need, yet ``import flownb; flownb.llm.configure(...)`` is what a reader writes
+#: (``render`` and ``distributed`` are imported by :func:`_wire_layers` already, without those)
+_LAZY_SUBMODULES = frozenset({"render", "llm", "notebook", "distributed", "examples"})
+
+
+def __getattr__(name: str) -> Any:
+    """``flownb.render``, ``flownb.llm``, ``flownb.notebook``, ``flownb.distributed``: imported
+    the first time they are used (a missing extra raises :class:`MissingDependency`)."""
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY_SUBMODULES)
 
 
 def attach(run_id: str, *, redis: str | RedisSettings | Any | None = None,

@@ -76,7 +76,7 @@ def _alive(pid: int) -> bool:
 class Workers:
     """Real ``flownb worker`` subprocesses importing the tests' node modules."""
 
-    MODULES = ("scenario_nodes", "dist_nodes")
+    MODULES = ("scenario_nodes", "dist_nodes", "awaitable_nodes")
 
     def __init__(self, url: str, *, lease_ttl_s: float = 2.0,
                  modules: tuple[str, ...] | None = None, args: tuple[str, ...] = ()) -> None:

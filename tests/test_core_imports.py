@@ -56,3 +56,39 @@ def test_core_imports_no_optional_dependency() -> None:
     assert report["skipped"] == ["small"]
     assert report["events"] > 0
     assert report["loaded"] == [], f"the core imported optional modules: {report['loaded']}"
+
+
+LAZY = textwrap.dedent("""
+    import json, sys
+    import flownb
+    optional = %r
+    before = sorted(m for m in optional if m in sys.modules)
+    names = ["render", "llm", "notebook", "distributed"]
+    listed = [n for n in names if n in dir(flownb)]
+    mods = {n: getattr(flownb, n).__name__ for n in names}
+    ok = [flownb.llm.configure is not None, callable(flownb.render.to_dot),
+          flownb.notebook.LocalCluster.__name__ == "LocalCluster",
+          flownb.distributed.DistributedExecutor.__name__ == "DistributedExecutor"]
+    try:
+        flownb.no_such_thing
+        missing = "no error"
+    except AttributeError as exc:
+        missing = str(exc)
+    print(json.dumps({"before": before, "mods": mods, "ok": ok, "listed": listed,
+                      "missing": missing}))
+""" % (OPTIONAL,))
+
+
+def test_subpackages_resolve_as_attributes_after_import_flownb() -> None:
+    """``import flownb; flownb.llm.configure(...)`` works, and the plain import still loads none
+    of the optional dependencies (they come with the first use of a sub-package)."""
+    proc = subprocess.run([sys.executable, "-c", LAZY], cwd=str(ROOT), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["before"] == []
+    assert report["mods"] == {"render": "flownb.render", "llm": "flownb.llm",
+                              "notebook": "flownb.notebook", "distributed": "flownb.distributed"}
+    assert report["ok"] == [True, True, True, True]
+    assert report["listed"] == ["render", "llm", "notebook", "distributed"]
+    assert report["missing"] == "module 'flownb' has no attribute 'no_such_thing'"

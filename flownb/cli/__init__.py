@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ from .. import __version__
 from ..core.errors import FlownbError, RunTimeout
 from .inspection import _executor, add_inspect_commands, redis_opts, redis_url
 from .resume import add_resume_command, report_waiting
-from .stdio import STDIN, blueprint_from_stdin, quiet_broken_pipe, read_stdin
+from .stdio import STDIN, blueprint_from_stdin, quiet_broken_pipe, read_stdin, warning_printer
 from .wait import run_in_process, wait_for_result
 
 EXIT_PROBLEMS = 1
@@ -211,8 +212,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     default_registry.import_modules(args.import_ or ())
     bp, inputs = _load_for_run(args.file, args.inputs)
     on_redis = bool(redis_url(args)) and not args.in_process
+    if any(str(n.uses).startswith("llm-") for n in bp.nodes):  # the fake answering for gpt-4o
+        from ..llm.notice import print_notices  # flownb.llm only for a blueprint that uses it
+        print_notices([bp], on_workers=on_redis)
+    strict = not args.no_strict
     if on_redis:
-        handle = _executor(args).submit(bp, inputs)
+        handle = _executor(args).submit(bp, inputs, strict=strict)
         print(f"submitted run {handle.run_id}", file=sys.stderr)
         if args.no_wait:
             print(handle.run_id)
@@ -229,7 +234,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                   f"{handle.run_id}", file=sys.stderr)
             return EXIT_TIMEOUT
     else:
-        ran = run_in_process(bp, inputs, args.timeout)
+        ran = run_in_process(bp, inputs, args.timeout, strict=strict)
         if ran is None:
             return EXIT_INTERRUPTED
         res, timed_out = ran
@@ -355,6 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "in process it is cancelled")
     rn.add_argument("--no-wait", action="store_true",
                     help="on Redis: print the run id and return at once")
+    rn.add_argument("--no-strict", action="store_true",
+                    help="run a blueprint with lint errors that make a run silently wrong "
+                         "(an unknown param, a condition reading a key nothing writes, router "
+                         "routes without edges), printing them as warnings instead of refusing")
     rn.add_argument("--keep-running", action="store_true",
                     help="on Redis: Ctrl-C stops waiting but leaves the run going (default: "
                          "Ctrl-C cancels the run)")
@@ -385,7 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     load_dotenv_once()  # ./.env (OPENAI_*, FLOWNB_*), never overriding what is already set
     try:
-        code = int(args.fn(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = warning_printer(warnings.showwarning)
+            code = int(args.fn(args) or 0)
         sys.stdout.flush()  # a reader gone before the last, buffered, line: caught here too
         return code
     except FlownbError as exc:

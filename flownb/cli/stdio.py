@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from ..core.blueprint import Blueprint
-from ..core.errors import FlownbError
+from ..core.errors import FlownbError, FlownbWarning
 
 #: what ``-`` names on the command line, as for ``cat -``
 STDIN = "-"
@@ -59,4 +61,20 @@ def quiet_broken_pipe() -> int:
     return EXIT_BROKEN_PIPE
 
 
-__all__ = ["EXIT_BROKEN_PIPE", "STDIN", "blueprint_from_stdin", "quiet_broken_pipe", "read_stdin"]
+
+
+def warning_printer(fallback: Callable[..., None]) -> Callable[..., None]:
+    """flownb's warnings as ``flownb: warning: …`` (a person reads them, not a file:line);
+    other warnings as before."""
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: Any = None, line: str | None = None) -> None:
+        if issubclass(category, FlownbWarning):
+            print(f"flownb: warning: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show
+
+
+__all__ = ["EXIT_BROKEN_PIPE", "STDIN", "blueprint_from_stdin", "quiet_broken_pipe", "read_stdin",
+           "warning_printer"]

@@ -88,7 +88,8 @@ def wait_for_result(handle: Any, timeout: float | None, err: TextIO) -> Any:
     return handle.result(0.01 if deadline is not None else None, raise_on_error=False)
 
 
-def run_in_process(bp: Any, inputs: dict[str, Any], timeout: float | None) -> tuple[Any, bool] | None:
+def run_in_process(bp: Any, inputs: dict[str, Any], timeout: float | None,
+                   strict: bool = True) -> tuple[Any, bool] | None:
     """An in-process run for ``flownb run``: ``--timeout-s`` cancels it when it passes, and
     Ctrl-C cancels it and prints one line, as on Redis. ``(result, timed out)``; None when
     interrupted."""
@@ -105,7 +106,7 @@ def run_in_process(bp: Any, inputs: dict[str, Any], timeout: float | None) -> tu
         timer.daemon = True
         timer.start()
     try:
-        res = run(bp, inputs, raise_on_error=False, cancel=token, run_id=run_id)
+        res = run(bp, inputs, raise_on_error=False, cancel=token, run_id=run_id, strict=strict)
     except KeyboardInterrupt:
         print(f"interrupted: run {run_id} cancelled (it ran in this process: nothing goes on)",
               file=sys.stderr)

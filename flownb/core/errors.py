@@ -20,6 +20,9 @@ Every error flownb raises derives from :class:`FlownbError` and carries *where* 
     ├── ExecutorError           the executor itself is misconfigured or unreachable (e.g. Redis)
     └── MissingDependency       an optional package is not installed (names the extra; also an
                                 ImportError, so ``except ImportError`` fallbacks still work)
+
+Warnings (a run goes on, but a person should hear about it) derive from :class:`FlownbWarning`,
+so ``warnings.filterwarnings("ignore", category=flownb.LintWarning)`` silences one kind.
 """
 
 from __future__ import annotations
@@ -74,10 +77,10 @@ class BlueprintError(FlownbError):
 class LintError(BlueprintError):
     """A blueprint loaded but has problems; ``problems`` lists every one of them."""
 
-    def __init__(self, problems: list[Any], *, path: str | None = None) -> None:
+    def __init__(self, problems: list[Any], *, path: str | None = None, note: str = "") -> None:
         self.problems = problems
         lines = "\n".join(f"  {p}" for p in problems)
-        super().__init__(f"{len(problems)} problem(s):\n{lines}", path=path)
+        super().__init__(f"{len(problems)} problem(s):\n{lines}{note}", path=path)
 
 
 class ConditionError(FlownbError):
@@ -177,3 +180,11 @@ class MissingDependency(FlownbError, ImportError):
     def __init__(self, message: str, *, package: str = "") -> None:
         super().__init__(message)
         self.package = package
+
+
+class FlownbWarning(UserWarning):
+    """Root of flownb's warnings: filter this class to silence them all."""
+
+
+class LintWarning(FlownbWarning):
+    """Lint found a problem that does not stop the run (or one ``strict=False`` let through)."""

@@ -1,14 +1,18 @@
 """Static checks of a blueprint: every problem at once, each with a code and a location.
 
 ``flownb validate FILE`` and :meth:`Blueprint.lint` report the same list. Errors stop a run
-before it starts (an executor compiles the blueprint first); warnings describe legal but
-probably unintended shapes.
+before it starts (the lint gate, :mod:`flownb.core.lint_gate`, and the executors' compile step);
+warnings describe legal but probably unintended shapes. The errors in :data:`DOWNGRADABLE` make
+a run silently wrong rather than impossible, so ``strict=False`` runs them with a warning.
+A problem about a key the run's inputs may give carries ``unless_input`` (see
+:mod:`flownb.core.lint_reads`): :func:`for_inputs` settles it once the inputs are known.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .graph import Graph, analyse, gc_paused
@@ -20,6 +24,12 @@ if TYPE_CHECKING:
 
 ERROR = "error"
 WARNING = "warning"
+#: not shown while the run's inputs are unknown (the key may be one of them)
+HIDDEN = "hidden"
+#: errors that make a run silently wrong (not impossible): ``strict=False`` runs them anyway
+DOWNGRADABLE = frozenset({"unknown-param", "unknown-state-key", "unknown-condition-name",
+                          "unknown-result-field", "unknown-output-node",
+                          "router-routes-mismatch"})
 
 
 @dataclass(frozen=True)
@@ -29,20 +39,61 @@ class Problem:
     location: str
     message: str
     node_id: str | None = None
+    #: the problem vanishes when the run's inputs give this key ...
+    unless_input: str | None = None
+    #: ... and has this severity when they are known and do not
+    if_absent: str | None = None
 
     def __str__(self) -> str:
         return f"{self.severity}: {self.location}: {self.message} [{self.code}]"
 
 
-def lint(bp: Blueprint, registry: Registry | None = None) -> list[Problem]:
-    return lint_with_graph(bp, registry)[1]
+def lint(bp: Blueprint, registry: Registry | None = None,
+         inputs: Collection[str] | None = None) -> list[Problem]:
+    """Every problem; ``inputs``: the run's input keys, when known (see :func:`for_inputs`)."""
+    return for_inputs(lint_all(bp, registry), inputs)
+
+
+#: where :func:`lint_all` leaves its graph for :func:`~flownb.core.graph.compile_graph` (see there)
+LINTED = "linted"
+
+
+def lint_all(bp: Blueprint, registry: Registry | None = None, *,
+             keep_graph: bool = False) -> list[Problem]:
+    """Every problem, including those that depend on the run's inputs (:func:`for_inputs`).
+
+    ``keep_graph``: a run compiles ``bp`` next; leave it the analysed graph, so a blueprint's
+    first run is linted once, not twice."""
+    with gc_paused():
+        g, found = _lint(bp, registry)
+    if keep_graph and registry is not None:
+        bp._cache[(LINTED, id(registry), registry.version)] = (g, found)
+    return found
+
+
+def for_inputs(problems: list[Problem], inputs: Collection[str] | None) -> list[Problem]:
+    """The problems of a run whose input keys are ``inputs`` (None: not known).
+
+    Cheap (no lint): the gate applies it per run to the problems it cached per blueprint."""
+    out: list[Problem] = []
+    for p in problems:
+        if p.unless_input is None:
+            out.append(p)
+        elif inputs is None:
+            if p.severity != HIDDEN:
+                out.append(p)
+        elif p.unless_input not in inputs:
+            out.append(p if p.severity == p.if_absent
+                       else replace(p, severity=p.if_absent or WARNING))
+    return out
 
 
 def lint_with_graph(bp: Blueprint, registry: Registry | None = None) -> tuple[Graph, list[Problem]]:
     """:func:`lint`, plus the graph it analysed: when there is no error, that graph is the one
     :func:`~flownb.core.graph.compile_graph` needs, so compiling analyses a blueprint once, not twice."""
     with gc_paused():
-        return _lint(bp, registry)
+        g, found = _lint(bp, registry)
+    return g, for_inputs(found, None)
 
 
 def _lint(bp: Blueprint, registry: Registry | None) -> tuple[Graph, list[Problem]]:

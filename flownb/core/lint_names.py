@@ -1,12 +1,12 @@
 """Lint checks of *names*: what a typo in a blueprint silently breaks.
 
-* ``unknown-param``: a ``params`` key that a built-in node type does not read
+* ``unknown-param`` (an error): a ``params`` key that a built-in node type does not read
   (``promptTemplat`` is ignored, so the node runs with no prompt);
-* ``unknown-condition-name``: a name in an edge condition or transform that is neither a root
-  (``result``, ``state``...), a node id nor a state key the blueprint declares — undefined names
-  are ``null`` at run time, so a typo makes the edge silently false;
+* what conditions read (``unknown-condition-name``, ``unknown-state-key``...) and
+  ``llm-router`` routes: :mod:`flownb.core.lint_reads`;
 * ``unmapped-template-var``: a ``{{var}}`` that nothing provides (not in the node's ``inputs``
-  mapping, not a node id, not a declared state key) — it would render empty.
+  mapping, not a node id, not a declared state key, not a run input): in Flowcraft's mapped form
+  it renders empty; otherwise its node fails (see :mod:`flownb.core.lint_reads` for run inputs).
 
 Declared state keys are what the blueprint itself names: the keys of ``metadata.inputs`` cases
 and ``metadata.state`` (a list of keys, or a mapping of defaults), ``key``/``outputKey`` of nodes,
@@ -15,19 +15,18 @@ and ``metadata.state`` (a list of keys, or a mapping of defaults), ``key``/``out
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from difflib import get_close_matches
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .answers import AnswerError, check_schema
-from .conditions import compile_condition
-from .errors import ConditionError
+from .lint_reads import hint as _hint
 from .rate_bounds import RATE_PARAMS, rate_problem
 from .templates import template_vars
 
 if TYPE_CHECKING:
     from .blueprint import Blueprint
     from .lint import Problem
+    from .lint_reads import Reads
     from .registry import Registry
 
 _LLM = frozenset({"prompt", "promptTemplate", "inputs", "system", "model", "temperature",
@@ -42,7 +41,8 @@ BUILTIN_PARAMS: dict[str, frozenset[str]] = {
     "output": frozenset({"template", "promptTemplate", "inputs", "key", "outputKey"}),
     "set": frozenset({"values"}),
     "sleep": frozenset({"seconds", "duration_s"}),
-    "wait": frozenset({"seconds", "duration_s"}),
+    "wait": frozenset({"prompt", "schema", "choices", "timeout_s", "default"}),
+    "approval": frozenset({"prompt", "schema", "choices", "timeout_s", "default"}),
     "fail": frozenset({"message"}),
     "subflow": frozenset({"blueprintId", "blueprint_id", "blueprint", "inputs", "outputs"}),
     "map": frozenset({"items", "node", "uses", "params", "blueprintId", "blueprint_id",
@@ -82,12 +82,7 @@ def declared_keys(bp: Blueprint) -> set[str]:
     return keys
 
 
-def _hint(name: str, known: Iterable[str]) -> str:
-    close = get_close_matches(name, sorted(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _builtin(uses: str, registry: Registry | None) -> bool:
+def builtin(uses: str, registry: Registry | None) -> bool:
     """``uses`` is flownb's own node type (a registry may have replaced a lazy built-in)."""
     if uses not in BUILTIN_PARAMS:
         return False
@@ -98,24 +93,25 @@ def _builtin(uses: str, registry: Registry | None) -> bool:
 
 
 def check_names(bp: Blueprint, registry: Registry | None = None) -> list[Problem]:
-    from .lint import ERROR, WARNING, Problem
+    from .lint import ERROR, Problem
+    from .lint_reads import condition_problems, reads_of, router_problems
 
     out: list[Problem] = []
-    ids = {n.id for n in bp.nodes}
-    keys = declared_keys(bp)
-    known_names = CONDITION_ROOTS | ids | keys
+    reads = reads_of(bp, registry)
+    opaque = _opaque_inputs(bp)
     for i, n in enumerate(bp.nodes):
         loc = f"nodes[{i}] (id {n.id!r})"
-        if _builtin(n.uses, registry):
+        if builtin(n.uses, registry):
             allowed = BUILTIN_PARAMS[n.uses]
             for p in n.params:
                 if p.startswith("_") or p in allowed:
                     continue
-                out.append(Problem("unknown-param", WARNING, f"{loc}.params.{p}",
+                out.append(Problem("unknown-param", ERROR, f"{loc}.params.{p}",
                                    f"node type {n.uses!r} has no param {p!r}{_hint(p, allowed)}; "
-                                   "it is ignored", n.id))
+                                   "it would be silently ignored. Rename it (its params: "
+                                   f"{', '.join(sorted(allowed)) or 'none'})", n.id))
         if n.uses in _TEMPLATED:
-            out.extend(_template_problems(n, loc, ids | keys))
+            out.extend(_template_problems(n, loc, reads, n.inputs is None and n.id in opaque))
         if n.uses in ("wait", "approval") and isinstance(n.params.get("schema"), Mapping):
             try:
                 check_schema(n.params["schema"], "params.schema")
@@ -127,50 +123,53 @@ def check_names(bp: Blueprint, registry: Registry | None = None) -> list[Problem
                 msg = rate_problem(p, n.params.get(p))
                 if msg is not None:
                     out.append(Problem("bad-rate-limit", ERROR, f"{loc}.params.{p}", msg, n.id))
-    for i, e in enumerate(bp.edges):
-        for field in ("condition", "transform"):
-            text = getattr(e, field)
-            if text is None:
-                continue
-            try:
-                cond = compile_condition(text)
-            except ConditionError:
-                continue  # reported as bad-condition / bad-transform by the graph analysis
-            for name in sorted(cond.names - known_names):
-                hint = _hint(name, known_names)
-                if not hint and "-" in name:
-                    hint = f" (for subtraction write {' - '.join(name.split('-'))!r} with spaces)"
-                out.append(Problem("unknown-condition-name", WARNING, f"edges[{i}].{field}",
-                                   f"{name!r} is not a node id, a declared state key or one of "
-                                   f"{', '.join(sorted(CONDITION_ROOTS))}{hint}; undefined names "
-                                   "are null, so the edge would silently not fire. Declare run "
-                                   "inputs in metadata.state (a list of keys)", e.source))
+    out.extend(condition_problems(bp, reads))
+    out.extend(router_problems(bp))
     return out
 
 
-def _template_problems(n: Any, loc: str, known: set[str]) -> list[Problem]:
+#: node types whose output is never a mapping (so a successor's template cannot read keys of it)
+_SCALAR_OUTPUT = frozenset({"llm-process", "llm-condition", "llm-router"})
+
+
+def _opaque_inputs(bp: Blueprint) -> set[str]:
+    """Nodes whose input (without an ``inputs`` spec) is another node's output that may be a
+    mapping: a template variable may be one of its keys, which lint cannot know."""
+    uses = {m.id: m.uses for m in bp.nodes}
+    return {e.target for e in bp.edges if e.source != e.target
+            and (e.transform is not None or uses.get(e.source) not in _SCALAR_OUTPUT)}
+
+
+def _template_problems(n: Any, loc: str, reads: Reads, opaque: bool) -> list[Problem]:
     from .lint import WARNING, Problem
 
     out: list[Problem] = []
     mapping = n.params.get("inputs")
     node_inputs = n.inputs if isinstance(n.inputs, Mapping) else {}
+    known = set(reads.ids | reads.keys)
     for pname in ("prompt", "promptTemplate", "template", "system"):
         template = n.params.get(pname)
         if not isinstance(template, str):
             continue
         for var in dict.fromkeys(template_vars(template)):
             head = var.split(".")[0]
-            if isinstance(mapping, Mapping):
-                provided = head in mapping  # Flowcraft's form: only the mapping fills slots
-                known_here = set(mapping)
-            else:
-                provided = head == "input" or head in node_inputs or head in known
-                known_here = set(node_inputs) | known
-            if provided:
+            if isinstance(mapping, Mapping):  # Flowcraft's form: only the mapping fills slots
+                if head not in mapping:
+                    out.append(Problem("unmapped-template-var", WARNING, f"{loc}.params.{pname}",
+                                       f"template variable {{{{{var}}}}} is not provided by "
+                                       f"params.inputs{_hint(head, set(mapping))}; it would render "
+                                       "empty", n.id))
                 continue
-            where = "params.inputs" if isinstance(mapping, Mapping) else \
-                "the node's inputs, a node id or a declared state key"
-            out.append(Problem("unmapped-template-var", WARNING, f"{loc}.params.{pname}",
-                               f"template variable {{{{{var}}}}} is not provided by {where}"
-                               f"{_hint(head, known_here)}; it would render empty", n.id))
+            if head == "input" or head in node_inputs or head in reads.ids or opaque:
+                continue
+            found = reads.key_problem(head, template=True)
+            if found is None:
+                continue
+            sev, absent, why = found
+            out.append(Problem("unmapped-template-var", sev, f"{loc}.params.{pname}",
+                               f"template variable {{{{{var}}}}} is not the node's input, one of "
+                               f"its inputs or a node id, and as a state key: {why}"
+                               f"{_hint(head, set(node_inputs) | known)}; where it is unset the "
+                               "node fails ('not in the input, the state or a node output')",
+                               n.id, unless_input=head, if_absent=absent))
     return out

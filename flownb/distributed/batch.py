@@ -17,10 +17,11 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..engine.batch import Batch, normalise_rows
-from ..core.blueprint import Blueprint, load
+from ..core.blueprint import Blueprint
 from ..core.errors import LintError
 from ..core.events import CUSTOM, TERMINAL, Event
+from ..core.lint_gate import check as check_lint, row_keys
+from ..engine.batch import Batch, normalise_rows
 
 if TYPE_CHECKING:
     from .client import DistributedExecutor
@@ -72,7 +73,8 @@ class DistributedBatch(Batch):
                 self._skip(i)
                 continue
             try:
-                handle = self.executor.submit(self.blueprint, self.items[i].input)
+                handle = self.executor.submit(self.blueprint, self.items[i].input,
+                                              strict=None)  # map_rows ran the lint gate
             except LintError:  # the blueprint itself: every row would fail the same way
                 with self._cond:
                     self._running_pass = False
@@ -248,10 +250,13 @@ class DistributedBatch(Batch):
 
 
 def map_rows(executor: DistributedExecutor, blueprint: Blueprint | Mapping[str, Any] | str,
-             rows: Iterable[Any], *, key: str | None = None) -> DistributedBatch:
+             rows: Iterable[Any], *, key: str | None = None,
+             strict: bool = True) -> DistributedBatch:
     """Submit one run per row and return the :class:`DistributedBatch` (see the module doc)."""
-    bp = load(blueprint)  # type: ignore[arg-type]
-    batch = DistributedBatch(executor, bp, normalise_rows(rows, key=key))
+    items = normalise_rows(rows, key=key)
+    bp = check_lint(blueprint, executor.registry, row_keys(items), strict=strict,
+                    on_workers=True)  # once for all rows
+    batch = DistributedBatch(executor, bp, items)
     indices = list(range(len(batch.items)))
     batch._begin(indices)
     if indices:

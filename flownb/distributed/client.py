@@ -18,12 +18,13 @@ import warnings
 from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..core.blueprint import Blueprint, load
+from ..core.blueprint import Blueprint
 from ..core.display import RunView, view
-from ..core.errors import ExecutorError, LintError, RunTimeout
+from ..core.errors import ExecutorError, RunTimeout
 from ..core.events import Event
 from ..core.graph import analyse
-from ..core.lint import lint
+from ..core.inputs import as_inputs
+from ..core.lint_gate import check as check_lint
 from ..core.registry import Registry, default_registry
 from ..core.result import RunResult
 from .jobs import enqueue_items, make_queue
@@ -88,21 +89,16 @@ class DistributedExecutor:
 
     # -- submit -------------------------------------------------------------------------------------
     def submit(self, blueprint: Blueprint | Mapping[str, Any] | str,
-               inputs: Mapping[str, Any] | None = None, *, run_id: str | None = None) -> RunHandle:
+               inputs: Mapping[str, Any] | None = None, *, run_id: str | None = None,
+               strict: bool | None = True) -> RunHandle:
         """Store the blueprint and inputs, queue the start nodes, return immediately.
 
-        Refuses node types defined in ``__main__`` (a script or a notebook cell) unless every
-        live worker is a thread of this process, and warns (:class:`NoWorkersWarning`) when no
-        live worker serves the queue."""
-        bp = load(blueprint)  # type: ignore[arg-type]
-        key = ("submit-lint", id(self.registry), self.registry.version)
-        errors = bp._cache.get(key)
-        if errors is None:  # structure only: workers check 'uses' against what they imported
-            errors = [p for p in lint(bp, self.registry)
-                      if p.severity == "error" and p.code != "unknown-uses"]
-            bp._cache[key] = errors
-        if errors:
-            raise LintError(errors, path=f"blueprint {bp.id!r}")
+        Lint runs first, as for :func:`flownb.run` (``strict``), except that node types need not
+        be registered here. Refuses node types defined in ``__main__`` (a script or a notebook
+        cell) unless every live worker is a thread of this process, and warns
+        (:class:`NoWorkersWarning`) when no live worker serves the queue."""
+        inputs = as_inputs(inputs)
+        bp = check_lint(blueprint, self.registry, inputs, strict=strict, on_workers=True)
         run_id = uuid.uuid4().hex[:12] if run_id is None else check_run_id(run_id)
         with self._redis(f"submitting blueprint {bp.id!r}", run_id):
             live = self._live_worker_pids()
@@ -111,7 +107,7 @@ class DistributedExecutor:
             graph = bp._cache.get("analysed")
             if graph is None:
                 graph = bp._cache["analysed"] = analyse(bp)[0]
-            ready = self.store.start_run(run_id, bp, graph, dict(inputs or {}), bundle=bundle)
+            ready = self.store.start_run(run_id, bp, graph, inputs, bundle=bundle)
             enqueue_items(self.queue, run_id, [list(x) for x in ready], keys=self.store.keys,
                           ttl_s=self.store.settings.result_ttl_s)
         if not live:
@@ -192,20 +188,22 @@ class DistributedExecutor:
 
     def run(self, blueprint: Blueprint | Mapping[str, Any] | str,
             inputs: Mapping[str, Any] | None = None, *, timeout: float | None = None,
-            raise_on_error: bool = True) -> RunResult:
+            raise_on_error: bool = True, strict: bool = True) -> RunResult:
         """Submit and wait: the distributed twin of :func:`flownb.run` (raises
         :class:`~flownb.core.errors.RunFailed` / :class:`~flownb.core.errors.RunCancelled` unless
         ``raise_on_error=False``)."""
-        return self.submit(blueprint, inputs).result(timeout, raise_on_error=raise_on_error)
+        handle = self.submit(blueprint, inputs, strict=strict)
+        return handle.result(timeout, raise_on_error=raise_on_error)
 
     def map(self, blueprint: Blueprint | Mapping[str, Any] | str, rows: Any, *,
-            key: str | None = None) -> Any:
+            key: str | None = None, strict: bool = True) -> Any:
         """One run per row, submitted at once; returns a :class:`~flownb.distributed.batch.
         DistributedBatch` (live view, ``results()`` in input order, ``to_pandas()``,
-        ``retry_failed()``, ``cancel()``). ``key="text"`` runs plain values as ``{"text": v}``."""
+        ``retry_failed()``, ``cancel()``). ``key="text"`` runs plain values as ``{"text": v}``.
+        Lint runs once for the batch."""
         from .batch import map_rows
 
-        return map_rows(self, blueprint, rows, key=key)
+        return map_rows(self, blueprint, rows, key=key, strict=strict)
 
     def fork(self, plan: Any, *, run_id: str | None = None) -> RunHandle:
         """Start a fork (:func:`flownb.fork`) on this Redis; the handle returns at once."""

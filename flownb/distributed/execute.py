@@ -27,6 +27,7 @@ from ..engine.attempt import WORKER_ERRORS, Outcome, error_dict, run_visit, try_
 from ..core.context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
 from ..core.errors import FlownbError
 from ..core.graph import CNode, Graph, compile_graph, select_edges
+from ..core.jsondata import encode_node_data
 from ..core.registry import Registry
 from ..core.transforms import transformed_input
 from ..engine.waiting import WaitRequest
@@ -316,10 +317,8 @@ class NodeRunner:
             if type(output) is WaitRequest:  # the node asks a person: park, hold no worker
                 park(st, run.run_id, run.digest, cn, visit, input_, output, worker=self.name)
                 return None
-            output_json = dumps(output)
-            output_json.encode()  # a lone surrogate cannot be stored: say so, do not crash Redis I/O
-            for v in writes.values():
-                dumps(v).encode()
+            # the in-process rule too; a lone surrogate cannot be stored: say so, do not crash I/O
+            output_json = encode_node_data(output, writes, utf8=True)
             taken = select_edges(cn, action, resolver(st, run.run_id, output, action, input_,
                                                       writes, node_id=cn.id)) if cn.out else set()
         except UnicodeEncodeError as exc:

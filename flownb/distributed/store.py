@@ -19,6 +19,7 @@ from ..core.blueprint import Blueprint
 from ..core.errors import ExecutorError, FlownbError
 from ..core.events import TERMINAL, Event
 from ..core.graph import Graph, analyse
+from ..core.jsondata import dumps as _strict_dumps
 from ..core.limits import Limits
 from ..core.result import RunResult
 from . import childruns, scripts
@@ -123,7 +124,7 @@ class RedisStore:
             if not isinstance(k, str) or k.startswith("_outputs"):
                 raise FlownbError(f"input key {k!r} must be a string not starting with '_outputs'",
                                   run_id=run_id)
-            flat += [k, dumps(v, what=f"input {k!r} of run {run_id}")]
+            flat += [k, _strict_dumps(v, what=f"inputs[{k!r}]")]  # as flownb.run says it
         dumps(list(inputs), what=f"the input names of run {run_id}")  # a lone surrogate in a key
         parent_children = ""
         if parent:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
@@ -68,13 +69,29 @@ class Outcome:
 
 @dataclass
 class Resume:
-    """State handed from :func:`try_inline` to :func:`run_visit` after a first failure."""
+    """State handed from :func:`try_inline` to :func:`run_visit` after a first failure, or when
+    a sync ``exec`` returned an awaitable (``phase == "await"``, ``pending`` set)."""
 
     prep: Any
-    phase: str  # "prep" | "exec" | "post"
-    exc: BaseException
+    phase: str  # "prep" | "exec" | "post" | "await"
+    exc: BaseException | None
     tb: str
     t0: float
+    pending: Awaitable[Any] | None = None
+    #: with ``pending``: the state writes from before exec (a retry starts again from these)
+    base: dict[str, Any] | None = None
+
+
+#: result types that are never awaitable: checked first so the hot path pays one set lookup
+_NOT_AWAITABLE = frozenset({str, int, float, bool, type(None), dict, list, tuple, Result, bytes})
+
+
+def awaits(value: Any) -> bool:
+    """Whether a sync node's return value must be awaited (a sync wrapper around an async
+    function, e.g. ``def f(ctx): return flownb.llm.llm_process(ctx)``). Why here: both
+    executors must await it the same way, or a coroutine becomes an in-process "output" and a
+    worker's JSON error."""
+    return type(value) not in _NOT_AWAITABLE and inspect.isawaitable(value)
 
 
 def error_dict(node_id: str, attempt: int, exc: BaseException, tb: str) -> dict[str, Any]:
@@ -168,6 +185,7 @@ async def _call(fn: Callable[..., Any], args: tuple[Any, ...], is_async: bool,
                 timeout: float | None, pool: concurrent.futures.Executor | None) -> Any:
     if is_async:
         return await limited(fn(*args), timeout)
+    t0 = time.monotonic()
     fut = asyncio.get_running_loop().run_in_executor(pool, in_thread, fn, *args)
     if timeout:
         done, _ = await asyncio.wait({fut}, timeout=timeout)
@@ -176,6 +194,8 @@ async def _call(fn: Callable[..., Any], args: tuple[Any, ...], is_async: bool,
     ok, res = await fut
     if not ok:
         raise res
+    if awaits(res):  # a sync function that returned a coroutine: awaited within the same limit
+        return await limited(res, max(timeout - (time.monotonic() - t0), 1e-3) if timeout else None)
     return res
 
 
@@ -195,6 +215,8 @@ def try_inline(cn: CNode, ctx: NodeContext,
         phase = "exec"
         base = ctx._writes.copy() if ctx._writes else None
         res = impl.exec(prep)
+        if type(res) not in _NOT_AWAITABLE and inspect.isawaitable(res):  # awaits(), inlined
+            return False, Resume(prep, "await", None, "", t0, res, base or {})
         phase = "post"
         if impl.post is not None:
             res = impl.post(ctx, prep, res)
@@ -264,6 +286,8 @@ async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
     impl = cn.impl
     attempt = 0
     first: tuple[BaseException, str] | None = None
+    #: what the inline first attempt's sync exec returned, still to be awaited
+    pending: Awaitable[Any] | None = None
     if call is not None:
         exec_fn: Callable[..., Any] = call
         is_async = True
@@ -273,12 +297,16 @@ async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
         exec_fn, is_async = impl.exec, impl.is_async
         if resume is not None:
             prep = resume.prep
-            if resume.phase == "prep":
-                raise _Fail(1, resume.exc, resume.tb)
-            if resume.phase == "post":
-                out.attempts = 1
-                raise _Fail(1, resume.exc, resume.tb)
-            first = (resume.exc, resume.tb)
+            if resume.phase == "await":
+                pending = resume.pending
+            else:
+                assert resume.exc is not None
+                if resume.phase == "prep":
+                    raise _Fail(1, resume.exc, resume.tb)
+                if resume.phase == "post":
+                    out.attempts = 1
+                    raise _Fail(1, resume.exc, resume.tb)
+                first = (resume.exc, resume.tb)
         else:
             if ctx.cancelled:
                 out.cancelled = True
@@ -292,7 +320,7 @@ async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
                 if not is_node_error(exc, catch):
                     raise
                 raise _Fail(1, exc, getattr(exc, "_flownb_tb", None) or traceback.format_exc()) from None
-    base = dict(ctx._writes)
+    base = resume.base if resume is not None and resume.base is not None else dict(ctx._writes)
     timeout = cn.timeout_s
     err: BaseException
     tb: str
@@ -310,7 +338,11 @@ async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
                 out.cancelled = True
                 return None
             try:
-                res = await _call(exec_fn, (prep,), is_async, timeout, pool)
+                if pending is not None:
+                    aw, pending = pending, None
+                    res = await limited(aw, timeout)
+                else:
+                    res = await _call(exec_fn, (prep,), is_async, timeout, pool)
                 break
             except _TimedOut:
                 err = NodeTimeout(f"attempt took longer than timeout_s={timeout}", node_id=cn.id,
@@ -330,6 +362,8 @@ async def _phases(cn: CNode, ctx: NodeContext, emit: Emit, run_id: str,
         try:
             res = await _call(impl.post, (ctx, prep, res), True, None, pool) if impl.post_async \
                 else impl.post(ctx, prep, res)
+            if awaits(res):  # a sync post that returned a coroutine
+                res = await res
         except BaseException as exc:  # noqa: BLE001 - user code: see is_node_error
             if not is_node_error(exc, catch):
                 raise
@@ -342,6 +376,7 @@ __all__ = [
     "WORKER_ERRORS",
     "Outcome",
     "Resume",
+    "awaits",
     "error_dict",
     "in_thread",
     "is_node_error",

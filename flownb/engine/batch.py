@@ -31,6 +31,7 @@ from ..core.display import view
 from ..core.errors import FlownbError, RunTimeout
 from ..core.events import EventBus
 from ..core.graph import compile_graph
+from ..core.lint_gate import check as check_lint, row_keys
 from ..core.registry import Registry, default_registry
 from ..core.result import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED, RunResult
 from .batch_rows import BatchItem, normalise_rows
@@ -333,7 +334,8 @@ class LocalBatch(Batch):
             try:
                 res = await arun(self.blueprint, self.items[i].input, registry=self.registry,
                                  run_id=run_id, bus=self.bus, cancel=token,
-                                 max_concurrency=self.max_concurrency, raise_on_error=False)
+                                 max_concurrency=self.max_concurrency, raise_on_error=False,
+                                 strict=None)  # the batch ran the lint gate for every row
             except Exception as exc:  # noqa: BLE001 - one bad row must not stop the batch
                 self._failed_to_start(i, exc)
                 return
@@ -348,24 +350,28 @@ class LocalBatch(Batch):
 
 def _local(blueprint: Blueprint | Mapping[str, Any] | str, rows: Iterable[Any], *,
            key: str | None, registry: Registry | None, concurrency: int | None,
-           max_concurrency: int | None) -> LocalBatch:
+           max_concurrency: int | None, strict: bool = True) -> LocalBatch:
     if concurrency is not None and concurrency < 1:
         raise FlownbError(f"concurrency must be >= 1 (or None for no bound), got {concurrency}")
     bp = load(blueprint)  # type: ignore[arg-type]
-    return LocalBatch(bp, normalise_rows(rows, key=key), registry=registry,
+    items = normalise_rows(rows, key=key)
+    check_lint(bp, registry, row_keys(items), strict=strict)  # once for all rows
+    return LocalBatch(bp, items, registry=registry,
                       concurrency=concurrency, max_concurrency=max_concurrency)
 
 
 def run_many(blueprint: Blueprint | Mapping[str, Any] | str, rows: Iterable[Any], *,
              key: str | None = None, concurrency: int | None = DEFAULT_CONCURRENCY,
-             registry: Registry | None = None, max_concurrency: int | None = None) -> LocalBatch:
+             registry: Registry | None = None, max_concurrency: int | None = None,
+             strict: bool = True) -> LocalBatch:
     """Run ``blueprint`` once per row in this process and return the :class:`Batch` at once.
 
     ``rows``: mappings of input names to values (or a DataFrame; or plain values with ``key``).
     At most ``concurrency`` runs at once (``None``: all of them). ``batch.results()`` waits.
+    Lint runs once for the whole batch (``strict``: see :func:`flownb.run`).
     """
     batch = _local(blueprint, rows, key=key, registry=registry, concurrency=concurrency,
-                   max_concurrency=max_concurrency)
+                   max_concurrency=max_concurrency, strict=strict)
     indices = list(range(len(batch.items)))
     batch._begin(indices)
     if indices:
@@ -376,11 +382,11 @@ def run_many(blueprint: Blueprint | Mapping[str, Any] | str, rows: Iterable[Any]
 async def arun_many(blueprint: Blueprint | Mapping[str, Any] | str, rows: Iterable[Any], *,
                     key: str | None = None, concurrency: int | None = DEFAULT_CONCURRENCY,
                     registry: Registry | None = None, max_concurrency: int | None = None,
-                    show: bool = False) -> LocalBatch:
+                    show: bool = False, strict: bool = True) -> LocalBatch:
     """The async twin of :func:`run_many`: runs on the caller's event loop and returns the
     finished :class:`Batch` (``show=True`` displays the live view meanwhile)."""
     batch = _local(blueprint, rows, key=key, registry=registry, concurrency=concurrency,
-                   max_concurrency=max_concurrency)
+                   max_concurrency=max_concurrency, strict=strict)
     indices = list(range(len(batch.items)))
     batch._begin(indices)
     if show:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import FlownbError
+from ..core.inputs import as_inputs
 from ..core.result import PENDING, RunResult
 
 
@@ -57,14 +58,8 @@ def normalise_rows(rows: Iterable[Any], *, key: str | None = None) -> list[dict[
         if key is not None:
             out.append({key: row})
             continue
-        if not isinstance(row, Mapping):
-            raise FlownbError(f"row {i} is a {type(row).__name__}, not a mapping of input names "
-                              f"to values; pass key='text' to use each row as inputs['text'], "
-                              f"or give dicts such as {{'text': ...}}")
-        bad = [k for k in row if not isinstance(k, str)]
-        if bad:
-            raise FlownbError(f"row {i}: input names must be strings, got {bad[0]!r}")
-        out.append(dict(row))
+        out.append(as_inputs(row, what=f"row {i}",
+                             hint="or pass key='text' to use each row as inputs['text']"))
     return out
 
 

@@ -25,6 +25,7 @@ from ..core.context import OUTPUTS_PREFIX, NodeContext, RunEnv, condition_resolv
 from ..core.errors import FlownbError, MaxVisitsExceeded
 from ..core.events import Event, EventBus
 from ..core.graph import CNode, Graph, compile_graph, select_edges
+from ..core.jsondata import check_inputs, check_mode, check_node_data
 from ..core.limits import ChildBudget
 from ..core.reducers import StateWriter
 from ..core.registry import Registry, Result
@@ -46,7 +47,7 @@ class Engine:
     def __init__(self, graph: Graph, inputs: Mapping[str, Any] | None, *, run_id: str,
                  registry: Registry, bus: EventBus, cancel: CancelToken,
                  max_concurrency: int | None = None, depth: int = 0,
-                 budget: ChildBudget | None = None) -> None:
+                 budget: ChildBudget | None = None, check_json: str | None = None) -> None:
         self.g = graph
         self.bp = graph.blueprint
         self.inputs: dict[str, Any] = dict(inputs or {})
@@ -61,6 +62,10 @@ class Engine:
         self.stats: dict[str, NodeStats] = {}
         self.error: dict[str, Any] | None = None
         self.depth = depth
+        #: what a node output / state write that is not JSON data does (flownb.jsondata)
+        self.check_json = check_mode(check_json)
+        if depth == 0:  # what submit refuses in a run's inputs (a child's come from JSON data)
+            check_inputs(self.inputs, self.check_json)
         self._budget = budget  # shared by the root run and all its descendants; made on first use
         self._sem = asyncio.Semaphore(max_concurrency) if max_concurrency else None
         self._env = RunEnv(run_id, self._read, self._emit_custom, self._is_cancelled, self.bp.id,
@@ -290,6 +295,9 @@ class Engine:
             output, action = res.output, res.action
         else:
             output, action = res, None
+        if self.check_json != "off":  # what a worker's commit refuses fails here too
+            check_node_data(output, ctx._writes, self.check_json, node_id=replaced_by or cn.id,
+                            run_id=self.run_id)
         self.writer.apply(self.state, cn.id, item.visit, ctx._writes)
         self.outputs[cn.id] = output
         taken: set[int] | frozenset[int]
@@ -371,7 +379,8 @@ class Engine:
     async def _child(self, bp: Blueprint, inputs: dict[str, Any], run_id: str) -> RunResult:
         graph = compile_graph(bp, self.registry)
         child = Engine(graph, inputs, run_id=run_id, registry=self.registry, bus=self.bus,
-                       cancel=self.cancel, depth=self.depth + 1, budget=self._budget)
+                       cancel=self.cancel, depth=self.depth + 1, budget=self._budget,
+                       check_json=self.check_json)
         return await child.drive()
 
 

@@ -13,6 +13,8 @@ from ..core.blueprint import Blueprint, load
 from ..core.errors import RegistryError
 from ..core.events import Event, EventBus
 from ..core.graph import Graph, compile_graph
+from ..core.inputs import as_inputs
+from ..core.lint_gate import check as check_lint
 from ..core.registry import Registry, default_registry
 from ..core.result import RunResult
 from .waiting import drive_local
@@ -31,7 +33,8 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
                on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
                cancel: CancelToken | None = None, max_concurrency: int | None = None,
                raise_on_error: bool = True, history: Any = False,
-               on_wait: Callable[[Any], Any] | None = None) -> RunResult:
+               on_wait: Callable[[Any], Any] | None = None,
+               check_json: str | None = None, strict: bool | None = True) -> RunResult:
     """Run a blueprint in this process and return its :class:`RunResult`.
 
     ``on_event`` receives every :class:`~flownb.core.events.Event`; ``cancel`` lets another thread or
@@ -43,13 +46,21 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
     A run that reaches a ``wait``/``approval`` node returns with status ``waiting`` (resume it
     with ``result.resume(node, value)``), or, with ``on_wait``, awaits ``on_wait(request)``
     for each answer (see :mod:`flownb.engine.waiting`).
+    ``check_json``: a node output or state write that is not JSON data fails its node, as on
+    workers (``"raise"``, the default, or ``FLOWNB_CHECK_JSON``), or only warns (``"warn"``).
+    Lint runs first (:mod:`flownb.core.lint_gate`): errors refuse the run, warnings are
+    :class:`~flownb.core.errors.LintWarning`; ``strict=False`` runs the silently-wrong kinds with a
+    warning instead of refusing them (``None``: skip lint, for a caller that already ran it).
     """
+    inputs = as_inputs(inputs)
+    blueprint = check_lint(blueprint, registry, inputs, strict=strict)
     graph, reg = _prepare(blueprint, registry)
     bus = bus or EventBus()
     unsub = bus.subscribe(on_event) if on_event is not None else None
     try:
         engine = Engine(graph, inputs, run_id=run_id or new_run_id(), registry=reg, bus=bus,
-                        cancel=cancel or CancelToken(), max_concurrency=max_concurrency)
+                        cancel=cancel or CancelToken(), max_concurrency=max_concurrency,
+                        check_json=check_json)
         result = await drive_local(engine, history=history, on_wait=on_wait)
     finally:
         if unsub is not None:
@@ -62,15 +73,20 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
         on_event: Callable[[Event], None] | None = None, bus: EventBus | None = None,
         cancel: CancelToken | None = None, max_concurrency: int | None = None,
         raise_on_error: bool = True, history: Any = False,
-        on_wait: Callable[[Any], Any] | None = None) -> RunResult:
+        on_wait: Callable[[Any], Any] | None = None, check_json: str | None = None,
+        strict: bool | None = True) -> RunResult:
     """Synchronous :func:`arun`, same arguments (spelled out so a typo is a type error);
     works inside Jupyter's running event loop too."""
     from ..core.aio import run_sync
 
     cancel = cancel or CancelToken()  # Ctrl-C / Jupyter's interrupt cancels the run
+    # lint here, in the caller's thread: a warning then points at the caller's line even in
+    # Jupyter, where the run itself goes to a helper thread
+    blueprint = check_lint(blueprint, registry, inputs, strict=strict)
     return run_sync(arun(blueprint, inputs, registry=registry, run_id=run_id, on_event=on_event,
                          bus=bus, cancel=cancel, max_concurrency=max_concurrency,
-                         raise_on_error=raise_on_error, history=history, on_wait=on_wait),
+                         raise_on_error=raise_on_error, history=history, on_wait=on_wait,
+                         check_json=check_json, strict=None),
                     on_interrupt=cancel.cancel)
 
 

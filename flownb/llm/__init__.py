@@ -22,6 +22,7 @@ from .config import DEFAULT_MODEL, LLMSettings, configure, describe, reset, reso
 from .errors import LLMConfigError, LLMError
 from .fake import FakeLLM
 from .nodes import llm_condition, llm_process, llm_router
+from .notice import FakeModelWarning
 from .prices import PRICES, PRICES_AS_OF, cost_usd
 from .ratelimit import MemoryRateLimiter, RateLimit, RateLimiter, get_limiter, set_limiter
 from .runner import TOKEN_EVENT, USAGE_EVENT, agenerate, complete, generate
@@ -33,4 +34,5 @@ __all__ = [
     "llm_condition", "llm_process", "llm_router", "PRICES", "cost_usd", "TOKEN_EVENT",
     "USAGE_EVENT", "complete", "generate", "agenerate", "aclose_clients", "PRICES_AS_OF",
     "MemoryRateLimiter", "RateLimit", "RateLimiter", "get_limiter", "set_limiter",
+    "FakeModelWarning",
 ]

@@ -252,7 +252,23 @@ def _as_bool(value: Any) -> bool | None:
 
 
 def resolve(params: Mapping[str, Any] | None = None) -> LLMSettings:
-    """Resolve the settings for a node with these ``params`` (see the module docstring)."""
+    """Resolve the settings for a node with these ``params`` (see the module docstring); warns
+    once per model when the offline fake answers for a model someone named (:mod:`.notice`)."""
+    settings, named = _resolve(params)
+    if named is not None:
+        from .notice import warn_once
+
+        warn_once(*named)
+    return settings
+
+
+def fake_for_named_model(params: Mapping[str, Any] | None = None) -> tuple[str, str] | None:
+    """``(model, where it was named)`` when the fake answers only for want of a key although a
+    model was named (params, :func:`configure` or ``FLOWNB_LLM_MODEL``); else ``None``."""
+    return _resolve(params)[1]
+
+
+def _resolve(params: Mapping[str, Any] | None) -> tuple[LLMSettings, tuple[str, str] | None]:
     load_dotenv_once()
     p = params or {}
     g = current_globals()
@@ -281,6 +297,7 @@ def resolve(params: Mapping[str, Any] | None = None) -> LLMSettings:
     if backend_param not in (None, "fake", "openai"):
         raise LLMConfigError(f"params.backend must be 'fake' or 'openai', got {backend_param!r}")
     backend: Backend | None = _first(backend_param, g.backend, env_backend)
+    defaulted = backend is None
     if backend is None:
         backend = "openai" if (api_key or base_url) else "fake"
 
@@ -317,6 +334,12 @@ def resolve(params: Mapping[str, Any] | None = None) -> LLMSettings:
         problem = rate_problem(name, value)  # NaN, inf, 0, < 1 per minute: refused
         if problem is not None:
             raise LLMConfigError(problem)
+    named = None
+    if defaulted and backend == "fake":  # nobody asked for the fake: was a model named?
+        named = next(((str(v), src) for v, src in ((p.get("model"), "the node's params.model"),
+                                                   (g.model, "flownb.llm.configure(model=...)"),
+                                                   (_env("FLOWNB_LLM_MODEL"), "FLOWNB_LLM_MODEL"))
+                      if v), None)
     return LLMSettings(
         backend=backend,
         model=model,
@@ -333,7 +356,7 @@ def resolve(params: Mapping[str, Any] | None = None) -> LLMSettings:
         tpm=tpm,
         rate_burst=max(1, burst or 1),
         rate_scope=scope,
-    )
+    ), named
 
 
 def cache_wanted(node_cache: bool | None, temperature: float | None) -> bool:

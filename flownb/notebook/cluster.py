@@ -303,16 +303,18 @@ class LocalCluster:
 
     def run(self, blueprint: Blueprint | Mapping[str, Any] | str,
             inputs: Mapping[str, Any] | None = None, timeout: float | None = None, *,
-            raise_on_error: bool = True) -> RunResult:
+            raise_on_error: bool = True, strict: bool = True) -> RunResult:
         """Submit and wait for the result (a failed run raises
-        :class:`~flownb.core.errors.RunFailed` unless ``raise_on_error=False``)."""
-        return self.executor.run(blueprint, inputs, timeout=timeout, raise_on_error=raise_on_error)
+        :class:`~flownb.core.errors.RunFailed` unless ``raise_on_error=False``; ``strict``: see
+        :func:`flownb.run`)."""
+        return self.executor.run(blueprint, inputs, timeout=timeout, raise_on_error=raise_on_error,
+                                 strict=strict)
 
     def map(self, blueprint: Blueprint | Mapping[str, Any] | str, rows: Any, *,
-            key: str | None = None) -> Any:
+            key: str | None = None, strict: bool = True) -> Any:
         """One run per row on this cluster's workers; returns the batch handle at once
         (see :meth:`DistributedExecutor.map <flownb.distributed.client.DistributedExecutor.map>`)."""
-        return self.executor.map(blueprint, rows, key=key)
+        return self.executor.map(blueprint, rows, key=key, strict=strict)
 
     @property
     def pids(self) -> list[int]:

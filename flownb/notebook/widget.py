@@ -71,6 +71,14 @@ def _graph_html(bp: Blueprint | None, states: Mapping[str, str]) -> str:
     return f"<pre class='flownb-graph'>{html.escape(listing)}\n{html.escape(hint)}</pre>"
 
 
+def _lint_banner(bp: Blueprint | None) -> str:
+    from ..core.lint_gate import findings
+
+    lines = findings(bp) if bp is not None else []
+    return "".join(f"<div class='flownb-lint' style='color:#8a6d3b'>lint {html.escape(x)}</div>"
+                   for x in lines)
+
+
 class RunWidget:
     """Live view of one run. Build it in the main thread; it updates itself from a thread.
 
@@ -102,7 +110,9 @@ class RunWidget:
         self.approval = W.VBox([])
         self._form_for: tuple[str, Any] | None = None
         self.form: Any = None  # the ApprovalForm shown, if any
-        self.box = W.VBox([W.HBox([self.progress, self.status]), self.approval, self.graph,
+        #: one line per lint finding (flownb.core.lint_gate), shown above the graph
+        self.lint = W.HTML(_lint_banner(self.view.blueprint))
+        self.box = W.VBox([W.HBox([self.progress, self.status]), self.lint, self.approval, self.graph,
                            self.live, self.table, self.details], layout=W.Layout(width="100%"))
         self.updates_sent = 0
         self._lock = threading.Lock()
