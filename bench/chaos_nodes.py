@@ -66,7 +66,7 @@ def chaos_blueprint(ms: float = 15.0, loops: int = 3, exec_redis: str | None = N
     p: dict[str, Any] = {"ms": ms}
     if exec_redis:
         p["exec_redis"] = exec_redis
-    b = (flownb.Builder("bench-chaos")
+    b = (flownb.Builder("bench-chaos", metadata={"state": ["i"]})  # chaos-count writes state.i
          .node("start", "chaos-work", params=p)
          .node("route", "chaos-route", params=p)
          .node("side", "chaos-work", params=p)
