@@ -27,9 +27,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core import tracing
 from ..core.context import NodeContext
 from ..core.errors import FlownbError, NodeError, NodeTimeout
 from ..core.registry import Result
+from .tracing import traced_visit
 
 if TYPE_CHECKING:
     from ..core.graph import CNode
@@ -139,7 +141,9 @@ async def _call(fn: Callable[..., Any], args: tuple[Any, ...], is_async: bool,
                 timeout: float | None, pool: concurrent.futures.Executor | None) -> Any:
     if is_async:
         return await limited(fn(*args), timeout)
-    fut = asyncio.get_running_loop().run_in_executor(pool, in_thread, fn, *args)
+    tr = tracing.TRACER  # a pool thread does not inherit the visit's context: hand it over
+    run = in_thread if tr is None else tr.bind(in_thread)
+    fut = asyncio.get_running_loop().run_in_executor(pool, run, fn, *args)
     if timeout:
         done, _ = await asyncio.wait({fut}, timeout=timeout)
         if not done:  # the thread cannot be killed: abandoned, its late result discarded
@@ -184,7 +188,19 @@ async def run_visit(cn: CNode, ctx: NodeContext, *, nodes: Mapping[str, CNode], 
     """Run one visit of ``cn`` by the policy; its fallback (if any) takes over a failure.
 
     ``call`` replaces the node's exec (subflow/map: an async call starting child runs);
-    ``pool`` runs sync phases (``None``: the loop's default executor)."""
+    ``pool`` runs sync phases (``None``: the loop's default executor).
+    With tracing on (:mod:`flownb.core.tracing`) the visit runs inside its span."""
+    tr = tracing.TRACER
+    if tr is not None:
+        return await traced_visit(tr, cn, ctx, run_id, emit, lambda em: _visit(
+            cn, ctx, nodes, em, run_id, pool, call, resume, catch))
+    return await _visit(cn, ctx, nodes, emit, run_id, pool, call, resume, catch)
+
+
+async def _visit(cn: CNode, ctx: NodeContext, nodes: Mapping[str, CNode], emit: Emit, run_id: str,
+                 pool: concurrent.futures.Executor | None,
+                 call: Callable[[Any], Awaitable[Any]] | None, resume: Resume | None,
+                 catch: tuple[type[BaseException], ...]) -> Outcome:
     out = await _attempts(cn, ctx, emit, run_id, pool, call, resume, catch)
     if out.ok or out.cancelled or cn.fallback is None:
         return out

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..core import events as ev
+from ..core import tracing
 from .attempt import IN_PROCESS_ERRORS, Resume, run_visit, try_inline
 from ..core.blueprint import Blueprint
 from ..core.context import OUTPUTS_PREFIX, NodeContext, RunEnv, condition_resolver, resolve_inputs
@@ -33,6 +34,7 @@ from .scheduler import Item, Scheduler
 from ..core.transforms import transformed_input
 from .waiting import WaitRequest, park_local
 from .children import structural_call
+from .tracing import traced_run
 from .support import CancelToken, _Failure, _no_resolve, _preview, _StateMap, sync_pool
 
 
@@ -98,6 +100,12 @@ class Engine:
 
     # -- the drive loop --------------------------------------------------------------------------
     async def drive(self) -> RunResult:
+        tr = tracing.TRACER
+        if tr is not None:  # in the run's span (flownb.engine.tracing)
+            return await traced_run(tr, self, self._drive)
+        return await self._drive()
+
+    async def _drive(self) -> RunResult:
         started = time.time()
         if self.start_items is None:
             self._emit(ev.RUN_STARTED, blueprint_id=self.bp.id, inputs=list(self.inputs))
@@ -116,7 +124,7 @@ class Engine:
                 while ready:
                     item = ready.popleft()
                     cn = self.g.nodes[item.node]
-                    if cn.inline_ok and not ready and not running:
+                    if cn.inline_ok and not ready and not running and tracing.TRACER is None:
                         more, handoff = self._run_chain(cn, item)
                         ready.extend(more)
                         if handoff is not None:
