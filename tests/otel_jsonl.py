@@ -24,6 +24,11 @@ import flownb.otel
 ENV = "FLOWNB_TEST_OTEL_FILE"
 
 
+def _plain(attrs: Any) -> dict[str, Any]:
+    """Attributes as JSON has them (the SDK keeps sequences as tuples)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in (attrs or {}).items()}
+
+
 def span_record(span: ReadableSpan) -> dict[str, Any]:
     """What the tests read of a span: ids as hex, name, parent, attributes, events, status."""
     ctx = span.context
@@ -33,8 +38,8 @@ def span_record(span: ReadableSpan) -> dict[str, Any]:
         "trace_id": f"{ctx.trace_id:032x}",
         "span_id": f"{ctx.span_id:016x}",
         "parent_id": f"{span.parent.span_id:016x}" if span.parent is not None else None,
-        "attributes": dict(span.attributes or {}),
-        "events": [{"name": e.name, "attributes": dict(e.attributes or {})} for e in span.events],
+        "attributes": _plain(span.attributes),
+        "events": [{"name": e.name, "attributes": _plain(e.attributes)} for e in span.events],
         "status": span.status.status_code.name,
         "kind": span.kind.name,
         "pid": os.getpid(),
