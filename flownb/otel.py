@@ -71,21 +71,35 @@ class OtelTracer(tracing.Tracer):
     def _tracer(self) -> Any:
         return self._trace.get_tracer(SCOPE, tracer_provider=self._provider)
 
-    @contextmanager
-    def _span(self, name: str, attrs: Mapping[str, tracing.AttrValue | None], kind: Any = None
-              ) -> Iterator[tracing.Span]:
+    def _start(self, name: str, attrs: Mapping[str, tracing.AttrValue | None], kind: Any = None
+               ) -> _Span:
         kw = {"kind": kind} if kind is not None else {}
-        with self._tracer().start_as_current_span(name, attributes=_clean(attrs),
-                                                  record_exception=False,
-                                                  set_status_on_exception=False, **kw) as span:
-            wrapped = _Span(span, self._trace)
+        return _Span(self._tracer().start_span(name, attributes=_clean(attrs), **kw), self._trace)
+
+    def _span(self, name: str, attrs: Mapping[str, tracing.AttrValue | None], kind: Any = None
+              ) -> Any:
+        return self.use(self._start(name, attrs, kind), end=True)
+
+    @contextmanager
+    def use(self, span: tracing.Span, *, end: bool) -> Iterator[tracing.Span]:
+        assert isinstance(span, _Span)
+        raw = span._s
+        with self._trace.use_span(raw, end_on_exit=False, record_exception=False,
+                                  set_status_on_exception=False):
             try:
-                yield wrapped
+                yield span
             except BaseException as exc:
-                if not span.status.status_code == self._trace.StatusCode.ERROR:
-                    wrapped.fail(type(exc).__name__, str(exc))
-                span.record_exception(exc)
+                if raw.status.status_code != self._trace.StatusCode.ERROR:
+                    span.fail(type(exc).__name__, str(exc))
+                raw.record_exception(exc)
+                raw.end()
                 raise
+        if end:
+            raw.end()
+
+    def end(self, span: tracing.Span) -> None:
+        assert isinstance(span, _Span)
+        span._s.end()
 
     def run(self, run_id: str, blueprint_id: str, *, parent_run: str = "",
             executor: str = "in-process") -> Any:
@@ -93,9 +107,9 @@ class OtelTracer(tracing.Tracer):
             "flownb.run.id": run_id, "flownb.blueprint.id": blueprint_id,
             "flownb.run.parent": parent_run or None, "flownb.executor": executor})
 
-    def visit(self, run_id: str, blueprint_id: str, node_id: str, uses: str, visit: int, *,
-              worker: str | None = None) -> Any:
-        return self._span(f"flownb.node {node_id}", {
+    def start_visit(self, run_id: str, blueprint_id: str, node_id: str, uses: str, visit: int, *,
+                    worker: str | None = None) -> tracing.Span:
+        return self._start(f"flownb.node {node_id}", {
             "flownb.run.id": run_id, "flownb.blueprint.id": blueprint_id,
             "flownb.node.id": node_id, "flownb.node.uses": uses, "flownb.node.visit": visit,
             "flownb.worker": worker})

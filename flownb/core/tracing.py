@@ -50,6 +50,22 @@ class Tracer:
               worker: str | None = None) -> AbstractContextManager[Span]:
         """A span for one node visit, a child of the current span (the run's, or the context
         :meth:`resume` attached on a worker)."""
+        return self.use(self.start_visit(run_id, blueprint_id, node_id, uses, visit,
+                                         worker=worker), end=True)
+
+    def start_visit(self, run_id: str, blueprint_id: str, node_id: str, uses: str, visit: int, *,
+                    worker: str | None = None) -> Span:
+        """The span of a visit, started but not current: the inline fast path opens it, and a
+        visit it hands to the policy after a failure carries it on (:meth:`use`)."""
+        raise NotImplementedError
+
+    def use(self, span: Span, *, end: bool) -> AbstractContextManager[Span]:
+        """Make ``span`` current for the ``with`` block; ``end``: end it on exit (an exception
+        marks it failed)."""
+        raise NotImplementedError
+
+    def end(self, span: Span) -> None:
+        """End a span opened by :meth:`start_visit`."""
         raise NotImplementedError
 
     def llm(self, operation: str, model: str, attrs: Mapping[str, AttrValue | None]

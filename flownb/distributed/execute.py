@@ -92,8 +92,7 @@ class NodeRunner:
         when it is the only visit in flight (nothing waits on the loop meanwhile) and its type
         is known to be quick (:data:`INLINE_MAX_S`, learnt from its earlier visits, the first
         one through the pool); otherwise it goes to the thread pool like every other visit."""
-        if cn.inline_ok and self.alone() and self.type_cost.get(cn.uses, 1.0) < INLINE_MAX_S \
-                and tracing.TRACER is None:
+        if cn.inline_ok and self.alone() and self.type_cost.get(cn.uses, 1.0) < INLINE_MAX_S:
             if ctx.cancelled:
                 return Outcome(cn.id, cancelled=True)
             t0 = time.perf_counter()

@@ -31,7 +31,7 @@ from ..core import tracing
 from ..core.context import NodeContext
 from ..core.errors import FlownbError, NodeError, NodeTimeout
 from ..core.registry import Result
-from .tracing import traced_visit
+from .tracing import traced_inline, traced_visit
 
 if TYPE_CHECKING:
     from ..core.graph import CNode
@@ -77,6 +77,8 @@ class Resume:
     exc: BaseException
     tb: str
     t0: float
+    #: the visit's span, when tracing is on (:func:`flownb.engine.tracing.traced_inline`)
+    span: Any = None
 
 
 def error_dict(node_id: str, attempt: int, exc: BaseException, tb: str) -> dict[str, Any]:
@@ -155,10 +157,13 @@ async def _call(fn: Callable[..., Any], args: tuple[Any, ...], is_async: bool,
 
 
 def try_inline(cn: CNode, ctx: NodeContext,
-               catch: tuple[type[BaseException], ...] = IN_PROCESS_ERRORS) -> tuple[bool, Any]:
+               catch: tuple[type[BaseException], ...] = IN_PROCESS_ERRORS,
+               _traced: bool = False) -> tuple[bool, Any]:
     """Run a sync node without a timeout right here. ``(True, result)`` on success, else
     ``(False, Resume)`` for :func:`run_visit` to finish by the policy (a worker passes
     ``catch=WORKER_ERRORS``: there a node's KeyboardInterrupt is that node's error)."""
+    if tracing.TRACER is not None and not _traced:  # in the visit's span (one read when off)
+        return traced_inline(tracing.TRACER, cn, ctx, lambda: try_inline(cn, ctx, catch, True))
     impl = cn.impl
     assert impl is not None
     t0 = time.perf_counter()
@@ -193,7 +198,8 @@ async def run_visit(cn: CNode, ctx: NodeContext, *, nodes: Mapping[str, CNode], 
     tr = tracing.TRACER
     if tr is not None:
         return await traced_visit(tr, cn, ctx, run_id, emit, lambda em: _visit(
-            cn, ctx, nodes, em, run_id, pool, call, resume, catch))
+            cn, ctx, nodes, em, run_id, pool, call, resume, catch),
+            resume.span if resume is not None else None)
     return await _visit(cn, ctx, nodes, emit, run_id, pool, call, resume, catch)
 
 

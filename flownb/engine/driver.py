@@ -124,7 +124,7 @@ class Engine:
                 while ready:
                     item = ready.popleft()
                     cn = self.g.nodes[item.node]
-                    if cn.inline_ok and not ready and not running and tracing.TRACER is None:
+                    if cn.inline_ok and not ready and not running:
                         more, handoff = self._run_chain(cn, item)
                         ready.extend(more)
                         if handoff is not None:

@@ -38,8 +38,10 @@ def _retry_attrs(data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def traced_visit(tracer: Tracer, cn: CNode, ctx: NodeContext, run_id: str, emit: Emit,
-                       body: Callable[[Emit], Awaitable[Outcome]]) -> Outcome:
-    """Run ``body`` (the policy) inside the span of this visit and record how it ended."""
+                       body: Callable[[Emit], Awaitable[Outcome]], span: Span | None = None
+                       ) -> Outcome:
+    """Run ``body`` (the policy) inside the span of this visit and record how it ended
+    (``span``: the one the inline attempt opened, carried on after its failure)."""
     env = ctx._env
 
     def traced_emit(type_: str, node_id: str, data: dict[str, Any]) -> None:
@@ -48,11 +50,36 @@ async def traced_visit(tracer: Tracer, cn: CNode, ctx: NodeContext, run_id: str,
             tracer.event(name, _retry_attrs(data))
         emit(type_, node_id, data)
 
-    with tracer.visit(run_id or env.run_id, env.blueprint_id, cn.id, cn.uses, ctx.visit,
-                      worker=env.worker) as span:
+    if span is None:
+        span = tracer.start_visit(run_id or env.run_id, env.blueprint_id, cn.id, cn.uses,
+                                  ctx.visit, worker=env.worker)
+    with tracer.use(span, end=True):
         out = await body(traced_emit)
         outcome(span, out)
         return out
+
+
+def traced_inline(tracer: Tracer, cn: CNode, ctx: NodeContext,
+                  body: Callable[[], tuple[bool, Any]]) -> tuple[bool, Any]:
+    """The inline fast path (:func:`~flownb.engine.attempt.try_inline`) inside the visit's span.
+    A success ends the span; after a failure the span rides on the ``Resume`` to the policy,
+    so a retried or failed visit is still one span."""
+    env = ctx._env
+    span = tracer.start_visit(env.run_id, env.blueprint_id, cn.id, cn.uses, ctx.visit,
+                              worker=env.worker)
+    with tracer.use(span, end=False):
+        ok, res = body()
+    if not ok:
+        res.span = span
+        return ok, res
+    span.set("flownb.node.attempt", 1)
+    if type(res) is WaitRequest:
+        span.set("flownb.node.status", "waiting")
+        waiting(span, res)
+    else:
+        span.set("flownb.node.status", "succeeded")
+    tracer.end(span)
+    return ok, res
 
 
 def outcome(span: Span, out: Outcome) -> None:
@@ -99,4 +126,4 @@ def run_outcome(span: Span, res: RunResult) -> None:
         span.fail(str(res.error.get("type")), str(res.error.get("message")))
 
 
-__all__ = ["outcome", "run_outcome", "traced_run", "traced_visit", "waiting"]
+__all__ = ["outcome", "run_outcome", "traced_inline", "traced_run", "traced_visit", "waiting"]
