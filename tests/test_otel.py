@@ -264,6 +264,34 @@ def test_distributed_run_is_one_trace_across_client_and_two_workers(
         trace_ctx = json.loads(ex.store.r.hget(ex.store.keys.meta(handle.run_id), "trace"))
         assert trace_ctx["traceparent"].split("-")[1] == client_spans[0]["trace_id"]
 
+        # a map's child runs nest under the map visit; a wait for a person is a span event
+        spans_file.write_text("")
+        exporter.clear()
+        mw = ex.submit({"id": "otel-map", "nodes": [
+            {"id": "each", "uses": "map", "params": {"node": "passthrough", "items": "xs"}},
+            {"id": "ok", "uses": "approval", "params": {"prompt": "Ship it?"}}],
+            "edges": [{"source": "each", "target": "ok"}]}, {"xs": [1, 2, 3]})
+        deadline = time.monotonic() + 30
+        while mw.status() != "waiting" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert mw.status() == "waiting"
+        spans = records(exporter) + _read_spans(spans_file, want=8)
+        assert len({s["trace_id"] for s in spans}) == 1
+        each = one(spans, "flownb.node each", **{"flownb.run.id": mw.run_id})
+        children = [s for s in spans if s["name"].startswith("flownb.run ")
+                    and s["parent_id"] == each["span_id"]]
+        assert len(children) == 3
+        for c in children:
+            assert c["attributes"]["flownb.run.parent"] == mw.run_id
+            inner = [s for s in spans if s["parent_id"] == c["span_id"]]
+            assert len(inner) == 1 and inner[0]["name"].startswith("flownb.node ")
+            assert inner[0]["attributes"]["flownb.run.id"] == c["attributes"]["flownb.run.id"]
+        ok = one(spans, "flownb.node ok", **{"flownb.run.id": mw.run_id})
+        assert ok["attributes"]["flownb.node.status"] == "waiting"
+        assert [e["attributes"]["flownb.wait.prompt"] for e in ok["events"]
+                if e["name"] == "flownb.wait"] == ["Ship it?"]
+        mw.cancel()
+
         # a failing node: status ERROR and its error type, in the same kind of tree
         spans_file.write_text("")
         exporter.clear()
