@@ -182,6 +182,12 @@ def test_in_process_failure_retry_and_wait_are_on_the_spans(exporter: InMemorySp
     assert wait[0]["attributes"]["flownb.wait.choices"] == ["yes", "no"]
     run = one(spans, "flownb.run otel-wait")
     assert [e["name"] for e in run["events"]] == ["flownb.run.waiting"]
+    # the answer drives the run on in the same trace, under the first drive's span
+    exporter.clear()
+    assert waiting.resume("ok", "yes").status == "succeeded"
+    again = one(records(exporter), "flownb.run otel-wait")
+    assert again["trace_id"] == run["trace_id"] and again["parent_id"] == run["span_id"]
+    assert again["attributes"]["flownb.run.resumed"] is True
 
 
 def test_tracing_off_costs_no_import_and_no_span() -> None:

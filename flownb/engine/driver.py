@@ -78,6 +78,8 @@ class Engine:
         self.parked: dict[tuple[str, int], Any] = {}
         self.recorder: Any = None
         self.start_items: list[Item] | None = None
+        #: the trace context of the first drive: a resumed drive continues that trace
+        self.trace: dict[str, str] | None = None
 
     # -- state access ----------------------------------------------------------------------------
     def _read(self, key: str) -> Any:

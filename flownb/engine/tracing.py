@@ -110,7 +110,12 @@ async def traced_run(tracer: Tracer, engine: Engine, drive: Callable[[], Awaitab
     """Drive an in-process run inside its span (the current span: the caller's, or for a child
     run its node's visit span)."""
     parent = engine.run_id.rsplit("/", 1)[0] if engine.depth else ""
-    with tracer.run(engine.run_id, engine.bp.id, parent_run=parent) as span:
+    with tracer.resume(engine.trace), \
+            tracer.run(engine.run_id, engine.bp.id, parent_run=parent) as span:
+        if engine.trace is None:
+            engine.trace = tracer.inject()
+        else:  # an answer to a waiting node drives the run on: under the first drive's span
+            span.set("flownb.run.resumed", True)
         res = await drive()
         run_outcome(span, res)
         if res.status == WAITING:
