@@ -44,7 +44,7 @@ def tracing(cfg: Config) -> Report:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     except ImportError:
-        rep.status = "skipped"
+        rep.status = "not_available"
         rep.note("needs opentelemetry-sdk (pip install 'flownb[dev]')")
         return rep
     exporter = InMemorySpanExporter()
