@@ -308,6 +308,20 @@ def test_distributed_run_is_one_trace_across_client_and_two_workers(
         assert node["status"] == "ERROR" and node["attributes"]["error.type"] == "ValueError"
         assert node["parent_id"] == records(exporter)[0]["span_id"]
         assert node["trace_id"] == records(exporter)[0]["trace_id"]
+        # a client that does not trace: the workers still put the run's visits in one trace,
+        # derived from the run id
+        spans_file.write_text("")
+        flownb.otel.disable()
+        plain = ex.submit({"id": "otel-plain", "nodes": [
+            {"id": "a", "uses": "t-sleep", "params": {"seconds": 0.2}},
+            {"id": "b", "uses": "t-sleep", "params": {"seconds": 0.2}}],
+            "edges": [{"source": "a", "target": "b"}]}, {})
+        assert plain.result(timeout=60).status == "succeeded"
+        assert not ex.store.r.hget(ex.store.keys.meta(plain.run_id), "trace")
+        visits = [s for s in _read_spans(spans_file, want=2) if s["name"].startswith("flownb.node ")]
+        assert sorted(s["name"] for s in visits) == ["flownb.node a", "flownb.node b"]
+        derived = tracing.run_carrier(plain.run_id)["traceparent"].split("-")
+        assert {s["trace_id"] for s in visits} == {derived[1]}
+        assert {s["parent_id"] for s in visits} == {derived[2]}
     finally:
         w.close()
-    assert tracing.TRACER is not None  # the fixture turns it off after the test

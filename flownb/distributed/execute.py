@@ -164,7 +164,7 @@ class NodeRunner:
             return
         tr = tracing.TRACER
         if tr is not None:  # continue the trace the run was submitted in
-            with tr.resume(run.trace):
+            with tr.resume(run.trace or tracing.run_carrier(run_id)):
                 return await self._visit(run, node, visit)
         return await self._visit(run, node, visit)
 
