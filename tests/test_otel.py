@@ -256,8 +256,8 @@ def test_distributed_run_is_one_trace_across_client_and_two_workers(
         bp["edges"].append({"source": "join", "target": "ask"})
         handle = ex.submit(bp, {"text": "hello"})
         assert handle.result(timeout=60).status == "succeeded" and len(llm_server.requests) == 1
-        # the client's span plus, from the workers: 8 visits of the run, the sub's children run
-        # span, its inner visit, the LLM call and the sub's resumed commit has no span
+        # the client has the run's span; the workers 9 visit spans (start, p0-p3, join, ask, sub,
+        # done), the child run's span and its visit, and the LLM call: 12 at least
         client_spans = records(exporter)
         worker_spans = _read_spans(spans_file, want=12)
         spans = client_spans + worker_spans
