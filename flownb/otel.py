@@ -15,6 +15,7 @@ application's choice (an SDK ``TracerProvider`` with an OTLP exporter, or
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -88,6 +89,10 @@ class OtelTracer(tracing.Tracer):
                                   set_status_on_exception=False):
             try:
                 yield span
+            except asyncio.CancelledError:  # the run was cancelled (or failed elsewhere): no error here
+                span.set("flownb.cancelled", True)
+                raw.end()
+                raise
             except BaseException as exc:
                 if raw.status.status_code != self._trace.StatusCode.ERROR:
                     span.fail(type(exc).__name__, str(exc))

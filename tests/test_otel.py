@@ -325,3 +325,17 @@ def test_distributed_run_is_one_trace_across_client_and_two_workers(
         assert {s["parent_id"] for s in visits} == {derived[2]}
     finally:
         w.close()
+
+
+def test_a_visit_stopped_by_a_sibling_failure_is_cancelled_not_failed(
+        exporter: InMemorySpanExporter) -> None:
+    import scenario_nodes  # noqa: F401 - t-async-sleep, t-fail
+
+    res = flownb.run({"id": "otel-cancel", "nodes": [
+        {"id": "slow", "uses": "t-async-sleep", "params": {"seconds": 5}},
+        {"id": "bad", "uses": "t-fail"}]}, {}, raise_on_error=False)
+    assert res.status == "failed" and res.duration_s < 4
+    slow = one(records(exporter), "flownb.node slow")
+    assert slow["attributes"]["flownb.cancelled"] is True
+    assert slow["status"] == "UNSET" and "error.type" not in slow["attributes"]
+    assert one(records(exporter), "flownb.node bad")["status"] == "ERROR"
