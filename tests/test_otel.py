@@ -339,3 +339,44 @@ def test_a_visit_stopped_by_a_sibling_failure_is_cancelled_not_failed(
     assert slow["attributes"]["flownb.cancelled"] is True
     assert slow["status"] == "UNSET" and "error.type" not in slow["attributes"]
     assert one(records(exporter), "flownb.node bad")["status"] == "ERROR"
+
+
+def test_the_docs_otlp_example_sends_the_spans_to_the_endpoint(tmp_path: Path) -> None:
+    """docs/tracing.md's example, run as written against a local OTLP/HTTP endpoint."""
+    import re
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    text = (ROOT / "docs" / "tracing.md").read_text()
+    section = text.split("## Export to an OTLP endpoint", 1)[1]
+    snippet = re.search(r"```python\n(.*?)```", section, re.S)
+    assert snippet is not None
+    received: list[tuple[str, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append((self.path, body))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    script = tmp_path / "otlp_example.py"
+    script.write_text("import flownb\nbp = flownb.Builder('otlp-demo').node('a', 'passthrough').build()\n"
+                      + snippet.group(1) + "\nprovider.shutdown()  # flush the batch\n")
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
+           "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    try:
+        out = subprocess.run([sys.executable, str(script)], cwd=str(ROOT), env=env,
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert [path for path, _ in received] == ["/v1/traces"]
+    body = received[0][1]  # OTLP protobuf: the span names and attribute values are in it as text
+    assert b"flownb.run otlp-demo" in body and b"flownb.node a" in body and b"my-agents" in body
