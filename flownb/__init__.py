@@ -132,5 +132,14 @@ def _wire_layers() -> None:
     for name in ("llm-process", "llm-condition", "llm-router"):
         add_lazy_builtin(name, "flownb.llm.nodes:" + name.replace("-", "_"))
 
+    # OpenTelemetry traces (flownb.otel): on when FLOWNB_OTEL=1, e.g. in a worker's environment;
+    # otherwise opentelemetry is not even imported
+    import os
+
+    if os.environ.get("FLOWNB_OTEL"):
+        from . import otel
+
+        otel.enable_from_env()
+
 
 _wire_layers()

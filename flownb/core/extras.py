@@ -23,6 +23,7 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "graphviz": ("graphviz", "notebook"),
     "IPython": ("ipython", "notebook"),
     "tqdm": ("tqdm", "notebook"),
+    "opentelemetry": ("opentelemetry-api", "otel"),
 }
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..engine.attempt import WORKER_ERRORS, Outcome, error_dict, run_visit, try_inline
+from ..core import tracing
 from ..core.context import OUTPUTS_PREFIX, NodeContext, RunEnv, resolve_inputs
 from ..core.errors import FlownbError
 from ..core.graph import CNode, Graph, compile_graph, select_edges
@@ -149,7 +150,8 @@ class NodeRunner:
                 self._fail(run_id, digest, err)
                 return None
             self.graphs[key] = graph
-        r = _Run(run_id, digest, graph, reg, bundle, loads(meta.get("input_keys") or "[]") or [])
+        r = _Run(run_id, digest, graph, reg, bundle, loads(meta.get("input_keys") or "[]") or [],
+                 trace=loads(meta.get("trace") or "null", what="trace context") or None)
         self.runs[run_id] = r
         if len(self.runs) > 512:
             self.runs.popitem(last=False)
@@ -161,6 +163,14 @@ class NodeRunner:
         run = self._run(run_id)
         if run is None:
             return
+        tr = tracing.TRACER
+        if tr is not None:  # continue the trace the run was submitted in
+            with tr.resume(run.trace or tracing.run_carrier(run_id)):
+                return await self._visit(run, node, visit)
+        return await self._visit(run, node, visit)
+
+    async def _visit(self, run: _Run, node: str, visit: int) -> None:
+        run_id = run.run_id
         if node not in run.graph.nodes:
             await self._failed(run_id, run.digest, {
                 "node_id": node, "run_id": run_id, "attempt": 1, "type": "UnknownNode",
@@ -392,7 +402,13 @@ class NodeRunner:
     # -- subflow and map: child runs whose nodes are jobs like any other (flownb.distributed.children)
     async def _start_children(self, run: _Run, cn: CNode, visit: int, item: dict[str, Any],
                               input_: Any = None) -> None:
-        await start_children(self, run, cn, visit, item, input_)
+        tr = tracing.TRACER
+        if tr is None:
+            return await start_children(self, run, cn, visit, item, input_)
+        with tr.visit(run.run_id, run.graph.blueprint.id, cn.id, cn.uses, visit,
+                      worker=self.name) as span:  # the child runs' spans nest under this one
+            span.set("flownb.node.status", "started-children")
+            await start_children(self, run, cn, visit, item, input_)
 
     async def _resume(self, run: _Run, cn: CNode, visit: int, item: dict[str, Any]) -> Next:
         return await resume_parent(self, run, cn, visit, item)

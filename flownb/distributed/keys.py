@@ -5,7 +5,8 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
 =================================  =====  ========================================================key                                type   contents
 =================================  =====  ===============================================================
 ``{p}:run:<id>:meta``              hash   status, blueprint digest/id, created/finished times, error,
-                                          parent link (``run|node|visit``), subflow bundle
+                                          parent link (``run|node|visit``), subflow bundle,
+                                          ``trace``: the run's trace context (W3C traceparent JSON)
 ``{p}:run:<id>:state``             hash   the shared state, one JSON value per key; node outputs at
                                           ``_outputs.<node>`` (Flowcraft's layout) — per-key fields so
                                           parallel branches never clobber each other

@@ -34,6 +34,8 @@ class _Run:
     bundle: dict[str, str]
     input_keys: list[str]
     cancelled: bool = False
+    #: the trace context stored with the run (W3C traceparent carrier), when it was traced
+    trace: dict[str, str] | None = None
 
 
 class _BundleRegistry(Registry):

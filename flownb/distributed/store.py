@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..core import tracing
 from ..core.blueprint import Blueprint
 from ..core.errors import ExecutorError, FlownbError
 from ..core.events import TERMINAL, Event
@@ -118,6 +119,17 @@ class RedisStore:
     # -- run lifecycle ---------------------------------------------------------------------------
     def start_run(self, run_id: str, bp: Blueprint, graph: Graph, inputs: Mapping[str, Any], *,
                   parent: str = "", bundle: Mapping[str, str] | None = None) -> list[tuple[str, int]]:
+        """Create the run (``START``) and return its queued ``(node, visit)`` items. With tracing
+        on, the run's span is opened here and its context stored in the run's meta, so every
+        worker continues one trace (:mod:`flownb.core.tracing`)."""
+        tr = tracing.TRACER
+        if tr is None:
+            return self._start_run(run_id, bp, graph, inputs, parent, bundle, "")
+        with tr.run(run_id, bp.id, parent_run=parent.split("|")[0], executor="distributed"):
+            return self._start_run(run_id, bp, graph, inputs, parent, bundle, dumps(tr.inject()))
+
+    def _start_run(self, run_id: str, bp: Blueprint, graph: Graph, inputs: Mapping[str, Any],
+                   parent: str, bundle: Mapping[str, str] | None, trace: str) -> list[tuple[str, int]]:
         digest = self.upload_blueprint(bp)
         flat: list[str] = []
         for k, v in inputs.items():
@@ -131,7 +143,7 @@ class RedisStore:
             parent_children = self.keys.children(parent.split("|")[0])
         event = dumps({"blueprint_id": bp.id, "inputs": list(inputs), "parent": parent or None})
         args = [digest, bp.id, parent, dumps(graph.starts), dumps(dict(bundle or {})),
-                event, parent_children, dumps(list(inputs)), *flat]
+                event, parent_children, dumps(list(inputs)), trace, *flat]
 
         def start() -> Any:
             raw = self._call("START", run_id, digest, args)

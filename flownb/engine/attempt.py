@@ -28,9 +28,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core import tracing
 from ..core.context import NodeContext
 from ..core.errors import FlownbError, NodeError, NodeTimeout
 from ..core.registry import Result
+from .tracing import traced_inline, traced_visit
 
 if TYPE_CHECKING:
     from ..core.graph import CNode
@@ -80,6 +82,8 @@ class Resume:
     pending: Awaitable[Any] | None = None
     #: with ``pending``: the state writes from before exec (a retry starts again from these)
     base: dict[str, Any] | None = None
+    #: the visit's span, when tracing is on (:func:`flownb.engine.tracing.traced_inline`)
+    span: Any = None
 
 
 #: result types that are never awaitable: checked first so the hot path pays one set lookup
@@ -186,7 +190,9 @@ async def _call(fn: Callable[..., Any], args: tuple[Any, ...], is_async: bool,
     if is_async:
         return await limited(fn(*args), timeout)
     t0 = time.monotonic()
-    fut = asyncio.get_running_loop().run_in_executor(pool, in_thread, fn, *args)
+    tr = tracing.TRACER  # a pool thread does not inherit the visit's context: hand it over
+    run = in_thread if tr is None else tr.bind(in_thread)
+    fut = asyncio.get_running_loop().run_in_executor(pool, run, fn, *args)
     if timeout:
         done, _ = await asyncio.wait({fut}, timeout=timeout)
         if not done:  # the thread cannot be killed: abandoned, its late result discarded
@@ -200,10 +206,13 @@ async def _call(fn: Callable[..., Any], args: tuple[Any, ...], is_async: bool,
 
 
 def try_inline(cn: CNode, ctx: NodeContext,
-               catch: tuple[type[BaseException], ...] = IN_PROCESS_ERRORS) -> tuple[bool, Any]:
+               catch: tuple[type[BaseException], ...] = IN_PROCESS_ERRORS,
+               _traced: bool = False) -> tuple[bool, Any]:
     """Run a sync node without a timeout right here. ``(True, result)`` on success, else
     ``(False, Resume)`` for :func:`run_visit` to finish by the policy (a worker passes
     ``catch=WORKER_ERRORS``: there a node's KeyboardInterrupt is that node's error)."""
+    if tracing.TRACER is not None and not _traced:  # in the visit's span (one read when off)
+        return traced_inline(tracing.TRACER, cn, ctx, lambda: try_inline(cn, ctx, catch, True))
     impl = cn.impl
     assert impl is not None
     t0 = time.perf_counter()
@@ -237,7 +246,20 @@ async def run_visit(cn: CNode, ctx: NodeContext, *, nodes: Mapping[str, CNode], 
     """Run one visit of ``cn`` by the policy; its fallback (if any) takes over a failure.
 
     ``call`` replaces the node's exec (subflow/map: an async call starting child runs);
-    ``pool`` runs sync phases (``None``: the loop's default executor)."""
+    ``pool`` runs sync phases (``None``: the loop's default executor).
+    With tracing on (:mod:`flownb.core.tracing`) the visit runs inside its span."""
+    tr = tracing.TRACER
+    if tr is not None:
+        return await traced_visit(tr, cn, ctx, run_id, emit, lambda em: _visit(
+            cn, ctx, nodes, em, run_id, pool, call, resume, catch),
+            resume.span if resume is not None else None)
+    return await _visit(cn, ctx, nodes, emit, run_id, pool, call, resume, catch)
+
+
+async def _visit(cn: CNode, ctx: NodeContext, nodes: Mapping[str, CNode], emit: Emit, run_id: str,
+                 pool: concurrent.futures.Executor | None,
+                 call: Callable[[Any], Awaitable[Any]] | None, resume: Resume | None,
+                 catch: tuple[type[BaseException], ...]) -> Outcome:
     out = await _attempts(cn, ctx, emit, run_id, pool, call, resume, catch)
     if out.ok or out.cancelled or cn.fallback is None:
         return out

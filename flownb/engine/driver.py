@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..core import events as ev
+from ..core import tracing
 from .attempt import IN_PROCESS_ERRORS, Resume, run_visit, try_inline
 from ..core.blueprint import Blueprint
 from ..core.context import OUTPUTS_PREFIX, NodeContext, RunEnv, condition_resolver, resolve_inputs
@@ -34,6 +35,7 @@ from .scheduler import Item, Scheduler
 from ..core.transforms import transformed_input
 from .waiting import WaitRequest, park_local
 from .children import structural_call
+from .tracing import traced_run
 from .support import CancelToken, _Failure, _no_resolve, _preview, _StateMap, sync_pool
 
 
@@ -81,6 +83,8 @@ class Engine:
         self.parked: dict[tuple[str, int], Any] = {}
         self.recorder: Any = None
         self.start_items: list[Item] | None = None
+        #: the trace context of the first drive: a resumed drive continues that trace
+        self.trace: dict[str, str] | None = None
 
     # -- state access ----------------------------------------------------------------------------
     def _read(self, key: str) -> Any:
@@ -103,6 +107,12 @@ class Engine:
 
     # -- the drive loop --------------------------------------------------------------------------
     async def drive(self) -> RunResult:
+        tr = tracing.TRACER
+        if tr is not None:  # in the run's span (flownb.engine.tracing)
+            return await traced_run(tr, self, self._drive)
+        return await self._drive()
+
+    async def _drive(self) -> RunResult:
         started = time.time()
         if self.start_items is None:
             self._emit(ev.RUN_STARTED, blueprint_id=self.bp.id, inputs=list(self.inputs))

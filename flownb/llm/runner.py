@@ -12,12 +12,14 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..core import tracing
 from .cache import Cache, cache_key, get_cache
 from .client import Completion, TokenCoalescer, achat, async_client, chat, sync_client
 from .config import LLMSettings, current_globals, resolve
 from .fake import FakeLLM, estimate_tokens, message_text
 from .prices import cost_usd
 from .ratelimit import acquire, acquire_sync
+from .tracing import llm_span, record
 
 log = logging.getLogger("flownb.llm")
 
@@ -78,6 +80,17 @@ def generate(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
     ``fake_params`` are the hints the offline fake uses (``task``, ``choices``, ``content``…);
     the real model never sees them. Synchronous (:func:`complete`); nodes use :func:`agenerate`.
     """
+    tr = tracing.TRACER
+    if tr is None:
+        return _generate(settings, messages, emit, fake_params)
+    with llm_span(tr, settings) as span:
+        comp = _generate(settings, messages, emit, fake_params)
+        record(span, comp)
+        return comp
+
+
+def _generate(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], emit: Emit | None,
+              fake_params: Mapping[str, Any] | None) -> Completion:
     coalescer = _coalescer(settings, emit)
     comp, cache, key = _local_answer(settings, messages, fake_params, coalescer)
     if comp is None:
@@ -94,6 +107,17 @@ async def agenerate(settings: LLMSettings, messages: Sequence[Mapping[str, Any]]
                     emit: Emit | None = None,
                     fake_params: Mapping[str, Any] | None = None) -> Completion:
     """:func:`generate` on the running loop's shared async client, behind the rate limit."""
+    tr = tracing.TRACER
+    if tr is None:
+        return await _agenerate(settings, messages, emit, fake_params)
+    with llm_span(tr, settings) as span:
+        comp = await _agenerate(settings, messages, emit, fake_params)
+        record(span, comp)
+        return comp
+
+
+async def _agenerate(settings: LLMSettings, messages: Sequence[Mapping[str, Any]],
+                     emit: Emit | None, fake_params: Mapping[str, Any] | None) -> Completion:
     coalescer = _coalescer(settings, emit)
     comp, cache, key = _local_answer(settings, messages, fake_params, coalescer)
     if comp is None:

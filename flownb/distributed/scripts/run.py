@@ -10,7 +10,8 @@ from .prelude import _LIB
 #: KEYS: the run keys (see module docstring); ARGV[7] blueprint digest, ARGV[8] blueprint id,
 #: ARGV[9] parent link or '', ARGV[10] start nodes (JSON list), ARGV[11] bundle (JSON),
 #: ARGV[12] event data (JSON), ARGV[13] parent children-set key or '', ARGV[14] input keys (JSON),
-#: ARGV[15..] state k, v pairs.
+#: ARGV[15] trace context (JSON carrier, W3C traceparent: flownb.core.tracing) or '',
+#: ARGV[16..] state k, v pairs.
 #: Returns 'exists'; 'parent-ended' for a child run whose parent has ended (failed, cancelled —
 #: e.g. its root hit a limit of flownb.core.limits); JSON {"err": why} when the graph or a bundle
 #: blueprint is missing; in all three nothing is written. Else the JSON list of queued [node, visit].
@@ -40,8 +41,9 @@ end
 if problem then return cjson.encode({err = problem, code = 'graph'}) end
 hold_blueprints(digests)
 redis.call('HSET', K_META, 'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
-           'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11], 'input_keys', ARGV[14], 'ttl', TTL)
-for i = 15, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
+           'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11], 'input_keys', ARGV[14], 'ttl', TTL,
+           'trace', ARGV[15])
+for i = 16, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', K_SCHED, 'active', 0)
 if not is_child then  -- child runs are reached through their parent, not listed
   redis.call('ZADD', K_RUNS, NOW_MS, RUN)
@@ -49,7 +51,7 @@ if not is_child then  -- child runs are reached through their parent, not listed
 end
 if ARGV[13] ~= '' then redis.call('SADD', ARGV[13], RUN) end
 xadd(K_EVENTS, 'run_started', '', ARGV[12])
-redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'start', 'd', json_pairs(15))
+redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'start', 'd', json_pairs(16))
 for _, n in ipairs(starts) do fire(n, {}) end
 queue_ready()
 local out = {}
