@@ -57,6 +57,7 @@ def real_llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The real openai client (the suite forces the fake with FLOWNB_LLM=fake)."""
     monkeypatch.delenv("FLOWNB_LLM", raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-dummy")
+    monkeypatch.setenv("FLOWNB_LLM_ALLOWED_BASE_URLS", "http://127.0.0.1:*,http://localhost:*")  # the test servers
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     llm.reset()
