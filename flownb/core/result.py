@@ -8,6 +8,7 @@ from typing import Any
 
 from .display import view
 from .errors import RunCancelled, RunFailed
+from .settle import ENDED, settled
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -23,7 +24,9 @@ class NodeStats:
     """Per-node figures over all of its visits in one run."""
 
     node_id: str
-    status: str = PENDING  # pending | running | retrying | succeeded | failed | skipped
+    #: pending | running | retrying | succeeded | failed | skipped | cancelled | replaced; never
+    #: pending/running once the run ended (flownb.core.settle)
+    status: str = PENDING
     visits: int = 0
     attempts: int = 0
     duration_s: float = 0.0
@@ -57,6 +60,14 @@ class RunResult:
     #: the live run behind this result (in process: flownb.engine.waiting.LocalRun; distributed: the
     #: RunHandle), so a waiting result can be resumed and its history read
     _run: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # once the run ended no node is left "pending"/"running": the one rule of
+        # flownb.core.settle, shared with the live widget and the drawings
+        if self.status in ENDED:
+            culprit = (self.error or {}).get("node_id")
+            for name, st in self.nodes.items():
+                st.status = settled(st.status, self.status, culprit=name == culprit)
 
     @property
     def ok(self) -> bool:

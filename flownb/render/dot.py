@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..core.graph import Graph
+from ..core.settle import unreached_child
 from .common import (
     _analysis,
     _as_blueprint,
@@ -183,11 +184,9 @@ class _DotWriter:
         # ran exactly those: the others were skipped inside it (never "pending" after the run)
         outer = self.child_default
         parent = self.states.get(key_prefix[:-1]) if self.states is not None else None
-        if parent == "skipped" or (parent == "succeeded" and self.states is not None
-                                   and any(k.startswith(key_prefix) for k in self.states)):
-            self.child_default = "skipped"
-        elif parent is not None:
-            self.child_default = "pending"
+        if parent is not None:
+            self.child_default = unreached_child(parent, self.states is not None and any(
+                k.startswith(key_prefix) for k in self.states))
         k = self.clusters
         self.clusters += 1
         self.emit(depth, f"subgraph cluster_{k} {{")

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..core.settle import unreached_child
 from . import (
     STATE_COLORS,
     _analysis,
@@ -108,7 +109,7 @@ class _Writer:
             return
         parent = self.states.get(key_prefix[:-1]) if self.states is not None else None
         ran = self.states is not None and any(k.startswith(key_prefix) for k in self.states)
-        default = "skipped" if parent == "skipped" or (parent == "succeeded" and ran) else "pending"
+        default = unreached_child(parent, ran)
         k = self.clusters
         self.clusters += 1
         self.lines.append(f'{indent}subgraph c{k} [{_label(f"subflow {child.id}")}]')
