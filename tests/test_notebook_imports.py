@@ -70,3 +70,23 @@ def test_notebook_imports_are_in_the_all_extra(nb: Path) -> None:
         if not names & wanted:
             missing.append(f"{mod} (distribution {', '.join(sorted(names))})")
     assert not missing, f"{nb.name} imports what pip install 'flownb[all]' does not install: {missing}"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_reads_no_file_of_the_checkout(nb: Path) -> None:
+    """A tutorial runs from any folder against an installed flownb (issue 20, defect 4)."""
+    code = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"]
+                   if c["cell_type"] == "code")
+    assert "../" not in code and '".."' not in code and "tests/" not in code, nb.name
+
+
+def test_flowcraft_examples_are_package_data() -> None:
+    from fnmatch import fnmatch
+
+    from flownb.examples import flowcraft_dir
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["flownb"]
+    files = sorted(p.relative_to(ROOT / "flownb").as_posix() for p in flowcraft_dir().rglob("*.json"))
+    assert len(files) >= 13
+    assert all(any(fnmatch(f, pat) for pat in patterns) for f in files)
