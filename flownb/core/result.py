@@ -9,6 +9,7 @@ from typing import Any
 from .display import view
 from .errors import RunCancelled, RunFailed
 from .settle import ENDED, settled
+from .tracebacks import user_frames
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -106,8 +107,8 @@ class RunResult:
             where = f"failed at attempt {err.get('attempt', 1)}: " if err.get("node_id") else ""
             tb = err.get("traceback") or ""
             text = f"{where}{err.get('type', 'Error')}: {msg}"
-            if tb:
-                text += "\n--- original traceback ---\n" + tb.rstrip()
+            if tb:  # the user's frames (the full one: exc.traceback, FLOWNB_FULL_TRACEBACK=1)
+                text += "\n--- original traceback ---\n" + user_frames(tb).rstrip()
             raise RunFailed(text, run_id=self.run_id, node_id=err.get("node_id"), error=err,
                             result=self)
         if self.status == CANCELLED:
