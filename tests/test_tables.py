@@ -1,0 +1,54 @@
+"""The run table as a person reads it (issue 20, defects 7-8): text left-aligned (JupyterLab
+right-aligns rendered HTML cells unless told), numbers right-aligned, the ``uses`` column filled,
+errors and re-delivery notes whole (never "could not co…" or "w…"), nothing for no output."""
+
+from __future__ import annotations
+
+import re
+
+import flownb
+from flownb.core.events import Event
+from flownb.notebook.panels import _short, table_html
+from flownb.notebook.progress import ProgressView
+
+LONG = ("could not connect to the database server at db.example.org port 5432: connection "
+        "refused after three attempts, giving up now")
+
+
+def _cells(html: str, node: str) -> list[tuple[str, str]]:
+    row = re.search(rf"<tr class='flownb-row' data-node='{node}'.*?</tr>", html, re.S)
+    assert row, html
+    return re.findall(r"<td style='([^']*)'[^>]*>(.*?)</td>", row.group(0), re.S)
+
+
+def test_result_html_aligns_fills_uses_and_never_cuts_the_error() -> None:
+    bp = flownb.Blueprint.from_dict({"id": "x", "nodes": [
+        {"id": "a", "uses": "noop"},
+        {"id": "b", "uses": "fail", "params": {"message": LONG}}],
+        "edges": [{"source": "a", "target": "b"}]})
+    html = flownb.run(bp, raise_on_error=False)._repr_html_()
+    a, b = _cells(html, "a"), _cells(html, "b")
+    assert a[1][1] == "noop" and b[1][1] == "fail"  # uses
+    for style, _ in a[:3] + a[6:]:
+        assert "text-align:left" in style and "text-align:right" not in style
+    for style, _ in a[3:6]:
+        assert "text-align:right" in style and style.index("text-align:right") > style.index("text-align:left")
+    assert a[7][1] == ""  # no "{}" / "null" for a node with no output
+    assert LONG in b[7][1] and "white-space:normal" in b[7][0]  # whole, wrapped at words
+
+
+def test_redelivery_note_names_the_worker_in_full() -> None:
+    bp = flownb.Blueprint.from_dict({"id": "y", "nodes": [{"id": "slow", "uses": "noop"}]})
+    view = ProgressView(bp, max_rate_hz=0)
+    old, new = "worker-of-slot-1-on-host-alpha-1234", "worker-of-slot-2-on-host-beta-5678"
+    view.feed(Event("node_started", "r1", "slow", data={"visit": 1, "worker": old}))
+    view.feed(Event("node_started", "r1", "slow", data={"visit": 1, "delivery": 2, "worker": new}))
+    text = table_html(view.snapshot())
+    assert f"re-delivered to {new}: worker {old} lost (lease expired)" in text
+
+
+def test_short_cuts_at_a_word() -> None:
+    out = _short("alpha beta gamma delta epsilon zeta eta theta", 30)
+    assert out.endswith(" …") and out[:-2] in "alpha beta gamma delta epsilon zeta eta theta"
+    assert out[:-2].split()[-1] in {"alpha", "beta", "gamma", "delta", "epsilon"}
+    assert _short({}) == _short(None) == _short("") == ""
