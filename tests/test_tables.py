@@ -52,3 +52,31 @@ def test_short_cuts_at_a_word() -> None:
     assert out.endswith(" …") and out[:-2] in "alpha beta gamma delta epsilon zeta eta theta"
     assert out[:-2].split()[-1] in {"alpha", "beta", "gamma", "delta", "epsilon"}
     assert _short({}) == _short(None) == _short("") == ""
+
+
+def test_one_table_style_for_batch_latency_and_timeline() -> None:
+    from flownb.notebook.batch_view import _money, nodes_html
+    from flownb.notebook.tables import duration
+
+    assert duration(1.6146) == "1.61 s" and duration(0.3104) == "310 ms" and duration(150) == "2.5 min"
+    assert _money(0.0) == "—" and _money(None) == "cost unknown" and _money(0.5) == "$0.5000"
+    slow = flownb.Blueprint.from_dict({"id": "s", "nodes": [
+        {"id": "fetch", "uses": "sleep", "params": {"seconds": 1.05}}]})
+    batch = flownb.run_many(slow, [{}, {}])  # a real batch: ~1.05 s per run
+    assert batch.wait(30)
+    snap = batch.snapshot()
+    html = nodes_html(snap)
+    heads = re.findall(r"<th style='([^']*)'>([^<]*)</th>", html)
+    assert [h for _, h in heads] == ["node", "runs", "failed", "mean", "median", "max"]
+    assert all("white-space:nowrap" in s and "padding" in s for s, _ in heads)  # never "runs failed"
+    cells = re.findall(r"<td style='([^']*)'>(.*?)</td>", html)
+    assert re.fullmatch(r"1\.\d\d s", cells[3][1]) and "text-align:right" in cells[3][0]
+    assert "text-align:left" in cells[0][0]
+
+    bp = flownb.Blueprint.from_dict({"id": "t", "nodes": [{"id": "a", "uses": "noop"}]})
+    from flownb.notebook.timeline import timeline
+
+    tl = timeline(flownb.run(bp, {"x": 1}, history=True))._repr_html_()
+    tcells = re.findall(r"<td style='([^']*)'>", tl)
+    assert tcells and all("white-space:nowrap" in s for s in tcells)
+    assert "text-align:left" in tcells[2] and "text-align:right" in tcells[0]
