@@ -91,3 +91,22 @@ def test_schema_answer_gets_fields_by_type_and_inline_validation() -> None:
     assert form.result is not None, form.status.value
     assert form.result.status == "succeeded"
     assert form.result.outputs["ask"] == {"score": 7, "ship": True, "tone": "friendly", "note": "fine"}
+
+
+def test_prompt_markdown_is_rendered_and_status_is_readable_in_both_themes() -> None:
+    from flownb.notebook.approval import prompt_html
+
+    html = prompt_html("Send this reply?\n\n\n\n# Friendly\nHello **there**")
+    assert "#" not in html and "<b>Friendly</b>" in html and "<b>there</b>" in html
+    assert html.count("<p") == 2  # one gap between paragraphs, not three blank lines
+    form = approval_form(flownb.run(review_bp()))
+    form.buttons[0].click()
+    # the message in the theme's text colour (a green text fails 4.5:1 in light or dark)
+    assert "color:var(--jp-ui-font-color1" in form.status.value and "✓" in form.status.value
+
+
+def test_stream_has_a_useful_repr() -> None:
+    s = flownb.stream(review_bp(), mode=["updates"])
+    assert repr(s).startswith("<flownb stream of 'review-edit', modes ['updates'], not finished")
+    list(s)
+    assert "ended: waiting" in repr(s)

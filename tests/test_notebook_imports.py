@@ -90,3 +90,11 @@ def test_flowcraft_examples_are_package_data() -> None:
     files = sorted(p.relative_to(ROOT / "flownb").as_posix() for p in flowcraft_dir().rglob("*.json"))
     assert len(files) >= 13
     assert all(any(fnmatch(f, pat) for pat in patterns) for f in files)
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.name)
+def test_nbval_markers_are_cell_tags_not_visible_comments(nb: Path) -> None:
+    """A reader sees the tutorial's code, not the test harness's comments (issue 20, #11)."""
+    cells = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
+    assert not [c for c in cells if "NBVAL" in "".join(c["source"])]
+    assert any(t.startswith("nbval-") for c in cells for t in c.get("metadata", {}).get("tags", []))

@@ -80,3 +80,21 @@ def test_one_table_style_for_batch_latency_and_timeline() -> None:
     tcells = re.findall(r"<td style='([^']*)'>", tl)
     assert tcells and all("white-space:nowrap" in s for s in tcells)
     assert "text-align:left" in tcells[2] and "text-align:right" in tcells[0]
+
+
+def test_waiting_run_shows_the_draft_once_and_counts_events_honestly() -> None:
+    from flownb.notebook.panels import live_html
+
+    bp = flownb.Blueprint.from_dict({"id": "w", "nodes": [{"id": "draft", "uses": "noop"},
+                                                         {"id": "ask", "uses": "wait"}],
+                                     "edges": [{"source": "draft", "target": "ask"}]})
+    view = ProgressView(bp, max_rate_hz=0)
+    res = flownb.run(bp, on_event=view.feed)
+    view.feed(Event("custom", res.run_id, "draft", data={"name": "llm_token", "text": "Hello"}))
+    for i in range(10):
+        view.feed(Event("custom", res.run_id, "draft", data={"name": "note", "i": i}))
+    view.finish(res)
+    assert res.status == "waiting"
+    live = live_html(view.snapshot())
+    assert "streaming" not in live  # the draft is the node's output, not shown again
+    assert "events (last 8 of 10)" in live

@@ -12,12 +12,31 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from ..core.answers import AnswerError
 from ..core.errors import FlownbError
 from .approval_fields import EDIT_CHOICES, SchemaFields, draft_text
+
+
+def prompt_html(text: str) -> str:
+    """A prompt as a person reads it: the little markdown prompts use (``# heading``,
+    ``**bold**``, paragraphs) rendered, not shown raw; one gap between paragraphs, not many
+    (an LLM draft in a prompt is often markdown)."""
+    out = []
+    for para in re.split(r"\n\s*\n", text.strip()):
+        lines = [ln.rstrip() for ln in para.splitlines() if ln.strip()]
+        if not lines:
+            continue
+        parts = []
+        for ln in lines:
+            esc = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(ln))
+            m = re.match(r"#{1,6}\s+(.*)", esc)
+            parts.append(f"<b>{m.group(1)}</b>" if m else esc)
+        out.append("<p style='margin:0.35em 0'>" + "<br>".join(parts) + "</p>")
+    return "".join(out)
 
 
 class ApprovalForm:
@@ -39,8 +58,9 @@ class ApprovalForm:
                               + (f" at node {node!r}" if node else "") + " for an answer")
         self.info = waits[0]
         self.node = str(self.info["node"])
-        prompt = html.escape(self.info.get("prompt") or "(no prompt)").replace("\n", "<br>")
-        self.prompt = w.HTML(f"<b>{html.escape(self.node)}</b> asks:<br>{prompt}")
+        prompt = prompt_html(self.info.get("prompt") or "(no prompt)")
+        self.prompt = w.HTML(f"<div class='flownb-approval-prompt'><b>{html.escape(self.node)}"
+                             f"</b> asks:{prompt}</div>")
         choices = [str(c) for c in self.info.get("choices") or []]
         self.buttons = [w.Button(description=c, button_style="primary" if i == 0 else "")
                         for i, c in enumerate(choices)]
@@ -121,8 +141,16 @@ class ApprovalForm:
         return out
 
     def _show(self, message: str, *, ok: bool) -> None:
-        color = "#1a7f37" if ok else "#b00020"
-        self.status.value = f"<span style='color:{color}'>{html.escape(message)}</span>"
+        # text in the theme's own colour (readable in light and dark: a green text on either
+        # background falls under 4.5:1 in one of them), the outcome in a coloured mark; the
+        # error colour --jp-error-color1 is >= 4.9:1 in both themes
+        if ok:
+            self.status.value = (
+                "<span style='color:var(--jp-success-color1,#388e3c);font-weight:700'>✓</span> "
+                f"<span style='color:var(--jp-ui-font-color1,#212121)'>{html.escape(message)}</span>")
+        else:
+            self.status.value = (f"<span style='color:var(--jp-error-color1,#d32f2f)'>✗ "
+                                 f"{html.escape(message)}</span>")
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)

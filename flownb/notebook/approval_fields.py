@@ -40,7 +40,7 @@ def draft_text(value: Any) -> str:
 
 
 def error_html(message: str) -> str:
-    return (f"<span class='flownb-field-error' style='color:var(--jp-error-color1,#b00020)'>"
+    return (f"<span class='flownb-field-error' style='color:var(--jp-error-color1,#d32f2f)'>✗ "
             f"{html.escape(message)}</span>") if message else ""
 
 

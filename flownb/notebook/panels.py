@@ -177,7 +177,10 @@ def live_html(snap: Snapshot, *, max_events: int = 8) -> str:
     esc = html.escape
     parts = []
     for r in snap.rows:
-        if r.tokens and (r.state in ("running", "retrying") or not snap.finished):
+        # a finished node's text is its output (the table, the prompt of a wait): shown once,
+        # not again as "streaming" while the run waits for an answer
+        if r.tokens and (r.state in ("running", "retrying")
+                         or (not snap.finished and snap.status != "waiting")):
             text = r.tokens if len(r.tokens) <= 1500 else "…" + r.tokens[-1500:]
             cursor = "▍" if r.state in ("running", "retrying") else ""
             parts.append(
@@ -197,8 +200,11 @@ def live_html(snap: Snapshot, *, max_events: int = 8) -> str:
             items.append(f"<li style='white-space:nowrap;overflow:hidden;text-overflow:ellipsis'>"
                          f"<code>{esc(node or '')}</code> <b>{esc(name)}</b> "
                          f"<span style='color:{_FG2}'>{esc(payload)}</span></li>")
+        shown = len(items)
+        count = (f"last {shown} of {snap.custom_count}" if snap.custom_count > shown
+                 else str(snap.custom_count))
         parts.append(f"<details class='flownb-events' open><summary style='color:{_FG2}'>events "
-                     f"({snap.custom_count})</summary><ul style='margin:0.2em 0;"
+                     f"({count})</summary><ul style='margin:0.2em 0;"
                      f"padding-left:1.5em;color:{_FG}'>{''.join(items)}</ul></details>")
     return "".join(parts)
 
