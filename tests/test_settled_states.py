@@ -159,3 +159,29 @@ def test_cancelled_and_failed_distributed_runs_agree(redis_url: str, workers: Wo
         time.sleep(0.05)
     nodes2 = _agree(bp2, m2.result, m2)
     assert nodes2["boom"] == "failed" and nodes2["after"] == "cancelled"
+
+
+def test_run_widget_cancel_button_stops_the_run() -> None:
+    """The run widget has a Cancel button (the batch view had one; issue 20 #11); the cancelled
+    widget then shows no node pending."""
+    pytest.importorskip("ipywidgets")
+    from flownb.notebook.widget import RunWidget
+
+    bp = _chain(10, 0.2)
+    view = ProgressView(bp, max_rate_hz=0)
+    token = CancelToken()
+    w = RunWidget(view, cancel=token.cancel)
+    assert not w.cancel_button.disabled
+    out: list[flownb.RunResult] = []
+    t = threading.Thread(target=lambda: out.append(
+        flownb.run(bp, cancel=token, on_event=view.feed, raise_on_error=False)))
+    t.start()
+    time.sleep(0.5)
+    w.cancel_button.click()  # what a person's click does
+    t.join(10)
+    view.finish(out[0])
+    assert out[0].status == "cancelled"
+    w._apply(view.snapshot(), count=False)
+    assert w.cancel_button.disabled
+    assert 'data-state=\'pending\'' not in w.table.value and "data-state='cancelled'" in w.table.value
+    assert RunWidget(ProgressView(bp)).cancel_button.layout.display == "none"  # nothing to cancel

@@ -43,9 +43,8 @@ def _notebook(kernel: str | None) -> dict[str, Any]:
     cells = [_SETUP, "edit_form = approval_form(flownb.run(bp))\nedit_form",
              "rate_form = approval_form(flownb.run(rate))\nrate_form",
              "choice_form = approval_form(flownb.run(bp))\nchoice_form"]
-    meta: dict[str, Any] = {}
-    if kernel:
-        meta["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    kernel = kernel or "python3"  # no kernelspec: JupyterLab would ask which kernel
+    meta = {"kernelspec": {"name": kernel, "display_name": kernel, "language": "python"}}
     return {"nbformat": 4, "nbformat_minor": 5, "metadata": meta,
             "cells": [{"cell_type": "code", "metadata": {}, "source": c, "outputs": [],
                        "execution_count": None, "id": f"c{i}"} for i, c in enumerate(cells)]}
