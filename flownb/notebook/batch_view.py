@@ -147,7 +147,10 @@ def errors_html(s: BatchSnapshot, limit: int = 10) -> str:
     """The first failures (row index and error) and how to re-run them."""
     if not s.errors:
         return ""
-    items = "".join(f"<li>row {i}: {html.escape(msg[:300])}</li>" for i, msg in s.errors[:limit])
+    from .panels import _short
+
+    # long errors end at a word (the whole one: batch.failures), never "could not co…"
+    items = "".join(f"<li>row {i}: {html.escape(_short(msg, 300))}</li>" for i, msg in s.errors[:limit])
     more = f"<li>… {s.failed - limit} more</li>" if s.failed > limit else ""
     return (f"<div style='color:#c62828'><b>{s.failed} failed</b> "
             f"(<code>batch.failures</code>; <code>batch.retry_failed()</code> re-runs them)"
