@@ -34,6 +34,9 @@ def test_result_html_aligns_fills_uses_and_never_cuts_the_error() -> None:
     for style, _ in a[3:6]:
         assert "text-align:right" in style and style.index("text-align:right") > style.index("text-align:left")
     assert a[7][1] == ""  # no "{}" / "null" for a node with no output
+    view = ProgressView(bp, max_rate_hz=0)  # live: events carry a preview ("{}" for {})
+    view.feed(Event("node_succeeded", "r", "a", data={"visit": 1, "output": "{}"}))
+    assert "<td" in table_html(view.snapshot()) and ">{}</td>" not in table_html(view.snapshot())
     assert LONG in b[7][1] and "white-space:normal" in b[7][0]  # whole, wrapped at words
 
 
@@ -79,6 +82,7 @@ def test_one_table_style_for_batch_latency_and_timeline() -> None:
     tl = timeline(flownb.run(bp, {"x": 1}, history=True))._repr_html_()
     tcells = re.findall(r"<td style='([^']*)'>", tl)
     assert tcells and all("white-space:nowrap" in s for s in tcells)
+    assert "<code style='white-space:nowrap'>" in tl  # JupyterLab's code style would wrap it
     assert "text-align:left" in tcells[2] and "text-align:right" in tcells[0]
 
 

@@ -104,7 +104,9 @@ def _detail(r: NodeRow) -> tuple[str, str, bool]:
         return r.note, STATE_CSS["retrying"], True
     if r.state == "waiting" and r.prompt:
         return f"waits for an answer: {r.prompt}", STATE_CSS["waiting"], True
-    if r.output is None or (isinstance(r.output, (dict, list, str)) and not r.output):
+    # no output: nothing (events carry a preview, the repr: an empty mapping arrives as "{}")
+    if r.output is None or r.output in ("{}", "[]") or (
+            isinstance(r.output, (dict, list, str)) and not r.output):
         return "", _FG, False
     full = r.output if isinstance(r.output, str) else json.dumps(r.output, default=str,
                                                                  ensure_ascii=False)

@@ -54,7 +54,7 @@ class Timeline:
             rows.append([str(s.index), f"+{duration(max(0.0, s.ts - t0))}",
                          f"<b>{html.escape(s.node)}</b>#{s.visit}", html.escape(s.action or ""),
                          badge, html.escape(", ".join(sorted(s.writes))),
-                         f"<code>{html.escape(_short(s.output))}</code>"])
+                         f"<code style='white-space:nowrap'>{html.escape(_short(s.output))}</code>"])
         table = styled_table(["step", "time", "node", "action", "", "state written", "output"],
                              rows, numeric=(0, 1), cls="flownb-timeline")
         return (f"<div><b>history of run</b> <code>{html.escape(self.run_id)}</code> — "
