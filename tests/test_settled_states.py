@@ -182,6 +182,6 @@ def test_run_widget_cancel_button_stops_the_run() -> None:
     view.finish(out[0])
     assert out[0].status == "cancelled"
     w._apply(view.snapshot(), count=False)
-    assert w.cancel_button.disabled
+    assert w.cancel_button.disabled and w.cancel_button.layout.display == "none"
     assert 'data-state=\'pending\'' not in w.table.value and "data-state='cancelled'" in w.table.value
     assert RunWidget(ProgressView(bp)).cancel_button.layout.display == "none"  # nothing to cancel

@@ -34,7 +34,7 @@ def styled_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
         f"<tr style='background:{_ZEBRA if k % 2 == 0 else _ZEBRA2}'>"
         + "".join(f"<td style='{style(i)}'>{c}</td>" for i, c in enumerate(row)) + "</tr>"
         for k, row in enumerate(rows))
-    return (f"<div style='max-width:100%;overflow:auto;border:1px solid {_BORDER};"
+    return (f"<div style='display:inline-block;max-width:100%;overflow:auto;border:1px solid {_BORDER};"
             f"border-radius:3px;margin:0.4em 0;font-size:{_FONT}'>"
             f"<table class='{cls}' style='border-collapse:separate;border-spacing:0;margin:0'>"
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")

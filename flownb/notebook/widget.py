@@ -106,7 +106,7 @@ class RunWidget:
         #: stops the run (``cancel``: a RunHandle's cancel, an in-process run's CancelToken);
         #: the batch view has had one, a single run's view now too; disabled once the run ended
         self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=cancel is None,
-                                      layout=W.Layout(width="auto",
+                                      layout=W.Layout(width="auto", flex="0 0 auto",
                                                       display="" if cancel else "none"))
         self.cancel_button.add_class("flownb-cancel")
         if cancel is not None:
@@ -156,8 +156,9 @@ class RunWidget:
             self._set(self.table, table)
             self._set(self.details, details)
             self._show_approval(snap)
-            if snap.finished and not self.cancel_button.disabled:
-                self.cancel_button.disabled = True
+            if snap.finished and self.cancel_button.layout.display != "none":
+                self.cancel_button.disabled = True  # nothing left to cancel: out of the way
+                self.cancel_button.layout.display = "none"
             if count:
                 self.updates_sent += 1
 
