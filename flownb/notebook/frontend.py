@@ -12,7 +12,6 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ..engine.support import CancelToken
 from .progress import ProgressView, TqdmProgress
 
 if TYPE_CHECKING:
@@ -150,6 +149,8 @@ def run_with_widget(blueprint: Blueprint | Mapping[str, Any] | str,
 
     bp = load(blueprint)  # type: ignore[arg-type]
     view = ProgressView(bp)
+    from ..engine.support import CancelToken
+
     kwargs["cancel"] = kwargs.get("cancel") or CancelToken()  # the widget's Cancel button
     widget, bar = _front(view, file, kwargs["cancel"].cancel)
     user_cb = kwargs.pop("on_event", None)
@@ -176,6 +177,8 @@ async def arun_with_widget(blueprint: Blueprint | Mapping[str, Any] | str,
 
     bp = load(blueprint)  # type: ignore[arg-type]
     view = ProgressView(bp)
+    from ..engine.support import CancelToken
+
     kwargs["cancel"] = kwargs.get("cancel") or CancelToken()  # the widget's Cancel button
     widget, bar = _front(view, file, kwargs["cancel"].cancel)
     user_cb = kwargs.pop("on_event", None)
