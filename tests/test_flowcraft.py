@@ -1,6 +1,6 @@
 """Flowcraft's four declarative agents, as Flowcraft-style JSON files, run unchanged.
 
-The files under ``tests/flowcraft/`` follow the structure of Flowcraft's published examples
+The files under ``flownb/examples/flowcraft/`` (shipped as package data: ``flownb.examples.flowcraft_dir()``) follow the structure of Flowcraft's published examples
 (numbered folders, one blueprint per file named by its id, ``promptTemplate`` + ``inputs``
 mappings with candidate lists, ``output`` nodes with ``outputKey``, subflows by ``blueprintId``,
 an ``any`` join, compiler ``_sourceLocation`` metadata) with prompts of our own. Every branch runs
@@ -24,13 +24,14 @@ from conftest import Workers
 from llm_server import LLMServer
 
 import flownb
+from flownb.examples import flowcraft_dir
 from flownb import llm
 from flownb.core.blueprint import Blueprint
 from flownb.distributed.client import DistributedExecutor
 from flownb.llm.fake import FakeLLM
 from flownb.core.registry import Registry
 
-DIR = Path(__file__).parent / "flowcraft"
+DIR = flowcraft_dir()
 LLM_TYPES = ("llm-process", "llm-condition", "llm-router")
 
 #: case -> (blueprint id, inputs, nodes that must run, branch nodes that must not, text in output,

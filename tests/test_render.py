@@ -23,6 +23,7 @@ from flownb import render
 from flownb.core.blueprint import Blueprint
 from flownb.core.events import Event
 from flownb.core.registry import Registry
+from flownb.render.theme import LEGEND_SUBFLOW
 
 HAS_DOT = shutil.which("dot") is not None
 needs_dot = pytest.mark.skipif(not HAS_DOT, reason="graphviz 'dot' executable not installed")
@@ -611,7 +612,8 @@ def test_drawing_is_transparent_with_a_legend_and_no_dark_text_on_the_background
                 + "\n}\n")
     graph = top.defaults["graph"]
     assert graph["bgcolor"] == "transparent"
-    assert graph["label"] == render.LEGEND and "bold border: entry node" in render.LEGEND
+    # demo_blueprint has a subflow: the legend says what its shape means
+    assert graph["label"] == render.LEGEND + LEGEND_SUBFLOW and "bold border: entry node" in render.LEGEND
     d = parse(dot)
     # text drawn straight on the background must be readable on white and on near-black
     for colour in (d.defaults["edge"]["fontcolor"], graph["fontcolor"]):

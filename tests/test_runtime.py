@@ -367,7 +367,8 @@ def _statuses_after(name: str, listen: bool) -> dict[str, str]:
 @pytest.mark.parametrize("listen", [False, True], ids=["quiet", "listened"])
 def test_unknown_action_node_is_reported_failed(listen: bool) -> None:
     statuses = _statuses_after("unknown-action-fails-clearly", listen)
-    assert statuses == {"r": "failed", "A": "pending", "B": "pending"}
+    # A and B never ran: the run stopped before them (flownb.core.settle), never "pending"
+    assert statuses == {"r": "failed", "A": "cancelled", "B": "cancelled"}
 
 
 def test_max_visits_node_status_does_not_depend_on_listeners() -> None:

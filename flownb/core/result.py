@@ -8,6 +8,8 @@ from typing import Any
 
 from .display import view
 from .errors import RunCancelled, RunFailed
+from .settle import ENDED, settled
+from .tracebacks import user_frames
 
 SUCCEEDED = "succeeded"
 FAILED = "failed"
@@ -23,7 +25,9 @@ class NodeStats:
     """Per-node figures over all of its visits in one run."""
 
     node_id: str
-    status: str = PENDING  # pending | running | retrying | succeeded | failed | skipped
+    #: pending | running | retrying | succeeded | failed | skipped | cancelled | replaced; never
+    #: pending/running once the run ended (flownb.core.settle)
+    status: str = PENDING
     visits: int = 0
     attempts: int = 0
     duration_s: float = 0.0
@@ -57,6 +61,14 @@ class RunResult:
     #: the live run behind this result (in process: flownb.engine.waiting.LocalRun; distributed: the
     #: RunHandle), so a waiting result can be resumed and its history read
     _run: Any = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # once the run ended no node is left "pending"/"running": the one rule of
+        # flownb.core.settle, shared with the live widget and the drawings
+        if self.status in ENDED:
+            culprit = (self.error or {}).get("node_id")
+            for name, st in self.nodes.items():
+                st.status = settled(st.status, self.status, culprit=name == culprit)
 
     @property
     def ok(self) -> bool:
@@ -95,8 +107,8 @@ class RunResult:
             where = f"failed at attempt {err.get('attempt', 1)}: " if err.get("node_id") else ""
             tb = err.get("traceback") or ""
             text = f"{where}{err.get('type', 'Error')}: {msg}"
-            if tb:
-                text += "\n--- original traceback ---\n" + tb.rstrip()
+            if tb:  # the user's frames (the full one: exc.traceback, FLOWNB_FULL_TRACEBACK=1)
+                text += "\n--- original traceback ---\n" + user_frames(tb).rstrip()
             raise RunFailed(text, run_id=self.run_id, node_id=err.get("node_id"), error=err,
                             result=self)
         if self.status == CANCELLED:

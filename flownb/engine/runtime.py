@@ -10,13 +10,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..core.blueprint import Blueprint, load
-from ..core.errors import RegistryError
+from ..core.errors import RegistryError, RunCancelled, RunFailed
 from ..core.events import Event, EventBus
 from ..core.graph import Graph, compile_graph
 from ..core.inputs import as_inputs
 from ..core.lint_gate import check as check_lint
 from ..core.registry import Registry, default_registry
 from ..core.result import RunResult
+from ..core.tracebacks import hide_internals
 from .waiting import drive_local
 from .driver import Engine
 from .support import SYNC_THREADS, CancelToken, _no_resolve, _preview, new_run_id, sync_pool  # noqa: F401 - re-exported
@@ -65,7 +66,13 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
     finally:
         if unsub is not None:
             unsub()
-    return result.raise_for_status() if raise_on_error else result
+    if raise_on_error:
+        __tracebackhide__ = True  # noqa: F841 - read by IPython and pytest
+        try:
+            result.raise_for_status()
+        except (RunFailed, RunCancelled) as exc:
+            raise hide_internals(exc) from None  # the traceback starts at the caller's frame
+    return result
 
 
 def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any] | None = None,
@@ -80,14 +87,19 @@ def run(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[str, Any
     from ..core.aio import run_sync
 
     cancel = cancel or CancelToken()  # Ctrl-C / Jupyter's interrupt cancels the run
+    __tracebackhide__ = True  # noqa: F841 - read by IPython and pytest
     # lint here, in the caller's thread: a warning then points at the caller's line even in
     # Jupyter, where the run itself goes to a helper thread
     blueprint = check_lint(blueprint, registry, inputs, strict=strict)
-    return run_sync(arun(blueprint, inputs, registry=registry, run_id=run_id, on_event=on_event,
-                         bus=bus, cancel=cancel, max_concurrency=max_concurrency,
-                         raise_on_error=raise_on_error, history=history, on_wait=on_wait,
-                         check_json=check_json, strict=None),
-                    on_interrupt=cancel.cancel)
+    try:
+        return run_sync(arun(blueprint, inputs, registry=registry, run_id=run_id,
+                             on_event=on_event, bus=bus, cancel=cancel,
+                             max_concurrency=max_concurrency, raise_on_error=raise_on_error,
+                             history=history, on_wait=on_wait, check_json=check_json,
+                             strict=None),
+                        on_interrupt=cancel.cancel)
+    except (RunFailed, RunCancelled) as exc:  # not flownb's and asyncio's frames: the caller's
+        raise hide_internals(exc) from None
 
 
 __all__ = ["CancelToken", "Engine", "RegistryError", "arun", "new_run_id", "run"]

@@ -115,6 +115,14 @@ class AsyncRunStream:
     def __aiter__(self) -> AsyncIterator[Chunk]:
         return self._chunks()
 
+    def __repr__(self) -> str:
+        """What a notebook shows for a stream left as a cell's last line: what it streams and
+        how far it got, not ``<object at 0x…>``."""
+        bp = getattr(self.blueprint, "id", None) or "blueprint"
+        state = "not finished" if self.result is None else f"ended: {self.result.status}"
+        return (f"<flownb stream of {bp!r}, modes {list(self.modes)}, {state} "
+                f"(iterate it: for chunk in stream)>")
+
     async def _chunks(self) -> AsyncIterator[Chunk]:
         from .runtime import arun
 
@@ -159,6 +167,9 @@ class RunStream:
     @property
     def result(self) -> RunResult | None:
         return self.inner.result
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
 
     def __iter__(self) -> Iterator[Chunk]:
         q: queue.Queue[Any] = queue.Queue(maxsize=1000)

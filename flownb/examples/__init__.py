@@ -8,6 +8,7 @@ Each main blueprint lists sample inputs per branch under ``metadata.inputs``.
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from ..core.blueprint import Blueprint
@@ -40,6 +41,13 @@ def load(name: str, *, registry: Registry | None = None) -> Blueprint:
     for bp in files.values():
         reg.add_blueprint(bp)
     return files[key]
+
+
+def flowcraft_dir() -> Path:
+    """The folder of the same agents as Flowcraft's JSON files (one blueprint per file, named by
+    its id: ``2.job-application/200.json`` ...), shipped with flownb so a tutorial or a user can
+    ``flownb.load_dir(flowcraft_dir())`` without a checkout of the repository."""
+    return Path(str(resources.files(__package__) / "flowcraft"))
 
 
 def inputs(name: str, case: str | None = None) -> dict[str, Any]:

@@ -103,6 +103,8 @@ class _Ticker:
 def _money(x: float | None) -> str:
     if x is None:
         return "cost unknown"
+    if x == 0:  # the offline fake model (or a free one): "$0.0000" reads like a bug
+        return "—"
     return f"${x:.4f}" if x < 1 else f"${x:,.2f}"
 
 
@@ -129,31 +131,26 @@ def status_html(s: BatchSnapshot, blueprint_id: str = "") -> str:
             f"{html.escape(s.status)}</span> {html.escape(status_line(s))}</div>")
 
 
-def _ms(x: float) -> str:
-    return f"{x * 1000:.1f} ms" if x < 10 else f"{x:.1f} s"
-
-
 def nodes_html(s: BatchSnapshot) -> str:
     """Per-node latency over all runs: visits, failures, mean, median, max."""
     if not s.nodes:
         return ""
-    rows = "".join(
-        f"<tr><td><code>{html.escape(n.node_id)}</code></td>"
-        f"<td style='text-align:right'>{n.count}</td>"
-        f"<td style='text-align:right'>{n.failed or ''}</td>"
-        f"<td style='text-align:right'>{_ms(n.mean_s)}</td>"
-        f"<td style='text-align:right'>{_ms(n.median_s)}</td>"
-        f"<td style='text-align:right'>{_ms(n.max_s)}</td></tr>" for n in s.nodes)
-    return ("<table class='flownb-batch-nodes'><thead><tr><th>node</th><th>runs</th>"
-            "<th>failed</th><th>mean</th><th>median</th><th>max</th></tr></thead><tbody>"
-            + rows + "</tbody></table>")
+    from .tables import duration, styled_table
+
+    rows = [[f"<code>{html.escape(n.node_id)}</code>", str(n.count), str(n.failed or ""),
+             duration(n.mean_s), duration(n.median_s), duration(n.max_s)] for n in s.nodes]
+    return styled_table(["node", "runs", "failed", "mean", "median", "max"], rows,
+                        numeric=range(1, 6), cls="flownb-batch-nodes")
 
 
 def errors_html(s: BatchSnapshot, limit: int = 10) -> str:
     """The first failures (row index and error) and how to re-run them."""
     if not s.errors:
         return ""
-    items = "".join(f"<li>row {i}: {html.escape(msg[:300])}</li>" for i, msg in s.errors[:limit])
+    from .panels import _short
+
+    # long errors end at a word (the whole one: batch.failures), never "could not co…"
+    items = "".join(f"<li>row {i}: {html.escape(_short(msg, 300))}</li>" for i, msg in s.errors[:limit])
     more = f"<li>… {s.failed - limit} more</li>" if s.failed > limit else ""
     return (f"<div style='color:#c62828'><b>{s.failed} failed</b> "
             f"(<code>batch.failures</code>; <code>batch.retry_failed()</code> re-runs them)"

@@ -76,19 +76,19 @@ def widget_for(handle_or_run_id: Any, *, redis: Any = None, prefix: str = "flown
     background — ``.wait()`` blocks until it ends — because a widget cannot render there.
     ``handle_or_run_id`` may also be a ``RunResult`` (a static view) or a
     :class:`ProgressView`. This is what ``RunHandle.widget()`` delegates to."""
-    view, _ = _view_for(handle_or_run_id, redis=redis, prefix=prefix, queue_name=queue_name)
+    view, handle = _view_for(handle_or_run_id, redis=redis, prefix=prefix, queue_name=queue_name)
     if not in_kernel():
         return TqdmProgress(view, file=file)
     from .widget import RunWidget
 
-    return RunWidget(view)
+    return RunWidget(view, cancel=getattr(handle, "cancel", None))
 
 
 def _kernel_widget(run: Any, redis: Any, prefix: str, queue_name: str) -> RunWidget:
     from .widget import RunWidget
 
-    view, _ = _view_for(run, redis=redis, prefix=prefix, queue_name=queue_name)
-    return RunWidget(view)
+    view, handle = _view_for(run, redis=redis, prefix=prefix, queue_name=queue_name)
+    return RunWidget(view, cancel=getattr(handle, "cancel", None))
 
 
 def show(run: Any, *, redis: Any = None, prefix: str = "flownb", queue_name: str = "flownb",
@@ -129,11 +129,11 @@ def _watch_terminal(run: Any, *, redis: Any, prefix: str, queue_name: str, file:
     return view.result
 
 
-def _front(view: ProgressView, file: TextIO | None) -> tuple[Any, Any]:
+def _front(view: ProgressView, file: TextIO | None, cancel: Any = None) -> tuple[Any, Any]:
     if in_kernel():
         from .widget import RunWidget
 
-        return RunWidget(view).display(), None
+        return RunWidget(view, cancel=cancel).display(), None
     return None, TqdmProgress(view, file=file)
 
 
@@ -149,7 +149,10 @@ def run_with_widget(blueprint: Blueprint | Mapping[str, Any] | str,
 
     bp = load(blueprint)  # type: ignore[arg-type]
     view = ProgressView(bp)
-    widget, bar = _front(view, file)
+    from ..engine.support import CancelToken
+
+    kwargs["cancel"] = kwargs.get("cancel") or CancelToken()  # the widget's Cancel button
+    widget, bar = _front(view, file, kwargs["cancel"].cancel)
     user_cb = kwargs.pop("on_event", None)
     on_event = view.feed if user_cb is None else _both(view.feed, user_cb)
     raise_on_error = kwargs.pop("raise_on_error", True)
@@ -174,7 +177,10 @@ async def arun_with_widget(blueprint: Blueprint | Mapping[str, Any] | str,
 
     bp = load(blueprint)  # type: ignore[arg-type]
     view = ProgressView(bp)
-    widget, bar = _front(view, file)
+    from ..engine.support import CancelToken
+
+    kwargs["cancel"] = kwargs.get("cancel") or CancelToken()  # the widget's Cancel button
+    widget, bar = _front(view, file, kwargs["cancel"].cancel)
     user_cb = kwargs.pop("on_event", None)
     on_event = view.feed if user_cb is None else _both(view.feed, user_cb)
     raise_on_error = kwargs.pop("raise_on_error", True)

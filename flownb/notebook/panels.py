@@ -55,7 +55,12 @@ _HEAD_BG = "var(--jp-layout-color2, #eeeeee)"
 _ZEBRA = "var(--jp-layout-color1, #ffffff)"
 _ZEBRA2 = "var(--jp-layout-color2, #f5f5f5)"
 _FONT = "var(--jp-ui-font-size1, 13px)"
-_CELL = f"padding:0.2em 0.7em;line-height:1.5em;height:1.5em;white-space:nowrap;color:{_FG}"
+# text-align:left explicitly: JupyterLab right-aligns the cells of rendered HTML tables (a
+# RunResult as a cell's last line), and text read right-aligned is hard to scan
+_CELL = (f"padding:0.2em 0.7em;line-height:1.5em;height:1.5em;white-space:nowrap;color:{_FG};"
+         "text-align:left;vertical-align:top")
+#: errors and notes are shown whole, wrapped at word boundaries, never cut
+_WRAP = "white-space:normal;overflow-wrap:normal;word-break:normal;min-width:16em;max-width:40em"
 
 
 def _fmt_duration(s: float) -> str:
@@ -71,10 +76,18 @@ def _fmt_duration(s: float) -> str:
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    if value is None:
+    """``value`` as one line of at most ``limit`` characters, cut at a word boundary (never in
+    the middle of a word: "could not co…" reads as a different word); nothing for no output."""
+    if value is None or (isinstance(value, (dict, list, str)) and not value):
         return ""
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = max(cut.rfind(" "), cut.rfind(","), cut.rfind("\n"))
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,\n") + " …"
 
 
 def _badge(state: str) -> str:
@@ -82,15 +95,22 @@ def _badge(state: str) -> str:
     return f"<span style='color:{color};font-weight:600'>{html.escape(state)}</span>"
 
 
-def _detail(r: NodeRow) -> tuple[str, str]:
-    """The last column: (text, colour) — the error, the re-delivery, or the output."""
+def _detail(r: NodeRow) -> tuple[str, str, bool]:
+    """The last column: (text, colour, whole) — the error, the re-delivery or the prompt (whole:
+    shown in full, wrapped), or the output (one line, cut at a word)."""
     if r.state in ("failed", "replaced", "retrying") and r.error:
-        return r.error, STATE_CSS["failed"]
+        return r.error, STATE_CSS["failed"], True
     if r.note:
-        return r.note, STATE_CSS["retrying"]
+        return r.note, STATE_CSS["retrying"], True
     if r.state == "waiting" and r.prompt:
-        return f"waits for an answer: {r.prompt}", STATE_CSS["waiting"]
-    return _short(r.output, 200), _FG
+        return f"waits for an answer: {r.prompt}", STATE_CSS["waiting"], True
+    # no output: nothing (events carry a preview, the repr: an empty mapping arrives as "{}")
+    if r.output is None or r.output in ("{}", "[]") or (
+            isinstance(r.output, (dict, list, str)) and not r.output):
+        return "", _FG, False
+    full = r.output if isinstance(r.output, str) else json.dumps(r.output, default=str,
+                                                                 ensure_ascii=False)
+    return full, _FG, False
 
 
 def table_html(snap: Snapshot, *, max_rows: int = 200, visible_rows: int = TABLE_ROWS) -> str:
@@ -106,21 +126,24 @@ def table_html(snap: Snapshot, *, max_rows: int = 200, visible_rows: int = TABLE
     num = f"{_CELL};text-align:right"
     body = []
     for i, r in enumerate(rows):
-        detail, colour = _detail(r)
+        detail, colour, whole = _detail(r)
+        shown = esc(detail[:2000]) if whole else esc(_short(detail))
+        wrap = _WRAP if whole else ""
         visits = str(r.visits or "")
         if r.redeliveries:
             visits += f" <span title='re-delivered {r.redeliveries}x after a lost worker' " \
                       f"style='color:{STATE_CSS['retrying']}'>↻{r.redeliveries}</span>"
         bg = _ZEBRA if i % 2 == 0 else _ZEBRA2
         body.append(
-            f"<tr style='background:{bg}'><td style='{_CELL};font-family:var(--jp-code-font-family,"
+            f"<tr class='flownb-row' data-node='{esc(r.node_id)}' data-state='{esc(r.state)}' "
+            f"style='background:{bg}'><td style='{_CELL};font-family:var(--jp-code-font-family,"
             f" monospace)'><code>{esc(r.node_id)}</code></td>"
             f"<td style='{_CELL}'>{esc(r.uses)}</td><td style='{_CELL}'>{_badge(r.state)}</td>"
             f"<td style='{num}'>{visits}</td><td style='{num}'>{r.attempts or ''}</td>"
             f"<td style='{num}'>{esc(_fmt_duration(r.duration_s))}</td>"
             f"<td style='{_CELL}'>{esc(r.worker or '')}</td>"
-            f"<td style='{_CELL};color:{colour}' title='{esc(detail)}'><div style='max-width:18em;"
-            f"overflow:hidden;text-overflow:ellipsis'>{esc(_short(detail))}</div></td></tr>")
+            f"<td style='{_CELL};color:{colour};{wrap}' title='{esc(detail[:2000])}'>"
+            f"{shown}</td></tr>")
     head = "".join(
         f"<th style='{_CELL};position:sticky;top:0;z-index:1;background:{_HEAD_BG};"
         f"text-align:{'right' if h in ('visits', 'attempts', 'duration') else 'left'};"
@@ -156,7 +179,10 @@ def live_html(snap: Snapshot, *, max_events: int = 8) -> str:
     esc = html.escape
     parts = []
     for r in snap.rows:
-        if r.tokens and (r.state in ("running", "retrying") or not snap.finished):
+        # a finished node's text is its output (the table, the prompt of a wait): shown once,
+        # not again as "streaming" while the run waits for an answer
+        if r.tokens and (r.state in ("running", "retrying")
+                         or (not snap.finished and snap.status != "waiting")):
             text = r.tokens if len(r.tokens) <= 1500 else "…" + r.tokens[-1500:]
             cursor = "▍" if r.state in ("running", "retrying") else ""
             parts.append(
@@ -176,8 +202,11 @@ def live_html(snap: Snapshot, *, max_events: int = 8) -> str:
             items.append(f"<li style='white-space:nowrap;overflow:hidden;text-overflow:ellipsis'>"
                          f"<code>{esc(node or '')}</code> <b>{esc(name)}</b> "
                          f"<span style='color:{_FG2}'>{esc(payload)}</span></li>")
+        shown = len(items)
+        count = (f"last {shown} of {snap.custom_count}" if snap.custom_count > shown
+                 else str(snap.custom_count))
         parts.append(f"<details class='flownb-events' open><summary style='color:{_FG2}'>events "
-                     f"({snap.custom_count})</summary><ul style='margin:0.2em 0;"
+                     f"({count})</summary><ul style='margin:0.2em 0;"
                      f"padding-left:1.5em;color:{_FG}'>{''.join(items)}</ul></details>")
     return "".join(parts)
 
@@ -209,11 +238,24 @@ def details_html(snap: Snapshot) -> str:
     return "".join(parts)
 
 
+def _blueprint_of(result: RunResult) -> Any:
+    """The blueprint behind a result, when its live run knows it (in process: the engine's;
+    distributed: the handle's, usually cached) — else None (the table then has no `uses`)."""
+    run = result._run
+    bp = getattr(getattr(run, "engine", None), "bp", None)
+    if bp is None and run is not None and hasattr(type(run), "blueprint"):
+        try:
+            bp = run.blueprint
+        except Exception:  # noqa: BLE001 - a summary must render even when Redis is gone
+            bp = None
+    return bp
+
+
 def result_html(result: RunResult) -> str:
     """A static summary of a finished run (``RunResult._repr_html_``)."""
     from .progress import ProgressView
 
-    view = ProgressView(run_id=result.run_id)
+    view = ProgressView(_blueprint_of(result), run_id=result.run_id)  # its nodes' `uses` too
     view.finish(result)
     snap = view.snapshot()
     view.close()

@@ -35,6 +35,7 @@ from ..core.events import (
     TERMINAL,
     Event,
 )
+from ..core.settle import settled
 from .progress_rows import _ACTIVE, DONE_STATES, NodeRow, Snapshot
 
 if TYPE_CHECKING:
@@ -253,6 +254,7 @@ class RunModel:
                     for rep, fb in list(self._rescued.items()):
                         if fb == failed:
                             del self._rescued[rep]
+            self._settle_rows()
         elif t == CUSTOM:
             self._fold_custom(node, data)
 
@@ -309,10 +311,20 @@ class RunModel:
                     self._skipped.add(nid)
                 if nid in result.outputs and row.output is None:
                     row.output = result.outputs[nid]
+            self._settle_rows()
             self._started_ts = self._started_ts or result.started_at or None
             self._finished_ts = result.finished_at or self._finished_ts or time.time()
             self._finished = True
             self._changed()
+
+    def _settle_rows(self) -> None:
+        """Under the lock: once the run ended, no row stays pending/running (the rule of
+        flownb.core.settle, the same the RunResult's nodes follow)."""
+        failed = (self.error or {}).get("node_id")
+        for row in self._rows.values():
+            row.state = settled(row.state, self.status, culprit=row.node_id == failed)
+            if row.state == "skipped" and row.node_id not in self._done:
+                self._skipped.add(row.node_id)
 
     def _finish_waiting(self, result: RunResult) -> None:
         """Under the lock: an in-process run returned parked on ``wait``/``approval`` nodes."""

@@ -12,14 +12,16 @@ import html
 import json
 from typing import Any
 
+from .panels import _short as short
+from .tables import duration, styled_table
+
 _FLAG = {"resumed": ("answered", "#1e88e5"), "timeout": ("timeout default", "#fb8c00"),
          "replayed": ("replayed", "#9e9e9e"), "edited": ("edited", "#ad1457")}
 
 
 def _short(value: Any, limit: int = 80) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    text = text.replace("\n", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return short(text.replace("\n", " "), limit)  # cut at a word, as the run table does
 
 
 class Timeline:
@@ -49,17 +51,15 @@ class Timeline:
             label, color = _FLAG.get(s.flag, (s.flag, "#616161"))
             badge = (f"<span style='background:{color};color:#fff;border-radius:3px;"
                      f"padding:0 4px'>{html.escape(label)}</span>") if s.flag else ""
-            rows.append(
-                f"<tr><td>{s.index}</td><td>+{max(0.0, s.ts - t0):.2f}s</td>"
-                f"<td><b>{html.escape(s.node)}</b>#{s.visit}</td>"
-                f"<td>{html.escape(s.action or '')}</td><td>{badge}</td>"
-                f"<td>{html.escape(', '.join(sorted(s.writes)))}</td>"
-                f"<td><code>{html.escape(_short(s.output))}</code></td></tr>")
-        head = "".join(f"<th style='text-align:left'>{h}</th>" for h in
-                       ("step", "time", "node", "action", "", "state written", "output"))
+            rows.append([str(s.index), f"+{duration(max(0.0, s.ts - t0))}",
+                         f"<b>{html.escape(s.node)}</b>#{s.visit}", html.escape(s.action or ""),
+                         badge, html.escape(", ".join(sorted(s.writes))),
+                         f"<code style='white-space:nowrap'>{html.escape(_short(s.output))}</code>"])
+        table = styled_table(["step", "time", "node", "action", "", "state written", "output"],
+                             rows, numeric=(0, 1), cls="flownb-timeline")
         return (f"<div><b>history of run</b> <code>{html.escape(self.run_id)}</code> — "
                 f"{len(self.steps)} steps (fork from any: <code>flownb.fork(run, from_node=…)</code>)"
-                f"<table><tr>{head}</tr>{''.join(rows)}</table></div>")
+                f"{table}</div>")
 
 
 def timeline(target: Any) -> Timeline:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .panels import details_html, live_html, status_html, table_html
@@ -88,7 +88,8 @@ class RunWidget:
     """
 
     def __init__(self, view: ProgressView | None = None, *,
-                 blueprint: Blueprint | Mapping[str, Any] | None = None, graph: bool = True) -> None:
+                 blueprint: Blueprint | Mapping[str, Any] | None = None, graph: bool = True,
+                 cancel: Callable[[], Any] | None = None) -> None:
         from ..core.extras import require
 
         W = require("ipywidgets", "the live run widget")
@@ -110,9 +111,18 @@ class RunWidget:
         self.approval = W.VBox([])
         self._form_for: tuple[str, Any] | None = None
         self.form: Any = None  # the ApprovalForm shown, if any
+        #: stops the run (``cancel``: a RunHandle's cancel, an in-process run's CancelToken);
+        #: the batch view has had one, a single run's view now too; disabled once the run ended
+        self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=cancel is None,
+                                      layout=W.Layout(width="auto", flex="0 0 auto",
+                                                      display="" if cancel else "none"))
+        self.cancel_button.add_class("flownb-cancel")
+        if cancel is not None:
+            self.cancel_button.on_click(lambda _: self._cancel(cancel))
         #: one line per lint finding (flownb.core.lint_gate), shown above the graph
         self.lint = W.HTML(_lint_banner(self.view.blueprint))
-        self.box = W.VBox([W.HBox([self.progress, self.status]), self.lint, self.approval, self.graph,
+        self.box = W.VBox([W.HBox([self.progress, self.status, self.cancel_button]),
+                           self.lint, self.approval, self.graph,
                            self.live, self.table, self.details], layout=W.Layout(width="100%"))
         self.updates_sent = 0
         self._lock = threading.Lock()
@@ -156,6 +166,9 @@ class RunWidget:
             self._set(self.table, table)
             self._set(self.details, details)
             self._show_approval(snap)
+            if snap.finished and self.cancel_button.layout.display != "none":
+                self.cancel_button.disabled = True  # nothing left to cancel: out of the way
+                self.cancel_button.layout.display = "none"
             if count:
                 self.updates_sent += 1
 
@@ -186,6 +199,11 @@ class RunWidget:
     def _set(w: Any, value: str) -> None:
         if w.value != value:
             w.value = value
+
+    def _cancel(self, cancel: Callable[[], Any]) -> None:
+        self.cancel_button.disabled = True
+        self.cancel_button.description = "Cancelling…"
+        cancel()
 
     # -- display ----------------------------------------------------------------------------------------
     def display(self) -> RunWidget:

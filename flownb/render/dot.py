@@ -6,6 +6,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..core.graph import Graph
+from ..core.settle import unreached_child
 from .common import (
     _analysis,
     _as_blueprint,
@@ -33,6 +34,8 @@ from .theme import (
     _ON_BACKGROUND,
     _RANKDIRS,
     LEGEND,
+    LEGEND_SUBFLOW,
+    SUBFLOW_SHAPE,
     STATE_COLORS,
     STATE_STYLES,
 )
@@ -90,6 +93,8 @@ class _DotWriter:
                  "style": _q(",".join(style)), "tooltip": _lines(*tooltip)}
         if start:
             attrs["penwidth"] = '"2.5"'
+        if node.uses == "subflow":  # its own shape: a dashed frame would read "skipped"
+            attrs["shape"] = _q(SUBFLOW_SHAPE)
         return attrs
 
     def blueprint_body(self, bp: Blueprint, prefix: str, key_prefix: str, depth: int,
@@ -183,16 +188,14 @@ class _DotWriter:
         # ran exactly those: the others were skipped inside it (never "pending" after the run)
         outer = self.child_default
         parent = self.states.get(key_prefix[:-1]) if self.states is not None else None
-        if parent == "skipped" or (parent == "succeeded" and self.states is not None
-                                   and any(k.startswith(key_prefix) for k in self.states)):
-            self.child_default = "skipped"
-        elif parent is not None:
-            self.child_default = "pending"
+        if parent is not None:
+            self.child_default = unreached_child(parent, self.states is not None and any(
+                k.startswith(key_prefix) for k in self.states))
         k = self.clusters
         self.clusters += 1
         self.emit(depth, f"subgraph cluster_{k} {{")
         self.stmt(depth + 1, "graph", {
-            "label": _q(f"subflow {child.id}"), "style": '"rounded,dashed"', "color": '"#90a4ae"',
+            "label": _q(f"subflow {child.id}"), "style": '"rounded"', "color": '"#90a4ae"',
             "fontcolor": _q(_ON_BACKGROUND), "fontsize": '"10"', "labeljust": '"l"'})
         child_gid = self.blueprint_body(child, f"s{k}_", key_prefix, depth + 1, (*stack, child.id))
         self.child_default = outer
@@ -200,8 +203,8 @@ class _DotWriter:
         cg = _analysis(child)
         first = cg.starts[0] if cg.starts else next(iter(cg.nodes))
         self.stmt(depth, f"{node_gid} -> {child_gid[first]}", {
-            "lhead": _q(f"cluster_{k}"), "style": '"dotted"', "arrowhead": '"empty"',
-            "color": '"#90a4ae"', "tooltip": _lines(f"{node.id} runs blueprint {child.id}")})
+            "lhead": _q(f"cluster_{k}"), "style": '"solid"', "arrowhead": '"empty"',
+            "color": '"#90a4ae"', "penwidth": '"1.5"', "tooltip": _lines(f"{node.id} runs blueprint {child.id}")})
 
 
 def _edge_attrs(e: Any, back: bool) -> dict[str, str]:
@@ -316,7 +319,9 @@ def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | Run
     if title:
         graph_attrs.update(label=_q(title), labelloc='"t"')
     elif legend and blueprint.nodes:
-        graph_attrs.update(label=_q(LEGEND), labelloc='"b"', labeljust='"l"', fontsize='"9"')
+        text = LEGEND + (LEGEND_SUBFLOW if subflows and any(n.uses == "subflow" for n in blueprint.nodes)
+                         else "")
+        graph_attrs.update(label=_q(text), labelloc='"b"', labeljust='"l"', fontsize='"9"')
     w.stmt(1, "graph", graph_attrs)
     w.stmt(1, "node", {"shape": '"box"', "style": '"rounded,filled"', "fontname": _q(_FONT),
                        "fontsize": '"11"', "margin": '"0.15,0.06"', "fillcolor": _q(_DEFAULT_FILL),

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..core.settle import unreached_child
 from . import (
     STATE_COLORS,
     _analysis,
@@ -80,7 +81,9 @@ class _Writer:
                 parts.append(status)
                 self.classes.setdefault(status if status in STATE_COLORS else "pending",
                                         []).append(mid[name])
-            self.lines.append(f"{indent}{mid[name]}({_label(*parts)})")
+            # a subflow gets its own shape (mermaid's "subroutine" box), as in the SVG
+            shape = ("[[", "]]") if cn.spec.uses == "subflow" else ("(", ")")
+            self.lines.append(f"{indent}{mid[name]}{shape[0]}{_label(*parts)}{shape[1]}")
             if name in starts:
                 self.bold.append(mid[name])
         for ce in g.edges:
@@ -108,7 +111,7 @@ class _Writer:
             return
         parent = self.states.get(key_prefix[:-1]) if self.states is not None else None
         ran = self.states is not None and any(k.startswith(key_prefix) for k in self.states)
-        default = "skipped" if parent == "skipped" or (parent == "succeeded" and ran) else "pending"
+        default = unreached_child(parent, ran)
         k = self.clusters
         self.clusters += 1
         self.lines.append(f'{indent}subgraph c{k} [{_label(f"subflow {child.id}")}]')
@@ -117,7 +120,7 @@ class _Writer:
         self.lines.append(f"{indent}end")
         g = _analysis(child)
         first = g.starts[0] if g.starts else next(iter(g.nodes))
-        self.lines.append(f"{indent}{node_mid} -.- {child_mid[first]}")
+        self.lines.append(f"{indent}{node_mid} === {child_mid[first]}")  # not the fallback's -.->
 
 
 def to_mermaid(bp: Blueprint | Mapping[str, Any], *,

@@ -28,6 +28,11 @@ INSTALL_HINT = ("(install graphviz for a drawing: apt-get install graphviz / bre
 
 #: what the drawing's marks mean (drawn under the graph; the widget shows it as a caption)
 LEGEND = "bold border: entry node · dashed box: skipped · dashed arrow: loop back · dotted arrow: fallback"
+#: added to the legend of a drawing with a subflow: a subflow has its own shape (never dashed,
+#: which says "skipped"), and its blueprint is drawn in a frame its solid grey arrow points at
+LEGEND_SUBFLOW = " · tabbed box: subflow (its blueprint in the frame)"
+#: Graphviz shape of a subflow node (a box with two tabs, the usual "component" mark)
+SUBFLOW_SHAPE = "component"
 
 _RANKDIRS = frozenset({"TB", "LR", "BT", "RL"})
 _FONT = "Helvetica,Arial,sans-serif"
