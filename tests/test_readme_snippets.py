@@ -15,6 +15,8 @@ import pytest
 import snippet_runner
 from conftest import ROOT, TESTS_DIR, Workers
 
+from flownb.examples import flowcraft_dir
+
 PAGES = [p for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
          if snippet_runner.python_blocks(p)]
 
@@ -25,7 +27,7 @@ def test_python_snippets_run_as_written(page: Path, tmp_path: Path, redis_url: s
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS_DIR)])}
     # the README's Flowcraft section loads "data/", a folder of Flowcraft files: the repository's
     # copy of the agents in that layout stands in for the reader's own
-    (tmp_path / "data").symlink_to(TESTS_DIR / "flowcraft", target_is_directory=True)
+    (tmp_path / "data").symlink_to(flowcraft_dir(), target_is_directory=True)
     workers = None
     if snippet_runner.needs_redis(page):
         snippet_runner.save_files(page, tmp_path)  # the workers import the page's node modules
