@@ -10,7 +10,9 @@ tokens     piece of LLM text as it arrives: ``data`` is the text (LLM nodes with
 =========  ===============================================================================
 
 ``mode`` may be a list; every chunk says its ``mode``, ``node`` and ``visit``. A stream ends when
-the run ends *or waits* for a person (its ``result`` then says ``waiting``).
+the run ends *or waits* for a person (its ``result`` then says ``waiting``). Each piece of LLM
+text comes once: with ``tokens`` among the modes it is a ``tokens`` chunk only, not also an
+``events`` chunk of its ``llm_token`` event (which made ``["tokens", "events"]`` repeat it).
 
 One chunker for both executors: it turns the run's events, each ``node_succeeded`` paired with
 its committed :class:`~flownb.engine.history.Step`, into chunks. In process the pairs come from the
@@ -71,6 +73,8 @@ class Chunker:
         self.modes = modes
         self.state: dict[str, Any] = dict(inputs)
         self.outputs: dict[str, Any] = {}
+        #: the ``tokens`` mode carries the text: ``events`` leaves the token events out
+        self.tokens_apart = "tokens" in modes
 
     def feed(self, event: Event, step: Step | None) -> list[Chunk]:
         if step is not None:
@@ -78,9 +82,10 @@ class Chunker:
         out: list[Chunk] = []
         for m in self.modes:
             if m == "events":
-                out.append(Chunk(m, event.node_id, event.data.get("visit"), event))
+                if not (self.tokens_apart and _is_token(event)):
+                    out.append(Chunk(m, event.node_id, event.data.get("visit"), event))
             elif m == "tokens":
-                if event.type == ev.CUSTOM and event.data.get("name") == TOKEN_EVENT:
+                if _is_token(event):
                     out.append(Chunk(m, event.node_id, event.data.get("visit"),
                                      event.data.get("text", "")))
             elif step is not None and m == "updates":
@@ -91,6 +96,10 @@ class Chunker:
                 out.append(Chunk(m, step.node, step.visit, {"state": dict(self.state),
                                                            "outputs": dict(self.outputs)}))
         return out
+
+
+def _is_token(event: Event) -> bool:
+    return event.type == ev.CUSTOM and event.data.get("name") == TOKEN_EVENT
 
 
 def ends_stream(event: Event) -> bool:

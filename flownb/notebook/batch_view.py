@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from ..engine.batch_stats import BatchSnapshot
+from .cancel_button import CANCEL_TIP, settle_cancel_button
 from .frontend import in_kernel
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ class BatchWidget(_View):
                                       description=f"0/{snap.total}", bar_style="info",
                                       style={"description_width": "initial"})
         self.cancel_button = W.Button(description="Cancel batch", button_style="warning",
-                                      icon="stop", layout=W.Layout(width="auto"))
+                                      icon="stop", tooltip=CANCEL_TIP, layout=W.Layout(width="auto"))
         self.cancel_button.on_click(lambda _b: batch.cancel())
         self.status = W.HTML()
         self.nodes = W.HTML()
@@ -210,9 +211,8 @@ class BatchWidget(_View):
             style = _BAR_STYLE.get(snap.status, "info") if snap.finished else "info"
             if bar.bar_style != style:
                 bar.bar_style = style
-            disabled = snap.finished
-            if self.cancel_button.disabled != disabled:
-                self.cancel_button.disabled = disabled
+            settle_cancel_button(self.cancel_button, ended=snap.finished or snap.done >= snap.total,
+                                 what="every run of the batch")
             for w, value in ((self.status, status_html(snap, self.batch.blueprint.id)),
                              (self.nodes, nodes_html(snap)), (self.errors, errors_html(snap))):
                 if w.value != value:

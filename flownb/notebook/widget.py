@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .cancel_button import CANCEL_TIP, settle_cancel_button
 from .panels import details_html, live_html, status_html, table_html
 from .progress import ProgressView, Snapshot
 
@@ -114,6 +115,7 @@ class RunWidget:
         #: stops the run (``cancel``: a RunHandle's cancel, an in-process run's CancelToken);
         #: the batch view has had one, a single run's view now too; disabled once the run ended
         self.cancel_button = W.Button(description="Cancel", icon="stop", disabled=cancel is None,
+                                      tooltip=CANCEL_TIP,
                                       layout=W.Layout(width="auto", flex="0 0 auto",
                                                       display="" if cancel else "none"))
         self.cancel_button.add_class("flownb-cancel")
@@ -167,8 +169,8 @@ class RunWidget:
             self._set(self.details, details)
             self._show_approval(snap)
             if snap.finished and self.cancel_button.layout.display != "none":
-                self.cancel_button.disabled = True  # nothing left to cancel: out of the way
-                self.cancel_button.layout.display = "none"
+                self.cancel_button.layout.display = "none"  # nothing left to cancel: out of the way
+            settle_cancel_button(self.cancel_button, ended=snap.finished, what="the run")
             if count:
                 self.updates_sent += 1
 

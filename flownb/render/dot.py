@@ -35,6 +35,7 @@ from .theme import (
     _RANKDIRS,
     LEGEND,
     LEGEND_SUBFLOW,
+    NODE_TEXT,
     SUBFLOW_SHAPE,
     STATE_COLORS,
     STATE_STYLES,
@@ -325,6 +326,7 @@ def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | Run
     w.stmt(1, "graph", graph_attrs)
     w.stmt(1, "node", {"shape": '"box"', "style": '"rounded,filled"', "fontname": _q(_FONT),
                        "fontsize": '"11"', "margin": '"0.15,0.06"', "fillcolor": _q(_DEFAULT_FILL),
+                       "fontcolor": _q(NODE_TEXT),
                        "color": _q(_DEFAULT_BORDER)})
     w.stmt(1, "edge", {"fontname": _q(_FONT), "fontsize": '"9"', "color": '"#607d8b"',
                        "fontcolor": _q(_ON_BACKGROUND), "arrowsize": '"0.7"'})

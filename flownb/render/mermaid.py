@@ -31,6 +31,7 @@ from . import (
     auto_rankdir,
     states_of,
 )
+from .theme import NODE_TEXT
 
 if TYPE_CHECKING:
     from ..core.blueprint import Blueprint
@@ -147,7 +148,7 @@ def to_mermaid(bp: Blueprint | Mapping[str, Any], *,
         else:
             fill, border = STATE_COLORS[status]
             dash = ",stroke-dasharray:5 3" if status == "skipped" else ""
-            out.append(f"  classDef {status} fill:{fill},stroke:{border},color:#212121{dash}")
+            out.append(f"  classDef {status} fill:{fill},stroke:{border},color:{NODE_TEXT}{dash}")
         out.append(f"  class {','.join(ids)} {status}")
     if w.bold:
         out.append("  classDef entry stroke-width:3px")

@@ -8,17 +8,26 @@ from __future__ import annotations
 
 #: :class:`flownb.core.result.NodeStats` plus ``cancelled`` (a node cut short by a cancelled or failed
 #: run) and ``replaced`` (a node that failed and whose ``config.fallback`` took over).
+#: (fill, border). The drawing's background is transparent, so one palette serves both themes:
+#: every fill carries :data:`NODE_TEXT` at >= 4.5:1, and every box stands out of both
+#: :data:`BACKGROUNDS` at >= 3:1 by its fill or its border (tests/test_theme_contrast.py).
+#: ``pending`` is blue-grey, not white: a graph of white boxes glared in JupyterLab's dark theme.
 STATE_COLORS: dict[str, tuple[str, str]] = {
-    "pending": ("#ffffff", "#9e9e9e"),
+    "pending": ("#cfd8dc", "#78909c"),
     "running": ("#bbdefb", "#1e88e5"),
-    "retrying": ("#ffe0b2", "#fb8c00"),
+    "retrying": ("#ffe0b2", "#ef6c00"),
     "succeeded": ("#c8e6c9", "#43a047"),
     "failed": ("#ffcdd2", "#e53935"),
-    "skipped": ("#eeeeee", "#bdbdbd"),
+    "skipped": ("#eeeeee", "#8d8d8d"),
     "cancelled": ("#e0e0e0", "#616161"),
     "replaced": ("#f8bbd0", "#ad1457"),
-    "waiting": ("#fff9c4", "#f9a825"),  # parked for a person's answer (flownb.engine.waiting)
+    "waiting": ("#fff9c4", "#b8860b"),  # parked for a person's answer (flownb.engine.waiting)
 }
+#: the text inside a node box (drawn on its opaque fill, so the same in light and dark themes)
+NODE_TEXT = "#212121"
+#: what shows through the transparent drawing: JupyterLab 4's ``--jp-layout-color0`` in its
+#: light and dark themes (the backgrounds the colours above are checked against)
+BACKGROUNDS: dict[str, str] = {"light": "#ffffff", "dark": "#111111"}
 #: extra Graphviz ``style`` words per status (a skipped node did not run: its border is dashed)
 STATE_STYLES: dict[str, str] = {"skipped": "dashed"}
 
@@ -36,7 +45,8 @@ SUBFLOW_SHAPE = "component"
 
 _RANKDIRS = frozenset({"TB", "LR", "BT", "RL"})
 _FONT = "Helvetica,Arial,sans-serif"
-_DEFAULT_FILL, _DEFAULT_BORDER = "#ffffff", "#546e7a"
+#: a drawing with no run states: the pending fill (a white box glares in the dark theme too)
+_DEFAULT_FILL, _DEFAULT_BORDER = STATE_COLORS["pending"][0], "#546e7a"
 #: lines and text drawn on the (transparent) background: readable on white and on near-black
 _ON_BACKGROUND = "#78909c"
 #: a chain at least this many ranks deep, at most _CHAIN_WIDTH wide, is drawn left to right
