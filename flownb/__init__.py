@@ -59,7 +59,7 @@ __all__ = [
     "RunTimeout", "Event", "EventBus", "Node", "Registry", "Result", "default_registry", "node",
     "RunResult", "CancelToken", "arun", "run", "attach", "__version__", "Batch", "BatchItem",
     "run_many", "arun_many", "Library", "load_dir", "stream", "astream", "Chunk", "fork",
-    "afork", "Step", "wait_for", "WaitRequest", "ResumeError", "aresume",
+    "afork", "Step", "wait_for", "WaitRequest", "ResumeError", "aresume", "runs", "diff_runs",
 ]
 
 
@@ -98,6 +98,60 @@ async def aresume(result_or_handle: Any, node_id: str, value: Any, *,
     """``await flownb.aresume(result, node, value)``: answer a waiting node from async code
     (a RunResult in process, or a distributed RunHandle / RunResult)."""
     return await result_or_handle.aresume(node_id, value, visit=visit)
+
+
+def runs(redis: str | RedisSettings | Any | None = None, *, prefix: str = "flownb",
+         queue_name: str = "flownb", page_size: int = 20) -> Any:
+    """A runs browser widget: the runs stored in ``redis`` (newest first, filter by status and
+    blueprint, click to open, tick two to compare), or with no ``redis`` the in-process runs
+    this kernel made; see :mod:`flownb.notebook.runs_browser`."""
+    from .notebook.runs_browser import runs as _runs
+
+    return _runs(redis, prefix=prefix, queue_name=queue_name, page_size=page_size)
+
+
+def diff_runs(a: Any, b: Any, *, redis: str | RedisSettings | Any | None = None,
+              prefix: str = "flownb", queue_name: str = "flownb") -> Any:
+    """Compare two runs of one blueprint: a :class:`~flownb.core.rundiff.RunDiff` (which nodes'
+    outputs and which state keys differ, both sides' values; an HTML repr with the differing
+    nodes orange on the graph). ``a`` / ``b``: RunResults, RunHandles, or run ids (in-process
+    runs of this kernel, or with ``redis`` stored runs). Runs of different blueprints raise
+    :class:`FlownbError`."""
+    from .core.rundiff import diff_results
+
+    ra, bpa = _run_for_diff(a, redis, prefix, queue_name)
+    rb, bpb = _run_for_diff(b, redis, prefix, queue_name)
+    return diff_results(ra, rb, blueprint=bpb or bpa)
+
+
+def _run_for_diff(x: Any, redis: Any, prefix: str, queue_name: str) -> tuple[RunResult, Any]:
+    """A result and (when known) its blueprint for a result, a handle or a run id."""
+    from .engine import runlog
+
+    if isinstance(x, RunResult):
+        if hasattr(x._run, "store"):  # a distributed result: its handle has the blueprint
+            return x, _blueprint_of(x._run)
+        try:
+            return x, runlog.get(x.run_id).blueprint
+        except FlownbError:
+            return x, None
+    if isinstance(x, str):
+        if redis is None:
+            rec = runlog.get(x)
+            if rec.result is None:
+                raise FlownbError("the run is still running; diff it once it returned", run_id=x)
+            return rec.result, rec.blueprint
+        x = attach(x, redis=redis, prefix=prefix, queue_name=queue_name)
+    if hasattr(x, "store") and hasattr(x, "run_id"):  # a RunHandle: its state as of now
+        return x.store.load_result(x.run_id), _blueprint_of(x)
+    raise FlownbError(f"diff_runs takes RunResults, RunHandles or run ids, got {type(x).__name__}")
+
+
+def _blueprint_of(handle: Any) -> Any:
+    try:
+        return handle.blueprint
+    except FlownbError:
+        return None  # the blueprint expired: the diff is complete, only undrawn
 
 
 def _wire_layers() -> None:

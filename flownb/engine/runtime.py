@@ -18,6 +18,7 @@ from ..core.lint_gate import check as check_lint
 from ..core.registry import Registry, default_registry
 from ..core.result import RunResult
 from ..core.tracebacks import hide_internals
+from . import runlog
 from .waiting import drive_local
 from .driver import Engine
 from .support import SYNC_THREADS, CancelToken, _no_resolve, _preview, new_run_id, sync_pool  # noqa: F401 - re-exported
@@ -58,12 +59,16 @@ async def arun(blueprint: Blueprint | Mapping[str, Any] | str, inputs: Mapping[s
     graph, reg = _prepare(blueprint, registry)
     bus = bus or EventBus()
     unsub = bus.subscribe(on_event) if on_event is not None else None
+    run_id = run_id or new_run_id()
+    rec = runlog.record_start(run_id, graph.blueprint, bus)  # what flownb.runs() lists
+    result = None
     try:
-        engine = Engine(graph, inputs, run_id=run_id or new_run_id(), registry=reg, bus=bus,
+        engine = Engine(graph, inputs, run_id=run_id, registry=reg, bus=bus,
                         cancel=cancel or CancelToken(), max_concurrency=max_concurrency,
                         check_json=check_json)
         result = await drive_local(engine, history=history, on_wait=on_wait)
     finally:
+        runlog.record_end(rec, result)
         if unsub is not None:
             unsub()
     if raise_on_error:

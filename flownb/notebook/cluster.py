@@ -310,6 +310,12 @@ class LocalCluster:
         return self.executor.run(blueprint, inputs, timeout=timeout, raise_on_error=raise_on_error,
                                  strict=strict)
 
+    def runs(self, *, page_size: int = 20) -> Any:
+        """A runs browser over this cluster's runs (:func:`flownb.runs`)."""
+        from .runs_browser import RedisRuns, RunsBrowser
+
+        return RunsBrowser(RedisRuns(self.executor), page_size=page_size)
+
     def map(self, blueprint: Blueprint | Mapping[str, Any] | str, rows: Any, *,
             key: str | None = None, strict: bool = True) -> Any:
         """One run per row on this cluster's workers; returns the batch handle at once

@@ -22,6 +22,7 @@ STATE_COLORS: dict[str, tuple[str, str]] = {
     "cancelled": ("#e0e0e0", "#616161"),
     "replaced": ("#f8bbd0", "#ad1457"),
     "waiting": ("#fff9c4", "#b8860b"),  # parked for a person's answer (flownb.engine.waiting)
+    "differs": ("#ffe0b2", "#ef6c00"),  # a run diff: output differs between runs (core.rundiff)
 }
 #: the text inside a node box (drawn on its opaque fill, so the same in light and dark themes)
 NODE_TEXT = "#212121"
