@@ -4,6 +4,7 @@ real Redis and real ``flownb worker`` processes for the distributed side."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 
@@ -138,9 +139,11 @@ def test_widget_filters_pages_opens_and_compares_in_process(fresh_log: None) -> 
     w.blueprint_filter.value = "reply"
     assert w.offset == 0 and [r.run_id for r in w.last_page.rows] == [b.run_id, a.run_id]
     assert w.next_button.disabled
-    row = w.table.children[1]
-    assert "tokens" in w.table.children[0].children[7].value
-    assert int(row.children[7].value.replace(",", "")) > 0  # tokens of the fake LLM call
+    assert "<b>tokens</b>" in w.table.children[0].children[2].value
+    cells = w.table.children[1].children[2].value
+    tokens = re.search(r"flownb-run-tokens'[^>]*>([\d,]+)<", cells)
+    assert tokens and int(tokens.group(1).replace(",", "")) > 0  # tokens of the fake LLM call
+    assert "data-status='succeeded'" in cells and ">reply<" in cells
     _open_buttons(w)[1].click()
     assert w.opened is not None and w.detail.children == (w.opened.box,)
     assert a.run_id in w.opened.status.value and "<svg" in w.opened.graph.value

@@ -1,10 +1,11 @@
 """The runs stored in Redis as pages of :class:`~flownb.core.runrows.RunRow` (``flownb.runs``).
 
 Why this shape: with 10,000 runs a browser must stay fast, and filtering by status or blueprint
-needs each run's status and blueprint id. So one listing costs one ``ZREVRANGE`` of the run
-index (``{p}:runs``, newest first) and one pipelined round trip of ``HMGET`` on the runs' meta
-(five small fields, in chunks of :data:`CHUNK`), then only the rows of the page shown get their
-details — nodes that ran (``HLEN`` of ``nodes``) and tokens / cost (the ``llm_usage`` events of
+needs each run's status and blueprint id. So one listing reads the run index (``{p}:runs``,
+newest first) and five small meta fields per run inside Redis, one read-only script call
+(:data:`~flownb.distributed.scripts.listing.LIST_RUNS`) per :data:`CHUNK` runs (a pipeline of
+10,000 ``HMGET`` spent most of its time packing commands in the client); then only the rows of
+the page shown get their details — nodes that ran (``HLEN`` of ``nodes``) and tokens / cost (the ``llm_usage`` events of
 the run's event stream) — in one more pipeline. Nothing here writes: a run whose keys expired
 is left out (``DistributedExecutor.runs`` prunes the index).
 """
@@ -16,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 from ..core.events import CUSTOM, Event
 from ..core.runrows import RunPage, RunRow, check_paging
 from .codec import _s
+from .scripts.listing import LIST_RUNS
 
 if TYPE_CHECKING:
     from .store import RedisStore
 
-#: meta reads per pipeline chunk (bounded replies, one round trip per chunk)
+#: runs read per script call (a bounded reply, and Redis is never blocked for long)
 CHUNK = 2000
-_FIELDS = ("status", "blueprint_id", "created_at", "finished_at", "parent")
 _USAGE = "llm_usage"  # flownb.llm.runner.USAGE_EVENT
 #: events read per run for its token count (a run's stream is capped by ``events_maxlen``)
 EVENTS_READ = 10_000
@@ -37,18 +38,18 @@ def _float(v: Any) -> float | None:
 
 def all_rows(store: RedisStore) -> list[RunRow]:
     """Every listed top-level run, newest first, without the per-page details."""
-    ids = [_s(x) for x in store.r.zrevrange(store.keys.runs, 0, -1)]
+    script = store.r.register_script(LIST_RUNS)
+    n = int(store.r.zcard(store.keys.runs))
     rows: list[RunRow] = []
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        pipe = store.r.pipeline(transaction=False)
-        for rid in chunk:
-            pipe.hmget(store.keys.meta(rid), _FIELDS)
-        for rid, vals in zip(chunk, pipe.execute()):
-            status, bp_id, created, finished, parent = vals
-            if status is None or (parent not in (None, b"", "")):
-                continue  # expired, or a child run (reached through its parent)
-            rows.append(RunRow(rid, _s(bp_id or b""), _s(status), _float(created) or 0.0,
+    seen: set[bytes | str] = set()  # a run started between two chunks shifts the ranks by one
+    for start in range(0, n, CHUNK):
+        flat = script(keys=[store.keys.runs], args=[store.keys.prefix, start, start + CHUNK - 1])
+        for i in range(0, len(flat), 5):
+            rid, status, bp_id, created, finished = flat[i:i + 5]
+            if rid in seen:
+                continue
+            seen.add(rid)
+            rows.append(RunRow(_s(rid), _s(bp_id), _s(status), _float(created) or 0.0,
                                _float(finished)))
     return rows
 

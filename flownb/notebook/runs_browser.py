@@ -100,8 +100,21 @@ def _cells(row: RunRow) -> list[str]:
             "" if not row.tokens else f"{row.tokens:,}", cost]
 
 
-_HEADS = ["", "run", "status", "blueprint", "started", "duration", "nodes", "tokens", "cost"]
-_WIDTHS = "2.5em 17em 7em 12em 11em 6em 4em 6em 6em"
+_HEADS = ["status", "blueprint", "started", "duration", "nodes", "tokens", "cost"]
+_WIDTHS = ["7em", "12em", "11em", "6em", "4em", "6em", "6em"]
+
+
+def _cells_html(row: RunRow | None) -> str:
+    """A row's text cells (or, for ``None``, the header) as one HTML line of fixed widths."""
+    texts = _HEADS if row is None else _cells(row)
+    out = []
+    for name, text, width in zip(_HEADS, texts, _WIDTHS):
+        body = f"<b>{text}</b>" if row is None else html.escape(text)
+        out.append(f"<span class='flownb-run-{name}' style='display:inline-block;width:{width};"
+                   f"overflow:hidden;text-overflow:ellipsis;white-space:nowrap;"
+                   f"vertical-align:middle'>{body}</span>")
+    state = "" if row is None else f" data-status='{html.escape(row.status, quote=True)}'"
+    return f"<div class='flownb-run-cells'{state}>{''.join(out)}</div>"
 
 
 class RunsBrowser:
@@ -132,6 +145,12 @@ class RunsBrowser:
                                            self._on_compare)
         self.pager = W.HTML()
         self.pager.add_class("flownb-runs-pager")
+        self._rows: list[Any] = []
+        self._row_ids: list[str] = []
+        self._drawing = False
+        self._head = W.HBox([W.HTML(layout=W.Layout(width="2em")),
+                             W.HTML("<b>run</b>", layout=W.Layout(width="16.5em")),
+                             W.HTML(_cells_html(None), layout=W.Layout(flex="1 1 auto"))])
         self.table = W.VBox([])
         self.table.add_class("flownb-runs-table")
         self.message = W.HTML()
@@ -197,27 +216,41 @@ class RunsBrowser:
             self.dd.value = self.value
             self.dd._flownb_quiet = False
 
-    def _draw(self, page: RunPage) -> None:
+    def _row_widgets(self, i: int) -> Any:
+        """Row ``i`` of the table, made once and reused on every page: turning a page sets
+        values instead of building ~10 widgets per row again."""
         import ipywidgets as W
 
-        grid = W.Layout(display="grid", grid_template_columns=_WIDTHS, align_items="center")
-        head = W.HTML("".join(f"<b>{h}</b>" for h in _HEADS[:1]))
-        rows = [W.Box([head, *[W.HTML(f"<b>{h}</b>") for h in _HEADS[1:]]], layout=grid)]
-        for r in page.rows:
-            tick = W.Checkbox(value=r.run_id in self.selected, indent=False,
-                              layout=W.Layout(width="2em"))
+        while len(self._rows) <= i:
+            k = len(self._rows)
+            tick = W.Checkbox(value=False, indent=False, layout=W.Layout(width="2em"))
             tick.add_class("flownb-run-select")
-            tick.observe(lambda ch, rid=r.run_id: self._on_tick(rid, ch["new"]), names="value")
-            open_b = W.Button(description=r.run_id, tooltip=f"open run {r.run_id}",
-                              layout=W.Layout(width="16.5em"))
+            tick.observe(lambda ch, k=k: self._on_tick_row(k, ch["new"]), names="value")
+            open_b = W.Button(layout=W.Layout(width="16.5em"))
             open_b.add_class("flownb-run-open")
-            open_b.on_click(lambda _b, rid=r.run_id: self.open(rid))
-            cells = [W.HTML(html.escape(c)) for c in _cells(r)]
-            cells[0].add_class(f"flownb-run-status-{r.status}")
-            row = W.Box([tick, open_b, *cells], layout=grid)
+            open_b.on_click(lambda _b, k=k: self.open(self._row_ids[k]))
+            cells = W.HTML(layout=W.Layout(flex="1 1 auto"))
+            row = W.HBox([tick, open_b, cells], layout=W.Layout(align_items="center"))
             row.add_class("flownb-run-row")
-            rows.append(row)
-        self.table.children = rows
+            self._rows.append(row)
+        return self._rows[i]
+
+    def _draw(self, page: RunPage) -> None:
+        self._row_ids = [r.run_id for r in page.rows]
+        shown = []
+        self._drawing = True
+        try:
+            for i, r in enumerate(page.rows):
+                row = self._row_widgets(i)
+                tick, open_b, cells = row.children
+                tick.value = r.run_id in self.selected
+                open_b.description = r.run_id
+                open_b.tooltip = f"open run {r.run_id}"
+                cells.value = _cells_html(r)
+                shown.append(row)
+        finally:
+            self._drawing = False
+        self.table.children = [self._head, *shown]
         self.pager.value = (f"page {page.page} of {page.pages} · {page.total:,} runs"
                             if page.total else "no runs")
         self.prev_button.disabled = page.offset == 0
@@ -242,6 +275,10 @@ class RunsBrowser:
         if self.last_page is None or self.offset + self.page_size < self.last_page.total:
             self.offset += self.page_size
         self.refresh()
+
+    def _on_tick_row(self, k: int, on: bool) -> None:
+        if not self._drawing and k < len(self._row_ids):
+            self._on_tick(self._row_ids[k], on)
 
     def _on_tick(self, run_id: str, on: bool) -> None:
         if on and run_id not in self.selected:
