@@ -153,7 +153,8 @@ def test_widget_filters_pages_opens_and_compares_in_process(fresh_log: None) -> 
     assert not w.compare_button.disabled
     w.compare_button.click()
     assert w.diff is not None and w.diff.nodes_differ == ["draft", "send"]
-    assert "2 node(s) differ" in w.message.value
+    assert a.run_id in w.message.value and b.run_id in w.message.value
+    assert "2 node(s) differ" in w.detail.children[0].value
     assert "flownb-differs" in w.detail.children[0].value
     w.blueprint_filter.value = "(all)"
     assert w.last_page.total == 5

@@ -105,7 +105,7 @@ def _rows(keys: list[str], a: dict[str, Any], b: dict[str, Any], differ: list[st
         style = " style='background:rgba(239,108,0,.18)'" if bad else ""
         out.append(f"<tr class='flownb-diff-{kind}{' flownb-differs' if bad else ''}'"
                    f" data-key='{html.escape(k, quote=True)}'{style}>"
-                   f"<td><code>{html.escape(k)}</code> {mark}</td>"
+                   f"<td style='white-space:nowrap'><code>{html.escape(k)}</code> {mark}</td>"
                    f"<td>{_show(a.get(k, _MISSING))}</td><td>{_show(b.get(k, _MISSING))}</td></tr>")
     return "".join(out)
 

@@ -101,7 +101,8 @@ def _cells(row: RunRow) -> list[str]:
 
 
 _HEADS = ["status", "blueprint", "started", "duration", "nodes", "tokens", "cost"]
-_WIDTHS = ["7em", "12em", "11em", "6em", "4em", "6em", "6em"]
+_CELLS_WIDTH = "48em"  # the widths below plus room: one line per row, the table scrolls sideways
+_WIDTHS = ["6.5em", "10em", "11em", "5.5em", "4em", "4.5em", "5em"]
 
 
 def _cells_html(row: RunRow | None) -> str:
@@ -141,8 +142,8 @@ class RunsBrowser:
         self.refresh_button = self._button("Refresh", "flownb-runs-refresh", self._on_refresh)
         self.prev_button = self._button("◀ Newer", "flownb-runs-prev", self._on_prev)
         self.next_button = self._button("Older ▶", "flownb-runs-next", self._on_next)
-        self.compare_button = self._button("Compare 2 selected", "flownb-runs-compare",
-                                           self._on_compare)
+        self.compare_button = self._button("Compare", "flownb-runs-compare", self._on_compare)
+        self.compare_button.tooltip = "tick two runs of one blueprint, then compare them"
         self.pager = W.HTML()
         self.pager.add_class("flownb-runs-pager")
         self._rows: list[Any] = []
@@ -150,8 +151,8 @@ class RunsBrowser:
         self._drawing = False
         self._head = W.HBox([W.HTML(layout=W.Layout(width="2em")),
                              W.HTML("<b>run</b>", layout=W.Layout(width="16.5em")),
-                             W.HTML(_cells_html(None), layout=W.Layout(flex="1 1 auto"))])
-        self.table = W.VBox([])
+                             W.HTML(_cells_html(None), layout=W.Layout(width=_CELLS_WIDTH))])
+        self.table = W.VBox([], layout=W.Layout(overflow="auto"))
         self.table.add_class("flownb-runs-table")
         self.message = W.HTML()
         self.message.add_class("flownb-runs-message")
@@ -169,7 +170,7 @@ class RunsBrowser:
     def _button(text: str, cls: str, fn: Any) -> Any:
         import ipywidgets as W
 
-        b = W.Button(description=text)
+        b = W.Button(description=text, layout=W.Layout(width="auto"))
         b.add_class(cls)
         b.on_click(lambda _b: fn())
         return b
@@ -229,7 +230,7 @@ class RunsBrowser:
             open_b = W.Button(layout=W.Layout(width="16.5em"))
             open_b.add_class("flownb-run-open")
             open_b.on_click(lambda _b, k=k: self.open(self._row_ids[k]))
-            cells = W.HTML(layout=W.Layout(flex="1 1 auto"))
+            cells = W.HTML(layout=W.Layout(width=_CELLS_WIDTH))
             row = W.HBox([tick, open_b, cells], layout=W.Layout(align_items="center"))
             row.add_class("flownb-run-row")
             self._rows.append(row)
@@ -322,7 +323,7 @@ class RunsBrowser:
             self.message.value = f"<span style='color:#c62828'>{html.escape(str(exc))}</span>"
             raise
         self.diff = d
-        self.message.value = html.escape(d.summary())
+        self.message.value = f"diff of {html.escape(a)} and {html.escape(b)}:"
         self.detail.children = [W.HTML(d._repr_html_(), layout=W.Layout(width="100%"))]
         return d
 
