@@ -261,3 +261,25 @@ def test_listing_10000_stored_runs_stays_fast(redis_url: str) -> None:
     print(f"\n10,000 runs: seeded in {seeded:.1f}s; open {opened * 1000:.0f} ms, "
           f"next page {paged * 1000:.0f} ms, filter {filtered * 1000:.0f} ms")
     assert opened < 3.0 and paged < 3.0 and filtered < 3.0  # generous: 2 shared cores
+
+
+def test_a_resumed_waiting_run_is_listed_with_its_new_status(fresh_log: None) -> None:
+    bp = flownb.Blueprint.from_dict({"id": "ask", "nodes": [
+        {"id": "q", "uses": "approval", "params": {"prompt": "ok?"}},
+        {"id": "done", "uses": "noop"}], "edges": [{"source": "q", "target": "done"}]})
+    res = flownb.run(bp)
+    assert [(r.run_id, r.status) for r in runlog.list_page().rows] == [(res.run_id, "waiting")]
+    res.resume("q", "approve")
+    assert [(r.run_id, r.status) for r in runlog.list_page().rows] == [(res.run_id, "succeeded")]
+
+
+def test_cluster_runs_lists_the_clusters_runs(redis_url: str) -> None:
+    from flownb.notebook import LocalCluster
+
+    with LocalCluster(1, mode="thread", redis=redis_url) as cluster:
+        res = cluster.run(chain("on-cluster", "noop", "noop"), timeout=30)
+        w = cluster.runs(page_size=5)
+        assert [(r.run_id, r.status, r.nodes) for r in w.last_page.rows] == \
+            [(res.run_id, "succeeded", 2)]
+        w.open(res.run_id)
+        assert res.run_id in w.opened.status.value

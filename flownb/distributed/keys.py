@@ -43,7 +43,7 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
                                           ``hlen`` its own field count (scripts check it is complete)
 ``{p}:bprefs``                     hash   blueprint digest → number of active runs using it (no TTL on
                                           the blueprint while > 0; the last run to end sets it)
-``{p}:runs``                       zset   top-level run id → created time (``flownb runs``)
+``{p}:runs``                       zset   top-level run id → created time (``flownb runs``, ``flownb.runs()``)
 ``{p}:leases``                     zset   ``run|node|visit`` → deadline (ms): claimed items are renewed by
                                           their worker's heartbeat; expired ones are re-queued by a reaper
 ``{p}:waits``                      zset   ``run|node|visit`` → deadline (ms) of a parked wait with ``timeout_s``;

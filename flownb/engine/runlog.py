@@ -85,6 +85,14 @@ def record_end(rec: RunRecord, result: RunResult | None) -> None:
             rec.result = result
 
 
+def update(run_id: str, result: RunResult) -> None:
+    """A remembered run moved on (a waiting run was resumed): list its new result."""
+    with _lock:
+        rec = _runs.get(run_id)
+        if rec is not None:
+            rec.result = result
+
+
 def list_page(*, status: str | None = None, blueprint: str | None = None, offset: int = 0,
               limit: int = 20) -> RunPage:
     """A page of this process's runs, newest first, filtered by status and blueprint id."""
@@ -110,4 +118,4 @@ def clear() -> None:
         _runs.clear()
 
 
-__all__ = ["MAX_RUNS", "RunRecord", "clear", "get", "list_page", "record_end", "record_start"]
+__all__ = ["MAX_RUNS", "RunRecord", "clear", "get", "list_page", "record_end", "record_start", "update"]

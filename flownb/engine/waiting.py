@@ -32,6 +32,7 @@ from ..core.answers import AnswerError, check_answer, check_schema, route
 from ..core.errors import FlownbError
 from ..core.result import WAITING, RunResult
 from ..core.templates import render_template
+from . import runlog
 
 if TYPE_CHECKING:
     from ..core.context import NodeContext
@@ -239,6 +240,7 @@ class LocalRun:
             self._driving = False
         result.started_at = self.started_at
         result._run = self
+        runlog.update(self.run_id, result)  # the runs browser shows the run as it is now
         return result
 
     def expire(self) -> RunResult | None:
