@@ -91,6 +91,10 @@ def test_the_in_process_registry_is_bounded(fresh_log: None, monkeypatch: pytest
     assert [r.run_id for r in runlog.list_page().rows] == ids[:1:-1]
     with pytest.raises(flownb.FlownbError, match="remembers the last 4 runs"):
         runlog.get(ids[0])
+    assert runlog.get(ids[-1]).result._run is None  # a remembered result holds no engine
+    monkeypatch.setattr(runlog, "MAX_RUNS", 0)  # off
+    flownb.run(chain("c", "noop"))
+    assert runlog.list_page().total == 4
 
 
 def test_diff_of_two_in_process_runs_with_different_prompts(fresh_log: None) -> None:
@@ -158,6 +162,16 @@ def test_widget_filters_pages_opens_and_compares_in_process(fresh_log: None) -> 
     assert "flownb-differs" in w.detail.children[0].value
     w.blueprint_filter.value = "(all)"
     assert w.last_page.total == 5
+    for t in _ticks(w):  # now one run of each blueprint
+        t.value = False
+    w.selected = []
+    w.blueprint_filter.value = "other"
+    _ticks(w)[0].value = True
+    w.blueprint_filter.value = "reply"
+    _ticks(w)[0].value = True
+    assert len(w.selected) == 2 and not w.compare_button.disabled
+    w.compare_button.click()  # refused on the page, not raised into the kernel
+    assert "different blueprints" in w.message.value and "pick two" in w.message.value
 
 
 # -- on Redis, real workers --------------------------------------------------------------------
