@@ -93,6 +93,7 @@ class RedisStore:
             fields[f"n:{sid}"] = dumps(g.scc_nodes[sid])
         if bp.reducers:  # the COMMIT script applies them (flownb.core.reducers)
             fields["reducers"] = dumps(dict(bp.reducers))
+        fields["L"] = "1" if g.scc_exits else "0"  # no loops: COMMIT skips the loop-exit check
         fields["hlen"] = str(len(fields) + 1)  # the scripts' proof that no field is missing
         flat: list[str] = []
         for f, v in fields.items():

@@ -57,6 +57,11 @@ end
 
 local READY, SKIPPED, FAILED, BROKEN = {}, {}, nil, nil
 local SEQ = 0  -- this commit's number (flownb.core.reducers): items fired now remember it as 'fs'
+-- the run's 'active' count as this script left it (nil: not known, read it); with DEFER_ACTIVE
+-- (COMMIT) it is only counted here and written once, with the done marker (fewer commands)
+local ACTIVE, DEFER_ACTIVE = nil, false
+local STATUS = nil  -- the status this script gave the run ('waiting', or its final one)
+local LOOPS = true  -- whether the graph may have loop exits (false when its 'L' field says none)
 
 -- why the run's compiled graph cannot be used (nil when it is complete)
 local function graph_problem()
@@ -66,6 +71,27 @@ local function graph_problem()
     return 'is incomplete in Redis (' .. redis.call('HLEN', K_GRAPH) .. ' of ' .. want .. ' fields)'
   end
   return nil
+end
+
+-- graph_problem for a commit of ``node``, in one HMGET (+ HLEN): also checks the node is there
+-- and caches its join info and out edges, and whether the graph has loops
+local function graph_problem_for(node)
+  local g = redis.call('HMGET', K_GRAPH, 'hlen', 'i:' .. node, 'o:' .. node, 'L')
+  if not g[1] then return 'is not in Redis (expired, evicted or deleted)' end
+  local n = redis.call('HLEN', K_GRAPH)
+  if n ~= tonumber(g[1]) then return 'is incomplete in Redis (' .. n .. ' of ' .. g[1] .. ' fields)' end
+  if not g[2] then return 'has no node ' .. node end
+  _info[node] = cjson.decode(g[2])
+  _out[node] = cjson.decode(g[3] or '[]')
+  LOOPS = g[4] ~= '0'
+  return nil
+end
+
+-- HSET of a flat {field, value, ...} list, a few hundred pairs per call (Lua's unpack limit)
+local function hset_all(key, flat)
+  for i = 1, #flat, 400 do
+    redis.call('HSET', key, unpack(flat, i, math.min(i + 399, #flat)))
+  end
 end
 
 local function bp_key(digest) return PREFIX .. ':bp:' .. digest end

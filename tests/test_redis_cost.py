@@ -1,0 +1,89 @@
+"""Redis commands per node and per submit stay bounded (issue 21: Redis was the bottleneck).
+
+Counted as the server counts them (``INFO commandstats`` deltas, which include the commands the
+Lua scripts run), on real workers. Counts are deterministic where timings are not, so these
+bounds catch a script or a client path that starts costing more commands per node. The figures
+measured when the bounds were set are in the comments; a bound leaves a little room for the
+background traffic (heartbeats, the reaper) that :func:`redis_cost.measure` subtracts as a rate.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import redis
+
+import flownb
+from flownb.distributed.client import DistributedExecutor
+
+from conftest import Workers
+from redis_cost import measure, total
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def chain(n: int) -> flownb.Blueprint:
+    b = flownb.Builder(f"cost-chain-{n}")
+    for i in range(n):
+        b.node(f"n{i}", "noop")
+    b.chain(*[f"n{i}" for i in range(n)])
+    return b.build()
+
+
+def fan(n: int) -> flownb.Blueprint:
+    b = flownb.Builder(f"cost-fan-{n}")
+    b.node("start", "noop")
+    for i in range(n):
+        b.node(f"b{i}", "noop")
+        b.edge("start", f"b{i}")
+    b.node("join", "noop", join="all")
+    for i in range(n):
+        b.edge(f"b{i}", "join")
+    return b.build()
+
+
+#: per chain node: 35.5 before issue 21's cuts, 20.6 after (the COMMIT script, its inline claim,
+#: the worker's lease renewals and the client's wait, amortised)
+CHAIN_MAX = 23
+#: per submit() of a 3-node chain, no worker running: 30 before, 27 after (START, the RQ job, its job id)
+SUBMIT_MAX = 28
+#: per node of a 200-wide fan-out and its join: 53.6 before, 41.3 after
+FAN_MAX = 44
+
+
+def test_commands_per_chain_node_and_fanout_node(redis_url: str, workers: Workers) -> None:
+    workers.start(2)
+    r = redis.Redis.from_url(redis_url)
+    ex = DistributedExecutor(redis_url)
+    bp = chain(50)
+    assert ex.run(bp, timeout=60).status == "succeeded"  # warm: blueprint uploaded, graphs compiled
+    runs = []
+    d, _ = measure(r, lambda: runs.append(ex.run(bp, timeout=60)))
+    assert runs[0].status == "succeeded"
+    per_node = total(d) / 50
+    assert per_node <= CHAIN_MAX, (per_node, dict(d.most_common()))
+    assert d["evalsha"] <= 50 + 5, d  # one script call per node: the successor is claimed inline
+
+    fb = fan(200)
+    assert ex.run(fb, timeout=60).status == "succeeded"
+    runs.clear()
+    d, _ = measure(r, lambda: runs.append(ex.run(fb, timeout=60)))
+    assert runs[0].status == "succeeded"
+    per_node = total(d) / 202
+    assert per_node <= FAN_MAX, (per_node, dict(d.most_common()))
+
+
+def test_commands_per_submit(redis_url: str) -> None:
+    r = redis.Redis.from_url(redis_url)
+    ex = DistributedExecutor(redis_url)
+    bp = chain(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no worker: NoWorkersWarning, by design here
+        ex.submit(bp)  # warm: the blueprint's upload and the live-worker check are cached
+        handles = []
+        d, _ = measure(r, lambda: handles.extend(ex.submit(bp) for _ in range(20)))
+    assert len({h.run_id for h in handles}) == 20
+    per_submit = total(d) / 20
+    assert per_submit <= SUBMIT_MAX, (per_submit, dict(d.most_common()))
+    assert d["evalsha"] == 20, d  # START only: the blueprint is not uploaded again
