@@ -55,14 +55,17 @@ local function deliver(target, pos, t, source, work)
       fire(target, {source})
     end
   end
-  if q == '' then redis.call('HINCRBY', K_SCHED, 'c:' .. target, 1) end
+  -- c: the join's non-empty slots, known from HINCRBY when this arrival fills an empty one;
+  -- a join is in the partial set exactly while c > 0, so only the first arrival adds it
+  local c = nil
+  if q == '' then c = redis.call('HINCRBY', K_SCHED, 'c:' .. target, 1) end
   redis.call('HSET', K_SCHED, qk, q .. (t and 'T' or 'D'))
-  redis.call('SADD', K_PARTIAL, target)
-  pop_ready(target, info, work)
+  if c == 1 then redis.call('SADD', K_PARTIAL, target) end
+  pop_ready(target, info, work, c)
 end
 
-pop_ready = function(target, info, work)
-  while tonumber(redis.call('HGET', K_SCHED, 'c:' .. target) or '0') == info.n do
+pop_ready = function(target, info, work, c)
+  while (c or tonumber(redis.call('HGET', K_SCHED, 'c:' .. target) or '0')) == info.n do
     local gen = tonumber(redis.call('HGET', K_SCHED, 'g:' .. target) or '0')
     redis.call('HSET', K_SCHED, 'g:' .. target, gen + 1)
     local srcs, nonempty = {}, 0
@@ -76,13 +79,14 @@ pop_ready = function(target, info, work)
       if string.sub(q, 1, 1) == 'T' then table.insert(srcs, names[p + 1]) end
     end
     redis.call('HSET', K_SCHED, 'c:' .. target, nonempty)
+    c = nonempty
     if info.j == 'all' then
       if #srcs > 0 then fire(target, srcs) else skip(target, work) end
     else
       if redis.call('HDEL', K_SCHED, 'f:' .. target .. ':' .. gen) == 0 then skip(target, work) end
     end
   end
-  if tonumber(redis.call('HGET', K_SCHED, 'c:' .. target) or '0') == 0 then
+  if (c or tonumber(redis.call('HGET', K_SCHED, 'c:' .. target) or '0')) == 0 then
     redis.call('SREM', K_PARTIAL, target)
   end
 end
@@ -285,9 +289,10 @@ local function maybe_finished(held)
   return nil
 end
 
-local function claim_one(node, visit, worker, deliveries)
+-- (``it``: the item, when the caller decoded it already)
+local function claim_one(node, visit, worker, deliveries, it)
   local f = node .. '|' .. visit
-  local it = cjson.decode(redis.call('HGET', K_PENDING, f))
+  it = it or cjson.decode(redis.call('HGET', K_PENDING, f))
   it.st = 'r'
   it.w = worker
   it.dc = (it.dc or 0) + deliveries

@@ -27,12 +27,13 @@ end
 local function pending_item(node, visit)
   local status = redis.call('HGET', K_META, 'status')
   if status ~= 'running' then return nil, cjson.encode({r = 'stale', status = status or 'missing'}) end
+  -- COMMIT deletes the item with the same call that marks the visit done: an item is never done
+  local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
+  if raw then return raw end
   if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
     return nil, cjson.encode({r = 'done'})
   end
-  local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
-  if not raw then return nil, cjson.encode({r = 'gone'}) end
-  return raw
+  return nil, cjson.encode({r = 'gone'})
 end
 
 local _info, _out = {}, {}
@@ -46,10 +47,17 @@ local function ginfo(node)
   end
   return i
 end
+-- an out edge is {idx, target, kind, pos, target's join info (graphs uploaded since issue 21)}
+local function seed_targets(o)
+  for _, e in ipairs(o) do
+    if e[5] and _info[e[2]] == nil then _info[e[2]] = e[5] end
+  end
+  return o
+end
 local function gout(node)
   local o = _out[node]
   if o == nil then
-    o = cjson.decode(redis.call('HGET', K_GRAPH, 'o:' .. node) or '[]')
+    o = seed_targets(cjson.decode(redis.call('HGET', K_GRAPH, 'o:' .. node) or '[]'))
     _out[node] = o
   end
   return o
@@ -82,7 +90,7 @@ local function graph_problem_for(node)
   if n ~= tonumber(g[1]) then return 'is incomplete in Redis (' .. n .. ' of ' .. g[1] .. ' fields)' end
   if not g[2] then return 'has no node ' .. node end
   _info[node] = cjson.decode(g[2])
-  _out[node] = cjson.decode(g[3] or '[]')
+  _out[node] = seed_targets(cjson.decode(g[3] or '[]'))
   LOOPS = g[4] ~= '0'
   return nil
 end

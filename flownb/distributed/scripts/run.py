@@ -83,7 +83,7 @@ if it.st == 'r' then
   local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
   if dl and tonumber(dl) > NOW_MS then return cjson.encode({r = 'busy'}) end
 end
-local claimed = claim_one(node, visit, ARGV[9], 1)
+local claimed = claim_one(node, visit, ARGV[9], 1, it)
 return cjson.encode({r = 'ok', item = claimed})
 """
 
@@ -98,11 +98,11 @@ for i = 8, #ARGV, 2 do
   local node, visit = ARGV[i], ARGV[i + 1]
   local res = {node = node, visit = tonumber(visit)}
   local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
-  if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then res.r = 'done'
-  elseif not raw then res.r = 'gone'
+  if not raw then  -- done (COMMIT deletes the item as it marks the visit done) or gone
+    res.r = redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 and 'done' or 'gone'
   else
     local it = cjson.decode(raw)
-    local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
+    local dl = it.st == 'r' and redis.call('ZSCORE', K_LEASES, member(node, visit))
     if it.st == 'w' then
       if it.cr == 1 then
         it.cr = nil
@@ -111,7 +111,7 @@ for i = 8, #ARGV, 2 do
         res.r = 'create'; res.item = it
       else res.r = 'waiting' end
     elseif it.st == 'r' and dl and tonumber(dl) > NOW_MS then res.r = 'busy'
-    else res.r = 'ok'; res.item = claim_one(node, visit, ARGV[7], 1) end
+    else res.r = 'ok'; res.item = claim_one(node, visit, ARGV[7], 1, it) end
   end
   table.insert(out, res)
 end
@@ -146,9 +146,15 @@ end
 -- state writes: conflicts and reducers are settled for every key before anything is written
 local cur_seq = tonumber(sf[2] or '0')
 local fired_at = cur_seq
-local own = redis.call('HGET', K_PENDING, node .. '|' .. visit)
-local own_it = own and cjson.decode(own)
-if own_it and own_it.fs then fired_at = tonumber(own_it.fs) end
+-- the visit's own item: its 'fs' for the write-conflict check, its 'cw' for a subflow/map; a
+-- plain node without state writes needs neither (its join info says 'c' = 0)
+local kind = ginfo(node).c
+local own_it = nil
+if #ARGV >= 15 or kind ~= 0 then
+  local own = redis.call('HGET', K_PENDING, node .. '|' .. visit)
+  own_it = own and cjson.decode(own)
+  if own_it and own_it.fs then fired_at = tonumber(own_it.fs) end
+end
 SEQ = cur_seq + 1
 local writes, state_err = {}, nil
 if #ARGV >= 15 then
@@ -186,7 +192,7 @@ end
 -- the sched hash in one HSET at the end (DEFER_ACTIVE: fire() counts in ACTIVE meanwhile)
 local sched_set = {'d:' .. node .. ':' .. visit, '1', 'seq', SEQ}
 ACTIVE, DEFER_ACTIVE = tonumber(sf[3] or '0') - 1, true
-if not own_it or own_it.cw then  -- a subflow/map visit: its child-run fields go with it
+if kind ~= 0 and (not own_it or own_it.cw) then  -- a subflow/map visit: its child-run fields go
   redis.call('HDEL', K_SCHED, 'cw:' .. node .. '|' .. visit, 'ch:' .. node .. '|' .. visit,
              'cf:' .. node .. '|' .. visit)
 end
