@@ -43,13 +43,13 @@ def fan(n: int) -> flownb.Blueprint:
     return b.build()
 
 
-#: per chain node: 35.5 before issue 21's cuts, 20.6 after (the COMMIT script, its inline claim,
+#: per chain node: 35.5 before issue 21's cuts, 18.5 after (the COMMIT script, its inline claim,
 #: the worker's lease renewals and the client's wait, amortised)
-CHAIN_MAX = 23
+CHAIN_MAX = 20
 #: per submit() of a 3-node chain, no worker running: 30 before, 27 after (START, the RQ job, its job id)
 SUBMIT_MAX = 28
-#: per node of a 200-wide fan-out and its join: 53.6 before, 41.3 after
-FAN_MAX = 44
+#: per node of a 200-wide fan-out and its join: 53.6 before, 36-38 after
+FAN_MAX = 40
 
 
 def test_commands_per_chain_node_and_fanout_node(redis_url: str) -> None:
@@ -117,3 +117,21 @@ def test_a_new_process_does_not_upload_a_stored_blueprint_again(redis_url: str) 
     # 32: 27 plus the live-worker check and the connection setup of a new executor; before,
     # 58: the upload again, one HSET per graph field (more for a bigger blueprint)
     assert per_submit <= SUBMIT_MAX + 5, (per_submit, dict(d.most_common()))
+
+
+def test_a_finished_run_holds_little_redis_memory(redis_url: str, workers: Workers) -> None:
+    """The streams of a finished run are compacted (their last node no longer takes 4 KiB
+    whatever it holds) and keep every entry and the run's TTL."""
+    workers.start(1)
+    r = redis.Redis.from_url(redis_url)
+    ex = DistributedExecutor(redis_url)
+    res = ex.run(chain(3), timeout=60)
+    assert res.status == "succeeded"
+    keys = list(r.scan_iter(f"flownb:run:{res.run_id}:*"))
+    used = sum(r.memory_usage(k) or 0 for k in keys)
+    # 15.5 KiB before issue 21 (three streams of 4.7 KiB each), 5.0 KiB after
+    assert used <= 8 * 1024, {k: r.memory_usage(k) for k in keys}
+    assert all(0 < r.ttl(k) <= ex.store.settings.result_ttl_s for k in keys)
+    types = [e.type for e in ex.attach(res.run_id).events()]
+    assert types.count("node_succeeded") == 3 and types[-1] == "run_finished", types
+    assert [s.node for s in ex.attach(res.run_id).history()] == ["n0", "n1", "n2"]

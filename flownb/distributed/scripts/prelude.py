@@ -234,9 +234,9 @@ local function finalize(status, err, event_type)
   end
   redis.call('DEL', K_PENDING)
   redis.call('XADD', K_DONE, '*', 's', status)
-  for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_DONE,
-                      run_key(RUN, 'jobs'), run_key(RUN, 'history')}) do
-    redis.call('EXPIRE', k, ttl)
+  for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done',
+                         'jobs', 'history'}) do
+    expire_run_key(run_key(RUN, part), part, ttl)
   end
   local parent = redis.call('HGET', K_META, 'parent')
   if not parent or parent == '' then return nil end

@@ -268,7 +268,7 @@ local function cancel(run, meta, pending, children)
   release_blueprints(meta, ttl)
   for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done',
                          'jobs', 'history'}) do
-    redis.call('EXPIRE', run_key(run, part), ttl)
+    expire_run_key(run_key(run, part), part, ttl)
   end
   return n
 end
