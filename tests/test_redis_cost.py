@@ -135,3 +135,30 @@ def test_a_finished_run_holds_little_redis_memory(redis_url: str, workers: Worke
     types = [e.type for e in ex.attach(res.run_id).events()]
     assert types.count("node_succeeded") == 3 and types[-1] == "run_finished", types
     assert [s.node for s in ex.attach(res.run_id).history()] == ["n0", "n1", "n2"]
+
+
+def test_a_graph_stored_in_the_older_layout_still_runs(redis_url: str, workers: Workers) -> None:
+    """A graph uploaded before these cuts (no 'L' field, no 'c' flag, out edges without their
+    target's join info) is read the old way, so runs of it still finish: the scripts fall back
+    to a read per successor, the own item and the loop-exit set."""
+    import json
+
+    workers.start(1)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    ex = DistributedExecutor(redis_url)
+    bp = fan(3)
+    ex.store.upload_blueprint(bp)
+    key = ex.store.keys.blueprint(bp.digest)
+    for f, v in r.hgetall(key).items():
+        if f.startswith("o:"):
+            r.hset(key, f, json.dumps([e[:4] for e in json.loads(v)]))
+        elif f.startswith("i:"):
+            info = json.loads(v)
+            info.pop("c")
+            r.hset(key, f, json.dumps(info))
+    r.hdel(key, "L")
+    r.hset(key, "hlen", r.hlen(key))
+    res = ex.run(bp, timeout=60)
+    assert res.status == "succeeded", res.error
+    assert sorted(res.outputs) == ["b0", "b1", "b2", "join", "start"]
+    assert "L" not in r.hkeys(key)  # START used the stored graph: nothing was uploaded again
