@@ -39,8 +39,10 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
                                           structural item (``run|node|visit``) so a retried start counts
                                           once (see :mod:`flownb.core.limits`)
 ``{p}:bp:<digest>``                hash   ``json`` (the blueprint) + the compiled graph for the scripts:
-                                          ``o:<node>`` out edges, ``i:<node>`` join info, ``x:<scc>`` exits,
-                                          ``hlen`` its own field count (scripts check it is complete)
+                                          ``o:<node>`` out edges (each with its target's join info),
+                                          ``i:<node>`` join info (``c``: a subflow/map), ``x:<scc>`` exits,
+                                          ``L`` whether it has loops, ``hlen`` its own field count
+                                          (scripts check it is complete)
 ``{p}:bprefs``                     hash   blueprint digest → number of active runs using it (no TTL on
                                           the blueprint while > 0; the last run to end sets it)
 ``{p}:runs``                       zset   top-level run id → created time (``flownb runs``, ``flownb.runs()``)

@@ -80,11 +80,15 @@ class RedisStore:
         # Any keys: redis-py types hash mappings with an invariant key union
         fields: dict[Any, str] = {"json": bp.to_json(indent=None), "id": bp.id,
                                   "starts": dumps(g.starts)}
+        # join info per node ("c": a subflow/map, the only visits with child-run fields); each
+        # out edge carries its target's too, so a commit reads one field to route its output
+        info = {name: {"n": cn.n_fwd_in, "j": cn.join, "m": cn.max_visits, "s": cn.scc,
+                       "t": cn.topo, "c": 1 if cn.uses in ("subflow", "map") else 0}
+                for name, cn in g.nodes.items()}
         for name, cn in g.nodes.items():
-            fields[f"o:{name}"] = dumps([[e.idx, e.target, 1 if e.back else 2 if e.exit else 0, e.pos]
-                                         for e in cn.out])
-            fields[f"i:{name}"] = dumps({"n": cn.n_fwd_in, "j": cn.join, "m": cn.max_visits,
-                                         "s": cn.scc, "t": cn.topo})
+            fields[f"o:{name}"] = dumps([[e.idx, e.target, 1 if e.back else 2 if e.exit else 0, e.pos,
+                                          info[e.target]] for e in cn.out])
+            fields[f"i:{name}"] = dumps(info[name])
             if cn.n_fwd_in > 1:  # read only when the join fires, not at every arrival
                 fields[f"src:{name}"] = dumps([e.source for e in cn.fwd_in])
         for sid, exits in g.scc_exits.items():
@@ -93,6 +97,7 @@ class RedisStore:
             fields[f"n:{sid}"] = dumps(g.scc_nodes[sid])
         if bp.reducers:  # the COMMIT script applies them (flownb.core.reducers)
             fields["reducers"] = dumps(dict(bp.reducers))
+        fields["L"] = "1" if g.scc_exits else "0"  # no loops: COMMIT skips the loop-exit check
         fields["hlen"] = str(len(fields) + 1)  # the scripts' proof that no field is missing
         flat: list[str] = []
         for f, v in fields.items():
@@ -130,7 +135,9 @@ class RedisStore:
 
     def _start_run(self, run_id: str, bp: Blueprint, graph: Graph, inputs: Mapping[str, Any],
                    parent: str, bundle: Mapping[str, str] | None, trace: str) -> list[tuple[str, int]]:
-        digest = self.upload_blueprint(bp)
+        # not uploaded first: START refuses (writing nothing) when the graph is not in Redis, and
+        # only then is it uploaded — a digest stored by an earlier process costs no upload
+        digest = bp.digest
         flat: list[str] = []
         for k, v in inputs.items():
             if not isinstance(k, str) or k.startswith("_outputs"):
@@ -153,7 +160,7 @@ class RedisStore:
 
         res = start()
         if isinstance(res, dict) and res.get("code") == "graph":
-            # our upload cache was stale (the graph expired or was evicted): upload, try once more
+            # the graph is not in Redis (never uploaded, expired or evicted): upload, try once more
             self.upload_blueprint(bp, force=True)
             res = start()
         if res == "exists":

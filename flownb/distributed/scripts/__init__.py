@@ -25,7 +25,8 @@ run's meta, and the compiled graph (``graph_problem``: the graph hash stores its
 script itself, with a message saying why — never a done marker with nothing queued.
 
 **Keys live as long as the run.** Per-run keys get no TTL while the run is active and all get
-the same TTL when it ends (``finalize`` / ``CANCEL``). The blueprints a run uses (its own and its
+the same TTL when it ends (``finalize`` / ``CANCEL``); its streams are compacted then
+(``expire_run_key``: DUMP + RESTORE frees the unused part of a stream's preallocated last node). The blueprints a run uses (its own and its
 subflow bundle) are shared between runs, so they are reference-counted in ``{p}:bprefs``: ``START``
 takes a reference and removes any TTL, the end of the run drops it, and the last run to end sets
 the blueprint's TTL (twice the result TTL, so a finished run's result can still name its nodes).

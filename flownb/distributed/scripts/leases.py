@@ -41,7 +41,9 @@ return cjson.encode(out)
 #: KEYS[1] the blueprint hash, KEYS[2] blueprint references; ARGV[1] digest, ARGV[2] TTL (s).
 #: Returns the number of fields now stored (0 = not there: upload it).
 UPLOAD = r"""
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 3, #ARGV, 400 do  -- one HSET per 200 fields (Lua's unpack limit), not one per field
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 399, #ARGV)))
+end
 if tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0') <= 0 then
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 end

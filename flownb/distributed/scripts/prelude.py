@@ -18,7 +18,7 @@ local function fire(node, sources)
     FAILED = {node = node, visits = v, max = info.m}
     return
   end
-  redis.call('HINCRBY', K_SCHED, 'active', 1)
+  if DEFER_ACTIVE then ACTIVE = ACTIVE + 1 else ACTIVE = redis.call('HINCRBY', K_SCHED, 'active', 1) end
   if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, 1) end
   table.insert(READY, {node, v, sources})
 end
@@ -55,14 +55,17 @@ local function deliver(target, pos, t, source, work)
       fire(target, {source})
     end
   end
-  if q == '' then redis.call('HINCRBY', K_SCHED, 'c:' .. target, 1) end
+  -- c: the join's non-empty slots, known from HINCRBY when this arrival fills an empty one;
+  -- a join is in the partial set exactly while c > 0, so only the first arrival adds it
+  local c = nil
+  if q == '' then c = redis.call('HINCRBY', K_SCHED, 'c:' .. target, 1) end
   redis.call('HSET', K_SCHED, qk, q .. (t and 'T' or 'D'))
-  redis.call('SADD', K_PARTIAL, target)
-  pop_ready(target, info, work)
+  if c == 1 then redis.call('SADD', K_PARTIAL, target) end
+  pop_ready(target, info, work, c)
 end
 
-pop_ready = function(target, info, work)
-  while tonumber(redis.call('HGET', K_SCHED, 'c:' .. target) or '0') == info.n do
+pop_ready = function(target, info, work, c)
+  while (c or tonumber(redis.call('HGET', K_SCHED, 'c:' .. target) or '0')) == info.n do
     local gen = tonumber(redis.call('HGET', K_SCHED, 'g:' .. target) or '0')
     redis.call('HSET', K_SCHED, 'g:' .. target, gen + 1)
     local srcs, nonempty = {}, 0
@@ -76,13 +79,14 @@ pop_ready = function(target, info, work)
       if string.sub(q, 1, 1) == 'T' then table.insert(srcs, names[p + 1]) end
     end
     redis.call('HSET', K_SCHED, 'c:' .. target, nonempty)
+    c = nonempty
     if info.j == 'all' then
       if #srcs > 0 then fire(target, srcs) else skip(target, work) end
     else
       if redis.call('HDEL', K_SCHED, 'f:' .. target .. ':' .. gen) == 0 then skip(target, work) end
     end
   end
-  if tonumber(redis.call('HGET', K_SCHED, 'c:' .. target) or '0') == 0 then
+  if (c or tonumber(redis.call('HGET', K_SCHED, 'c:' .. target) or '0')) == 0 then
     redis.call('SREM', K_PARTIAL, target)
   end
 end
@@ -104,7 +108,7 @@ local function drain(work)
       if guard > 1000000 then BROKEN = 'scheduling did not converge'; return end
     end
     work = {}
-    local pend = redis.call('SMEMBERS', K_XPEND)
+    local pend = LOOPS and redis.call('SMEMBERS', K_XPEND) or {}
     table.sort(pend, function(a, b) return tonumber(a) < tonumber(b) end)
     for _, s in ipairs(pend) do
       local quiet = tonumber(redis.call('HGET', K_SCHED, 'a:' .. s) or '0') == 0
@@ -125,7 +129,7 @@ local function drain(work)
       end
     end
     if #work == 0 then
-      local active = tonumber(redis.call('HGET', K_SCHED, 'active') or '0')
+      local active = ACTIVE or tonumber(redis.call('HGET', K_SCHED, 'active') or '0')
       if active == 0 and redis.call('SCARD', K_PARTIAL) > 0 then
         -- settle one join at a time, the most upstream (lowest topological rank) first
         local target, best = nil, nil
@@ -152,16 +156,30 @@ end
 
 local function member(node, visit) return RUN .. '|' .. node .. '|' .. visit end
 
--- queue the fired items: pending entries + a lease so a lost enqueue is redone by the reaper
-local function queue_ready()
+-- queue the fired items: pending entries + a lease so a lost enqueue is redone by the reaper.
+-- With ``worker`` (a single fired item), it is stored claimed by that worker at once, as
+-- ``claim_one`` would (no queued state to write and read back): returns that item.
+local function queue_ready(worker)
+  local claimed = nil
   for _, it in ipairs(READY) do
-    redis.call('HSET', K_PENDING, it[1] .. '|' .. it[2], cjson.encode({s = it[3], st = 'q', fs = SEQ}))
-    redis.call('ZADD', K_LEASES, NOW_MS + QUEUED_MS, member(it[1], it[2]))
+    local item = {s = it[3], st = 'q', fs = SEQ}
+    local ttl = QUEUED_MS
+    if worker then
+      item.st, item.w, item.dc, ttl = 'r', worker, 1, LEASE_MS
+      claimed = item
+    end
+    redis.call('HSET', K_PENDING, it[1] .. '|' .. it[2], cjson.encode(item))
+    redis.call('ZADD', K_LEASES, NOW_MS + ttl, member(it[1], it[2]))
+    if worker then
+      xadd(K_EVENTS, 'node_started', it[1], cjson.encode({visit = tonumber(it[2]), worker = worker,
+           delivery = 1}))
+    end
   end
   for _, n in ipairs(SKIPPED) do
     xadd(K_EVENTS, 'node_skipped', n, '{}')
     redis.call('HSETNX', K_NODES, n, '{"status":"skipped"}')
   end
+  return claimed
 end
 
 local function run_key(run, part) return PREFIX .. ':run:' .. run .. ':' .. part end
@@ -184,11 +202,13 @@ end
 
 -- human in the loop (flownb.engine.waiting): when every active visit waits for a person, the run is
 -- parked: status 'waiting', run_waiting, and a done entry so waiters return (RESUME deletes it)
-local function maybe_waiting()
-  local held = tonumber(redis.call('HGET', K_SCHED, 'h') or '0')
-  if held > 0 and held == tonumber(redis.call('HGET', K_SCHED, 'active') or '0')
+-- (``held``: the 'h' count when the caller read it already)
+local function maybe_waiting(held)
+  held = tonumber(held or redis.call('HGET', K_SCHED, 'h') or '0')
+  if held > 0 and held == (ACTIVE or tonumber(redis.call('HGET', K_SCHED, 'active') or '0'))
      and redis.call('HGET', K_META, 'status') == 'running' then
     redis.call('HSET', K_META, 'status', 'waiting')
+    STATUS = 'waiting'
     xadd(K_EVENTS, 'run_waiting', '', '{}')
     redis.call('XADD', K_DONE, '*', 's', 'waiting')
   end
@@ -197,6 +217,7 @@ end
 -- set the final status of a run once, expire its keys, and tell a waiting parent run
 local function finalize(status, err, event_type)
   redis.call('HSET', K_META, 'status', status, 'finished_at', NOW_S)
+  STATUS = status
   if err then redis.call('HSET', K_META, 'error', err) end
   local ttl = tonumber(redis.call('HGET', K_META, 'ttl') or TTL)
   release_blueprints(K_META, ttl)
@@ -213,9 +234,9 @@ local function finalize(status, err, event_type)
   end
   redis.call('DEL', K_PENDING)
   redis.call('XADD', K_DONE, '*', 's', status)
-  for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN, K_DONE,
-                      run_key(RUN, 'jobs'), run_key(RUN, 'history')}) do
-    redis.call('EXPIRE', k, ttl)
+  for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done',
+                         'jobs', 'history'}) do
+    expire_run_key(run_key(RUN, part), part, ttl)
   end
   local parent = redis.call('HGET', K_META, 'parent')
   if not parent or parent == '' then return nil end
@@ -250,7 +271,7 @@ local function fail_broken(node, msg)
   return finalize('failed', err, 'run_failed'), msg
 end
 
-local function maybe_finished()
+local function maybe_finished(held)
   if BROKEN then
     local parent = fail_broken(nil, 'the run cannot continue: ' .. BROKEN)
     return parent
@@ -261,16 +282,17 @@ local function maybe_finished()
       '; raise config.max_visits or make the loop\'s exit condition reachable', traceback = ''})
     return finalize('failed', err, 'run_failed')
   end
-  if tonumber(redis.call('HGET', K_SCHED, 'active') or '0') == 0 then
+  if (ACTIVE or tonumber(redis.call('HGET', K_SCHED, 'active') or '0')) == 0 then
     return finalize('succeeded', nil, 'run_finished')
   end
-  maybe_waiting()
+  maybe_waiting(held)
   return nil
 end
 
-local function claim_one(node, visit, worker, deliveries)
+-- (``it``: the item, when the caller decoded it already)
+local function claim_one(node, visit, worker, deliveries, it)
   local f = node .. '|' .. visit
-  local it = cjson.decode(redis.call('HGET', K_PENDING, f))
+  it = it or cjson.decode(redis.call('HGET', K_PENDING, f))
   it.st = 'r'
   it.w = worker
   it.dc = (it.dc or 0) + deliveries

@@ -27,12 +27,13 @@ end
 local function pending_item(node, visit)
   local status = redis.call('HGET', K_META, 'status')
   if status ~= 'running' then return nil, cjson.encode({r = 'stale', status = status or 'missing'}) end
+  -- COMMIT deletes the item with the same call that marks the visit done: an item is never done
+  local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
+  if raw then return raw end
   if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
     return nil, cjson.encode({r = 'done'})
   end
-  local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
-  if not raw then return nil, cjson.encode({r = 'gone'}) end
-  return raw
+  return nil, cjson.encode({r = 'gone'})
 end
 
 local _info, _out = {}, {}
@@ -46,10 +47,17 @@ local function ginfo(node)
   end
   return i
 end
+-- an out edge is {idx, target, kind, pos, target's join info (graphs uploaded since issue 21)}
+local function seed_targets(o)
+  for _, e in ipairs(o) do
+    if e[5] and _info[e[2]] == nil then _info[e[2]] = e[5] end
+  end
+  return o
+end
 local function gout(node)
   local o = _out[node]
   if o == nil then
-    o = cjson.decode(redis.call('HGET', K_GRAPH, 'o:' .. node) or '[]')
+    o = seed_targets(cjson.decode(redis.call('HGET', K_GRAPH, 'o:' .. node) or '[]'))
     _out[node] = o
   end
   return o
@@ -57,6 +65,11 @@ end
 
 local READY, SKIPPED, FAILED, BROKEN = {}, {}, nil, nil
 local SEQ = 0  -- this commit's number (flownb.core.reducers): items fired now remember it as 'fs'
+-- the run's 'active' count as this script left it (nil: not known, read it); with DEFER_ACTIVE
+-- (COMMIT) it is only counted here and written once, with the done marker (fewer commands)
+local ACTIVE, DEFER_ACTIVE = nil, false
+local STATUS = nil  -- the status this script gave the run ('waiting', or its final one)
+local LOOPS = true  -- whether the graph may have loop exits (false when its 'L' field says none)
 
 -- why the run's compiled graph cannot be used (nil when it is complete)
 local function graph_problem()
@@ -66,6 +79,47 @@ local function graph_problem()
     return 'is incomplete in Redis (' .. redis.call('HLEN', K_GRAPH) .. ' of ' .. want .. ' fields)'
   end
   return nil
+end
+
+-- graph_problem for a commit of ``node``, in one HMGET (+ HLEN): also checks the node is there
+-- and caches its join info and out edges, and whether the graph has loops
+local function graph_problem_for(node)
+  local g = redis.call('HMGET', K_GRAPH, 'hlen', 'i:' .. node, 'o:' .. node, 'L')
+  if not g[1] then return 'is not in Redis (expired, evicted or deleted)' end
+  local n = redis.call('HLEN', K_GRAPH)
+  if n ~= tonumber(g[1]) then return 'is incomplete in Redis (' .. n .. ' of ' .. g[1] .. ' fields)' end
+  if not g[2] then return 'has no node ' .. node end
+  _info[node] = cjson.decode(g[2])
+  _out[node] = seed_targets(cjson.decode(g[3] or '[]'))
+  LOOPS = g[4] ~= '0'
+  return nil
+end
+
+-- A run's key gets its TTL when the run ends. A stream also gets compacted: Redis allocates a
+-- stream's last node at its full size (4 KiB, ``stream-node-max-bytes``) however little it holds,
+-- so the three streams of a finished run (events, history, done) held ~14 KiB of mostly empty
+-- space; DUMP + RESTORE stores the same entries in exactly the bytes they need (a one-entry stream:
+-- 4.7 KiB -> 0.6 KiB). Only streams up to 64 KiB, so the copy stays cheap.
+local STREAM_PARTS = {events = true, history = true, done = true}
+local function expire_run_key(k, part, ttl)
+  if STREAM_PARTS[part] and ttl > 0 then
+    local m = redis.call('MEMORY', 'USAGE', k)
+    if m and m <= 65536 then
+      local p = redis.call('DUMP', k)
+      if p then
+        redis.call('RESTORE', k, ttl * 1000, p, 'REPLACE')
+        return
+      end
+    end
+  end
+  redis.call('EXPIRE', k, ttl)
+end
+
+-- HSET of a flat {field, value, ...} list, a few hundred pairs per call (Lua's unpack limit)
+local function hset_all(key, flat)
+  for i = 1, #flat, 400 do
+    redis.call('HSET', key, unpack(flat, i, math.min(i + 399, #flat)))
+  end
 end
 
 local function bp_key(digest) return PREFIX .. ':bp:' .. digest end

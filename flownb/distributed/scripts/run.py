@@ -21,13 +21,15 @@ local problem = graph_problem()
 local starts = cjson.decode(ARGV[10])
 if problem then problem = 'the compiled graph of blueprint ' .. ARGV[8] .. ' ' .. problem end
 for _, n in ipairs(starts) do
-  if not problem and redis.call('HEXISTS', K_GRAPH, 'i:' .. n) == 0 then
-    problem = 'the compiled graph of blueprint ' .. ARGV[8] .. ' has no start node ' .. n
+  if not problem then  -- read once: fire() below uses the cached join info
+    local raw = redis.call('HGET', K_GRAPH, 'i:' .. n)
+    if raw then _info[n] = cjson.decode(raw)
+    else problem = 'the compiled graph of blueprint ' .. ARGV[8] .. ' has no start node ' .. n end
   end
 end
 local digests = run_digests(ARGV[7], ARGV[11])
-for d in pairs(digests) do
-  if not problem and redis.call('EXISTS', bp_key(d)) == 0 then
+for d in pairs(digests) do  -- the run's own graph was checked above (graph_problem)
+  if not problem and d ~= ARGV[7] and redis.call('EXISTS', bp_key(d)) == 0 then
     problem = 'blueprint ' .. d .. ' of its subflow bundle is not in Redis (expired or deleted)'
   end
 end
@@ -43,8 +45,10 @@ hold_blueprints(digests)
 redis.call('HSET', K_META, 'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
            'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11], 'input_keys', ARGV[14], 'ttl', TTL,
            'trace', ARGV[15])
-for i = 16, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
-redis.call('HSET', K_SCHED, 'active', 0)
+local inputs = {}
+for i = 16, #ARGV do inputs[i - 15] = ARGV[i] end
+hset_all(K_STATE, inputs)
+ACTIVE, DEFER_ACTIVE = 0, true  -- written once, below, when the start nodes are counted
 if not is_child then  -- child runs are reached through their parent, not listed
   redis.call('ZADD', K_RUNS, NOW_MS, RUN)
   redis.call('ZREMRANGEBYSCORE', K_RUNS, '-inf', NOW_MS - 2000 * TTL)  -- runs long expired
@@ -53,6 +57,7 @@ if ARGV[13] ~= '' then redis.call('SADD', ARGV[13], RUN) end
 xadd(K_EVENTS, 'run_started', '', ARGV[12])
 redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'start', 'd', json_pairs(16))
 for _, n in ipairs(starts) do fire(n, {}) end
+redis.call('HSET', K_SCHED, 'active', ACTIVE)
 queue_ready()
 local out = {}
 for _, it in ipairs(READY) do table.insert(out, {it[1], it[2]}) end
@@ -78,7 +83,7 @@ if it.st == 'r' then
   local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
   if dl and tonumber(dl) > NOW_MS then return cjson.encode({r = 'busy'}) end
 end
-local claimed = claim_one(node, visit, ARGV[9], 1)
+local claimed = claim_one(node, visit, ARGV[9], 1, it)
 return cjson.encode({r = 'ok', item = claimed})
 """
 
@@ -93,11 +98,11 @@ for i = 8, #ARGV, 2 do
   local node, visit = ARGV[i], ARGV[i + 1]
   local res = {node = node, visit = tonumber(visit)}
   local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
-  if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then res.r = 'done'
-  elseif not raw then res.r = 'gone'
+  if not raw then  -- done (COMMIT deletes the item as it marks the visit done) or gone
+    res.r = redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 and 'done' or 'gone'
   else
     local it = cjson.decode(raw)
-    local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
+    local dl = it.st == 'r' and redis.call('ZSCORE', K_LEASES, member(node, visit))
     if it.st == 'w' then
       if it.cr == 1 then
         it.cr = nil
@@ -106,7 +111,7 @@ for i = 8, #ARGV, 2 do
         res.r = 'create'; res.item = it
       else res.r = 'waiting' end
     elseif it.st == 'r' and dl and tonumber(dl) > NOW_MS then res.r = 'busy'
-    else res.r = 'ok'; res.item = claim_one(node, visit, ARGV[7], 1) end
+    else res.r = 'ok'; res.item = claim_one(node, visit, ARGV[7], 1, it) end
   end
   table.insert(out, res)
 end
@@ -127,25 +132,28 @@ COMMIT = _LIB + r"""
 local status = redis.call('HGET', K_META, 'status')
 if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 local node, visit = ARGV[7], ARGV[8]
-if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
+-- one read of the scheduling fields this commit needs: done marker, commit number, counts
+local sf = redis.call('HMGET', K_SCHED, 'd:' .. node .. ':' .. visit, 'seq', 'active', 'h')
+if sf[1] then
   return cjson.encode({r = 'dup'})
 end
 local taken = cjson.decode(ARGV[10])
-local problem = graph_problem()
-if not problem and redis.call('HEXISTS', K_GRAPH, 'i:' .. node) == 0 then
-  problem = 'has no node ' .. node
-end
+local problem = graph_problem_for(node)
 if problem then
   local parent, msg = fail_broken(node, graph_message(problem))
   return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = msg})
 end
 -- state writes: conflicts and reducers are settled for every key before anything is written
-local cur_seq = tonumber(redis.call('HGET', K_SCHED, 'seq') or '0')
+local cur_seq = tonumber(sf[2] or '0')
 local fired_at = cur_seq
-local own = redis.call('HGET', K_PENDING, node .. '|' .. visit)
-if own then
-  local fs = cjson.decode(own).fs
-  if fs then fired_at = tonumber(fs) end
+-- the visit's own item: its 'fs' for the write-conflict check, its 'cw' for a subflow/map; a
+-- plain node without state writes needs neither (its join info says 'c' = 0)
+local kind = ginfo(node).c
+local own_it = nil
+if #ARGV >= 15 or kind ~= 0 then
+  local own = redis.call('HGET', K_PENDING, node .. '|' .. visit)
+  own_it = own and cjson.decode(own)
+  if own_it and own_it.fs then fired_at = tonumber(own_it.fs) end
 end
 SEQ = cur_seq + 1
 local writes, state_err = {}, nil
@@ -180,14 +188,20 @@ if state_err then
   local parent = finalize('failed', err, 'run_failed')
   return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = state_err[2]})
 end
-redis.call('HSET', K_SCHED, 'd:' .. node .. ':' .. visit, '1', 'seq', SEQ)
-redis.call('HDEL', K_SCHED, 'cw:' .. node .. '|' .. visit, 'ch:' .. node .. '|' .. visit,
-           'cf:' .. node .. '|' .. visit)
-redis.call('HSET', K_STATE, '_outputs.' .. node, ARGV[9])
-for _, w in ipairs(writes) do
-  redis.call('HSET', K_STATE, w[1], w[2])
-  if w[3] then redis.call('HSET', K_SCHED, 'w:' .. w[1], SEQ .. '|' .. node) end
+-- the done marker, the commit number, the writers of state keys and the active count go to
+-- the sched hash in one HSET at the end (DEFER_ACTIVE: fire() counts in ACTIVE meanwhile)
+local sched_set = {'d:' .. node .. ':' .. visit, '1', 'seq', SEQ}
+ACTIVE, DEFER_ACTIVE = tonumber(sf[3] or '0') - 1, true
+if kind ~= 0 and (not own_it or own_it.cw) then  -- a subflow/map visit: its child-run fields go
+  redis.call('HDEL', K_SCHED, 'cw:' .. node .. '|' .. visit, 'ch:' .. node .. '|' .. visit,
+             'cf:' .. node .. '|' .. visit)
 end
+local state_set = {'_outputs.' .. node, ARGV[9]}
+for _, w in ipairs(writes) do
+  table.insert(state_set, w[1]); table.insert(state_set, w[2])
+  if w[3] then table.insert(sched_set, 'w:' .. w[1]); table.insert(sched_set, SEQ .. '|' .. node) end
+end
+hset_all(K_STATE, state_set)
 redis.call('HSET', K_NODES, node, ARGV[11])
 redis.call('HDEL', K_PENDING, node .. '|' .. visit)
 redis.call('ZREM', K_LEASES, member(node, visit))
@@ -198,7 +212,6 @@ local eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
 -- goes in as it is (its action and flag are read in Python: no JSON decoding on this path)
 redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
            't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
-redis.call('HINCRBY', K_SCHED, 'active', -1)
 local info = ginfo(node)
 if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
 local work = {}
@@ -206,17 +219,19 @@ resolve_out(node, taken, work)
 if not FAILED then drain(work) end
 local result = {r = 'ok', ready = {}}
 if not FAILED and not BROKEN then
-  queue_ready()
-  if ARGV[13] ~= '' and #READY == 1 then
+  local inline = ARGV[13] ~= '' and #READY == 1
+  local claimed = queue_ready(inline and ARGV[13] or nil)
+  if inline then
     local it = READY[1]
-    result.claimed = {it[1], it[2], claim_one(it[1], it[2], ARGV[13], 1)}
+    result.claimed = {it[1], it[2], claimed}
   else
     for _, it in ipairs(READY) do table.insert(result.ready, {it[1], it[2]}) end
   end
 end
-local parent = maybe_finished()
-result.finished = redis.call('HGET', K_META, 'status') ~= 'running' and
-                  redis.call('HGET', K_META, 'status') or nil
+table.insert(sched_set, 'active'); table.insert(sched_set, ACTIVE)
+hset_all(K_SCHED, sched_set)
+local parent = maybe_finished(sf[4] or '0')
+result.finished = STATUS ~= 'running' and STATUS or nil
 result.parent = parent
 if BROKEN then result.error = BROKEN end
 return cjson.encode(result)
@@ -253,7 +268,7 @@ local function cancel(run, meta, pending, children)
   release_blueprints(meta, ttl)
   for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done',
                          'jobs', 'history'}) do
-    redis.call('EXPIRE', run_key(run, part), ttl)
+    expire_run_key(run_key(run, part), part, ttl)
   end
   return n
 end
