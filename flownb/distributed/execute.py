@@ -15,6 +15,7 @@ re-runs it once Redis is back; nothing is left claimed for ever.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
@@ -33,8 +34,9 @@ from ..core.registry import Registry
 from ..core.transforms import transformed_input
 from ..engine.waiting import WaitRequest
 from .jobs import enqueue_items
-from .keys import item_field, lease_member
-from .reads import Reader, resolver
+from .keys import lease_member
+from .async_store import AsyncStore, EventSink
+from .reads import _ABSENT, Reader, resolver
 from .store import RedisStore, dumps, loads
 from .waiting import park
 from .children import resume_parent, start_children
@@ -76,6 +78,27 @@ class NodeRunner:
         self.inline_visits = 0  # visits run on the loop thread (published in the worker info)
         self.redis_errors = 0  # store calls Redis refused (published with the last one)
         self.last_redis_error = ""
+        self._astore: AsyncStore | None = None
+        self._events: EventSink | None = None
+
+    @property
+    def astore(self) -> AsyncStore:
+        """The loop's ``redis.asyncio`` store (:mod:`.async_store`): every Redis call of a visit
+        on the loop is awaited, never blocking the other visits in flight. Built on first use,
+        from the loop: one pool per worker loop, the sync client's connection options."""
+        if self._astore is None:
+            self._astore = AsyncStore(self.store)
+        return self._astore
+
+    def _sink(self) -> EventSink:
+        if self._events is None:
+            self._events = EventSink(self.astore, asyncio.get_running_loop(), self.stopping)
+        return self._events
+
+    async def _flush_events(self) -> None:
+        """The visits' queued events reach the stream before a COMMIT or FAIL writes its own."""
+        if self._events is not None:
+            await self._events.flush()
 
     def alone(self) -> bool:
         """Whether the visit asking is the only one in flight (a runtime with slots says)."""
@@ -112,12 +135,13 @@ class NodeRunner:
         return out
 
     # -- runs ------------------------------------------------------------------------------------
-    def _run(self, run_id: str) -> _Run | None:
+    async def _run(self, run_id: str) -> _Run | None:
         r = self.runs.get(run_id)
         if r is not None:
             self.runs.move_to_end(run_id)
             return r
-        meta = self.store.meta(run_id)
+        ast = self.astore
+        meta = await ast.meta(run_id)
         if not meta:
             log.error("flownb: job for unknown run %r (expired, or another Redis/prefix); skipped", run_id)
             return None
@@ -127,11 +151,11 @@ class NodeRunner:
         graph = self.graphs.get(key)
         reg = self.registry
         if bundle:
-            reg = _BundleRegistry(self.registry, {bid: self.store.load_blueprint(d)
+            reg = _BundleRegistry(self.registry, {bid: await ast.load_blueprint(d)
                                                   for bid, d in bundle.items()})
         if graph is None:
             try:
-                bp = self.store.load_blueprint(digest)
+                bp = await ast.load_blueprint(digest)
                 missing = sorted({n.uses for n in bp.nodes if n.uses not in ("subflow", "map")
                                   and n.uses not in reg})
                 if missing:
@@ -147,7 +171,7 @@ class NodeRunner:
                        "message": f"worker {self.name} cannot run blueprint "
                                   f"{meta.get('blueprint_id', '')!r}: {detail}", "traceback": ""}
                 log.error("flownb: run %s: %s", run_id, err["message"])
-                self._fail(run_id, digest, err)
+                await self._afail(run_id, digest, err)
                 return None
             self.graphs[key] = graph
         r = _Run(run_id, digest, graph, reg, bundle, loads(meta.get("input_keys") or "[]") or [],
@@ -160,7 +184,8 @@ class NodeRunner:
     # -- one item --------------------------------------------------------------------------------
     async def visit(self, run_id: str, node: str, visit: int) -> None:
         """Claim one queued item and run it, then each successor its commit claims inline."""
-        run = self._run(run_id)
+        self._sink()
+        run = await self._run(run_id)
         if run is None:
             return
         tr = tracing.TRACER
@@ -177,14 +202,14 @@ class NodeRunner:
                 "message": f"job names node {node!r}, which blueprint {run.graph.blueprint.id!r} "
                            "does not have", "traceback": ""})
             return
-        res = await self._stored("claim", self.store.claim, run_id, run.digest, node, visit,
+        res = await self._stored("claim", self.astore.claim, run_id, run.digest, node, visit,
                                  self.name)
         kind = res.get("r")
         if kind == "create":
             await self._start_children(run, run.graph.nodes[node], visit, res.get("item") or {})
             return
         if kind == "busy":
-            res = self._own_claim(run_id, node, visit) or res
+            res = await self._own_claim(run_id, node, visit) or res
             kind = res.get("r")
         if kind != "ok":
             return
@@ -203,14 +228,13 @@ class NodeRunner:
                 self.executing.discard(member)
                 self.running.pop(member, None)
 
-    def _own_claim(self, run_id: str, node: str, visit: int) -> dict[str, Any] | None:
+    async def _own_claim(self, run_id: str, node: str, visit: int) -> dict[str, Any] | None:
         """The claim of an item that is already this worker's but that no visit here runs: the
         reply of an earlier CLAIM was lost (the connection dropped after Redis ran it). Left
         alone it would be stuck for ever, as the reaper spares a live worker's items."""
         if lease_member(run_id, node, visit) in self.executing:
             return None  # a duplicate job of an item running here
-        raw = self.store.r.hget(self.store.keys.pending(run_id), item_field(node, visit))
-        item = loads(raw) if raw is not None else None
+        item = await self.astore.pending_item(run_id, node, visit)
         if isinstance(item, dict) and item.get("st") == "r" and item.get("w") == self.name:
             log.warning("flownb worker %s: taking up %s|%s of run %s, claimed by this worker "
                         "earlier (a lost reply)", self.name, node, visit, run_id)
@@ -244,7 +268,8 @@ class NodeRunner:
         wait = 0.05
         while True:
             try:
-                return fn(*args, **kw)
+                res = fn(*args, **kw)
+                return await res if inspect.isawaitable(res) else res
             except Exception as exc:
                 if not is_transient_redis_error(exc):
                     raise
@@ -259,7 +284,7 @@ class NodeRunner:
                 wait = min(wait * 2, 2.0)
 
     async def _failed(self, run_id: str, digest: str, err: dict[str, Any], **kw: Any) -> None:
-        await self._stored("record a failure", self._fail, run_id, digest, err, **kw)
+        await self._stored("record a failure", self._afail, run_id, digest, err, **kw)
 
     async def _execute(self, run: _Run, node: str, visit: int, item: dict[str, Any],
                        carried: Any) -> Next:
@@ -274,8 +299,9 @@ class NodeRunner:
         if item.get("k") == "resume":
             return await self._resume(run, cn, visit, item)
         reader = Reader(st, run.run_id)
+        check = carried is _NO_INPUT and not cn.structural  # cancelled while the item waited?
         try:
-            input_ = self._input(run, cn, item, reader, carried)
+            input_, status = await self._ainput(run, cn, item, reader, carried, check)
             if cn.transforms is not None:
                 input_ = transformed_input(cn, list(item.get("s") or []), input_, reader)
         except FlownbError as exc:
@@ -284,7 +310,7 @@ class NodeRunner:
         if cn.structural:
             await self._start_children(run, cn, visit, item, input_)
             return None
-        if carried is _NO_INPUT and st.status(run.run_id) != "running":
+        if check and (status if status is not None else await self.astore.status(run.run_id)) != "running":
             return None  # cancelled while this item waited: no node body starts after cancel()
         self.current = f"{run.run_id}:{node}"
         started = time.time()
@@ -308,7 +334,7 @@ class NodeRunner:
         if out.replaced is not None:
             replaced_by = out.node_id
             writes[OUTPUTS_PREFIX + out.node_id] = out.output
-            st.r.hset(st.keys.nodes(run.run_id), out.node_id, dumps({
+            await self.astore.set_node_stats(run.run_id, out.node_id, dumps({
                 "status": "succeeded", "visits": visit, "attempts": out.attempts,
                 "duration_s": out.duration_s, **common}))
             attempts = out.replaced.attempts
@@ -342,19 +368,18 @@ class NodeRunner:
         event = {"visit": visit, "attempt": stats.get("attempts", 1),
                  "duration_s": stats.get("duration_s", 0.0), "action": action,
                  "worker": self.name, "output": _preview(output)}
-        res = await self._stored("commit", st.commit, run.run_id, run.digest, cn.id, visit,
+        await self._flush_events()
+        res = await self._stored("commit", self.astore.commit, run.run_id, run.digest, cn.id, visit,
                                  output_json=output_json, taken=taken, stats=stats, event=event,
                                  writes=writes, claim_for=self.name, event_node=event_node)
         self.nodes_done += 1
         if res.get("r") != "ok":
             return None
         if res.get("ready"):
-            await self._stored("queue jobs", enqueue_items, self.queue, run.run_id, res["ready"],
-                               keys=st.keys)
+            await self._stored("queue jobs", self._enqueue, run.run_id, res["ready"])
         if res.get("parent"):
             prun, pnode, pvisit = res["parent"]
-            await self._stored("queue jobs", enqueue_items, self.queue, prun, [[pnode, pvisit]],
-                               keys=st.keys)
+            await self._stored("queue jobs", self._enqueue, prun, [[pnode, pvisit]])
         claimed = res.get("claimed")
         if claimed:
             n, v, item = claimed
@@ -371,9 +396,31 @@ class NodeRunner:
             prun, pnode, pvisit = res["parent"]
             enqueue_items(self.queue, prun, [[pnode, pvisit]], keys=self.store.keys)
 
+    async def _afail(self, run_id: str, digest: str, err: dict[str, Any], *,
+                     stats: dict[str, Any] | None = None, event: dict[str, Any] | None = None,
+                     node: str | None = None) -> None:
+        """:meth:`_fail` from the loop: awaited, after the visits' queued events."""
+        err, stats, event = _storable(err), _storable(stats), _storable(event)
+        await self._flush_events()
+        res = await self.astore.fail(run_id, digest, node or err.get("node_id") or "", err,
+                                     stats=stats, event=event)
+        if res.get("parent"):
+            prun, pnode, pvisit = res["parent"]
+            await self._enqueue(prun, [[pnode, pvisit]])
+
+    async def _enqueue(self, run_id: str, items: list[list[Any]]) -> int:
+        """RQ jobs for ``items``, queued from a thread: RQ speaks only blocking redis-py."""
+        return await asyncio.to_thread(enqueue_items, self.queue, run_id, items, keys=self.store.keys)
+
+    def _add_event(self, run_id: str, type_: str, node: str | None, data: dict[str, Any]) -> None:
+        if self._events is not None:  # queued for the loop's next pipelined batch
+            self._events.emit(run_id, type_, node, data)
+        else:
+            self.store.add_event(run_id, type_, node, data)
+
     def _emitter(self, run_id: str) -> Callable[[str, str, dict[str, Any]], None]:
         def emit(node: str, name: str, data: dict[str, Any]) -> None:
-            self.store.add_event(run_id, "custom", node, {"name": name, **data})
+            self._add_event(run_id, "custom", node, {"name": name, **data})
 
         return emit
 
@@ -381,9 +428,35 @@ class NodeRunner:
         def emit(type_: str, node: str, data: dict[str, Any]) -> None:
             if type_ == "node_started":
                 data = {**data, "worker": self.name}
-            self.store.add_event(run_id, type_, node, data)
+            self._add_event(run_id, type_, node, data)
 
         return emit
+
+    async def _ainput(self, run: _Run, cn: CNode, item: dict[str, Any], reader: Reader,
+                      carried: Any, status: bool) -> tuple[Any, str | None]:
+        """:meth:`_input` with its Redis reads awaited (and the run's status read in the same
+        round trip when ``status``); declared ``inputs`` still resolve through ``reader``."""
+        src = item.get("s")
+        sources = list(src) if isinstance(src, list) else []
+        if cn.spec.inputs is not None or (len(sources) == 1 and carried is not _NO_INPUT
+                                          and (cn.n_fwd_in <= 1 or cn.join == "any")):
+            return self._input(run, cn, item, reader, carried), None
+        if not sources:
+            keys = list(run.input_keys)
+        else:
+            keys = [OUTPUTS_PREFIX + s for s in sources]
+        ast = self.astore
+        if status:
+            st, vals = await ast.status_and_state(run.run_id, keys)
+        else:
+            st, vals = None, await ast.state_many(run.run_id, keys)
+        if not sources:
+            return vals, st
+        for k in keys:  # later reads of the same fields (transforms) hit the cache
+            reader.cache[k] = vals.get(k, _ABSENT)
+        if len(sources) == 1 and (cn.n_fwd_in <= 1 or cn.join == "any"):
+            return vals.get(keys[0]), st
+        return {s: vals.get(OUTPUTS_PREFIX + s) for s in sources}, st
 
     def _input(self, run: _Run, cn: CNode, item: dict[str, Any], reader: Reader, carried: Any) -> Any:
         if cn.spec.inputs is not None:
