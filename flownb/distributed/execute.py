@@ -36,7 +36,8 @@ from ..engine.waiting import WaitRequest
 from .jobs import enqueue_items
 from .keys import lease_member
 from .async_store import AsyncStore, EventSink
-from .reads import _ABSENT, Reader, resolver
+from .loop_io import LoopIO
+from .reads import Reader, resolver
 from .store import RedisStore, dumps, loads
 from .waiting import park
 from .children import resume_parent, start_children
@@ -58,7 +59,7 @@ log = logging.getLogger("flownb.worker")
 INLINE_MAX_S = float(os.environ.get("FLOWNB_WORKER_INLINE_MAX_S", "0.01"))
 
 
-class NodeRunner:
+class NodeRunner(LoopIO):
     """The per-process side of node visits: stores, compiled graphs, the leases held."""
 
     store: RedisStore
@@ -80,25 +81,7 @@ class NodeRunner:
         self.last_redis_error = ""
         self._astore: AsyncStore | None = None
         self._events: EventSink | None = None
-
-    @property
-    def astore(self) -> AsyncStore:
-        """The loop's ``redis.asyncio`` store (:mod:`.async_store`): every Redis call of a visit
-        on the loop is awaited, never blocking the other visits in flight. Built on first use,
-        from the loop: one pool per worker loop, the sync client's connection options."""
-        if self._astore is None:
-            self._astore = AsyncStore(self.store)
-        return self._astore
-
-    def _sink(self) -> EventSink:
-        if self._events is None:
-            self._events = EventSink(self.astore, asyncio.get_running_loop(), self.stopping)
-        return self._events
-
-    async def _flush_events(self) -> None:
-        """The visits' queued events reach the stream before a COMMIT or FAIL writes its own."""
-        if self._events is not None:
-            await self._events.flush()
+        self._read_keys: dict[tuple[str, str], list[str]] = {}  # (digest, node) -> fields
 
     def alone(self) -> bool:
         """Whether the visit asking is the only one in flight (a runtime with slots says)."""
@@ -396,28 +379,6 @@ class NodeRunner:
             prun, pnode, pvisit = res["parent"]
             enqueue_items(self.queue, prun, [[pnode, pvisit]], keys=self.store.keys)
 
-    async def _afail(self, run_id: str, digest: str, err: dict[str, Any], *,
-                     stats: dict[str, Any] | None = None, event: dict[str, Any] | None = None,
-                     node: str | None = None) -> None:
-        """:meth:`_fail` from the loop: awaited, after the visits' queued events."""
-        err, stats, event = _storable(err), _storable(stats), _storable(event)
-        await self._flush_events()
-        res = await self.astore.fail(run_id, digest, node or err.get("node_id") or "", err,
-                                     stats=stats, event=event)
-        if res.get("parent"):
-            prun, pnode, pvisit = res["parent"]
-            await self._enqueue(prun, [[pnode, pvisit]])
-
-    async def _enqueue(self, run_id: str, items: list[list[Any]]) -> int:
-        """RQ jobs for ``items``, queued from a thread: RQ speaks only blocking redis-py."""
-        return await asyncio.to_thread(enqueue_items, self.queue, run_id, items, keys=self.store.keys)
-
-    def _add_event(self, run_id: str, type_: str, node: str | None, data: dict[str, Any]) -> None:
-        if self._events is not None:  # queued for the loop's next pipelined batch
-            self._events.emit(run_id, type_, node, data)
-        else:
-            self.store.add_event(run_id, type_, node, data)
-
     def _emitter(self, run_id: str) -> Callable[[str, str, dict[str, Any]], None]:
         def emit(node: str, name: str, data: dict[str, Any]) -> None:
             self._add_event(run_id, "custom", node, {"name": name, **data})
@@ -431,32 +392,6 @@ class NodeRunner:
             self._add_event(run_id, type_, node, data)
 
         return emit
-
-    async def _ainput(self, run: _Run, cn: CNode, item: dict[str, Any], reader: Reader,
-                      carried: Any, status: bool) -> tuple[Any, str | None]:
-        """:meth:`_input` with its Redis reads awaited (and the run's status read in the same
-        round trip when ``status``); declared ``inputs`` still resolve through ``reader``."""
-        src = item.get("s")
-        sources = list(src) if isinstance(src, list) else []
-        if cn.spec.inputs is not None or (len(sources) == 1 and carried is not _NO_INPUT
-                                          and (cn.n_fwd_in <= 1 or cn.join == "any")):
-            return self._input(run, cn, item, reader, carried), None
-        if not sources:
-            keys = list(run.input_keys)
-        else:
-            keys = [OUTPUTS_PREFIX + s for s in sources]
-        ast = self.astore
-        if status:
-            st, vals = await ast.status_and_state(run.run_id, keys)
-        else:
-            st, vals = None, await ast.state_many(run.run_id, keys)
-        if not sources:
-            return vals, st
-        for k in keys:  # later reads of the same fields (transforms) hit the cache
-            reader.cache[k] = vals.get(k, _ABSENT)
-        if len(sources) == 1 and (cn.n_fwd_in <= 1 or cn.join == "any"):
-            return vals.get(keys[0]), st
-        return {s: vals.get(OUTPUTS_PREFIX + s) for s in sources}, st
 
     def _input(self, run: _Run, cn: CNode, item: dict[str, Any], reader: Reader, carried: Any) -> Any:
         if cn.spec.inputs is not None:
