@@ -91,10 +91,15 @@ class AsyncStore:
         self.r = client if client is not None else async_client(store.r)
         self._scripts = {n: self.r.register_script(scripts.ALL[n]) for n in HOT_SCRIPTS}
         self._rate = self.r.register_script(scripts.RATE_LIMIT)
+        self._args: dict[tuple[str, str | None], tuple[list[str], list[Any]]] = {}
 
     async def _call(self, name: str, run_id: str, digest: str | None, extra: list[Any]) -> Any:
-        keys, args = run_script_args(self.keys, self.settings, run_id, digest)
-        return await self._scripts[name](keys=keys, args=[*args, *extra])
+        ka = self._args.get((run_id, digest))
+        if ka is None:  # the same for every visit of a run: built once (the loop's CPU is the cost)
+            ka = self._args[(run_id, digest)] = run_script_args(self.keys, self.settings, run_id, digest)
+            if len(self._args) > 1024:
+                self._args.pop(next(iter(self._args)))
+        return await self._scripts[name](keys=ka[0], args=[*ka[1], *extra])
 
     async def aclose(self) -> None:
         await self.r.aclose(close_connection_pool=True)
