@@ -334,6 +334,7 @@ class NodeRunner(LoopIO):
         st = self.store
         try:
             if type(output) is WaitRequest:  # the node asks a person: park, hold no worker
+                await self._flush_events()  # its events before the wait's
                 park(st, run.run_id, run.digest, cn, visit, input_, output, worker=self.name)
                 return None
             # the in-process rule too; a lone surrogate cannot be stored: say so, do not crash I/O
