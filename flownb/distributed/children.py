@@ -8,12 +8,14 @@ finish re-queues the parent visit, which then commits the children's outputs
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
 from ..engine import builtins
 from ..core.errors import FlownbError
-from ..core.graph import CNode, compile_graph
+from ..core.blueprint import Blueprint
+from ..core.graph import CNode, Graph, compile_graph
 from ..core.limits import LimitExceeded, child_limit_message
 from ..core.transforms import transformed_input
 from .jobs import enqueue_items
@@ -28,22 +30,31 @@ if TYPE_CHECKING:
 async def start_children(runner: NodeRunner, run: _Run, cn: CNode, visit: int, item: dict[str, Any],
                          input_: Any = None) -> None:
     """Start a subflow/map node's child runs (their nodes are jobs like any other); the parent
-    visit waits for them (``WAIT_CHILDREN``) and is resumed by the last one to finish."""
+    visit waits for them (``WAIT_CHILDREN``) and is resumed by the last one to finish.
+
+    The blocking store calls (reads of the inputs, the limits, starting each child run) run in a
+    thread: never on the worker's loop, where they would hold up every visit in flight."""
     st = runner.store
     reader = Reader(st, run.run_id)
-    try:
-        if input_ is None:
-            input_ = runner._input(run, cn, item, reader, _NO_INPUT)
+
+    def plan() -> tuple[Any, Blueprint, list[Any], Graph]:
+        inp = input_
+        if inp is None:
+            inp = runner._input(run, cn, item, reader, _NO_INPUT)
             if cn.transforms is not None:
-                input_ = transformed_input(cn, list(item.get("s") or []), input_, reader)
+                inp = transformed_input(cn, list(item.get("s") or []), inp, reader)
         if cn.uses == "subflow":
             bp = run.registry.get_blueprint(builtins.subflow_blueprint_id(cn), node_id=cn.id)
-            child_inputs = [builtins.subflow_inputs(cn.params, input_, reader)]
+            child_inputs = [builtins.subflow_inputs(cn.params, inp, reader)]
         else:
-            plan = builtins.map_plan(cn, input_, reader, run.registry)
-            bp, child_inputs = plan.blueprint, plan.inputs
+            mp = builtins.map_plan(cn, inp, reader, run.registry)
+            bp, child_inputs = mp.blueprint, mp.inputs
         graph = compile_graph(bp, run.registry)
         st.reserve_children(run.run_id, cn.id, visit, len(child_inputs))  # flownb.core.limits
+        return inp, bp, child_inputs, graph
+
+    try:
+        input_, bp, child_inputs, graph = await asyncio.to_thread(plan)
     except FlownbError as exc:
         await runner._failed(run.run_id, run.digest, _err(cn.id, run.run_id, exc))
         return
@@ -53,20 +64,27 @@ async def start_children(runner: NodeRunner, run: _Run, cn: CNode, visit: int, i
         await runner._commit(run, cn, visit, input_, [], None, {}, {"status": "succeeded", "visits": visit,
                                                            "attempts": 1, "worker": runner.name})
         return
-    st.wait_children(run.run_id, run.digest, cn.id, visit, child_ids)
-    st.add_event(run.run_id, "custom", cn.id, {"name": "children", "count": len(child_ids),
-                                               "blueprint_id": bp.id})
-    parent = f"{run.run_id}|{cn.id}|{visit}"
-    for cid, inputs in zip(child_ids, child_inputs):
-        try:
-            ready = st.start_run(cid, bp, graph, inputs, parent=parent, bundle=run.bundle)
-        except FlownbError as exc:
-            if "already exists" in exc.message:
-                continue
-            await runner._failed(run.run_id, run.digest, _err(cn.id, run.run_id, exc))
-            return
-        enqueue_items(runner.queue, cid, [list(x) for x in ready], keys=st.keys)
-    st.r.zrem(st.keys.leases, lease_member(run.run_id, cn.id, visit))
+    await runner._flush_events()  # the run's events so far, before "children"
+
+    def start() -> FlownbError | None:
+        st.wait_children(run.run_id, run.digest, cn.id, visit, child_ids)
+        st.add_event(run.run_id, "custom", cn.id, {"name": "children", "count": len(child_ids),
+                                                   "blueprint_id": bp.id})
+        parent = f"{run.run_id}|{cn.id}|{visit}"
+        for cid, inputs in zip(child_ids, child_inputs):
+            try:
+                ready = st.start_run(cid, bp, graph, inputs, parent=parent, bundle=run.bundle)
+            except FlownbError as exc:
+                if "already exists" in exc.message:
+                    continue
+                return exc
+            enqueue_items(runner.queue, cid, [list(x) for x in ready], keys=st.keys)
+        st.r.zrem(st.keys.leases, lease_member(run.run_id, cn.id, visit))
+        return None
+
+    failed = await asyncio.to_thread(start)
+    if failed is not None:
+        await runner._failed(run.run_id, run.digest, _err(cn.id, run.run_id, failed))
 
 
 async def resume_parent(runner: NodeRunner, run: _Run, cn: CNode, visit: int, item: dict[str, Any]) -> Next:
@@ -75,7 +93,7 @@ async def resume_parent(runner: NodeRunner, run: _Run, cn: CNode, visit: int, it
     st = runner.store
     children = list(item.get("ch") or [])
     if item.get("cf"):
-        child = st.load_result(str(item["cf"]))
+        child = await asyncio.to_thread(st.load_result, str(item["cf"]))
         cerr = child.error or {}
         err = {"node_id": cn.id, "run_id": run.run_id, "attempt": 1, "type": "ChildRunFailed",
                "message": f"child run {child.run_id} {child.status}: node "
@@ -86,7 +104,7 @@ async def resume_parent(runner: NodeRunner, run: _Run, cn: CNode, visit: int, it
             err.update(type=LimitExceeded.__name__, message=limit)
         await runner._failed(run.run_id, run.digest, err, event={"attempt": 1, "error": err})
         return None
-    results = [st.load_result(c) for c in children]
+    results = await asyncio.to_thread(lambda: [st.load_result(c) for c in children])
     writes: dict[str, Any] = {}
     if cn.uses == "subflow":
         output = builtins.subflow_output(cn.params, results[0])

@@ -15,6 +15,7 @@ re-runs it once Redis is back; nothing is left claimed for ever.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
@@ -33,7 +34,9 @@ from ..core.registry import Registry
 from ..core.transforms import transformed_input
 from ..engine.waiting import WaitRequest
 from .jobs import enqueue_items
-from .keys import item_field, lease_member
+from .keys import lease_member
+from .async_store import AsyncStore, EventSink
+from .loop_io import LoopIO
 from .reads import Reader, resolver
 from .store import RedisStore, dumps, loads
 from .waiting import park
@@ -56,7 +59,7 @@ log = logging.getLogger("flownb.worker")
 INLINE_MAX_S = float(os.environ.get("FLOWNB_WORKER_INLINE_MAX_S", "0.01"))
 
 
-class NodeRunner:
+class NodeRunner(LoopIO):
     """The per-process side of node visits: stores, compiled graphs, the leases held."""
 
     store: RedisStore
@@ -76,6 +79,9 @@ class NodeRunner:
         self.inline_visits = 0  # visits run on the loop thread (published in the worker info)
         self.redis_errors = 0  # store calls Redis refused (published with the last one)
         self.last_redis_error = ""
+        self._astore: AsyncStore | None = None
+        self._events: EventSink | None = None
+        self._read_keys: dict[tuple[str, str], list[str]] = {}  # (digest, node) -> fields
 
     def alone(self) -> bool:
         """Whether the visit asking is the only one in flight (a runtime with slots says)."""
@@ -112,12 +118,13 @@ class NodeRunner:
         return out
 
     # -- runs ------------------------------------------------------------------------------------
-    def _run(self, run_id: str) -> _Run | None:
+    async def _run(self, run_id: str) -> _Run | None:
         r = self.runs.get(run_id)
         if r is not None:
             self.runs.move_to_end(run_id)
             return r
-        meta = self.store.meta(run_id)
+        ast = self.astore
+        meta = await ast.meta(run_id)
         if not meta:
             log.error("flownb: job for unknown run %r (expired, or another Redis/prefix); skipped", run_id)
             return None
@@ -127,11 +134,11 @@ class NodeRunner:
         graph = self.graphs.get(key)
         reg = self.registry
         if bundle:
-            reg = _BundleRegistry(self.registry, {bid: self.store.load_blueprint(d)
+            reg = _BundleRegistry(self.registry, {bid: await ast.load_blueprint(d)
                                                   for bid, d in bundle.items()})
         if graph is None:
             try:
-                bp = self.store.load_blueprint(digest)
+                bp = await ast.load_blueprint(digest)
                 missing = sorted({n.uses for n in bp.nodes if n.uses not in ("subflow", "map")
                                   and n.uses not in reg})
                 if missing:
@@ -147,7 +154,7 @@ class NodeRunner:
                        "message": f"worker {self.name} cannot run blueprint "
                                   f"{meta.get('blueprint_id', '')!r}: {detail}", "traceback": ""}
                 log.error("flownb: run %s: %s", run_id, err["message"])
-                self._fail(run_id, digest, err)
+                await self._afail(run_id, digest, err)
                 return None
             self.graphs[key] = graph
         r = _Run(run_id, digest, graph, reg, bundle, loads(meta.get("input_keys") or "[]") or [],
@@ -160,7 +167,8 @@ class NodeRunner:
     # -- one item --------------------------------------------------------------------------------
     async def visit(self, run_id: str, node: str, visit: int) -> None:
         """Claim one queued item and run it, then each successor its commit claims inline."""
-        run = self._run(run_id)
+        self._sink()
+        run = await self._run(run_id)
         if run is None:
             return
         tr = tracing.TRACER
@@ -177,14 +185,14 @@ class NodeRunner:
                 "message": f"job names node {node!r}, which blueprint {run.graph.blueprint.id!r} "
                            "does not have", "traceback": ""})
             return
-        res = await self._stored("claim", self.store.claim, run_id, run.digest, node, visit,
+        res = await self._stored("claim", self.astore.claim, run_id, run.digest, node, visit,
                                  self.name)
         kind = res.get("r")
         if kind == "create":
             await self._start_children(run, run.graph.nodes[node], visit, res.get("item") or {})
             return
         if kind == "busy":
-            res = self._own_claim(run_id, node, visit) or res
+            res = await self._own_claim(run_id, node, visit) or res
             kind = res.get("r")
         if kind != "ok":
             return
@@ -203,14 +211,13 @@ class NodeRunner:
                 self.executing.discard(member)
                 self.running.pop(member, None)
 
-    def _own_claim(self, run_id: str, node: str, visit: int) -> dict[str, Any] | None:
+    async def _own_claim(self, run_id: str, node: str, visit: int) -> dict[str, Any] | None:
         """The claim of an item that is already this worker's but that no visit here runs: the
         reply of an earlier CLAIM was lost (the connection dropped after Redis ran it). Left
         alone it would be stuck for ever, as the reaper spares a live worker's items."""
         if lease_member(run_id, node, visit) in self.executing:
             return None  # a duplicate job of an item running here
-        raw = self.store.r.hget(self.store.keys.pending(run_id), item_field(node, visit))
-        item = loads(raw) if raw is not None else None
+        item = await self.astore.pending_item(run_id, node, visit)
         if isinstance(item, dict) and item.get("st") == "r" and item.get("w") == self.name:
             log.warning("flownb worker %s: taking up %s|%s of run %s, claimed by this worker "
                         "earlier (a lost reply)", self.name, node, visit, run_id)
@@ -244,7 +251,8 @@ class NodeRunner:
         wait = 0.05
         while True:
             try:
-                return fn(*args, **kw)
+                res = fn(*args, **kw)
+                return await res if inspect.isawaitable(res) else res
             except Exception as exc:
                 if not is_transient_redis_error(exc):
                     raise
@@ -259,7 +267,7 @@ class NodeRunner:
                 wait = min(wait * 2, 2.0)
 
     async def _failed(self, run_id: str, digest: str, err: dict[str, Any], **kw: Any) -> None:
-        await self._stored("record a failure", self._fail, run_id, digest, err, **kw)
+        await self._stored("record a failure", self._afail, run_id, digest, err, **kw)
 
     async def _execute(self, run: _Run, node: str, visit: int, item: dict[str, Any],
                        carried: Any) -> Next:
@@ -274,8 +282,9 @@ class NodeRunner:
         if item.get("k") == "resume":
             return await self._resume(run, cn, visit, item)
         reader = Reader(st, run.run_id)
+        check = carried is _NO_INPUT and not cn.structural  # cancelled while the item waited?
         try:
-            input_ = self._input(run, cn, item, reader, carried)
+            input_, status = await self._ainput(run, cn, item, reader, carried, check)
             if cn.transforms is not None:
                 input_ = transformed_input(cn, list(item.get("s") or []), input_, reader)
         except FlownbError as exc:
@@ -284,7 +293,7 @@ class NodeRunner:
         if cn.structural:
             await self._start_children(run, cn, visit, item, input_)
             return None
-        if carried is _NO_INPUT and st.status(run.run_id) != "running":
+        if check and (status if status is not None else await self.astore.status(run.run_id)) != "running":
             return None  # cancelled while this item waited: no node body starts after cancel()
         self.current = f"{run.run_id}:{node}"
         started = time.time()
@@ -308,7 +317,7 @@ class NodeRunner:
         if out.replaced is not None:
             replaced_by = out.node_id
             writes[OUTPUTS_PREFIX + out.node_id] = out.output
-            st.r.hset(st.keys.nodes(run.run_id), out.node_id, dumps({
+            await self.astore.set_node_stats(run.run_id, out.node_id, dumps({
                 "status": "succeeded", "visits": visit, "attempts": out.attempts,
                 "duration_s": out.duration_s, **common}))
             attempts = out.replaced.attempts
@@ -325,6 +334,7 @@ class NodeRunner:
         st = self.store
         try:
             if type(output) is WaitRequest:  # the node asks a person: park, hold no worker
+                await self._flush_events()  # its events before the wait's
                 park(st, run.run_id, run.digest, cn, visit, input_, output, worker=self.name)
                 return None
             # the in-process rule too; a lone surrogate cannot be stored: say so, do not crash I/O
@@ -342,19 +352,18 @@ class NodeRunner:
         event = {"visit": visit, "attempt": stats.get("attempts", 1),
                  "duration_s": stats.get("duration_s", 0.0), "action": action,
                  "worker": self.name, "output": _preview(output)}
-        res = await self._stored("commit", st.commit, run.run_id, run.digest, cn.id, visit,
+        await self._flush_events()
+        res = await self._stored("commit", self.astore.commit, run.run_id, run.digest, cn.id, visit,
                                  output_json=output_json, taken=taken, stats=stats, event=event,
                                  writes=writes, claim_for=self.name, event_node=event_node)
         self.nodes_done += 1
         if res.get("r") != "ok":
             return None
         if res.get("ready"):
-            await self._stored("queue jobs", enqueue_items, self.queue, run.run_id, res["ready"],
-                               keys=st.keys)
+            await self._stored("queue jobs", self._enqueue, run.run_id, res["ready"])
         if res.get("parent"):
             prun, pnode, pvisit = res["parent"]
-            await self._stored("queue jobs", enqueue_items, self.queue, prun, [[pnode, pvisit]],
-                               keys=st.keys)
+            await self._stored("queue jobs", self._enqueue, prun, [[pnode, pvisit]])
         claimed = res.get("claimed")
         if claimed:
             n, v, item = claimed
@@ -373,7 +382,7 @@ class NodeRunner:
 
     def _emitter(self, run_id: str) -> Callable[[str, str, dict[str, Any]], None]:
         def emit(node: str, name: str, data: dict[str, Any]) -> None:
-            self.store.add_event(run_id, "custom", node, {"name": name, **data})
+            self._add_event(run_id, "custom", node, {"name": name, **data})
 
         return emit
 
@@ -381,7 +390,7 @@ class NodeRunner:
         def emit(type_: str, node: str, data: dict[str, Any]) -> None:
             if type_ == "node_started":
                 data = {**data, "worker": self.name}
-            self.store.add_event(run_id, type_, node, data)
+            self._add_event(run_id, type_, node, data)
 
         return emit
 

@@ -10,11 +10,15 @@ interface — need no Redis import.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import TYPE_CHECKING, Any
 
 from ..llm.ratelimit import RateLimit, clamp_backoff, set_limiter
 from .keys import Keys
 from .scripts import RATE_LIMIT
+
+if TYPE_CHECKING:
+    from .async_store import AsyncStore
 
 
 class RedisRateLimiter:
@@ -24,11 +28,23 @@ class RedisRateLimiter:
         self.conn = conn
         self.keys = Keys(prefix)
         self._script = conn.register_script(RATE_LIMIT)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._astore: AsyncStore | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop, astore: AsyncStore) -> None:
+        """Calls made on ``loop`` (the worker's) await ``astore`` instead of blocking it."""
+        self._loop, self._astore = loop, astore
 
     def reserve(self, key: str, limit: RateLimit, tokens: int) -> float:
-        raw = self._script(keys=[self.keys.llm_rate(key)],
-                           args=["reserve", limit.rpm or 0, limit.tpm or 0, max(1, limit.burst),
-                                 max(0, int(tokens))])
+        raw = self._script(keys=[self.keys.llm_rate(key)], args=_reserve_args(limit, tokens))
+        return float(raw.decode() if isinstance(raw, bytes) else raw)
+
+    async def areserve(self, key: str, limit: RateLimit, tokens: int) -> float:
+        """:meth:`reserve` awaited on the worker's loop; on any other loop (a node body's own
+        ``asyncio.run`` in a thread) the blocking call, which blocks only that thread."""
+        if self._astore is None or asyncio.get_running_loop() is not self._loop:
+            return self.reserve(key, limit, tokens)
+        raw = await self._astore.rate_limit(self.keys.llm_rate(key), _reserve_args(limit, tokens))
         return float(raw.decode() if isinstance(raw, bytes) else raw)
 
     def backoff(self, key: str, seconds: float) -> None:
@@ -36,6 +52,10 @@ class RedisRateLimiter:
 
     def __repr__(self) -> str:
         return f"<RedisRateLimiter {self.keys.llm_rate('*')}>"
+
+
+def _reserve_args(limit: RateLimit, tokens: int) -> list[Any]:
+    return ["reserve", limit.rpm or 0, limit.tpm or 0, max(1, limit.burst), max(0, int(tokens))]
 
 
 def install(conn: Any, *, prefix: str = "flownb") -> RedisRateLimiter:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..core.context import OUTPUTS_PREFIX, condition_resolver
+from ..core.templates import node_template, template_vars
 from .store import RedisStore
 
 
@@ -45,6 +46,41 @@ class Reader:
 
 
 _ABSENT = object()
+
+
+def declared_input_keys(spec: str | Mapping[str, Any]) -> list[str]:
+    """Every state field a node's declared ``inputs`` may read (see
+    :func:`flownb.core.context.lookup_key`: a node's output, a state key, the head of a dotted
+    path), so a worker's loop fetches them in one awaited round trip into a :class:`Reader`'s
+    cache instead of one blocking ``HGET`` each."""
+    sources: list[Any] = [spec] if isinstance(spec, str) else list(spec.values())
+    keys: dict[str, None] = {}
+    for src in sources:
+        for key in [src] if isinstance(src, str) else [str(k) for k in src]:
+            keys[OUTPUTS_PREFIX + key] = keys[key] = None
+            if "." in key:
+                head = key.split(".")[0]
+                keys[OUTPUTS_PREFIX + head] = keys[head] = None
+    return list(keys)
+
+
+def template_read_keys(params: Mapping[str, Any]) -> list[str]:
+    """The state fields a node's template params (``prompt``/``template``/``promptTemplate``,
+    ``system``, a ``params.inputs`` mapping) may read: fetched with the input by a worker's
+    loop, so rendering them reads a warm cache (a slot the input fills costs one field more)."""
+    keys: dict[str, None] = {}
+    for text in (node_template(params), params.get("system")):
+        if isinstance(text, str):
+            for var in template_vars(text):
+                head = var.split(".")[0]
+                for k in (var, head):
+                    keys[OUTPUTS_PREFIX + k] = keys[k] = None
+    mapping = params.get("inputs")
+    if isinstance(mapping, Mapping):
+        keys.update(dict.fromkeys(declared_input_keys(mapping)))
+    keys.pop("input", None)
+    keys.pop(OUTPUTS_PREFIX + "input", None)
+    return list(keys)
 
 
 class _LazyState(Mapping[str, Any]):

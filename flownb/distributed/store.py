@@ -27,6 +27,8 @@ from . import childruns, scripts
 from .keys import Keys, item_field, lease_member
 from .codec import GONE, _s, dumps, loads  # noqa: F401 - re-exported
 from .results import load_result
+from .store_args import (add_resume_children, commit_args, decode_meta, decode_state, event_fields,
+                         fail_args, resume_fields, run_script_args)
 from .store_settings import StoreSettings
 
 if TYPE_CHECKING:
@@ -50,16 +52,10 @@ class RedisStore:
 
     # -- script plumbing -------------------------------------------------------------------------
     def _run_args(self, run_id: str) -> tuple[list[str], list[Any]]:
-        k = self.keys
-        keys = [*k.run_keys(run_id), "", k.leases, k.runs, k.done(run_id), k.bprefs]
-        st = self.settings
-        args = [run_id, k.prefix, st.events_maxlen, st.result_ttl_s,
-                int(st.queued_ttl_s * 1000), int(st.lease_ttl_s * 1000)]
-        return keys, args
+        return run_script_args(self.keys, self.settings, run_id, None)
 
     def _call(self, name: str, run_id: str, graph_digest: str | None, extra: list[Any]) -> Any:
-        keys, args = self._run_args(run_id)
-        keys[9] = self.keys.blueprint(graph_digest) if graph_digest else self.keys.blueprint("none")
+        keys, args = run_script_args(self.keys, self.settings, run_id, graph_digest)
         return self._scripts[name](keys=keys, args=[*args, *extra])
 
     # -- blueprints ------------------------------------------------------------------------------
@@ -112,7 +108,11 @@ class RedisStore:
         bp = self._blueprints.get(digest)
         if bp is not None:
             return bp
-        raw = self.r.hget(self.keys.blueprint(digest), "json")
+        return self.cache_blueprint(digest, self.r.hget(self.keys.blueprint(digest), "json"))
+
+    def cache_blueprint(self, digest: str, raw: bytes | str | None) -> Blueprint:
+        """Parse the stored JSON ``raw`` of blueprint ``digest`` into the cache (the async
+        store of a worker's loop reads it and lands here too: one parser, one cache)."""
         if raw is None:
             raise ExecutorError(f"blueprint {digest} is not in Redis (expired or never submitted)")
         bp = Blueprint.from_json(raw, path=f"redis blueprint {digest}")
@@ -191,15 +191,10 @@ class RedisStore:
     def _with_children(self, run_id: str, node: str, visit: int, res: dict[str, Any]) -> None:
         """A resumed subflow/map visit gets its child ids (``ch``) and first failed child
         (``cf``), which the scripts keep outside the pending item (see :mod:`.scripts`)."""
-        item = res.get("item")
-        if res.get("r") != "ok" or not isinstance(item, dict) or item.get("k") != "resume":
-            return
-        f = item_field(node, visit)
-        ch, cf = self.r.hmget(self.keys.sched(run_id), [f"ch:{f}", f"cf:{f}"])
-        if ch is not None:
-            item["ch"] = loads(ch, what=f"child ids of {node!r} in run {run_id}")
-        if cf is not None:
-            item["cf"] = _s(cf)
+        fields = resume_fields(res, node, visit)
+        if fields is not None:
+            ch, cf = self.r.hmget(self.keys.sched(run_id), fields)
+            add_resume_children(res["item"], run_id, node, ch, cf)
 
     def _block_cap_ms(self, wanted_ms: int) -> int:
         """A blocking read must end before the client's socket timeout (redis-py 8 defaults
@@ -244,20 +239,14 @@ class RedisStore:
                event_node: str = "", script: str = "COMMIT") -> dict[str, Any]:
         """``script="RESUME"``: the same commit, for a visit parked for a person (it refuses
         unless the visit still waits; see flownb.distributed.waiting)."""
-        flat: list[str] = []
-        for k, v in (writes or {}).items():
-            flat += [k, dumps(v)]
-        taken_obj = "{" + ",".join(f'"{i}":true' for i in taken) + "}"
-        raw = self._call(script, run_id, digest,
-                         [node, visit, output_json, taken_obj, dumps(stats), dumps(event), claim_for,
-                          event_node, *flat])
+        raw = self._call(script, run_id, digest, commit_args(
+            node, visit, output_json=output_json, taken=taken, stats=stats, event=event,
+            writes=writes, claim_for=claim_for, event_node=event_node))
         return loads(raw)  # type: ignore[no-any-return]
 
     def fail(self, run_id: str, digest: str, node: str, error: Mapping[str, Any], *,
              stats: Mapping[str, Any] | None = None, event: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        raw = self._call("FAIL", run_id, digest, [node, dumps(dict(error)),
-                                                   dumps(stats) if stats else "",
-                                                   dumps(event) if event else ""])
+        raw = self._call("FAIL", run_id, digest, fail_args(node, error, stats, event))
         return loads(raw)  # type: ignore[no-any-return]
 
     def cancel(self, run_id: str) -> int:
@@ -286,14 +275,12 @@ class RedisStore:
         return int(self._scripts["RENEW"](keys=[self.keys.leases], args=[int(ttl * 1000), *members]))
 
     def add_event(self, run_id: str, type_: str, node: str | None, data: Mapping[str, Any]) -> None:
-        ev = Event(type_, run_id, node, dict(data))
-        self.r.xadd(self.keys.events(run_id), ev.to_fields(),  # type: ignore[arg-type]
+        self.r.xadd(self.keys.events(run_id), event_fields(run_id, type_, node, data),  # type: ignore[arg-type]
                     maxlen=self.settings.events_maxlen, approximate=True)
 
     # -- reads -----------------------------------------------------------------------------------
     def meta(self, run_id: str) -> dict[str, str]:
-        raw = self.r.hgetall(self.keys.meta(run_id))
-        return {_s(k): _s(v) for k, v in raw.items()}
+        return decode_meta(self.r.hgetall(self.keys.meta(run_id)))
 
     def status(self, run_id: str) -> str | None:
         v = self.r.hget(self.keys.meta(run_id), "status")
@@ -309,9 +296,7 @@ class RedisStore:
     def state_many(self, run_id: str, keys: list[str]) -> dict[str, Any]:
         if not keys:
             return {}
-        vals = self.r.hmget(self.keys.state(run_id), keys)
-        return {k: loads(v, what=f"state field {k!r} of run {run_id}") for k, v in zip(keys, vals)
-                if v is not None}
+        return decode_state(run_id, keys, self.r.hmget(self.keys.state(run_id), keys))
 
     def state_keys(self, run_id: str) -> Iterator[str]:
         for k in self.r.hkeys(self.keys.state(run_id)):

@@ -15,8 +15,11 @@ def is_transient_redis_error(exc: BaseException) -> bool:
     """A Redis error that passes: a dropped or slow connection, OOM, loading, a failover."""
     import redis.exceptions as rx
 
+    # the builtin ones: a socket error redis.asyncio lets through (asyncio.TimeoutError is
+    # TimeoutError), so the loop's awaited calls pass the same way as the blocking ones
     if isinstance(exc, (rx.ConnectionError, rx.TimeoutError, rx.OutOfMemoryError,
-                        rx.BusyLoadingError, rx.ReadOnlyError, rx.TryAgainError)):
+                        rx.BusyLoadingError, rx.ReadOnlyError, rx.TryAgainError,
+                        ConnectionError, TimeoutError)):
         return True
     return isinstance(exc, rx.ResponseError) and any(t in str(exc) for t in _TRANSIENT_REPLIES)
 

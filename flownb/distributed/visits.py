@@ -105,7 +105,7 @@ class WorkerRuntime(NodeRunner, HandBack):
         self.store = RedisStore(conn, prefix=prefix, settings=settings)
         self.queue = make_queue(conn, queue_name)
         # LLM rate limits are shared by every worker on this Redis (flownb.llm.ratelimit)
-        install_rate_limiter(conn, prefix=prefix)
+        self._limiter = install_rate_limiter(conn, prefix=prefix)
         self.reap_interval_s = reap_interval_s
         self.concurrency = concurrency
         self.liveness_process = liveness_process
@@ -134,6 +134,8 @@ class WorkerRuntime(NodeRunner, HandBack):
             self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                                  name=f"flownb-loop-{self.name}")
             self._loop_thread.start()
+            # the loop's Redis calls are awaited on redis.asyncio (flownb.distributed.async_store)
+            self._limiter.bind(self._loop, self.astore)
         if self.liveness_process and self._alive is None:
             from .alive import spawn
 
@@ -261,6 +263,11 @@ class WorkerRuntime(NodeRunner, HandBack):
         except Exception as exc:  # noqa: BLE001 - shutting down; both keys expire anyway
             log.debug("flownb worker %s: could not remove its info at stop: %s", self.name, exc)
         if self._loop is not None:
+            if self._astore is not None and self._loop.is_running():
+                try:  # the async pool's connections, closed on their own loop
+                    asyncio.run_coroutine_threadsafe(self._astore.aclose(), self._loop).result(1.0)
+                except Exception as exc:  # noqa: BLE001 - stopping; the sockets close with us
+                    log.debug("flownb worker %s: async Redis pool not closed: %s", self.name, exc)
             self._loop.call_soon_threadsafe(self._loop.stop)
         self.pool.shutdown(wait=False, cancel_futures=True)
 

@@ -24,7 +24,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -194,7 +194,21 @@ OnWait = Callable[[float, float], None]
 
 def _pauses(limiter: RateLimiter, key: str, limit: RateLimit, tokens: int,
             max_wait: float | None, on_wait: OnWait | None) -> Iterator[float]:
-    """How long to sleep before each new try, until bucket ``key`` grants the call.
+    """How long to sleep before each new try, until bucket ``key`` grants the call."""
+    pacing = _pacing(key, limit, max_wait, on_wait)
+    next(pacing)
+    try:
+        while True:
+            yield pacing.send(limiter.reserve(key, limit, tokens))
+    except StopIteration:
+        return
+
+
+def _pacing(key: str, limit: RateLimit, max_wait: float | None,
+            on_wait: OnWait | None) -> Generator[float, float, None]:
+    """Sent each answer of the bucket (the seconds to wait, 0 when granted), yields how long to
+    sleep before the next try; stops once granted. Apart from the reserve calls so that an
+    async limiter (``areserve``: a worker's Redis, awaited on its loop) shares the rules.
 
     Why fail at once rather than after ``max_wait``: the bucket says exactly how long the wait
     is, so a call that cannot be served in time is told so now, with the figures, instead of
@@ -202,8 +216,8 @@ def _pauses(limiter: RateLimiter, key: str, limit: RateLimit, tokens: int,
     limit_s = max_wait_s() if max_wait is None else max_wait
     t0 = time.monotonic()
     told = False
+    wait = yield 0.0
     while True:
-        wait = limiter.reserve(key, limit, tokens)
         if wait <= 0:
             return
         waited = time.monotonic() - t0
@@ -221,7 +235,7 @@ def _pauses(limiter: RateLimiter, key: str, limit: RateLimit, tokens: int,
                     wait, key, limit.rpm, limit.tpm)
             if on_wait is not None:
                 on_wait(wait, time.time() + wait)
-        yield min(_MAX_SLEEP_S, max(_MIN_SLEEP_S, wait))
+        wait = yield min(_MAX_SLEEP_S, max(_MIN_SLEEP_S, wait))
 
 
 async def acquire(key: str, limit: RateLimit, tokens: int,
@@ -232,11 +246,24 @@ async def acquire(key: str, limit: RateLimit, tokens: int,
     Raises :class:`RateLimitWaitTooLong` when the wait would pass ``max_wait`` (default
     :func:`max_wait_s`); ``on_wait`` is told once when the wait passes :data:`LONG_WAIT_S`."""
     waited = 0.0
-    if limit:
-        for pause in _pauses(limiter or get_limiter(), key, limit, tokens, max_wait, on_wait):
+    if not limit:
+        return waited
+    lim = limiter or get_limiter()
+    areserve = getattr(lim, "areserve", None)
+    if areserve is None:
+        for pause in _pauses(lim, key, limit, tokens, max_wait, on_wait):
             await asyncio.sleep(pause)
             waited += pause
-    return waited
+        return waited
+    pacing = _pacing(key, limit, max_wait, on_wait)
+    next(pacing)
+    try:
+        while True:
+            pause = pacing.send(await areserve(key, limit, tokens))
+            await asyncio.sleep(pause)
+            waited += pause
+    except StopIteration:
+        return waited
 
 
 def acquire_sync(key: str, limit: RateLimit, tokens: int,

@@ -1,0 +1,244 @@
+"""The worker loop's Redis: the hot-path twin of :class:`~flownb.distributed.store.RedisStore` on
+``redis.asyncio``.
+
+Why: a worker runs up to 32 visits on one asyncio loop. With the blocking redis-py client every
+claim, commit, failure, event and state read stopped that loop for a whole round trip, so all the
+visits in flight waited on each one (py-spy: ~42% of the loop thread in those calls). Here each
+call is awaited: the loop serves the other visits (their HTTP answers, their own Redis replies)
+while one waits. The parser is hiredis when it is installed (``redis.utils.HIREDIS_AVAILABLE``).
+
+One behaviour, one place: the same Lua script constants (:mod:`.scripts`, run by ``EVALSHA`` with
+a ``NOSCRIPT`` fallback: ``register_script``), the same argument layouts and decoders
+(:mod:`.store_args`), the same blueprint cache (the sync store's). The blocking store stays for
+the client API, the heartbeat thread and sync node bodies running in threads.
+
+:class:`EventSink` batches the events a loop's visits emit (``ctx.emit``, LLM usage, retries)
+into one pipelined ``XADD`` round trip, and is flushed before a visit commits or fails, so a
+run's stream keeps its order (a node's events before its ``node_finished``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..core.blueprint import Blueprint
+from . import scripts
+from .codec import _s, loads
+from .keys import item_field
+from .store_args import (add_resume_children, commit_args, decode_meta, decode_state,
+                         event_fields, fail_args, resume_fields, run_script_args)
+from .transient import is_transient_redis_error
+
+if TYPE_CHECKING:
+    import redis
+    import redis.asyncio as aredis
+
+    from .store import RedisStore
+
+log = logging.getLogger("flownb.worker")
+
+#: the scripts a worker's visits run from the loop
+HOT_SCRIPTS = ("CLAIM", "COMMIT", "FAIL")
+#: connection options that mean the same on redis.asyncio as on the sync client
+_PORTABLE = ("host", "port", "path", "db", "username", "password", "socket_timeout",
+             "socket_connect_timeout", "socket_keepalive", "socket_keepalive_options",
+             "retry_on_timeout", "health_check_interval", "client_name", "encoding",
+             "encoding_errors", "credential_provider", "protocol")
+
+
+def async_client(conn: redis.Redis) -> aredis.Redis:
+    """A ``redis.asyncio`` client for the server, database, credentials, TLS, timeouts and
+    retry policy of the sync client ``conn`` (one pool: build it once per loop)."""
+    import redis.asyncio as aredis
+    from redis.asyncio.connection import ConnectionPool, SSLConnection, UnixDomainSocketConnection
+    from redis.asyncio.retry import Retry
+
+    pool = conn.connection_pool
+    kw = pool.connection_kwargs
+    opts: dict[str, Any] = {k: kw[k] for k in _PORTABLE if kw.get(k) is not None}
+    cls: type[Any] = aredis.Connection
+    if opts.get("path"):
+        cls = UnixDomainSocketConnection
+        opts.pop("host", None)
+        opts.pop("port", None)
+        opts.pop("socket_keepalive", None)
+        opts.pop("socket_keepalive_options", None)
+    else:
+        opts.pop("path", None)
+        if "SSL" in getattr(pool, "connection_class", type(None)).__name__:
+            cls = SSLConnection
+            opts.update({k: v for k, v in kw.items() if k.startswith("ssl_") and v is not None})
+    sync_retry = kw.get("retry")
+    if sync_retry is not None and getattr(sync_retry, "_backoff", None) is not None:
+        opts["retry"] = Retry(sync_retry._backoff, getattr(sync_retry, "_retries", 0),
+                              tuple(getattr(sync_retry, "_supported_errors", ())) or
+                              (aredis.ConnectionError, aredis.TimeoutError))
+    max_conn = getattr(pool, "max_connections", None)
+    apool = ConnectionPool(connection_class=cls, max_connections=max_conn, **opts)
+    return aredis.Redis(connection_pool=apool)
+
+
+class AsyncStore:
+    """The calls a worker's visits make from the loop, awaited (see the module docstring)."""
+
+    def __init__(self, store: RedisStore, client: aredis.Redis | None = None) -> None:
+        self.sync = store
+        self.keys = store.keys
+        self.settings = store.settings
+        self.r = client if client is not None else async_client(store.r)
+        self._scripts = {n: self.r.register_script(scripts.ALL[n]) for n in HOT_SCRIPTS}
+        self._rate = self.r.register_script(scripts.RATE_LIMIT)
+        self._args: dict[tuple[str, str | None], tuple[list[str], list[Any]]] = {}
+
+    async def _call(self, name: str, run_id: str, digest: str | None, extra: list[Any]) -> Any:
+        ka = self._args.get((run_id, digest))
+        if ka is None:  # the same for every visit of a run: built once (the loop's CPU is the cost)
+            ka = self._args[(run_id, digest)] = run_script_args(self.keys, self.settings, run_id, digest)
+            if len(self._args) > 1024:
+                self._args.pop(next(iter(self._args)))
+        return await self._scripts[name](keys=ka[0], args=[*ka[1], *extra])
+
+    async def aclose(self) -> None:
+        await self.r.aclose(close_connection_pool=True)
+
+    # -- the visit --------------------------------------------------------------------------------
+    async def claim(self, run_id: str, digest: str, node: str, visit: int, worker: str) -> dict[str, Any]:
+        res: dict[str, Any] = loads(await self._call("CLAIM", run_id, digest, [node, visit, worker]))
+        fields = resume_fields(res, node, visit)
+        if fields is not None:
+            ch, cf = await self.r.hmget(self.keys.sched(run_id), fields)
+            add_resume_children(res["item"], run_id, node, ch, cf)
+        return res
+
+    async def commit(self, run_id: str, digest: str, node: str, visit: int, *, output_json: str,
+                     taken: Iterable[int], stats: Mapping[str, Any], event: Mapping[str, Any],
+                     writes: Mapping[str, Any] | None = None, claim_for: str = "",
+                     event_node: str = "") -> dict[str, Any]:
+        raw = await self._call("COMMIT", run_id, digest, commit_args(
+            node, visit, output_json=output_json, taken=taken, stats=stats, event=event,
+            writes=writes, claim_for=claim_for, event_node=event_node))
+        return loads(raw)  # type: ignore[no-any-return]
+
+    async def fail(self, run_id: str, digest: str, node: str, error: Mapping[str, Any], *,
+                   stats: Mapping[str, Any] | None = None,
+                   event: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        raw = await self._call("FAIL", run_id, digest, fail_args(node, error, stats, event))
+        return loads(raw)  # type: ignore[no-any-return]
+
+    # -- reads ------------------------------------------------------------------------------------
+    async def meta(self, run_id: str) -> dict[str, str]:
+        return decode_meta(await self.r.hgetall(self.keys.meta(run_id)))
+
+    async def status(self, run_id: str) -> str | None:
+        v = await self.r.hget(self.keys.meta(run_id), "status")
+        return _s(v) if v is not None else None
+
+    async def state_many(self, run_id: str, keys: list[str]) -> dict[str, Any]:
+        if not keys:
+            return {}
+        return decode_state(run_id, keys, await self.r.hmget(self.keys.state(run_id), keys))
+
+    async def status_and_state(self, run_id: str, keys: list[str]) -> tuple[str | None, dict[str, Any]]:
+        """The run's status and state fields ``keys`` in one pipelined round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hget(self.keys.meta(run_id), "status")
+        if keys:
+            pipe.hmget(self.keys.state(run_id), keys)
+        res = await pipe.execute()
+        status = _s(res[0]) if res[0] is not None else None
+        return status, decode_state(run_id, keys, res[1]) if keys else {}
+
+    async def pending_item(self, run_id: str, node: str, visit: int) -> dict[str, Any] | None:
+        raw = await self.r.hget(self.keys.pending(run_id), item_field(node, visit))
+        return loads(raw) if raw is not None else None
+
+    async def load_blueprint(self, digest: str) -> Blueprint:
+        """The sync store's cached blueprint, read from Redis without blocking the loop."""
+        bp = self.sync._blueprints.get(digest)
+        if bp is not None:
+            return bp
+        return self.sync.cache_blueprint(digest, await self.r.hget(self.keys.blueprint(digest), "json"))
+
+    async def set_node_stats(self, run_id: str, node: str, stats: str) -> None:
+        await self.r.hset(self.keys.nodes(run_id), node, stats)
+
+    # -- events and rate limits ---------------------------------------------------------------------
+    async def add_events(self, batch: list[tuple[str, dict[str, str]]]) -> None:
+        """XADD each ``(stream key, fields)`` in order, in one pipelined round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for key, fields in batch:
+            pipe.xadd(key, fields, maxlen=self.settings.events_maxlen,  # type: ignore[arg-type]
+                      approximate=True)
+        await pipe.execute()
+
+    async def rate_limit(self, bucket_key: str, args: list[Any]) -> Any:
+        """One ``RATE_LIMIT`` script call (:mod:`.ratelimit` builds the arguments)."""
+        return await self._rate(keys=[bucket_key], args=args)
+
+
+class EventSink:
+    """Events of one loop's visits, sent in pipelined batches in emission order.
+
+    Why not one XADD each: a streaming LLM node emits up to ten token events a second and every
+    node a usage event; with 32 visits in flight one round trip per event was a large share of
+    the loop's time. ``emit`` only encodes and queues (from any thread: a sync node body in the
+    pool hands its events to the loop); one task drains the queue; :meth:`flush` waits until
+    everything emitted so far is in Redis (called before COMMIT and FAIL)."""
+
+    def __init__(self, store: AsyncStore, loop: asyncio.AbstractEventLoop,
+                 stopping: Any = None) -> None:
+        self.store = store
+        self.loop = loop
+        self._stopping = stopping or (lambda: False)
+        self._buf: list[tuple[str, dict[str, str]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def emit(self, run_id: str, type_: str, node: str | None, data: Mapping[str, Any]) -> None:
+        entry = (self.store.keys.events(run_id), event_fields(run_id, type_, node, data))
+        if self._on_loop():
+            self._add(entry)
+            return
+        try:
+            self.loop.call_soon_threadsafe(self._add, entry)
+        except RuntimeError:  # the loop is closed (the worker stopped): write it directly
+            self.store.sync.r.xadd(entry[0], entry[1],  # type: ignore[arg-type]
+                                   maxlen=self.store.settings.events_maxlen, approximate=True)
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            return False
+
+    def _add(self, entry: tuple[str, dict[str, str]]) -> None:
+        self._buf.append(entry)
+        if self._task is None or self._task.done():
+            self._task = self.loop.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        wait = 0.05
+        while self._buf:
+            batch, self._buf = self._buf, []
+            try:
+                await self.store.add_events(batch)
+                wait = 0.05
+            except Exception as exc:  # noqa: BLE001 - events must not kill the loop's task
+                if is_transient_redis_error(exc) and not self._stopping():
+                    log.warning("flownb: could not write %d event(s) (%s); retrying in %.1fs",
+                                len(batch), exc, wait)
+                    self._buf[:0] = batch
+                    await asyncio.sleep(wait)
+                    wait = min(wait * 2, 2.0)
+                    continue
+                log.error("flownb: dropped %d event(s) Redis refused: %s", len(batch), exc)
+
+    async def flush(self) -> None:
+        """Wait until every event emitted so far (on this loop) is written."""
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+
+__all__ = ["AsyncStore", "EventSink", "async_client"]
