@@ -574,7 +574,7 @@ def test_markdown_fence_outlasts_backticks_in_ids(monkeypatch: pytest.MonkeyPatc
 def test_mimebundle_with_dot(registry: Registry) -> None:
     bundle = render.mimebundle(demo_blueprint(), registry=registry,
                                states={"fetch": "succeeded"})
-    assert set(bundle) == {"image/svg+xml", "text/plain"}
+    assert set(bundle) == {"text/html", "image/svg+xml", "text/plain"}
     assert "<svg" in bundle["image/svg+xml"]
     assert bundle["text/plain"].startswith("blueprint 'demo': 10 nodes, 10 edges")
 

@@ -322,13 +322,13 @@ def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | Run
     elif legend and blueprint.nodes:
         text = LEGEND + (LEGEND_SUBFLOW if subflows and any(n.uses == "subflow" for n in blueprint.nodes)
                          else "")
-        graph_attrs.update(label=_q(text), labelloc='"b"', labeljust='"l"', fontsize='"9"')
+        graph_attrs.update(label=_q(text), labelloc='"b"', labeljust='"l"', fontsize='"10"')
     w.stmt(1, "graph", graph_attrs)
     w.stmt(1, "node", {"shape": '"box"', "style": '"rounded,filled"', "fontname": _q(_FONT),
                        "fontsize": '"11"', "margin": '"0.15,0.06"', "fillcolor": _q(_DEFAULT_FILL),
                        "fontcolor": _q(NODE_TEXT),
                        "color": _q(_DEFAULT_BORDER)})
-    w.stmt(1, "edge", {"fontname": _q(_FONT), "fontsize": '"9"', "color": '"#607d8b"',
+    w.stmt(1, "edge", {"fontname": _q(_FONT), "fontsize": '"10"', "color": '"#607d8b"',
                        "fontcolor": _q(_ON_BACKGROUND), "arrowsize": '"0.7"'})
     w.blueprint_body(blueprint, "", "", 1, (blueprint.id,))
     w.emit(0, "}")
