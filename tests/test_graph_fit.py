@@ -19,10 +19,11 @@ from flownb.render.fit import MIN_TEXT_PX, PT_PX, embed, min_width_pt
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz 'dot' not installed")
 
 
-def _chain(n: int) -> flownb.Blueprint:
+def _chain(n: int, action: bool = True) -> flownb.Blueprint:
     return flownb.Blueprint.from_dict({
         "id": f"chain{n}", "nodes": [{"id": f"s{i}", "uses": "noop"} for i in range(n)],
-        "edges": [{"source": f"s{i}", "target": f"s{i + 1}", **({"action": "next"} if i == 0 else {})}
+        "edges": [{"source": f"s{i}", "target": f"s{i + 1}",
+                   **({"action": "next"} if i == 0 and action else {})}
                   for i in range(n - 1)]})
 
 
@@ -106,3 +107,31 @@ def test_the_focus_window_is_an_option() -> None:
         time.sleep(0.05)
     assert ">s29</text>" in w.graph.value and "nodes …" not in w.graph.value
     w.close()
+
+
+@needs_dot
+@pytest.mark.parametrize("n", [12, 30])
+def test_a_long_chain_wraps_into_rows_as_wide_as_a_cell(n: int) -> None:
+    from flownb.render.wrap import ROW_WIDTH_PT
+
+    bp = _chain(n)
+    dot = render.to_dot(bp, states={f"s{i}": "succeeded" for i in range(n)})
+    assert 'rankdir="TB"' in dot
+    rows = re.findall(r"subgraph (wrap\d+) \{\n(.*?)\n  \}", dot, flags=re.S)
+    members = [re.findall(r'label="(s\d+)\\n', body) for _, body in rows]
+    assert [m for row in members for m in row] == [f"s{i}" for i in range(n)]  # in order
+    assert len(rows) >= 2 and all(len(m) >= 4 for m in members[:-1])
+    # the edge from a row's last node to the next row's first is a return sweep, not a rank
+    assert dot.count('constraint="false"') == len(rows) - 1
+    svg = render.to_svg(bp, states={f"s{i}": "succeeded" for i in range(n)}) or ""
+    width = float(re.search(r'width="([0-9.]+)pt"', svg).group(1))  # type: ignore[union-attr]
+    assert width <= ROW_WIDTH_PT  # measured: Graphviz's own layout fits a cell
+    assert _smallest_text_px(embed(svg)) >= MIN_TEXT_PX
+
+
+def test_short_chains_branches_and_focused_drawings_are_not_wrapped() -> None:
+    short = render.to_dot(_chain(6, action=False))
+    assert 'rankdir="LR"' in short and "wrap0" not in short
+    assert "wrap0" not in render.to_dot(_fanout(30))
+    assert "wrap0" not in render.to_dot(_chain(30), rankdir="LR")  # asked for: one line
+    assert "wrap0" not in render.to_dot(_chain(30), focus={"s3", "s4", "s5"})
