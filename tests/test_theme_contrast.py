@@ -12,8 +12,10 @@ import pytest
 
 from flownb import render
 from flownb.core.blueprint import Blueprint
-from flownb.render.mermaid import to_mermaid
+from flownb.notebook.text_colours import BACKGROUNDS as VIEW_BACKGROUNDS
+from flownb.notebook.text_colours import STYLE, TEXT_COLOURS
 from flownb.render.fit import embed, theme_style
+from flownb.render.mermaid import to_mermaid
 from flownb.render.theme import _DEFAULT_FILL, BACKGROUNDS, NODE_TEXT, ON_BACKGROUND_TEXT, STATE_COLORS
 
 
@@ -115,3 +117,23 @@ def test_every_text_colour_on_the_background_is_one_the_theme_recolours() -> Non
 def test_drawings_in_a_notebook_carry_the_theme_style() -> None:
     html = embed('<svg width="10pt" viewBox="0 0 10 10"><text font-size="10" fill="#78909c">x</text></svg>')
     assert "class='flownb-drawing'" in html and theme_style() in html
+
+
+# -- the notebook views' text (run table, status line, details) ---------------------------------
+
+@pytest.mark.parametrize("name", sorted(TEXT_COLOURS))
+def test_view_text_colours_are_4_5_on_every_background_of_their_theme(name: str) -> None:
+    on_light, on_dark = TEXT_COLOURS[name]
+    for light_bg, dark_bg in VIEW_BACKGROUNDS.values():
+        assert contrast(on_light, light_bg) >= 4.5, (name, on_light, light_bg)
+        assert contrast(on_dark, dark_bg) >= 4.5, (name, on_dark, dark_bg)
+    assert f"--flownb-{name}:{on_light};" in STYLE and f"--flownb-{name}:{on_dark};" in STYLE
+
+
+def test_every_state_of_the_views_uses_a_themed_colour() -> None:
+    from flownb.notebook.panels import STATE_CSS
+
+    for state, value in STATE_CSS.items():
+        assert value.startswith("var(--flownb-"), (state, value)
+        assert value.split("(", 1)[1].split(",", 1)[0][len("--flownb-"):] in TEXT_COLOURS
+    assert STYLE.index('body[data-jp-theme-light="false"]') > STYLE.index("prefers-color-scheme")
