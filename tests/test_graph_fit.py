@@ -108,6 +108,22 @@ def test_the_focus_window_is_an_option() -> None:
     assert ">s29</text>" in w.graph.value and "nodes …" not in w.graph.value
     w.close()
 
+    view = ProgressView(bp, run_id="r3")
+    w = RunWidget(view)
+    view.feed(Event("run_started", "r3"))
+    view.feed(Event("node_started", "r3", "s0", {"visit": 1}))
+    deadline = time.monotonic() + 10
+    while "running" not in w.graph.value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "27 nodes …" in w.graph.value and ">s29</text>" not in w.graph.value
+    w.focus = False  # set on a shown widget: the next update draws the whole graph
+    view.feed(Event("node_succeeded", "r3", "s0", {"duration_s": 0.001}))
+    deadline = time.monotonic() + 10
+    while ">s29</text>" not in w.graph.value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ">s29</text>" in w.graph.value and "nodes …" not in w.graph.value
+    w.close()
+
 
 @needs_dot
 @pytest.mark.parametrize("n", [12, 30])

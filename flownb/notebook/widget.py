@@ -99,7 +99,8 @@ class RunWidget:
         if blueprint is not None and self.view.blueprint is None:
             self.view.set_blueprint(blueprint)
         self.draw_graph = graph
-        #: draw a big graph around its running nodes while the run goes on (whole once it ended)
+        #: draw a big graph around its running nodes while the run goes on (whole once it ended);
+        #: False (here or set later) draws it whole throughout
         self.focus = focus
         snap = self.view.snapshot()
         self.progress = W.IntProgress(value=0, min=0, max=max(1, snap.reachable),

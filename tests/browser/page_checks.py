@@ -1,6 +1,7 @@
 """What a person sees, read from the page's DOM (never from Python): finished run views with a
 node still "pending"/"running", table cells whose text is cut (by CSS or mid-word with "…"),
-and text too small to read in a drawing."""
+text too small to read in a drawing (< 11 px at 100% zoom), and text whose contrast with what
+is behind it is below WCAG's 4.5:1 (3:1 for large text) in the page's current theme."""
 
 from __future__ import annotations
 
@@ -139,9 +140,9 @@ const svgBg = t => {
   return pageBg(t.ownerSVGElement);
 };
 const problems = [];
-const report = (el, text, fg, bg) => {
+const report = (el, text, fg, bg, scale = 1) => {
   const cs = getComputedStyle(el);
-  const px = parseFloat(cs.fontSize) || 0;
+  const px = (parseFloat(cs.fontSize) || 0) * scale;
   const bold = (parseInt(cs.fontWeight) || 400) >= 700;
   const need = (px >= 24 || (bold && px >= 18.66)) ? minLarge : minRatio;
   const r = ratio(fg, bg);
@@ -153,7 +154,9 @@ document.querySelectorAll('.jp-OutputArea-output svg text').forEach(t => {
   const fill = parse(getComputedStyle(t).fill);
   if (!fill) return;
   const bg = svgBg(t);
-  report(t, text, over(fill, bg), bg);
+  const svg = t.ownerSVGElement, box = svg.viewBox && svg.viewBox.baseVal;
+  const scale = box && box.width ? svg.getBoundingClientRect().width / box.width : 1;
+  report(t, text, over(fill, bg), bg, scale);
 });
 document.querySelectorAll('.jp-OutputArea-output *').forEach(el => {
   if (el.closest('svg') || el.closest(':disabled') || el.closest('[disabled]')) return;
