@@ -19,6 +19,7 @@ from typing import Any
 from ..core.answers import AnswerError
 from ..core.errors import FlownbError
 from .approval_fields import EDIT_CHOICES, SchemaFields, draft_text
+from .text_colours import STYLE, css
 
 
 def prompt_html(text: str) -> str:
@@ -146,7 +147,8 @@ class ApprovalForm:
         # error colour --jp-error-color1 is >= 4.9:1 in both themes
         if ok:
             self.status.value = (
-                "<span style='color:var(--jp-success-color1,#388e3c);font-weight:700'>✓</span> "
+                f"{STYLE}<span style='color:{css('succeeded', 'var(--jp-success-color1,#388e3c)')};"
+                "font-weight:700'>✓</span> "
                 f"<span style='color:var(--jp-ui-font-color1,#212121)'>{html.escape(message)}</span>")
         else:
             self.status.value = (f"<span style='color:var(--jp-error-color1,#d32f2f)'>✗ "

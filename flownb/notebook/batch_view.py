@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, TextIO
 from ..engine.batch_stats import BatchSnapshot
 from .cancel_button import CANCEL_TIP, settle_cancel_button
 from .frontend import in_kernel
+from .panels import STATE_CSS
+from .text_colours import STYLE
 
 if TYPE_CHECKING:
     from ..engine.batch import Batch
@@ -126,9 +128,9 @@ def status_line(s: BatchSnapshot) -> str:
 
 
 def status_html(s: BatchSnapshot, blueprint_id: str = "") -> str:
-    color = _COLORS.get(s.status, "#616161")
+    color = STATE_CSS.get(s.status, _COLORS.get(s.status, "#616161"))  # >= 4.5:1 in both themes
     bp = f"<code>{html.escape(blueprint_id)}</code> " if blueprint_id else ""
-    return (f"<div class='flownb-batch-status'>{bp}<span style='color:{color};font-weight:600'>"
+    return (f"{STYLE}<div class='flownb-batch-status'>{bp}<span style='color:{color};font-weight:600'>"
             f"{html.escape(s.status)}</span> {html.escape(status_line(s))}</div>")
 
 

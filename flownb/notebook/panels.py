@@ -18,6 +18,8 @@ import html
 import json
 from typing import TYPE_CHECKING, Any
 
+from .text_colours import STYLE, css
+
 if TYPE_CHECKING:
     from ..core.result import RunResult
     from .progress import NodeRow, Snapshot
@@ -32,24 +34,25 @@ __all__ = [
     "table_html",
 ]
 
-#: node/run state -> CSS colour (JupyterLab variables, light fallbacks)
+#: node/run state -> CSS colour: >= 4.5:1 in both themes (flownb.notebook.text_colours; its STYLE
+#: comes with every status line), else JupyterLab's variables
 STATE_CSS = {
-    "pending": "var(--jp-ui-font-color3, #9e9e9e)",
-    "running": "var(--jp-brand-color1, #1e88e5)",
-    "retrying": "var(--jp-warn-color1, #fb8c00)",
-    "succeeded": "var(--jp-success-color1, #43a047)",
-    "failed": "var(--jp-error-color1, #e53935)",
-    "skipped": "var(--jp-ui-font-color3, #9e9e9e)",
-    "cancelled": "var(--jp-ui-font-color2, #616161)",
-    "replaced": "var(--jp-error-color2, #ad1457)",
-    "expired": "var(--jp-ui-font-color2, #616161)",
-    "waiting": "var(--jp-warn-color0, #f9a825)",
+    "pending": css("muted", "var(--jp-ui-font-color3, #9e9e9e)"),
+    "running": css("running", "var(--jp-brand-color1, #1e88e5)"),
+    "retrying": css("retrying", "var(--jp-warn-color1, #fb8c00)"),
+    "succeeded": css("succeeded", "var(--jp-success-color1, #43a047)"),
+    "failed": css("failed", "var(--jp-error-color1, #e53935)"),
+    "skipped": css("muted", "var(--jp-ui-font-color3, #9e9e9e)"),
+    "cancelled": css("muted", "var(--jp-ui-font-color2, #616161)"),
+    "replaced": css("replaced", "var(--jp-error-color2, #ad1457)"),
+    "expired": css("muted", "var(--jp-ui-font-color2, #616161)"),
+    "waiting": css("waiting", "var(--jp-warn-color0, #f9a825)"),
 }
 #: rows visible before the table scrolls
 TABLE_ROWS = 12
 _ROW_EM = 1.9  # line-height 1.5em + 2 x 0.2em padding: every row exactly this high
 _FG = "var(--jp-ui-font-color1, #212121)"
-_FG2 = "var(--jp-ui-font-color2, #616161)"
+_FG2 = css("muted", "var(--jp-ui-font-color2, #616161)")
 _BORDER = "var(--jp-border-color2, #e0e0e0)"
 _HEAD_BG = "var(--jp-layout-color2, #eeeeee)"
 _ZEBRA = "var(--jp-layout-color1, #ffffff)"
@@ -168,7 +171,7 @@ def status_html(snap: Snapshot) -> str:
     running = snap.running
     now = f" — running: {esc(', '.join(running[:5]))}{'…' if len(running) > 5 else ''}" if running else ""
     state = f"{snap.status}:{snap.done}/{snap.reachable}:{','.join(running)}"
-    return (f"<span class='flownb-status' data-run='{esc(snap.run_id or '')}' "
+    return (f"{STYLE}<span class='flownb-status' data-run='{esc(snap.run_id or '')}' "
             f"data-state='{esc(state)}' style='color:{_FG}'>{run}{bp}{_badge(snap.status)} "
             f"{snap.done}/{snap.reachable} nodes, {snap.elapsed_s:.2f} s{now}</span>")
 

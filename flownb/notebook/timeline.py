@@ -15,8 +15,9 @@ from typing import Any
 from .panels import _short as short
 from .tables import duration, styled_table
 
-_FLAG = {"resumed": ("answered", "#1e88e5"), "timeout": ("timeout default", "#fb8c00"),
-         "replayed": ("replayed", "#9e9e9e"), "edited": ("edited", "#ad1457")}
+# badge fills that carry white text at >= 4.5:1 (the same in both themes: the badge is opaque)
+_FLAG = {"resumed": ("answered", "#1565c0"), "timeout": ("timeout default", "#a04000"),
+         "replayed": ("replayed", "#616161"), "edited": ("edited", "#ad1457")}
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -16,8 +16,10 @@ back to back — the ``dot`` call no longer sits between the header and the grap
 the header could say "succeeded 4/4" while the graph still showed a node running.
 
 Big graphs stay usable: chains are drawn left to right, blueprints of more than 12 nodes are
-drawn around the running nodes (:func:`flownb.render.focus_region`), and the drawing scales
-down to the cell's width inside a box that scrolls past 60% of the window's height.
+drawn around the running nodes while the run goes on (:func:`flownb.render.focus_region`;
+``focus=False`` draws them whole throughout) and whole once it ended, and the drawing scales
+down to the cell's width only as far as its text stays >= 11 px (:func:`flownb.render.fit.embed`),
+inside a box that scrolls sideways or past 60% of the window's height.
 """
 
 from __future__ import annotations
@@ -41,14 +43,17 @@ _BAR_STYLE = {"succeeded": "success", "failed": "danger", "cancelled": "warning"
               "expired": "warning"}
 
 
-def _graph_html(bp: Blueprint | None, states: Mapping[str, str]) -> str:
-    """The blueprint drawn with ``states``: SVG via ``dot``, else the text listing."""
+def _graph_html(bp: Blueprint | None, states: Mapping[str, str], *, focus_live: bool = True) -> str:
+    """The blueprint drawn with ``states``: SVG via ``dot``, else the text listing. With
+    ``focus_live`` a big graph is drawn around its running nodes (the run goes on), else whole
+    (the run ended: the final picture shows every node)."""
     if bp is None:
         return ""
     from .. import render
+    from ..render.fit import embed
 
     try:
-        focus = render.focus_region(bp, states)
+        focus = render.focus_region(bp, states) if focus_live else None
         svg = render.to_svg(bp, states=dict(states), focus=focus)
     except Exception as exc:  # noqa: BLE001 - a drawing problem must not stop the updates
         svg = None
@@ -56,11 +61,7 @@ def _graph_html(bp: Blueprint | None, states: Mapping[str, str]) -> str:
     else:
         hint = getattr(render, "INSTALL_HINT", "(install graphviz for a drawing)")
     if svg is not None:
-        start = svg.find("<svg")
-        svg = svg[start:] if start >= 0 else svg  # the XML prolog/doctype do not belong in HTML
-        svg = svg.replace("<svg", "<svg style='max-width:100%;height:auto'", 1)
-        return ("<div class='flownb-graph' style='max-width:100%;max-height:60vh;overflow:auto;"
-                f"background:transparent'>{svg}</div>")
+        return embed(svg, max_height="60vh")  # text never below 11 px: the box scrolls
     try:
         listing_fn = getattr(render, "text_listing", None)
         if listing_fn is not None:
@@ -90,7 +91,7 @@ class RunWidget:
 
     def __init__(self, view: ProgressView | None = None, *,
                  blueprint: Blueprint | Mapping[str, Any] | None = None, graph: bool = True,
-                 cancel: Callable[[], Any] | None = None) -> None:
+                 cancel: Callable[[], Any] | None = None, focus: bool = True) -> None:
         from ..core.extras import require
 
         W = require("ipywidgets", "the live run widget")
@@ -98,6 +99,9 @@ class RunWidget:
         if blueprint is not None and self.view.blueprint is None:
             self.view.set_blueprint(blueprint)
         self.draw_graph = graph
+        #: draw a big graph around its running nodes while the run goes on (whole once it ended);
+        #: False (here or set later) draws it whole throughout
+        self.focus = focus
         snap = self.view.snapshot()
         self.progress = W.IntProgress(value=0, min=0, max=max(1, snap.reachable),
                                       description="0/0", bar_style="info",
@@ -130,6 +134,7 @@ class RunWidget:
         self._lock = threading.Lock()
         self._drawn_states: dict[str, str] | None = None
         self._drawn_bp: Any = None
+        self._drawn_live = True
         self._shown_at: tuple[int, int] | None = None
         self._apply(snap, count=False)
         self._unsub = self.view.subscribe(self._apply_update, replay=True)
@@ -142,8 +147,10 @@ class RunWidget:
         """Set widget values from a snapshot (never creates or displays widgets)."""
         with self._lock:
             bp = self.view.blueprint
-            redraw = self.draw_graph and (snap.states != self._drawn_states or bp is not self._drawn_bp)
-            graph = _graph_html(bp, snap.states) if redraw else None  # the slow part: first
+            focused = self.focus and not snap.finished
+            redraw = self.draw_graph and (snap.states != self._drawn_states or bp is not self._drawn_bp
+                                          or focused != self._drawn_live)
+            graph = _graph_html(bp, snap.states, focus_live=focused) if redraw else None  # slow
             status, table = status_html(snap), table_html(snap)
             live, details = live_html(snap), details_html(snap)
             bar = self.progress
@@ -164,6 +171,7 @@ class RunWidget:
                 self._set(self.graph, graph)
                 self._drawn_states = dict(snap.states)
                 self._drawn_bp = bp
+                self._drawn_live = focused
             self._set(self.live, live)
             self._set(self.table, table)
             self._set(self.details, details)

@@ -106,7 +106,9 @@ def mimebundle(bp: Blueprint | Mapping[str, Any], *,
                states: Mapping[str, str] | RunResult | None = None, **kw: Any) -> dict[str, str]:
     """What a notebook shows for a blueprint (``_repr_mimebundle_``); never raises.
 
-    With ``dot``: the SVG plus a one-line summary. Without it (or if drawing fails for any
+    With ``dot``: the drawing as HTML (:func:`flownb.render.fit.embed`: inside a box that scrolls
+    rather than shrink text below 11 px, its legend coloured for the light or dark theme) and as
+    the bare SVG, plus a one-line summary. Without it (or if drawing fails for any
     reason): the text listing and one line saying how to get drawings, as Markdown and plain
     text, because an exception in a repr hides the object instead of explaining it — plus the
     Mermaid text (``text/vnd.mermaid``), which JupyterLab >= 4.1 draws without graphviz. It is
@@ -115,8 +117,11 @@ def mimebundle(bp: Blueprint | Mapping[str, Any], *,
     states = states_of(states)
     try:
         svg = to_svg(bp, states=states, **kw)
-        if svg is not None:
-            return {"image/svg+xml": svg, "text/plain": _summary(_as_blueprint(bp))}
+        if svg is not None:  # the HTML (front-ends prefer it) scrolls, keeps text >= 11 px, is themed
+            from .fit import embed
+
+            return {"text/html": embed(svg), "image/svg+xml": svg,
+                    "text/plain": _summary(_as_blueprint(bp))}
         hint = INSTALL_HINT
     except Exception as exc:  # noqa: BLE001 - a repr must not raise
         hint = _truncate(f"(no drawing: {type(exc).__name__}: {exc})", 200)

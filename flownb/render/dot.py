@@ -41,6 +41,8 @@ from .theme import (
     STATE_STYLES,
 )
 
+from .wrap import EDGE_CHAR_PT, box_width_pt, row_heads, row_subgraphs, wrap_rows
+
 if TYPE_CHECKING:
     from ..core.blueprint import Blueprint, Node
     from ..core.registry import Registry
@@ -62,6 +64,8 @@ class _DotWriter:
         self.clusters = 0
         #: status of subflow children that have none in ``states`` (see :meth:`subflow_cluster`)
         self.child_default = "pending"
+        #: top-level node -> its row, when a long chain is wrapped (flownb.render.wrap)
+        self.row_of: dict[str, int] = {}
 
     def emit(self, depth: int, text: str) -> None:
         self.lines.append("  " * depth + text)
@@ -119,16 +123,25 @@ class _DotWriter:
                 "style": '"dashed"', "color": '"#e53935"', "fontcolor": '"#e53935"',
                 "tooltip": _lines(f"edge endpoint {name!r} is not a node of {bp.id!r}")})
         starts = set(g.starts)
+        rows: dict[int, list[str]] = {}  # a wrapped chain's node statements, per row
         for name, cn in g.nodes.items():
             if name in hidden:
                 continue
             node = cn.spec
-            self.stmt(depth, gid[name],
-                      self.node_attrs(node, g, key_prefix + name, loops, name in starts))
+            attrs = self.node_attrs(node, g, key_prefix + name, loops, name in starts)
+            if depth == 1 and name in self.row_of:
+                rows.setdefault(self.row_of[name], []).append(f"{gid[name]} {_attrs(attrs)};")
+            else:
+                self.stmt(depth, gid[name], attrs)
+        for line in row_subgraphs(rows):
+            self.emit(depth, line)
         for ce in g.edges:
             if ce.source in hidden or ce.target in hidden:
                 continue
-            self.stmt(depth, f"{gid[ce.source]} -> {gid[ce.target]}", _edge_attrs(ce.spec, ce.back))
+            attrs = _edge_attrs(ce.spec, ce.back)
+            if depth == 1 and self.row_of.get(ce.source) != self.row_of.get(ce.target):
+                attrs["constraint"] = '"false"'  # a wrapped chain's return sweep to the next row
+            self.stmt(depth, f"{gid[ce.source]} -> {gid[ce.target]}", attrs)
         drawn = {id(ce.spec) for ce in g.edges}
         for e in bp.edges:  # edges analyse() dropped because an endpoint is missing
             if id(e) not in drawn and e.source in gid and e.target in gid \
@@ -258,6 +271,24 @@ def auto_rankdir(bp: Blueprint | Mapping[str, Any]) -> str:
     return "TB"
 
 
+def _chain_rows(bp: Blueprint) -> list[list[str]] | None:
+    """A chain (one node per level) too wide for one line, in rows
+    (:func:`flownb.render.wrap.wrap_rows`), or None."""
+    g = _analysis(bp)
+    loops = _loop_nodes(g)
+    widths = {name: box_width_pt([name, _uses_text(cn.spec), *_node_notes(g, name, loops)])
+              for name, cn in g.nodes.items()}
+    # an edge label widens the gaps between boxes: Graphviz then spaces a whole row by it
+    gap = max((len(t) * EDGE_CHAR_PT for ce in g.edges if not ce.back
+               for t in _edge_attrs(ce.spec, False).get("label", '""')[1:-1].split("\\n")),
+              default=0.0)
+    widths = {name: w + gap for name, w in widths.items()}
+    levels = _levels(g)
+    if _missing_endpoints(bp, g) or len(set(levels.values())) != len(levels):
+        return None  # branches, or stand-ins for missing nodes: a plain layout reads better
+    return wrap_rows(levels, widths, list(g.nodes))
+
+
 def focus_region(bp: Blueprint | Mapping[str, Any], states: Mapping[str, str], *,
                  limit: int = 12, radius: int = 2) -> set[str] | None:
     """The nodes a live drawing of a big blueprint should show: those within ``radius`` steps
@@ -302,13 +333,19 @@ def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | Run
     from it are drawn as pending, and without ``states`` nodes are neutral. Subflows whose blueprint is in ``registry`` (default: the global one)
     are drawn as clusters unless ``subflows=False``. Nothing is fetched or executed.
 
-    ``rankdir="auto"`` draws chains left to right (:func:`auto_rankdir`); ``legend`` adds one
+    ``rankdir="auto"`` draws chains left to right (:func:`auto_rankdir`), wrapped into rows when
+    one line would be wider than a notebook cell (:mod:`flownb.render.wrap`); ``legend`` adds one
     line under the graph saying what bold/dashed/dotted mean; ``focus`` (node ids) draws only
     those top-level nodes, with "… N nodes" stand-ins for the rest (:func:`focus_region`).
     """
     blueprint = _as_blueprint(bp)
+    rows = None
     if rankdir == "auto":
         rankdir = auto_rankdir(blueprint)
+        if rankdir == "LR" and focus is None and not (
+                subflows and any(n.uses == "subflow" for n in blueprint.nodes)):
+            rows = _chain_rows(blueprint)  # too long for one line: wrapped, top to bottom
+            rankdir = "TB" if rows else rankdir
     if rankdir not in _RANKDIRS:
         raise ValueError(f"rankdir must be 'auto' or one of {sorted(_RANKDIRS)}, got {rankdir!r}")
     reg = registry if registry is not None else (_default_registry() if subflows else None)
@@ -322,15 +359,19 @@ def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | Run
     elif legend and blueprint.nodes:
         text = LEGEND + (LEGEND_SUBFLOW if subflows and any(n.uses == "subflow" for n in blueprint.nodes)
                          else "")
-        graph_attrs.update(label=_q(text), labelloc='"b"', labeljust='"l"', fontsize='"9"')
+        graph_attrs.update(label=_q(text), labelloc='"b"', labeljust='"l"', fontsize='"10"')
     w.stmt(1, "graph", graph_attrs)
     w.stmt(1, "node", {"shape": '"box"', "style": '"rounded,filled"', "fontname": _q(_FONT),
                        "fontsize": '"11"', "margin": '"0.15,0.06"', "fillcolor": _q(_DEFAULT_FILL),
                        "fontcolor": _q(NODE_TEXT),
                        "color": _q(_DEFAULT_BORDER)})
-    w.stmt(1, "edge", {"fontname": _q(_FONT), "fontsize": '"9"', "color": '"#607d8b"',
+    w.stmt(1, "edge", {"fontname": _q(_FONT), "fontsize": '"10"', "color": '"#607d8b"',
                        "fontcolor": _q(_ON_BACKGROUND), "arrowsize": '"0.7"'})
-    w.blueprint_body(blueprint, "", "", 1, (blueprint.id,))
+    if rows:
+        w.row_of = {n: k for k, row in enumerate(rows) for n in row}
+    gid = w.blueprint_body(blueprint, "", "", 1, (blueprint.id,))
+    for line in row_heads(rows, gid) if rows else ():
+        w.emit(1, line)
     w.emit(0, "}")
     return "\n".join(w.lines) + "\n"
 

@@ -50,6 +50,14 @@ _FONT = "Helvetica,Arial,sans-serif"
 _DEFAULT_FILL, _DEFAULT_BORDER = STATE_COLORS["pending"][0], "#546e7a"
 #: lines and text drawn on the (transparent) background: readable on white and on near-black
 _ON_BACKGROUND = "#78909c"
+#: text drawn on the transparent background, per DOT colour: (light theme, dark theme). No grey is
+#: 4.5:1 on white and on near-black both, so the DOT keeps the mid-tone (a viewer without CSS)
+#: and :func:`flownb.render.fit.theme_style` recolours these per theme (tests/test_theme_contrast.py)
+ON_BACKGROUND_TEXT: dict[str, tuple[str, str]] = {
+    _ON_BACKGROUND: ("#546e7a", "#90a4ae"),  # legend, edge and subflow labels, "… N nodes"
+    "#8d6e63": ("#6d4c41", "#a1887f"),  # the "fallback" edge label
+    "#e53935": ("#c62828", "#ef9a9a"),  # an edge endpoint that is no node
+}
 #: a chain at least this many ranks deep, at most _CHAIN_WIDTH wide, is drawn left to right
 _CHAIN_RANKS, _CHAIN_WIDTH = 6, 2
 _CONDITION_LIMIT = 40

@@ -7,7 +7,9 @@ or a worker-death line on stderr, a widget that does not render ("Error displayi
 SVG, the "install graphviz" fallback), a cell that never finishes, and a process of the kernel
 (workers, Redis) still alive after the kernel shut down, a finished run view (widget table or
 drawing, read from the page's DOM) with a node still pending/running, and a table cell whose
-text is clipped or cut mid-word. The kernel is a built wheel installed with ``[all]`` in a fresh
+text is clipped or cut mid-word, text in a drawing below 11 px, and text whose contrast with what
+is behind it is below 4.5:1 (WCAG; computed from the page's styles) in the light or the dark
+theme. The kernel is a built wheel installed with ``[all]`` in a fresh
 venv (conftest.py, wheel_env.py), and the copies sit in a folder that is not the checkout. While the cells run it samples the
 live run widgets' state (``.flownb-status[data-state]``) and, for the tutorials that teach the
 live view, requires at least three distinct progress states. It saves a screenshot of every
@@ -304,7 +306,10 @@ def test_tutorial_runs_cleanly_in_jupyterlab(browser: tuple[L.Lab, Any], noteboo
     # running (the widget, the table and the drawing), no table cell cut (CSS or mid-word "…")
     problems += page_checks.unfinished_nodes(driver)
     problems += page_checks.cut_cells(driver)
-    small_text = page_checks.small_drawing_text(driver)  # reported (issue 20 #5, not fixed yet)
+    # no text in a drawing below 11 px at 100% zoom; text contrast >= 4.5:1 in both themes
+    small_text = page_checks.small_drawing_text(driver)
+    problems += [f"drawing text below {page_checks.MIN_DRAWING_PX} px: {t}" for t in small_text]
+    problems += [f"light theme contrast {t}" for t in page_checks.low_contrast_text(driver)]
     if notebook in LIVE:
         most = max((len(s) for s in live.values()), default=0)
         if most < 3:
@@ -313,6 +318,7 @@ def test_tutorial_runs_cleanly_in_jupyterlab(browser: tuple[L.Lab, Any], noteboo
     stem = Path(notebook).stem
     shots = _screenshots(driver, stem, "light", cells)
     _set_theme(driver, L.DARK)
+    problems += [f"dark theme contrast {t}" for t in page_checks.low_contrast_text(driver)]
     shots += _screenshots(driver, stem, "dark", cells)
     _set_theme(driver, L.LIGHT)
     _save_and_close(driver)
