@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [--only NAME[,NAME]] [--out PATH]``: every benchmark in one go.
+"""``python -m bench [--quick] [--only NAME[,NAME]] [--out PATH] [--workers W] [--n N] [--write-docs]``:
+every benchmark in one go.
 
 Prints a markdown table of every figure, the goals, the notes, and a compact table for the
 README's performance section; writes the JSON (machine, versions, every figure as
@@ -110,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     ap.add_argument("--workers", type=int, default=None, help="worker processes for llm, "
                     "redis_cost, dist_fanout and many_runs (default 2)")
+    ap.add_argument("--write-docs", action="store_true", help="after a full run, publish it "
+                    "(bench/published.json) and rewrite the generated table in README.md and "
+                    "bench/README.md (python -m bench.tables)")
     ap.add_argument("--n", type=int, default=None, help="llm: runs at once (instead of 200 and "
                     "500); redis_cost: chain length")
     args = ap.parse_args(argv)
@@ -122,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [w for w in wanted if w not in known]
     if unknown:
         ap.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+    if args.write_docs and (args.quick or wanted):
+        ap.error("--write-docs publishes a full run: drop --quick/--only")
     selected = [b for b in BENCHMARKS if not wanted or b.name in wanted]
     out_path = args.out or str(BENCH_DIR / ("results-quick.json" if args.quick else
                                             "results-partial.json" if wanted else "results.json"))
@@ -195,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
                 print("```")
     print("\n## For the README (performance section)\n")
     print(results["compact_table"])
+    if args.write_docs:
+        from pathlib import Path
+
+        from .tables import publish, write_docs
+
+        for p in write_docs(publish(Path(out_path))):
+            print(f"(rewrote the bench table in {p})")
     failed = [n for n, r in results["benchmarks"].items() if r["status"] == "error"]
     print(f"\n(results in {out_path}; {results['duration_s']:.0f}s"
           + (f"; FAILED: {', '.join(failed)}" if failed else "") + ")")
