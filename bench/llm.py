@@ -238,7 +238,7 @@ def llm(cfg: Config) -> Report:
                         rep.value(f"{key}.{c}.cpu_ms_per_call", r["cpu_ms_per_call"], "ms/call",
                                   f"{key} {_label(c, data)}: CPU per LLM call"
                                   + (" (the workers' CPU)" if c == "cluster" else ""))
-                if cl.get("redis_cpu_pct") is not None:
+                if cl.get("calls_per_redis_core_s") is not None:
                     rep.value(f"{key}.cluster.redis_cpu_pct", cl["redis_cpu_pct"], "%",
                               f"{key} redis-server CPU over the batch (% of one core)")
                     rep.value(f"{key}.cluster.calls_per_redis_core_s",

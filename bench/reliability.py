@@ -166,6 +166,13 @@ def chaos(cfg: Config) -> Report:
         th.start()
         try:
             ids, total_t = batch()
+            # on a loaded machine the batch can end before enough kills (restarted workers are
+            # slow to register): run it again under the same killer while its window lasts, so
+            # the check kills enough workers instead of failing (or passing) on too few
+            while len(kills) < min_kills and th.is_alive() and len(ids) < 5 * n_runs:
+                more, more_t = batch()
+                ids += more
+                total_t += more_t
         finally:
             stop.set()
             th.join(10)
@@ -178,7 +185,8 @@ def chaos(cfg: Config) -> Report:
     never = sum(1 for x in _recovery(audit, kills) if x == float("inf"))
     st = audit["statuses"]
     lat, blat = audit["latencies"], base["latencies"]
-    rep.value("runs", float(n_runs), "runs", "runs submitted (chaos batch)")
+    rep.value("runs", float(len(ids)), "runs", f"runs submitted under chaos ({len(ids) // n_runs} "
+              f"batch(es) of {n_runs})")
     rep.value("completed", float(st.get("succeeded", 0)), "runs", "runs succeeded")
     rep.value("failed", float(st.get("failed", 0) + st.get("cancelled", 0)), "runs",
               f"runs failed ({audit['errors'] or 'none'})")
@@ -212,7 +220,7 @@ def chaos(cfg: Config) -> Report:
     rep.value("batch_s_baseline", base_t, "s", "whole batch without kills")
     rep.value("workers_alive_after", float(alive_after), "workers", "worker processes alive at the end")
     rep.value("requeued_items", float(requeued), "items", "items re-queued by the reapers (from the worker logs)")
-    rep.goal("all runs complete", "completed", "==", n_runs)
+    rep.goal("all runs complete", "completed", "==", len(ids))
     rep.goal("0 lost", "lost", "==", 0)
     rep.goal("0 double commits", "double_commits", "==", 0)
     rep.goal(f"at least {min_kills} workers killed", "kills", ">=", min_kills)
