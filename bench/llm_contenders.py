@@ -3,7 +3,7 @@
 ``python -m bench.llm_contenders CONTENDER AGENT N BASE_URL DEADLINE_S [WORKERS]`` runs N runs of AGENT
 (``content_moderation`` or ``blog_post``) all at once against the bench's chat-completions
 server and prints one JSON line: wall time, runs ok / failed / unfinished, the process's peak
-RSS (``ru_maxrss``) and, for the cluster, the workers' peak RSS (``VmHWM``) and reaper re-queues.
+RSS (``VmHWM``) and, for the cluster, the workers' peak RSS (``VmHWM``) and reaper re-queues.
 
 Every contender sends the same prompts: they are taken from the example blueprints' own
 ``params.prompt`` (and flownb's condition / router suffixes), so the server takes the same
@@ -383,7 +383,10 @@ def run(name: str, agent: str, n: int, base_url: str, deadline_s: float,
     # this process's CPU, start-up included (cpu_s: the workload's span only; for the cluster
     # the workers' CPU)
     out["client_cpu_s"] = time.process_time() - cpu0
-    out["client_rss_peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across fork + exec, so a contender started by
+    # a bench process that had grown (after the 300k-node lint) reported the parent's 1.4 GiB
+    out["client_rss_peak_bytes"] = (_hwm_bytes(os.getpid())
+                                    or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return out
 
 
