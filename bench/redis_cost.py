@@ -35,7 +35,9 @@ KIB = 1024
 GOALS = (
     ("chain.cmds_per_node", "<=", 12, "≤ 12 Redis commands per chain node"),
     ("chain.server_us_per_node", "<=", 80, "≤ 80 µs of redis-server CPU per chain node"),
-    ("submit.cmds_per_submit", "<=", 30, "≤ 30 Redis commands per submit()"),
+    ("submit.cmds_per_submit", "<=", 30, "≤ 30 Redis commands per submit() (chain)"),
+    ("submit_moderation.cmds_per_submit", "<=", 30,
+     "≤ 30 Redis commands per submit() (moderation agent)"),
     ("moderation.kib_per_run", "<=", 12, "≤ 12 KiB of Redis per finished moderation run"),
     ("fanout.nodes_per_s", ">=", 3000, "fan-out ≥ 3,000 nodes/s"),
 )
@@ -182,8 +184,9 @@ def redis_cost(cfg: Config) -> Report:
             queued.append(ex.submit(chain))
         with Span(r) as sub:
             queued += [ex.submit(chain) for _ in range(n_submit)]
+        queued.append(ex.submit(mod, rows[0]))  # the first of this blueprint sends it
         with Span(r) as sub_mod:
-            queued += [ex.submit(mod, rows[i]) for i in range(n_submit)]
+            queued += [ex.submit(mod, rows[i]) for i in range(1, n_submit + 1)]
         _record(rep, "submit", sub, n_submit, "submit", f"submit() of a chain of {n_chain}")
         rep.value("submit.first_cmds", first.calls, "cmds",
                   "the first submit() of a blueprint (sends it)")
