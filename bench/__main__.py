@@ -1,4 +1,5 @@
-"""``python -m bench [--quick] [--only NAME[,NAME]] [--out PATH]``: every benchmark in one go.
+"""``python -m bench [--quick] [--only NAME[,NAME]] [--out PATH] [--workers W] [--n N] [--write-docs]``:
+every benchmark in one go.
 
 Prints a markdown table of every figure, the goals, the notes, and a compact table for the
 README's performance section; writes the JSON (machine, versions, every figure as
@@ -64,6 +65,8 @@ BENCHMARKS: list[Bench] = [
           "13. distributed map over 2k/8k/50k items: Redis script time per item"),
     Bench("tracing", "bench.tracing", "tracing",
           "14. OpenTelemetry tracing per node: off vs on (API only) vs on (SDK), in process"),
+    Bench("redis_cost", "bench.redis_cost", "redis_cost",
+          "15. Redis commands, server CPU and memory per node, per submit(), per moderation run"),
     Bench("hotpath", "bench.hotpath", "hotpath",
           "where the time of a distributed hop goes (commands, scripts, profiles)"),
 ]
@@ -106,6 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="JSON path (default bench/results.json for a full "
                     "run; bench/results-quick.json with --quick, bench/results-partial.json with --only)")
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    ap.add_argument("--workers", type=int, default=None, help="worker processes for llm, "
+                    "redis_cost, dist_fanout and many_runs (default 2)")
+    ap.add_argument("--write-docs", action="store_true", help="after a full run, publish it "
+                    "(bench/published.json) and rewrite the generated table in README.md and "
+                    "bench/README.md (python -m bench.tables)")
+    ap.add_argument("--n", type=int, default=None, help="llm: runs at once (instead of 200 and "
+                    "500); redis_cost: chain length")
     args = ap.parse_args(argv)
     if args.list:
         for b in BENCHMARKS:
@@ -116,10 +126,15 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [w for w in wanted if w not in known]
     if unknown:
         ap.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+    if args.write_docs and (args.quick or wanted):
+        ap.error("--write-docs publishes a full run: drop --quick/--only")
     selected = [b for b in BENCHMARKS if not wanted or b.name in wanted]
     out_path = args.out or str(BENCH_DIR / ("results-quick.json" if args.quick else
                                             "results-partial.json" if wanted else "results.json"))
-    cfg = Config(quick=args.quick)
+    for opt in ("workers", "n"):
+        if getattr(args, opt) is not None and getattr(args, opt) < 1:
+            ap.error(f"--{opt} must be at least 1, got {getattr(args, opt)}")
+    cfg = Config(quick=args.quick, workers=args.workers, n=args.n)
     t_all = time.perf_counter()
     results: dict[str, Any] = {
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -165,6 +180,13 @@ def main(argv: list[str] | None = None) -> int:
         print(llm["table"])
         print()
         print(llm["resources_table"])
+        if llm.get("cpu_table"):
+            print()
+            print(llm["cpu_table"])
+    rc = results["benchmarks"].get("redis_cost", {}).get("data", {})
+    if rc.get("table"):
+        print("\n## What flownb costs Redis (issue 21 goals)\n")
+        print(rc["table"])
     hp = results["benchmarks"].get("hotpath", {}).get("data", {})
     if hp:
         print("\n## Where the time of a distributed hop goes\n")
@@ -179,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
                 print("```")
     print("\n## For the README (performance section)\n")
     print(results["compact_table"])
+    if args.write_docs:
+        from pathlib import Path
+
+        from .tables import publish, write_docs
+
+        for p in write_docs(publish(Path(out_path))):
+            print(f"(rewrote the bench table in {p})")
     failed = [n for n, r in results["benchmarks"].items() if r["status"] == "error"]
     print(f"\n(results in {out_path}; {results['duration_s']:.0f}s"
           + (f"; FAILED: {', '.join(failed)}" if failed else "") + ")")

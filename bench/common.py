@@ -35,6 +35,12 @@ class Config:
     quick: bool = False
     #: repetitions per figure (after the warm-up); --quick lowers it
     reps: int = 7
+    #: ``--workers``: worker processes for the benchmarks that take a number (llm, redis_cost,
+    #: dist_fanout, many_runs); None = each benchmark's own default (2)
+    workers: int | None = None
+    #: ``--n``: the size for the benchmarks that take one (llm: runs at once; redis_cost: the
+    #: chain's length); None = each benchmark's own sizes
+    n: int | None = None
 
     def pick(self, full: Any, quick: Any) -> Any:
         """``full`` normally, ``quick`` with --quick."""

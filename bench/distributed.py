@@ -146,8 +146,9 @@ def dist_fanout(cfg: Config) -> Report:
     reps = cfg.pick(5, 2)
     total_nodes = n + 2
     with Cluster(name="fanout") as c:
-        c.flownb_workers(2, wait=False)
-        c.rq_workers(2, wait=False)
+        nw = cfg.workers or 2
+        c.flownb_workers(nw, wait=False)
+        c.rq_workers(nw, wait=False)
         c.wait_all()
         ex = _executor(c)
         r = c.redis()
@@ -188,11 +189,12 @@ def dist_fanout(cfg: Config) -> Report:
                          reps, warmup=1)
     fl, rc, rd = out["flownb"], out["rq_counter"], out["rq_depends_on"]
     rep.data["n"] = n
-    rep.figure("flownb.total_s", fl, "s", f"flownb fan-out {n} → all-join, 2 workers")
+    rep.data["workers"] = nw
+    rep.figure("flownb.total_s", fl, "s", f"flownb fan-out {n} → all-join, {nw} workers")
     rep.figure("flownb.nodes_per_s", [total_nodes / x for x in fl], "nodes/s",
                f"flownb fan-out {n}: ({n}+2 nodes) / (submit→done)")
     rep.figure("flownb.in_run_s", sink.get("in_run", [])[-reps:], "s", "flownb fan-out, inside the run")
-    rep.figure("rq_counter.total_s", rc, "s", f"RQ {n} jobs + counter join, 2 workers")
+    rep.figure("rq_counter.total_s", rc, "s", f"RQ {n} jobs + counter join, {nw} workers")
     rep.figure("rq_counter.nodes_per_s", [(n + 1) / x for x in rc], "nodes/s",
                f"RQ {n} jobs + counter join ({n}+1 jobs)")
     rep.figure("rq_depends_on.total_s", rd, "s", f"RQ {n} jobs + join with depends_on={n} parents")
@@ -300,7 +302,8 @@ def many_runs(cfg: Config) -> Report:
     rates, node_rates, p50s, p99s, maxs, submit_rates, client_rates = [], [], [], [], [], [], []
     lost_total, failed_total = 0, 0
     with Cluster(name="many") as c:
-        c.flownb_workers(2)
+        nw = cfg.workers or 2
+        c.flownb_workers(nw)
         ex = _executor(c)
         r = c.redis()
 
@@ -339,7 +342,7 @@ def many_runs(cfg: Config) -> Report:
             failed_total += res["failed"]
         requeued = requeued_items(c.procs) - requeued_before
     rep.data["n_runs"] = n_runs
-    rep.figure("runs_per_s", rates, "runs/s", f"{n_runs} runs of a 20-node graph, 2 workers "
+    rep.figure("runs_per_s", rates, "runs/s", f"{n_runs} runs of a 20-node graph, {nw} workers "
                "(first created → last finished)")
     rep.figure("nodes_per_s", node_rates, "nodes/s", "same, node visits per second")
     rep.figure("runs_per_s_client", client_rates, "runs/s", "same, first submit → last wait() returned")

@@ -17,6 +17,8 @@ import cProfile
 import io
 import os
 import pstats
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -175,7 +177,14 @@ def hotpath(cfg: Config) -> Report:
         c.procs.append(p)
         if not h.wait(120) or h.status() != "succeeded":
             raise RuntimeError(f"profiled run {h.status()}: {p.log_tail()}")
-        p.p.wait(60)
+        t_done = time.perf_counter()
+        try:  # a --burst worker leaves once the queue is empty; the profile is written then
+            p.p.wait(15)
+        except subprocess.TimeoutExpired:  # never wait a minute for it: a warm stop writes it too
+            p.kill(signal.SIGTERM)
+            p.p.wait(30)
+        rep.value("burst_exit_s", time.perf_counter() - t_done, "s",
+                  "profiled --burst worker: run done → process exited (SIGTERM after 15 s)")
         wstats = pstats.Stats(prof_path)
         rep.data["worker_profile_cumulative"] = _top(wstats, "cumulative", 10)
         rep.data["worker_profile_tottime"] = _top(wstats, "tottime", 12)

@@ -84,17 +84,17 @@ class LLMServer:
 
 
 def run_contender(name: str, agent: str, n: int, base_url: str, deadline_s: float, *,
-                  inline: bool = False) -> dict[str, Any]:
+                  inline: bool = False, workers: int = 2) -> dict[str, Any]:
     """The contender in a process of its own (its peak RSS is its own), or here (``inline``,
     for --quick: no interpreter start-ups, RSS is the bench process's)."""
     if inline:
         from .llm_contenders import run
 
-        return run(name, agent, n, base_url, deadline_s)
+        return run(name, agent, n, base_url, deadline_s, workers)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *[p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]])}
     proc = subprocess.run([sys.executable, "-m", "bench.llm_contenders", name, agent, str(n),
-                           base_url, str(deadline_s)], cwd=str(ROOT), env=env,
+                           base_url, str(deadline_s), str(workers)], cwd=str(ROOT), env=env,
                           capture_output=True, text=True, timeout=deadline_s + 120, check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -114,8 +114,13 @@ def _cell(r: dict[str, Any] | None, n: int) -> str:
     return f"{wall}, {fmt(r['max_in_flight'])} in flight"
 
 
+def _label(c: str, data: dict[str, Any]) -> str:
+    w = data.get("workers", 2)
+    return LABELS[c].replace("LocalCluster(2)", f"LocalCluster({w})") if c == "cluster" else LABELS[c]
+
+
 def markdown_table(data: dict[str, Any]) -> str:
-    head = "| agent | runs | LLM calls | " + " | ".join(LABELS[c] for c in CONTENDERS)
+    head = "| agent | runs | LLM calls | " + " | ".join(_label(c, data) for c in CONTENDERS)
     lines = [head + " | analytic floor |", "|---|---|---|" + "---|" * (len(CONTENDERS) + 1)]
     for case in data["cases"].values():
         r = case["results"]
@@ -147,13 +152,43 @@ def resources_table(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cpu_table(data: dict[str, Any]) -> str:
+    """CPU per LLM call beside the redis-server's CPU (issue 21: Redis is the limit)."""
+    lines = ["| agent | runs | workers | CPU ms per LLM call (plain / LangGraph / in process / "
+             "cluster workers) | redis-server CPU | LLM calls/s | LLM calls/s one Redis core "
+             "serves |", "|---|---|---|---|---|---|---|"]
+    for case in data["cases"].values():
+        r = case["results"]
+        cl = r.get("cluster") or {}
+        ms = " / ".join(fmt((r.get(c) or {}).get("cpu_ms_per_call")) for c in CONTENDERS)
+        lines.append(f"| {case['agent'].replace('_', '-')} | {case['n']} | "
+                     f"{cl.get('workers', data.get('workers', 2))} | {ms} | "
+                     f"{fmt(cl.get('redis_cpu_pct'))} % | {fmt(cl.get('calls_per_s'))} | "
+                     f"{fmt(cl.get('calls_per_redis_core_s'))} |")
+    return "\n".join(lines)
+
+
+def _cpu_figures(r: dict[str, Any], calls: int) -> None:
+    """CPU ms per LLM call (the contender's, or the cluster workers'), and for the cluster the
+    redis-server's CPU share and the LLM calls/s one Redis core serves at that share."""
+    if r.get("cpu_s") is not None and calls:
+        r["cpu_ms_per_call"] = r["cpu_s"] * 1000 / calls
+    if r.get("redis_cpu_s") is not None and r.get("wall_s"):
+        frac = r["redis_cpu_s"] / r["wall_s"]
+        r["redis_cpu_pct"] = frac * 100
+        r["calls_per_s"] = calls / r["wall_s"]
+        r["calls_per_redis_core_s"] = r["calls_per_s"] / frac if frac > 0 else None
+
+
 def llm(cfg: Config) -> Report:
     rep = Report()
-    sizes = cfg.pick((200, 500), (8,))
+    sizes = (cfg.n,) if cfg.n else cfg.pick((200, 500), (8,))
+    workers = cfg.workers or 2
     agents = cfg.pick(AGENTS, ("content_moderation",))
     latency = cfg.pick(0.2, 0.02)
     deadline = cfg.pick(float(os.environ.get("BENCH_LLM_DEADLINE_S", "120")), 20.0)
-    data: dict[str, Any] = {"latency_s": latency, "deadline_s": deadline, "cases": {}}
+    data: dict[str, Any] = {"latency_s": latency, "deadline_s": deadline, "cases": {},
+                            "workers": workers}
     rep.data.update(data)
     with LLMServer(latency) as srv:
         for agent in agents:
@@ -163,8 +198,10 @@ def llm(cfg: Config) -> Report:
                                         "floor_s": CRITICAL_PATH_CALLS[agent] * latency}
                 for c in CONTENDERS:
                     srv.reset()
-                    r = run_contender(c, agent, n, srv.base_url, deadline, inline=cfg.quick)
+                    r = run_contender(c, agent, n, srv.base_url, deadline, inline=cfg.quick,
+                                      workers=workers)
                     st = srv.stats()
+                    _cpu_figures(r, st["calls"])
                     r["max_in_flight"] = st["max_in_flight"]
                     r["calls"] = st["calls"]
                     r["runs_per_s"] = r["ok"] / r["wall_s"] if r["wall_s"] else 0.0
@@ -196,6 +233,18 @@ def llm(cfg: Config) -> Report:
                           f"{key} reaper re-queues (no worker was killed)")
                 rep.value(f"{key}.cluster.noop_hop_ms", cl["noop_chain_ms_per_hop"], "ms",
                           f"{key} no-op chain of 200 on the same cluster, per hop")
+                for c, r in res.items():
+                    if r.get("cpu_ms_per_call") is not None:
+                        rep.value(f"{key}.{c}.cpu_ms_per_call", r["cpu_ms_per_call"], "ms/call",
+                                  f"{key} {_label(c, data)}: CPU per LLM call"
+                                  + (" (the workers' CPU)" if c == "cluster" else ""))
+                if cl.get("calls_per_redis_core_s") is not None:
+                    rep.value(f"{key}.cluster.redis_cpu_pct", cl["redis_cpu_pct"], "%",
+                              f"{key} redis-server CPU over the batch (% of one core)")
+                    rep.value(f"{key}.cluster.calls_per_redis_core_s",
+                              cl["calls_per_redis_core_s"], "calls/s",
+                              f"{key} LLM calls/s one Redis core would serve "
+                              "(calls/s ÷ redis-server CPU fraction)")
                 case["cluster_over_plain"] = cl["wall_est_s"] / res["plain"]["wall_est_s"]
                 case["inprocess_over_langgraph"] = (res["inprocess"]["wall_est_s"]
                                                     / res["langgraph"]["wall_est_s"])
@@ -212,6 +261,8 @@ def llm(cfg: Config) -> Report:
         rep.goal(f"{key}: flownb in process ahead of LangGraph",
                  f"{key}.ratio.inprocess_over_langgraph", "<=", 1.0)
         rep.goal(f"{key}: 0 reaper re-queues", f"{key}.cluster.requeued", "==", 0)
+        rep.goal(f"{key}: worker CPU ≤ 4 ms per LLM call", f"{key}.cluster.cpu_ms_per_call",
+                 "<=", 4.0)
     rep.goal(f"{first}: worker RSS ≤ 150 MiB", f"{first}.cluster.worker_rss_mib", "<=", 150)
     rep.goal(f"{first}: no-op chain hop ≤ 0.3 ms", f"{first}.cluster.noop_hop_ms", "<=", 0.3)
     conc = data["cases"][first]["results"]["cluster"].get("worker_concurrency", 1)
@@ -224,6 +275,7 @@ def llm(cfg: Config) -> Report:
                 if cfg.quick else ""))
     rep.data["table"] = markdown_table(data)
     rep.data["resources_table"] = resources_table(data)
+    rep.data["cpu_table"] = cpu_table(data)
     return rep
 
 
@@ -232,10 +284,14 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(prog="python -m bench.llm")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--n", type=int, default=None)
     args = ap.parse_args()
     from .__main__ import main as bench_main
 
-    return bench_main(["--only", "llm", *(["--quick"] if args.quick else [])])
+    return bench_main(["--only", "llm", *(["--quick"] if args.quick else []),
+                       *(["--workers", str(args.workers)] if args.workers else []),
+                       *(["--n", str(args.n)] if args.n else [])])
 
 
 if __name__ == "__main__":

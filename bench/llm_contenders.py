@@ -1,9 +1,9 @@
 """One contender of the LLM-bound workload, in its own process (so its peak RSS is its own).
 
-``python -m bench.llm_contenders CONTENDER AGENT N BASE_URL DEADLINE_S`` runs N runs of AGENT
+``python -m bench.llm_contenders CONTENDER AGENT N BASE_URL DEADLINE_S [WORKERS]`` runs N runs of AGENT
 (``content_moderation`` or ``blog_post``) all at once against the bench's chat-completions
 server and prints one JSON line: wall time, runs ok / failed / unfinished, the process's peak
-RSS (``ru_maxrss``) and, for the cluster, the workers' peak RSS (``VmHWM``) and reaper re-queues.
+RSS (``VmHWM``) and, for the cluster, the workers' peak RSS (``VmHWM``) and reaper re-queues.
 
 Every contender sends the same prompts: they are taken from the example blueprints' own
 ``params.prompt`` (and flownb's condition / router suffixes), so the server takes the same
@@ -130,9 +130,10 @@ async def plain(agent: str, rows: list[dict[str, Any]], base_url: str, deadline_
     a = Agent(agent, base_url)
     fn: Callable[[str], Awaitable[str]] = a.moderation if agent == "content_moderation" else a.blog
     key = "text" if agent == "content_moderation" else "topic"
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = await _gather_with_deadline([fn(r[key]) for r in rows], deadline_s)
     out["wall_s"] = time.perf_counter() - t0
+    out["cpu_s"] = time.process_time() - c0
     await a.client.close()
     return out
 
@@ -224,9 +225,10 @@ async def langgraph(agent: str, rows: list[dict[str, Any]], base_url: str,
                     deadline_s: float) -> dict[str, Any]:
     a = Agent(agent, base_url)
     app = _langgraph_app(agent, a)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = await _gather_with_deadline([app.ainvoke(dict(r)) for r in rows], deadline_s)
     out["wall_s"] = time.perf_counter() - t0
+    out["cpu_s"] = time.process_time() - c0
     await a.client.close()
     return out
 
@@ -254,10 +256,11 @@ def inprocess(agent: str, rows: list[dict[str, Any]], base_url: str,
     from flownb import examples
 
     bp = examples.load(agent)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     batch = flownb.run_many(bp, rows, concurrency=None)
     finished = batch.wait(deadline_s)
     out = _batch_out(batch, finished, t0)
+    out["cpu_s"] = time.process_time() - c0
     if not finished:
         batch.cancel()
         batch.wait(30)
@@ -288,8 +291,22 @@ def _requeued(cluster: Any) -> int:
     return n
 
 
+def _cpu_s(pids: list[int | None]) -> list[float]:
+    """user + system CPU seconds of each process so far (psutil; 0 for one that is gone)."""
+    import psutil
+
+    out = []
+    for pid in pids:
+        try:
+            t = psutil.Process(pid).cpu_times() if pid else None
+        except psutil.Error:
+            t = None
+        out.append(t.user + t.system if t else 0.0)
+    return out
+
+
 def cluster(agent: str, rows: list[dict[str, Any]], base_url: str,
-            deadline_s: float) -> dict[str, Any]:
+            deadline_s: float, workers: int = 2) -> dict[str, Any]:
     _configure_flownb_llm(base_url)
     from flownb import examples
     from flownb.distributed.server import EmbeddedRedis
@@ -302,12 +319,19 @@ def cluster(agent: str, rows: list[dict[str, Any]], base_url: str,
         kw["concurrency"] = concurrency  # a worker that runs many visits at once (when it can)
     env = {k: os.environ[k] for k in ("FLOWNB_LLM", "OPENAI_BASE_URL", "OPENAI_API_KEY",
                                       "FLOWNB_LLM_CACHE", "FLOWNB_LLM_MODEL")}
-    with EmbeddedRedis(unix_socket=True) as srv, LocalCluster(2, redis=srv, env=env, **kw) as c:
+    with EmbeddedRedis(unix_socket=True) as srv, LocalCluster(workers, redis=srv, env=env,
+                                                              **kw) as c:
             pids = list(c.pids)
+            cpu0 = _cpu_s([srv.pid, *pids])
             t0 = time.perf_counter()
             batch = c.map(bp, rows)
             finished = batch.wait(deadline_s)
             out = _batch_out(batch, finished, t0)
+            cpu1 = _cpu_s([srv.pid, *pids])
+            # the server's and the workers' own CPU over the batch (issue 21: Redis is the limit)
+            out["redis_cpu_s"] = cpu1[0] - cpu0[0]
+            out["cpu_s"] = sum(cpu1[1:]) - sum(cpu0[1:])
+            out["workers"] = workers
             if not finished:
                 batch.cancel()
                 batch.wait(30)
@@ -341,24 +365,34 @@ CONTENDERS: dict[str, Callable[..., Any]] = {"plain": plain, "langgraph": langgr
                                              "inprocess": inprocess, "cluster": cluster}
 
 
-def run(name: str, agent: str, n: int, base_url: str, deadline_s: float) -> dict[str, Any]:
+def run(name: str, agent: str, n: int, base_url: str, deadline_s: float,
+        workers: int = 2) -> dict[str, Any]:
     """One contender in this process (the environment is restored afterwards)."""
     saved = dict(os.environ)
+    cpu0 = time.process_time()
     try:
         rows = rows_for(agent, n)
         fn = CONTENDERS[name]
+        kw: dict[str, Any] = {"workers": workers} if name == "cluster" else {}
         out: dict[str, Any] = (asyncio.run(fn(agent, rows, base_url, deadline_s))
                                if inspect.iscoroutinefunction(fn)
-                               else fn(agent, rows, base_url, deadline_s))
+                               else fn(agent, rows, base_url, deadline_s, **kw))
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    out["client_rss_peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # this process's CPU, start-up included (cpu_s: the workload's span only; for the cluster
+    # the workers' CPU)
+    out["client_cpu_s"] = time.process_time() - cpu0
+    # VmHWM, not ru_maxrss: Linux keeps ru_maxrss across fork + exec, so a contender started by
+    # a bench process that had grown (after the 300k-node lint) reported the parent's 1.4 GiB
+    out["client_rss_peak_bytes"] = (_hwm_bytes(os.getpid())
+                                    or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return out
 
 
 def main(argv: list[str]) -> int:
-    out = run(argv[0], argv[1], int(argv[2]), argv[3], float(argv[4]))
+    out = run(argv[0], argv[1], int(argv[2]), argv[3], float(argv[4]),
+              int(argv[5]) if len(argv) > 5 else 2)
     print("RESULT " + json.dumps(out), flush=True)
     return 0
 

@@ -142,8 +142,12 @@ def chaos(cfg: Config) -> Report:
         stop = threading.Event()
 
         def killer() -> None:
-            until = time.monotonic() + kill_window
-            while not stop.is_set() and time.monotonic() < until:
+            # the window, or up to 3× as long while fewer than min_kills workers were killed
+            # (a loaded machine restarts workers slowly, and only registered ones are killed)
+            t_start = time.monotonic()
+            while not stop.is_set() and (
+                    time.monotonic() < t_start + kill_window
+                    or len(kills) < min_kills and time.monotonic() < t_start + 3 * kill_window):
                 stop.wait(rng.uniform(0.2, 0.4))
                 if stop.is_set():
                     break
@@ -166,6 +170,13 @@ def chaos(cfg: Config) -> Report:
         th.start()
         try:
             ids, total_t = batch()
+            # on a loaded machine the batch can end before enough kills (restarted workers are
+            # slow to register): run it again under the same killer while its window lasts, so
+            # the check kills enough workers instead of failing (or passing) on too few
+            while len(kills) < min_kills and th.is_alive() and len(ids) < 5 * n_runs:
+                more, more_t = batch()
+                ids += more
+                total_t += more_t
         finally:
             stop.set()
             th.join(10)
@@ -178,7 +189,8 @@ def chaos(cfg: Config) -> Report:
     never = sum(1 for x in _recovery(audit, kills) if x == float("inf"))
     st = audit["statuses"]
     lat, blat = audit["latencies"], base["latencies"]
-    rep.value("runs", float(n_runs), "runs", "runs submitted (chaos batch)")
+    rep.value("runs", float(len(ids)), "runs", f"runs submitted under chaos ({len(ids) // n_runs} "
+              f"batch(es) of {n_runs})")
     rep.value("completed", float(st.get("succeeded", 0)), "runs", "runs succeeded")
     rep.value("failed", float(st.get("failed", 0) + st.get("cancelled", 0)), "runs",
               f"runs failed ({audit['errors'] or 'none'})")
@@ -186,7 +198,8 @@ def chaos(cfg: Config) -> Report:
               f"runs not finished within {deadline_s:.0f}s")
     rep.value("double_commits", float(len(audit["doubles"])), "(node, visit)",
               ">1 node_succeeded event for one (node, visit)")
-    rep.value("kills", float(len(kills)), "SIGKILLs", f"workers killed (every ~300 ms for ≤{kill_window:.0f}s)")
+    rep.value("kills", float(len(kills)), "SIGKILLs", f"workers killed (every ~300 ms for {kill_window:.0f}s, up to "
+              f"{3 * kill_window:.0f}s until {min_kills} were killed)")
     rep.value("redeliveries", float(audit["redeliveries"]), "node runs", "node_started with delivery > 1")
     ex_total, ex_multi = audit["executions"]
     commits = sum(len(v) for v in audit["succeeded"].values())
@@ -212,7 +225,7 @@ def chaos(cfg: Config) -> Report:
     rep.value("batch_s_baseline", base_t, "s", "whole batch without kills")
     rep.value("workers_alive_after", float(alive_after), "workers", "worker processes alive at the end")
     rep.value("requeued_items", float(requeued), "items", "items re-queued by the reapers (from the worker logs)")
-    rep.goal("all runs complete", "completed", "==", n_runs)
+    rep.goal("all runs complete", "completed", "==", len(ids))
     rep.goal("0 lost", "lost", "==", 0)
     rep.goal("0 double commits", "double_commits", "==", 0)
     rep.goal(f"at least {min_kills} workers killed", "kills", ">=", min_kills)

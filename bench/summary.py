@@ -229,6 +229,18 @@ def compact_table(res: dict[str, Any]) -> str:
             f"LocalCluster(2) {wall('cluster')}; in process {wall('inprocess')}",
             f"plain asyncio {wall('plain')}, LangGraph {wall('langgraph')}, analytic floor "
             f"{fmt(case.get('floor_s'))} s", "cluster ≤ 1.5× plain" + _ok(ratio, "<=", 1.5))
+    # what flownb costs Redis (bench/redis_cost.py; issue 21's goals)
+    b = "redis_cost"
+    st = _status(res, b)
+    rc_goals = res.get("benchmarks", {}).get(b, {}).get("goals", [])
+    met = sum(1 for g in rc_goals if g.get("ok"))
+    add(f"Redis per chain node / submit() / moderation run, {_n(res, b, 'workers')} workers", st or
+        f"{_v(res, b, 'chain.cmds_per_node')} commands and {_v(res, b, 'chain.server_us_per_node', 'µs')} "
+        f"redis-server CPU per node; {_v(res, b, 'submit.cmds_per_submit')} commands per submit(); "
+        f"{_v(res, b, 'moderation.kib_per_run', 'KiB')} per finished moderation run; fan-out "
+        f"{_v(res, b, 'fanout.nodes_per_s')} nodes/s", "",
+        "≤ 12 cmds, ≤ 80 µs, ≤ 30/submit, ≤ 12 KiB, ≥ 3,000 nodes/s"
+        + (f" ({met}/{len(rc_goals)} met)" if rc_goals and not st else ""))
     # where the time goes
     b = "hotpath"
     st = _status(res, b)
