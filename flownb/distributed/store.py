@@ -240,7 +240,9 @@ class RedisStore:
         flat: list[str] = []
         for k, v in (writes or {}).items():
             flat += [k, dumps(v)]
+        taken = sorted(taken)
         taken_obj = "{" + ",".join(f'"{i}":true' for i in taken) + "}"
+        event = {**event, "taken": taken}  # the path on the live drawings (flownb.core.heat)
         raw = self._call(script, run_id, digest,
                          [node, visit, output_json, taken_obj, dumps(stats), dumps(event), claim_for,
                           event_node, *flat])

@@ -23,6 +23,7 @@ from .common import (
     _uses_text,
     states_of,
 )
+from .paths import Overlay, path_of
 from .theme import (
     _CHAIN_RANKS,
     _CHAIN_WIDTH,
@@ -43,6 +44,7 @@ from .theme import (
 
 if TYPE_CHECKING:
     from ..core.blueprint import Blueprint, Node
+    from ..core.heat import Heat
     from ..core.registry import Registry
     from ..core.result import RunResult
 
@@ -53,8 +55,9 @@ class _DotWriter:
     """Accumulates DOT lines; one instance per :func:`to_dot` call keeps cluster numbering local."""
 
     def __init__(self, states: Mapping[str, str] | None, registry: Any, subflows: bool,
-                 focus: Collection[str] | None = None) -> None:
+                 focus: Collection[str] | None = None, overlay: Overlay | None = None) -> None:
         self.states = states
+        self.overlay = overlay or Overlay()  # a run's path / a batch's heat map (render.paths)
         self.registry = registry
         self.subflows = subflows
         self.focus = set(focus) if focus is not None else None
@@ -96,6 +99,8 @@ class _DotWriter:
             attrs["penwidth"] = '"2.5"'
         if node.uses == "subflow":  # its own shape: a dashed frame would read "skipped"
             attrs["shape"] = _q(SUBFLOW_SHAPE)
+        if "/" not in key:
+            self.overlay.node_dot(node.id, attrs, label)
         return attrs
 
     def blueprint_body(self, bp: Blueprint, prefix: str, key_prefix: str, depth: int,
@@ -128,7 +133,10 @@ class _DotWriter:
         for ce in g.edges:
             if ce.source in hidden or ce.target in hidden:
                 continue
-            self.stmt(depth, f"{gid[ce.source]} -> {gid[ce.target]}", _edge_attrs(ce.spec, ce.back))
+            attrs = _edge_attrs(ce.spec, ce.back)
+            if not key_prefix and self.overlay.active:
+                self.overlay.edge_dot(ce.idx, attrs, _edge_label(ce.spec))
+            self.stmt(depth, f"{gid[ce.source]} -> {gid[ce.target]}", attrs)
         drawn = {id(ce.spec) for ce in g.edges}
         for e in bp.edges:  # edges analyse() dropped because an endpoint is missing
             if id(e) not in drawn and e.source in gid and e.target in gid \
@@ -208,13 +216,19 @@ class _DotWriter:
             "color": '"#90a4ae"', "penwidth": '"1.5"', "tooltip": _lines(f"{node.id} runs blueprint {child.id}")})
 
 
-def _edge_attrs(e: Any, back: bool) -> dict[str, str]:
-    """Label (action and/or condition), tooltip and, for loop back edges, the dashed style."""
+def _edge_label(e: Any) -> list[str]:
+    """The lines of an edge's label: its action and/or its (shortened) condition."""
     label: list[str] = []
     if e.action:
         label.append(str(e.action))
     if e.condition:
         label.append(f"[{_truncate(e.condition, _CONDITION_LIMIT - 2)}]")
+    return label
+
+
+def _edge_attrs(e: Any, back: bool) -> dict[str, str]:
+    """Label (action and/or condition), tooltip and, for loop back edges, the dashed style."""
+    label = _edge_label(e)
     tip = [f"{e.source} -> {e.target}"]
     if e.action:
         tip.append(f"action: {e.action}")
@@ -290,10 +304,21 @@ def focus_region(bp: Blueprint | Mapping[str, Any], states: Mapping[str, str], *
     return region
 
 
+def _overlay(states: Any, taken: Mapping[int, int] | Collection[int] | None, fade: bool | None,
+             heat: Heat | None) -> Overlay:
+    """The path/heat overlay of a drawing: explicit arguments, else a RunResult's own path."""
+    if taken is None and heat is None:
+        taken, ended = path_of(states)
+        fade = ended if fade is None else fade
+    return Overlay(taken=taken, fade=True if fade is None else fade, heat=heat)
+
+
 def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | RunResult | None = None,
            registry: Registry | None = None, subflows: bool = True, rankdir: str = "auto",
            title: str | None = None, legend: bool = True,
-           focus: Collection[str] | None = None) -> str:
+           focus: Collection[str] | None = None,
+           taken: Mapping[int, int] | Collection[int] | None = None, fade: bool | None = None,
+           heat: Heat | None = None) -> str:
     """Graphviz DOT source for ``bp`` (deterministic: same input, byte-identical text).
 
     ``states`` maps node ids (``"sub/child"`` for the nodes of a drawn subflow) to a status of
@@ -305,6 +330,11 @@ def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | Run
     ``rankdir="auto"`` draws chains left to right (:func:`auto_rankdir`); ``legend`` adds one
     line under the graph saying what bold/dashed/dotted mean; ``focus`` (node ids) draws only
     those top-level nodes, with "… N nodes" stand-ins for the rest (:func:`focus_region`).
+
+    ``taken`` (edge index -> times, or indices) draws a run's path: taken edges thick, the
+    others faint when ``fade`` (default: yes; a finished RunResult as ``states`` implies its path).
+    ``heat`` (:func:`flownb.core.heat.batch_heat`) draws a batch's heat map instead of states
+    (:mod:`flownb.render.paths`).
     """
     blueprint = _as_blueprint(bp)
     if rankdir == "auto":
@@ -312,7 +342,7 @@ def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | Run
     if rankdir not in _RANKDIRS:
         raise ValueError(f"rankdir must be 'auto' or one of {sorted(_RANKDIRS)}, got {rankdir!r}")
     reg = registry if registry is not None else (_default_registry() if subflows else None)
-    w = _DotWriter(states_of(states), reg, subflows, focus)
+    w = _DotWriter(states_of(states), reg, subflows, focus, _overlay(states, taken, fade, heat))
     w.emit(0, "digraph flownb {")
     graph_attrs = {"rankdir": _q(rankdir), "compound": '"true"', "fontname": _q(_FONT),
                    "fontsize": '"12"', "nodesep": '"0.35"', "ranksep": '"0.45"',
@@ -321,7 +351,7 @@ def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | Run
         graph_attrs.update(label=_q(title), labelloc='"t"')
     elif legend and blueprint.nodes:
         text = LEGEND + (LEGEND_SUBFLOW if subflows and any(n.uses == "subflow" for n in blueprint.nodes)
-                         else "")
+                         else "") + w.overlay.legend()
         graph_attrs.update(label=_q(text), labelloc='"b"', labeljust='"l"', fontsize='"9"')
     w.stmt(1, "graph", graph_attrs)
     w.stmt(1, "node", {"shape": '"box"', "style": '"rounded,filled"', "fontname": _q(_FONT),
