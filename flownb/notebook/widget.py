@@ -41,15 +41,16 @@ _BAR_STYLE = {"succeeded": "success", "failed": "danger", "cancelled": "warning"
               "expired": "warning"}
 
 
-def _graph_html(bp: Blueprint | None, states: Mapping[str, str]) -> str:
-    """The blueprint drawn with ``states``: SVG via ``dot``, else the text listing."""
+def _graph_html(bp: Blueprint | None, states: Mapping[str, str], **draw: Any) -> str:
+    """The blueprint drawn with ``states``: SVG via ``dot``, else the text listing; ``draw``:
+    more :func:`flownb.render.to_dot` options (a run's path: ``taken``, ``fade``)."""
     if bp is None:
         return ""
     from .. import render
 
     try:
         focus = render.focus_region(bp, states)
-        svg = render.to_svg(bp, states=dict(states), focus=focus)
+        svg = render.to_svg(bp, states=dict(states), focus=focus, **draw)
     except Exception as exc:  # noqa: BLE001 - a drawing problem must not stop the updates
         svg = None
         hint = f"(no drawing: {type(exc).__name__}: {exc})"
@@ -130,6 +131,7 @@ class RunWidget:
         self._lock = threading.Lock()
         self._drawn_states: dict[str, str] | None = None
         self._drawn_bp: Any = None
+        self._drawn_path: dict[str, Any] | None = None
         self._shown_at: tuple[int, int] | None = None
         self._apply(snap, count=False)
         self._unsub = self.view.subscribe(self._apply_update, replay=True)
@@ -142,8 +144,10 @@ class RunWidget:
         """Set widget values from a snapshot (never creates or displays widgets)."""
         with self._lock:
             bp = self.view.blueprint
-            redraw = self.draw_graph and (snap.states != self._drawn_states or bp is not self._drawn_bp)
-            graph = _graph_html(bp, snap.states) if redraw else None  # the slow part: first
+            path = {"taken": dict(snap.taken), "fade": snap.finished}  # stays after the run ends
+            redraw = self.draw_graph and (snap.states != self._drawn_states or bp is not self._drawn_bp
+                                          or path != self._drawn_path)
+            graph = _graph_html(bp, snap.states, **path) if redraw else None  # the slow part: first
             status, table = status_html(snap), table_html(snap)
             live, details = live_html(snap), details_html(snap)
             bar = self.progress
@@ -164,6 +168,7 @@ class RunWidget:
                 self._set(self.graph, graph)
                 self._drawn_states = dict(snap.states)
                 self._drawn_bp = bp
+                self._drawn_path = path
             self._set(self.live, live)
             self._set(self.table, table)
             self._set(self.details, details)
