@@ -69,7 +69,7 @@ class BatchHeat:
             if index not in self._states:
                 return
             if result.nodes:
-                self._states[index] = {n: s.status for n, s in result.nodes.items()}
+                self._states[index] = dict(result.node_states)  # subflow children included
             if result.taken_edges or result.nodes:
                 self._taken[index] = dict(result.taken_edges)
 

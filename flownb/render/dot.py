@@ -99,8 +99,7 @@ class _DotWriter:
             attrs["penwidth"] = '"2.5"'
         if node.uses == "subflow":  # its own shape: a dashed frame would read "skipped"
             attrs["shape"] = _q(SUBFLOW_SHAPE)
-        if "/" not in key:
-            self.overlay.node_dot(node.id, attrs, label)
+        self.overlay.node_dot(key, attrs, label)  # a heat map counts subflow children too
         return attrs
 
     def blueprint_body(self, bp: Blueprint, prefix: str, key_prefix: str, depth: int,

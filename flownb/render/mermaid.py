@@ -90,9 +90,9 @@ class _Writer:
                 parts.append(status)
                 self.classes.setdefault(status if status in STATE_COLORS else "pending",
                                         []).append(mid[name])
-            heat = self.overlay.node_class(name) if not key_prefix else None
+            heat = self.overlay.node_class(key)  # subflow children ("sub/child") too
             if heat is not None:
-                parts.append(self.overlay.node_line(name) or "")
+                parts.append(self.overlay.node_line(key) or "")
                 self.heat_classes.setdefault(heat[0], (heat[1], []))[1].append(mid[name])
             # a subflow gets its own shape (mermaid's "subroutine" box), as in the SVG
             shape = ("[[", "]]") if cn.spec.uses == "subflow" else ("(", ")")
