@@ -36,12 +36,15 @@ import pytest
 
 from . import lab as L
 from . import page_checks
+from .heat_checks import heat_map
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SHOTS = ROOT / "build" / "screenshots"
 #: tutorials whose widget must be seen moving (>= 3 distinct progress states)
 LIVE = {"03_distributed.ipynb"}
+#: tutorials whose batch view must show the graph as a heat map
+HEAT = {"06_evaluate_dataset.ipynb"}
 CELL_TIMEOUT_S = 150.0
 WIDGET_SETTLE_S = 20.0
 
@@ -304,6 +307,7 @@ def test_tutorial_runs_cleanly_in_jupyterlab(browser: tuple[L.Lab, Any], noteboo
     # running (the widget, the table and the drawing), no table cell cut (CSS or mid-word "…")
     problems += page_checks.unfinished_nodes(driver)
     problems += page_checks.cut_cells(driver)
+    problems += heat_map(driver, required=notebook in HEAT)  # the batch view's heat map
     small_text = page_checks.small_drawing_text(driver)  # reported (issue 20 #5, not fixed yet)
     if notebook in LIVE:
         most = max((len(s) for s in live.values()), default=0)
