@@ -238,3 +238,14 @@ def test_heat_and_path_colours_meet_contrast(theme: str) -> None:
         return "#" + "".join(f"{round(alpha * f + (1 - alpha) * b):02x}" for f, b in zip(fg, back))
     faded = blend(FADED, FADED_ALPHA)  # recedes on this background, yet is still there
     assert 1.1 < contrast(faded, bg) < contrast(TAKEN, bg) and contrast(faded, bg) < 3.0
+
+
+def test_a_forks_path_has_the_replayed_prefix_and_the_new_branch() -> None:
+    bp = _route()
+    src = flownb.run(bp, {"n": 2}, history=True)
+    assert src.taken_edges == {1: 1, 2: 1}
+    # fork at small: pick's step is replayed (not run), its edge 1 still counts; small takes
+    # edited output and edge 2
+    forked = flownb.fork(src, from_node="small", output="edited")
+    assert forked.ok and forked.taken_edges == {1: 1, 2: 1}
+    assert f'color="{TAKEN}"' in flownb.render.to_dot(bp, states=forked)
