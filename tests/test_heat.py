@@ -228,6 +228,9 @@ def test_heat_and_path_colours_meet_contrast(theme: str) -> None:
     bg = BACKGROUNDS[theme]
     for fill in HEAT_FILLS:  # the node's text sits on the fill
         assert contrast(NODE_TEXT, fill) >= 4.5, fill
+        assert contrast(fill, "#ffffff") >= 1.4, fill  # no white box glaring in the dark theme
+    lum = [contrast(f, "#000000") for f in HEAT_FILLS[1:]]
+    assert lum == sorted(lum, reverse=True)  # hotter is darker: intensity reads without hue
     for border in (HEAT_BORDER, HEAT_FAILED, HEAT_RUNNING):  # every box stands out by its border
         assert contrast(border, bg) >= 3.0, (border, theme)
     assert contrast(TAKEN, bg) >= 3.0  # an emphasised edge is a graphic that must be seen

@@ -32,8 +32,9 @@ TAKEN = "#00897b"
 #: an edge not taken: the usual edge grey at low opacity, so it recedes on both backgrounds
 FADED, FADED_ALPHA = "#78909c", 0.35
 #: heat fills, cold to hot: share of runs that passed through a node (0, <25%, <50%, <75%, <100%,
-#: all); :data:`flownb.render.theme.NODE_TEXT` reads on each at >= 4.5:1
-HEAT_FILLS = ("#eceff1", "#fff3e0", "#ffe0b2", "#ffcc80", "#ffb74d", "#ffa726")
+#: all); :data:`flownb.render.theme.NODE_TEXT` reads on each at >= 4.5:1, and none is a white box
+#: glaring in the dark theme (cold is the blue-grey of "pending")
+HEAT_FILLS = ("#cfd8dc", "#ffd180", "#ffc05c", "#ffab40", "#ff9100", "#ff6d00")
 #: node borders of a heat map: failures there, runs in it now, neither
 HEAT_FAILED, HEAT_RUNNING, HEAT_BORDER = "#e53935", "#1e88e5", "#546e7a"
 PATH_LEGEND = " · thick teal arrow: taken (×n: times) · faint arrow: not taken"
