@@ -58,6 +58,9 @@ class RunResult:
     #: ``"<subflow node>/<child node>"`` (nested: ``"a/b/c"``), ``"<map node>[i]/<child node>"``
     #: for map items; the latest visit of a node wins; nodes a child never reached are left out
     child_states: dict[str, str] = field(default_factory=dict)
+    #: the run's path: edge index (``blueprint.edges`` order) -> times taken (a loop's back edge
+    #: once per lap); drawings emphasise these edges and fade the others (flownb.core.heat)
+    taken_edges: dict[int, int] = field(default_factory=dict)
     #: the live run behind this result (in process: flownb.engine.waiting.LocalRun; distributed: the
     #: RunHandle), so a waiting result can be resumed and its history read
     _run: Any = field(default=None, repr=False, compare=False)
@@ -172,7 +175,8 @@ class RunResult:
                 "outputs": self.outputs, "state": self.state, "error": self.error,
                 "nodes": {k: v.to_dict() for k, v in self.nodes.items()},
                 "started_at": self.started_at, "finished_at": self.finished_at,
-                "terminal": self.terminal, "child_states": self.child_states}
+                "terminal": self.terminal, "child_states": self.child_states,
+                "taken_edges": {str(k): v for k, v in self.taken_edges.items()}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunResult:
@@ -181,7 +185,8 @@ class RunResult:
                    outputs=d.get("outputs") or {}, state=d.get("state") or {}, error=d.get("error"),
                    nodes=nodes, started_at=d.get("started_at", 0.0),
                    finished_at=d.get("finished_at", 0.0), terminal=d.get("terminal") or [],
-                   child_states=dict(d.get("child_states") or {}))
+                   child_states=dict(d.get("child_states") or {}),
+                   taken_edges={int(k): int(v) for k, v in (d.get("taken_edges") or {}).items()})
 
 
 class ChildStates:

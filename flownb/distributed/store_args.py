@@ -39,7 +39,9 @@ def commit_args(node: str, visit: int, *, output_json: str, taken: Iterable[int]
     flat: list[str] = []
     for k, v in (writes or {}).items():
         flat += [k, dumps(v)]
+    taken = sorted(taken)
     taken_obj = "{" + ",".join(f'"{i}":true' for i in taken) + "}"
+    event = {**event, "taken": taken}  # the path on the live drawings (flownb.core.heat)
     return [node, visit, output_json, taken_obj, dumps(stats), dumps(event), claim_for,
             event_node, *flat]
 

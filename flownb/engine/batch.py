@@ -100,6 +100,7 @@ class Batch:
         with self._cond:
             it.status, it.run_id = RUNNING, run_id
             it.tries += 1
+        self.stats.heat.started(index, run_id)
         self.stats.set_status(index, RUNNING)
 
     def _finished(self, index: int, result: RunResult) -> None:
@@ -111,6 +112,7 @@ class Batch:
             it.run_id = result.run_id or it.run_id
             it.status = result.status if result.status in (SUCCEEDED, FAILED, CANCELLED) else FAILED
             it.error = dict(result.error) if result.error else None
+            self.stats.heat.finished(index, result)
             self.stats.set_status(index, it.status, it.error_text or None)
             self._open -= 1
             if self._open <= 0:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.events import CUSTOM, NODE_FAILED, NODE_SUCCEEDED, Event
+from ..core.heat import Heat
+from .batch_heat import BatchHeat
 
 __all__ = ["USAGE_EVENT", "BatchSnapshot", "BatchStats", "NodeLatency"]
 
@@ -67,6 +69,8 @@ class BatchSnapshot:
     finished: bool
     status: str  # pending | running | succeeded | failed | cancelled
     seq: int
+    #: where the runs went: per node and edge, how many runs (flownb.engine.batch_heat)
+    heat: Heat = field(default_factory=Heat)
 
     @property
     def done(self) -> int:
@@ -110,6 +114,7 @@ class BatchStats:
         self._pass_done = 0
         self._seq = 0
         self._cancelled = False
+        self.heat = BatchHeat()
 
     # -- what the batch reports -------------------------------------------------------------------
     def begin(self) -> None:
@@ -142,6 +147,9 @@ class BatchStats:
     # -- what the runs report (an on_event callback) -----------------------------------------------
     def feed(self, e: Event) -> None:
         """Fold one event of any run of the batch; never raises."""
+        if self.heat.feed(e):
+            with self._lock:
+                self._seq += 1
         t = e.type
         if t == NODE_SUCCEEDED or t == NODE_FAILED:
             if not e.node_id:
@@ -204,6 +212,7 @@ class BatchStats:
                             statistics.median(n.samples) if n.samples else 0.0, n.max_s)
                 for k, n in self._nodes.items())
             errors = tuple(sorted(self._errors.items())[: self.MAX_ERRORS])
+            heat = self.heat.heat()
             return BatchSnapshot(
                 total=self.total, pending=counts["pending"], running=counts["running"],
                 succeeded=counts["succeeded"], failed=counts["failed"],
@@ -212,7 +221,7 @@ class BatchStats:
                 llm_calls=self.llm_calls, prompt_tokens=self.prompt_tokens,
                 completion_tokens=self.completion_tokens, cost_usd=self.cost_usd,
                 cost_unknown_calls=self.cost_unknown_calls, errors=errors, finished=finished,
-                status=status, seq=self._seq)
+                status=status, seq=self._seq, heat=heat)
 
 
 def _int(v: Any) -> int:

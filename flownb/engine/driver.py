@@ -62,6 +62,7 @@ class Engine:
         self.sched = Scheduler(graph)
         self.writer = StateWriter(self.bp.reducers)  # reducers + conflicting parallel writes
         self.stats: dict[str, NodeStats] = {}
+        self.taken: dict[int, int] = {}  # edge index -> times taken (RunResult.taken_edges)
         self.error: dict[str, Any] | None = None
         self.depth = depth
         #: what a node output / state write that is not JSON data does (flownb.jsondata)
@@ -190,7 +191,7 @@ class Engine:
                            outputs=self.outputs, state=self.state, error=self.error,
                            nodes=self._all_stats(), started_at=started, finished_at=finished,
                            terminal=[n for n, cn in self.g.nodes.items() if not cn.out],
-                           child_states=self._children.states())
+                           child_states=self._children.states(), taken_edges=dict(self.taken))
         if status == SUCCEEDED:
             self._emit(ev.RUN_FINISHED, duration_s=result.duration_s)
         elif status == WAITING:
@@ -316,6 +317,8 @@ class Engine:
                                  if cn.has_conditions else _no_resolve)
         else:
             taken = frozenset()
+        for i in taken:  # the run's path (flownb.core.heat), kept for its result and drawings
+            self.taken[i] = self.taken.get(i, 0) + 1
         dt = time.perf_counter() - t0
         if inline:
             self._dur[cn.id] = self._dur.get(cn.id, 0.0) + dt
@@ -329,7 +332,7 @@ class Engine:
         if self.bus.active:
             self._emit(ev.NODE_SUCCEEDED, replaced_by or cn.id, visit=item.visit,
                        attempt=ctx.attempt, duration_s=dt, action=action, output=_preview(output),
-                       **({"replaces": cn.id} if replaced_by else {}))
+                       taken=sorted(taken), **({"replaces": cn.id} if replaced_by else {}))
         outcome = self.sched.complete(cn.id, item.visit, taken)
         if outcome is None:
             return []

@@ -265,7 +265,10 @@ def _replay_local(eng: Engine, step: Step) -> list[Item]:
     eng.recorder.flag = "replayed"
     eng.recorder.commit(step.node, step.visit, step.output, step.action, step.writes, step.taken)
     eng._emit(ev.NODE_SUCCEEDED, step.node, visit=step.visit, attempt=0, duration_s=0.0,
-              action=step.action, output=_preview(step.output), flag="replayed", replayed=True)
+              action=step.action, output=_preview(step.output), flag="replayed", replayed=True,
+              taken=sorted(step.taken))
+    for i in step.taken:  # the replayed prefix is part of the fork's path
+        eng.taken[i] = eng.taken.get(i, 0) + 1
     outcome = eng.sched.complete(step.node, step.visit, frozenset(step.taken))
     if outcome is None:
         return []

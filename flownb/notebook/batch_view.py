@@ -18,9 +18,10 @@ import html
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ..engine.batch_stats import BatchSnapshot
+from .batch_graph import heat_html
 from .cancel_button import CANCEL_TIP, settle_cancel_button
 from .frontend import in_kernel
 from .panels import STATE_CSS
@@ -193,8 +194,11 @@ class BatchWidget(_View):
         self.status = W.HTML()
         self.nodes = W.HTML()
         self.errors = W.HTML()
-        self.box = W.VBox([W.HBox([self.progress, self.cancel_button]), self.status, self.nodes,
-                           self.errors])
+        #: the graph as a heat map of the batch (flownb.notebook.batch_graph); ``heat`` its data
+        self.graph = W.HTML()
+        self.heat: dict[str, Any] = {}
+        self.box = W.VBox([W.HBox([self.progress, self.cancel_button]), self.status, self.graph,
+                           self.nodes, self.errors])
         self.updates_sent = 0
         self._lock = threading.Lock()
         self._apply(snap, count=False)
@@ -215,6 +219,10 @@ class BatchWidget(_View):
                 bar.bar_style = style
             settle_cancel_button(self.cancel_button, ended=snap.finished or snap.done >= snap.total,
                                  what="every run of the batch")
+            heat = snap.heat.to_dict()
+            if heat != self.heat:  # redraw (one dot call) only when a count changed
+                self.graph.value = heat_html(self.batch.blueprint, snap.heat)
+                self.heat = heat
             for w, value in ((self.status, status_html(snap, self.batch.blueprint.id)),
                              (self.nodes, nodes_html(snap)), (self.errors, errors_html(snap))):
                 if w.value != value:

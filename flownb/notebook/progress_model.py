@@ -35,6 +35,7 @@ from ..core.events import (
     TERMINAL,
     Event,
 )
+from ..core.heat import add_taken, taken_of
 from ..core.settle import settled
 from .progress_rows import _ACTIVE, DONE_STATES, NodeRow, Snapshot
 
@@ -77,6 +78,7 @@ class RunModel:
         self._rescued: dict[str, str] = {}  # replaced node -> its fallback
         self._child_events: list[Event] = []
         self._structural: set[tuple[str, int]] = set()  # (node, visit) that started child runs
+        self._taken: dict[int, int] = {}  # the run's path so far: edge index -> times taken
         self._custom: collections.deque[tuple[str | None, str, Mapping[str, Any]]] = \
             collections.deque(maxlen=_MAX_CUSTOM)
         self._custom_count = 0
@@ -197,6 +199,7 @@ class RunModel:
             fb = self._rescued.pop(node, None)
             row = self._row(fb) if fb is not None else self._row(node)
             row.state = "succeeded"
+            add_taken(self._taken, taken_of(data))
             row.duration_s += float(data.get("duration_s") or 0.0)
             row.attempts = int(data.get("attempt") or row.attempts or 1)
             row.action = data.get("action")
@@ -290,6 +293,8 @@ class RunModel:
                 return
             if result.error:
                 self.error = dict(result.error)
+            if result.taken_edges or result.nodes:  # the result's path is the whole one
+                self._taken = dict(result.taken_edges)
             for nid, st in (result.nodes or {}).items():
                 row = self._row(nid)
                 if row.state == "replaced":
@@ -378,7 +383,8 @@ class RunModel:
                 finished=self._finished or self.status in ("succeeded", "failed", "cancelled",
                                                            "expired"),
                 seq=self._seq, custom=tuple(self._custom), custom_count=self._custom_count,
-                llm_tokens=self._llm_tokens, llm_cost_usd=self._llm_cost)
+                llm_tokens=self._llm_tokens, llm_cost_usd=self._llm_cost,
+                taken=dict(self._taken))
 
     @property
     def finished(self) -> bool:

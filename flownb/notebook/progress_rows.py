@@ -6,7 +6,7 @@ reads it without holding the lock).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -65,6 +65,8 @@ class Snapshot:
     custom_count: int = 0
     llm_tokens: int = 0
     llm_cost_usd: float = 0.0
+    #: the run's path: edge index -> times taken (drawn thick; the others faint once it ended)
+    taken: Mapping[int, int] = field(default_factory=dict)
 
     @property
     def running(self) -> list[str]:

@@ -43,10 +43,12 @@ _BAR_STYLE = {"succeeded": "success", "failed": "danger", "cancelled": "warning"
               "expired": "warning"}
 
 
-def _graph_html(bp: Blueprint | None, states: Mapping[str, str], *, focus_live: bool = True) -> str:
+def _graph_html(bp: Blueprint | None, states: Mapping[str, str], *, focus_live: bool = True,
+                **draw: Any) -> str:
     """The blueprint drawn with ``states``: SVG via ``dot``, else the text listing. With
     ``focus_live`` a big graph is drawn around its running nodes (the run goes on), else whole
-    (the run ended: the final picture shows every node)."""
+    (the run ended: the final picture shows every node); ``draw``: more
+    :func:`flownb.render.to_dot` options (a run's path: ``taken``, ``fade``)."""
     if bp is None:
         return ""
     from .. import render
@@ -54,7 +56,7 @@ def _graph_html(bp: Blueprint | None, states: Mapping[str, str], *, focus_live: 
 
     try:
         focus = render.focus_region(bp, states) if focus_live else None
-        svg = render.to_svg(bp, states=dict(states), focus=focus)
+        svg = render.to_svg(bp, states=dict(states), focus=focus, **draw)
     except Exception as exc:  # noqa: BLE001 - a drawing problem must not stop the updates
         svg = None
         hint = f"(no drawing: {type(exc).__name__}: {exc})"
@@ -135,6 +137,7 @@ class RunWidget:
         self._drawn_states: dict[str, str] | None = None
         self._drawn_bp: Any = None
         self._drawn_live = True
+        self._drawn_path: dict[str, Any] | None = None
         self._shown_at: tuple[int, int] | None = None
         self._apply(snap, count=False)
         self._unsub = self.view.subscribe(self._apply_update, replay=True)
@@ -148,9 +151,10 @@ class RunWidget:
         with self._lock:
             bp = self.view.blueprint
             focused = self.focus and not snap.finished
+            path = {"taken": dict(snap.taken), "fade": snap.finished}  # stays after the run ends
             redraw = self.draw_graph and (snap.states != self._drawn_states or bp is not self._drawn_bp
-                                          or focused != self._drawn_live)
-            graph = _graph_html(bp, snap.states, focus_live=focused) if redraw else None  # slow
+                                          or focused != self._drawn_live or path != self._drawn_path)
+            graph = _graph_html(bp, snap.states, focus_live=focused, **path) if redraw else None  # slow
             status, table = status_html(snap), table_html(snap)
             live, details = live_html(snap), details_html(snap)
             bar = self.progress
@@ -172,6 +176,7 @@ class RunWidget:
                 self._drawn_states = dict(snap.states)
                 self._drawn_bp = bp
                 self._drawn_live = focused
+                self._drawn_path = path
             self._set(self.live, live)
             self._set(self.table, table)
             self._set(self.details, details)

@@ -64,6 +64,7 @@ from .common import (  # noqa: F401
 )
 from .dot import _DotWriter, _edge_attrs, _levels, auto_rankdir, focus_region, to_dot  # noqa: F401
 from .events import _CHILD_RUN, states_from_events  # noqa: F401
+from .paths import path_of
 from .svg import _svg_via_subprocess, to_svg  # noqa: F401
 from .text import _markdown_block, _oneline, _summary, text_listing  # noqa: F401
 from .theme import (  # noqa: F401 - re-exported
@@ -114,6 +115,10 @@ def mimebundle(bp: Blueprint | Mapping[str, Any], *,
     Mermaid text (``text/vnd.mermaid``), which JupyterLab >= 4.1 draws without graphviz. It is
     not offered beside the SVG: a front-end would pick one of the two by its own ranking.
     """
+    if "taken" not in kw and "heat" not in kw:  # a finished run keeps its path on the drawing
+        path, ended = path_of(states)
+        if path is not None:
+            kw.update(taken=path, fade=ended)
     states = states_of(states)
     try:
         svg = to_svg(bp, states=states, **kw)
@@ -136,7 +141,8 @@ def mimebundle(bp: Blueprint | Mapping[str, Any], *,
     try:  # JupyterLab >= 4.1 draws Mermaid itself: a drawing even without graphviz
         from .mermaid import to_mermaid
 
-        bundle["text/vnd.mermaid"] = to_mermaid(bp, states=states)
+        bundle["text/vnd.mermaid"] = to_mermaid(bp, states=states, taken=kw.get("taken"),
+                                                fade=kw.get("fade"), heat=kw.get("heat"))
     except Exception as exc:  # noqa: BLE001 - the listing is enough
         bundle["text/plain"] += f"\n(no Mermaid text either: {type(exc).__name__})"
     return bundle

@@ -23,6 +23,7 @@ from .common import (
     _uses_text,
     states_of,
 )
+from .paths import Overlay, path_of
 from .theme import (
     _CHAIN_RANKS,
     _CHAIN_WIDTH,
@@ -45,6 +46,7 @@ from .wrap import EDGE_CHAR_PT, box_width_pt, row_heads, row_subgraphs, wrap_row
 
 if TYPE_CHECKING:
     from ..core.blueprint import Blueprint, Node
+    from ..core.heat import Heat
     from ..core.registry import Registry
     from ..core.result import RunResult
 
@@ -55,8 +57,9 @@ class _DotWriter:
     """Accumulates DOT lines; one instance per :func:`to_dot` call keeps cluster numbering local."""
 
     def __init__(self, states: Mapping[str, str] | None, registry: Any, subflows: bool,
-                 focus: Collection[str] | None = None) -> None:
+                 focus: Collection[str] | None = None, overlay: Overlay | None = None) -> None:
         self.states = states
+        self.overlay = overlay or Overlay()  # a run's path / a batch's heat map (render.paths)
         self.registry = registry
         self.subflows = subflows
         self.focus = set(focus) if focus is not None else None
@@ -100,6 +103,7 @@ class _DotWriter:
             attrs["penwidth"] = '"2.5"'
         if node.uses == "subflow":  # its own shape: a dashed frame would read "skipped"
             attrs["shape"] = _q(SUBFLOW_SHAPE)
+        self.overlay.node_dot(key, attrs, label)  # a heat map counts subflow children too
         return attrs
 
     def blueprint_body(self, bp: Blueprint, prefix: str, key_prefix: str, depth: int,
@@ -141,6 +145,8 @@ class _DotWriter:
             attrs = _edge_attrs(ce.spec, ce.back)
             if depth == 1 and self.row_of.get(ce.source) != self.row_of.get(ce.target):
                 attrs["constraint"] = '"false"'  # a wrapped chain's return sweep to the next row
+            if not key_prefix and self.overlay.active:
+                self.overlay.edge_dot(ce.idx, attrs, _edge_label(ce.spec))
             self.stmt(depth, f"{gid[ce.source]} -> {gid[ce.target]}", attrs)
         drawn = {id(ce.spec) for ce in g.edges}
         for e in bp.edges:  # edges analyse() dropped because an endpoint is missing
@@ -221,13 +227,19 @@ class _DotWriter:
             "color": '"#90a4ae"', "penwidth": '"1.5"', "tooltip": _lines(f"{node.id} runs blueprint {child.id}")})
 
 
-def _edge_attrs(e: Any, back: bool) -> dict[str, str]:
-    """Label (action and/or condition), tooltip and, for loop back edges, the dashed style."""
+def _edge_label(e: Any) -> list[str]:
+    """The lines of an edge's label: its action and/or its (shortened) condition."""
     label: list[str] = []
     if e.action:
         label.append(str(e.action))
     if e.condition:
         label.append(f"[{_truncate(e.condition, _CONDITION_LIMIT - 2)}]")
+    return label
+
+
+def _edge_attrs(e: Any, back: bool) -> dict[str, str]:
+    """Label (action and/or condition), tooltip and, for loop back edges, the dashed style."""
+    label = _edge_label(e)
     tip = [f"{e.source} -> {e.target}"]
     if e.action:
         tip.append(f"action: {e.action}")
@@ -321,10 +333,21 @@ def focus_region(bp: Blueprint | Mapping[str, Any], states: Mapping[str, str], *
     return region
 
 
+def _overlay(states: Any, taken: Mapping[int, int] | Collection[int] | None, fade: bool | None,
+             heat: Heat | None) -> Overlay:
+    """The path/heat overlay of a drawing: explicit arguments, else a RunResult's own path."""
+    if taken is None and heat is None:
+        taken, ended = path_of(states)
+        fade = ended if fade is None else fade
+    return Overlay(taken=taken, fade=True if fade is None else fade, heat=heat)
+
+
 def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | RunResult | None = None,
            registry: Registry | None = None, subflows: bool = True, rankdir: str = "auto",
            title: str | None = None, legend: bool = True,
-           focus: Collection[str] | None = None) -> str:
+           focus: Collection[str] | None = None,
+           taken: Mapping[int, int] | Collection[int] | None = None, fade: bool | None = None,
+           heat: Heat | None = None) -> str:
     """Graphviz DOT source for ``bp`` (deterministic: same input, byte-identical text).
 
     ``states`` maps node ids (``"sub/child"`` for the nodes of a drawn subflow) to a status of
@@ -337,6 +360,11 @@ def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | Run
     one line would be wider than a notebook cell (:mod:`flownb.render.wrap`); ``legend`` adds one
     line under the graph saying what bold/dashed/dotted mean; ``focus`` (node ids) draws only
     those top-level nodes, with "… N nodes" stand-ins for the rest (:func:`focus_region`).
+
+    ``taken`` (edge index -> times, or indices) draws a run's path: taken edges thick, the
+    others faint when ``fade`` (default: yes; a finished RunResult as ``states`` implies its path).
+    ``heat`` (:func:`flownb.core.heat.batch_heat`) draws a batch's heat map instead of states
+    (:mod:`flownb.render.paths`).
     """
     blueprint = _as_blueprint(bp)
     rows = None
@@ -349,7 +377,7 @@ def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | Run
     if rankdir not in _RANKDIRS:
         raise ValueError(f"rankdir must be 'auto' or one of {sorted(_RANKDIRS)}, got {rankdir!r}")
     reg = registry if registry is not None else (_default_registry() if subflows else None)
-    w = _DotWriter(states_of(states), reg, subflows, focus)
+    w = _DotWriter(states_of(states), reg, subflows, focus, _overlay(states, taken, fade, heat))
     w.emit(0, "digraph flownb {")
     graph_attrs = {"rankdir": _q(rankdir), "compound": '"true"', "fontname": _q(_FONT),
                    "fontsize": '"12"', "nodesep": '"0.35"', "ranksep": '"0.45"',
@@ -358,7 +386,7 @@ def to_dot(bp: Blueprint | Mapping[str, Any], *, states: Mapping[str, str] | Run
         graph_attrs.update(label=_q(title), labelloc='"t"')
     elif legend and blueprint.nodes:
         text = LEGEND + (LEGEND_SUBFLOW if subflows and any(n.uses == "subflow" for n in blueprint.nodes)
-                         else "")
+                         else "") + w.overlay.legend()
         graph_attrs.update(label=_q(text), labelloc='"b"', labeljust='"l"', fontsize='"10"')
     w.stmt(1, "graph", graph_attrs)
     w.stmt(1, "node", {"shape": '"box"', "style": '"rounded,filled"', "fontname": _q(_FONT),

@@ -14,7 +14,7 @@ characters that would end or reinterpret a label.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..core.settle import unreached_child
@@ -31,10 +31,13 @@ from . import (
     auto_rankdir,
     states_of,
 )
+from .dot import _overlay
+from .paths import Overlay
 from .theme import NODE_TEXT
 
 if TYPE_CHECKING:
     from ..core.blueprint import Blueprint
+    from ..core.heat import Heat
     from ..core.registry import Registry
     from ..core.result import RunResult
 
@@ -56,8 +59,13 @@ def _label(*lines: str) -> str:
 
 
 class _Writer:
-    def __init__(self, states: Mapping[str, str] | None, registry: Any, subflows: bool) -> None:
+    def __init__(self, states: Mapping[str, str] | None, registry: Any, subflows: bool,
+                 overlay: Overlay | None = None) -> None:
         self.states = states
+        self.overlay = overlay or Overlay()  # a run's path / a batch's heat map (render.paths)
+        self.links = 0  # links drawn so far: linkStyle addresses a link by this number
+        self.link_styles: list[str] = []
+        self.heat_classes: dict[str, tuple[str, list[str]]] = {}
         self.registry = registry
         self.subflows = subflows
         self.lines: list[str] = []
@@ -82,6 +90,10 @@ class _Writer:
                 parts.append(status)
                 self.classes.setdefault(status if status in STATE_COLORS else "pending",
                                         []).append(mid[name])
+            heat = self.overlay.node_class(key)  # subflow children ("sub/child") too
+            if heat is not None:
+                parts.append(self.overlay.node_line(key) or "")
+                self.heat_classes.setdefault(heat[0], (heat[1], []))[1].append(mid[name])
             # a subflow gets its own shape (mermaid's "subroutine" box), as in the SVG
             shape = ("[[", "]]") if cn.spec.uses == "subflow" else ("(", ")")
             self.lines.append(f"{indent}{mid[name]}{shape[0]}{_label(*parts)}{shape[1]}")
@@ -93,12 +105,19 @@ class _Writer:
             if e.condition:
                 words.append(f"[{_truncate(e.condition, 38)}]")
             arrow = "-.->" if ce.back else "-->"
+            if not key_prefix and self.overlay.active:
+                words += self.overlay.edge_words(ce.idx)
+                style = self.overlay.link_style(ce.idx)
+                if style:
+                    self.link_styles.append(f"  linkStyle {self.links} {style}")
             label = f"|{_label(*words)}|" if words else ""
             self.lines.append(f"{indent}{mid[ce.source]} {arrow}{label} {mid[ce.target]}")
+            self.links += 1
         for name, cn in g.nodes.items():
             fb = cn.config.fallback
             if fb and fb in g.nodes and fb != name:
                 self.lines.append(f'{indent}{mid[name]} -.->|"fallback"| {mid[fb]}')
+                self.links += 1
         if self.subflows:
             for name, cn in g.nodes.items():
                 if cn.uses == "subflow":
@@ -122,16 +141,20 @@ class _Writer:
         g = _analysis(child)
         first = g.starts[0] if g.starts else next(iter(g.nodes))
         self.lines.append(f"{indent}{node_mid} === {child_mid[first]}")  # not the fallback's -.->
+        self.links += 1
 
 
 def to_mermaid(bp: Blueprint | Mapping[str, Any], *,
                states: Mapping[str, str] | RunResult | None = None,
                registry: Registry | None = None, subflows: bool = True,
-               direction: str = "auto") -> str:
+               direction: str = "auto",
+               taken: Mapping[int, int] | Collection[int] | None = None, fade: bool | None = None,
+               heat: Heat | None = None) -> str:
     """Mermaid ``flowchart`` text for ``bp`` (same options as :func:`flownb.render.to_dot`).
 
     ``states`` colours nodes (``"sub/child"`` keys for subflow nodes); ``direction`` is
-    ``"auto"`` (left to right for chains), ``"TB"`` or ``"LR"``.
+    ``"auto"`` (left to right for chains), ``"TB"`` or ``"LR"``. ``taken``/``fade``/``heat``
+    draw a run's path or a batch's heat map, as in :func:`flownb.render.to_dot`.
     """
     blueprint = _as_blueprint(bp)
     if direction == "auto":
@@ -139,9 +162,11 @@ def to_mermaid(bp: Blueprint | Mapping[str, Any], *,
     if direction not in ("TB", "LR", "BT", "RL"):
         raise ValueError(f"direction must be 'auto', 'TB', 'LR', 'BT' or 'RL', got {direction!r}")
     reg = registry if registry is not None else (_default_registry() if subflows else None)
-    w = _Writer(states_of(states), reg, subflows)
+    w = _Writer(states_of(states), reg, subflows, _overlay(states, taken, fade, heat))
     w.body(blueprint, "", "", "  ", (blueprint.id,), "pending")
     out = [f"flowchart {direction}", *w.lines]
+    if w.overlay.active:  # what the emphasis means (mermaid has no legend; a comment says it)
+        out.append(f"  %% {w.overlay.legend().lstrip(' ·')}")
     for status, ids in w.classes.items():
         if status == "missing":
             out.append("  classDef missing stroke:#e53935,stroke-dasharray:4 3,color:#e53935")
@@ -150,6 +175,10 @@ def to_mermaid(bp: Blueprint | Mapping[str, Any], *,
             dash = ",stroke-dasharray:5 3" if status == "skipped" else ""
             out.append(f"  classDef {status} fill:{fill},stroke:{border},color:{NODE_TEXT}{dash}")
         out.append(f"  class {','.join(ids)} {status}")
+    for name, (body, ids) in w.heat_classes.items():
+        out.append(f"  classDef {name} {body}")
+        out.append(f"  class {','.join(ids)} {name}")
+    out += w.link_styles
     if w.bold:
         out.append("  classDef entry stroke-width:3px")
         out.append(f"  class {','.join(w.bold)} entry")

@@ -38,12 +38,15 @@ import pytest
 
 from . import lab as L
 from . import page_checks
+from .heat_checks import heat_map
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SHOTS = ROOT / "build" / "screenshots"
 #: tutorials whose widget must be seen moving (>= 3 distinct progress states)
 LIVE = {"03_distributed.ipynb"}
+#: tutorials whose batch view must show the graph as a heat map
+HEAT = {"06_evaluate_dataset.ipynb"}
 CELL_TIMEOUT_S = 150.0
 WIDGET_SETTLE_S = 20.0
 
@@ -310,6 +313,7 @@ def test_tutorial_runs_cleanly_in_jupyterlab(browser: tuple[L.Lab, Any], noteboo
     small_text = page_checks.small_drawing_text(driver)
     problems += [f"drawing text below {page_checks.MIN_DRAWING_PX} px: {t}" for t in small_text]
     problems += [f"light theme contrast {t}" for t in page_checks.low_contrast_text(driver)]
+    problems += heat_map(driver, required=notebook in HEAT)  # the batch view's heat map
     if notebook in LIVE:
         most = max((len(s) for s in live.values()), default=0)
         if most < 3:
