@@ -61,7 +61,8 @@ return cjson.encode(out)
 
 #: Claim a queued item for a worker (or take over one whose lease expired).
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] worker name.
-#: Returns JSON {"r": "ok"|"stale"|"gone"|"busy"|"waiting"|"done", "item": {...}}.
+#: Returns JSON {"r": "ok"|"stale"|"gone"|"busy"|"waiting"|"done"|"paused", "item": {...}}
+#: ('paused': the run is paused, the item is parked until RESUME_RUN, flownb.distributed.controls).
 CLAIM = _LIB + r"""
 local node, visit = ARGV[7], ARGV[8]
 local raw, refused = pending_item(node, visit)
@@ -78,6 +79,7 @@ if it.st == 'r' then
   local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
   if dl and tonumber(dl) > NOW_MS then return cjson.encode({r = 'busy'}) end
 end
+if park_paused(node, visit) then return cjson.encode({r = 'paused'}) end
 local claimed = claim_one(node, visit, ARGV[9], 1)
 return cjson.encode({r = 'ok', item = claimed})
 """
@@ -106,6 +108,7 @@ for i = 8, #ARGV, 2 do
         res.r = 'create'; res.item = it
       else res.r = 'waiting' end
     elseif it.st == 'r' and dl and tonumber(dl) > NOW_MS then res.r = 'busy'
+    elseif park_paused(node, visit) then res.r = 'paused'
     else res.r = 'ok'; res.item = claim_one(node, visit, ARGV[7], 1) end
   end
   table.insert(out, res)
@@ -207,7 +210,7 @@ if not FAILED then drain(work) end
 local result = {r = 'ok', ready = {}}
 if not FAILED and not BROKEN then
   queue_ready()
-  if ARGV[13] ~= '' and #READY == 1 then
+  if ARGV[13] ~= '' and #READY == 1 and redis.call('HGET', K_META, 'paused') ~= '1' then
     local it = READY[1]
     result.claimed = {it[1], it[2], claim_one(it[1], it[2], ARGV[13], 1)}
   else
