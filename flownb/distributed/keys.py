@@ -31,7 +31,8 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
                                           (XREAD) instead of waking on every event
 ``{p}:run:<id>:history``           stream time travel: ``k=start`` (the inputs), then one ``k=commit`` entry per
                                           committed visit (node, visit, output, taken edges, state
-                                          writes, event data, event id), written by ``COMMIT``; ``k=patch`` (state patched by hand: ``w``, ``by``, ``at``) and ``k=retry`` (run controls)
+                                          writes, event data, event id), written by ``COMMIT``;
+                                          ``k=patch`` (state set by hand: ``w``, ``by``, ``at``), ``k=retry``
 ``{p}:run:<id>:jobs``              hash   ``node|visit`` → id of the RQ job that carries the queued item
                                           (the reaper leaves items whose job still waits in the queue)
 ``{p}:alive:<worker>``             string set by a worker's liveness process (renewed every beat, even

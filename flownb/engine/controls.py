@@ -19,11 +19,16 @@ import asyncio
 import getpass
 import socket
 import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import FlownbError
 from .support import CancelToken
 
-__all__ = ["RunControl", "RunControlError", "default_by", "refuse"]
+if TYPE_CHECKING:
+    from .driver import Engine
+
+__all__ = ["RunControl", "RunControlError", "default_by", "hold", "refuse"]
 
 
 class RunControlError(FlownbError):
@@ -94,3 +99,23 @@ class RunControl(CancelToken):
 def _done(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
+
+
+#: the events a paused and a resumed run emit (both executors; the run widget shows "paused")
+RUN_PAUSED = "run_paused"
+RUN_RESUMED = "run_resumed"
+
+
+async def hold(engine: Engine, ready: deque[Any]) -> None:
+    """The driver's pause: nothing runs now; keep the ready visits (``engine.held``, where
+    ``skip`` finds a queued node) and await the resume (or a cancel)."""
+    ctl = engine.control
+    assert ctl is not None
+    engine.held = ready
+    engine._emit(RUN_PAUSED, queued=len(ready))
+    try:
+        await ctl.resumed()
+    finally:
+        engine.held = None
+    if not engine.cancel.cancelled:
+        engine._emit(RUN_RESUMED, queued=len(ready))
