@@ -131,6 +131,8 @@ def test_skip_failed_node_and_refusals(redis_url: str, workers: Any) -> None:
     ex = executor(redis_url)
     h = ex.submit(chain(redis_url, n=3), {"path": []})
     assert h.result(30, raise_on_error=False).status == "failed"
+    with pytest.raises(RunControlError, match=r"node 'n2'.*no node upstream of it \(n1\)"):
+        h.retry("n2")  # n1 never produced an output: n2 would run on the wrong input
     with pytest.raises(RunControlError, match="has no node 'zz'"):
         h.skip("zz", output={})
     h.skip("n1", output={"path": ["n0", "by-hand"]})

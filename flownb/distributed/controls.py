@@ -140,11 +140,21 @@ def retry(store: RedisStore, queue: rq.Queue, run_id: str, node: str, *,
     state = store.r.hgetall(store.keys.state(run_id))
     have = {k.decode() if isinstance(k, bytes) else k for k in state}
     sources = [e.source for e in cn.fwd_in if f"_outputs.{e.source}" in have]
+    _check_upstream(cn, sources, run_id)
     res = _call(store, "RETRY", run_id, meta.get("blueprint"), [node, dumps(sources), by or default_by()])
     if res["r"] != "ok":
         raise _revive_refusal("retry", res, run_id, node)
     enqueue_items(queue, run_id, res["ready"], keys=store.keys)
     return int(res["ready"][0][1])
+
+
+def _check_upstream(cn: Any, sources: list[str], run_id: str) -> None:
+    """A node whose upstream never produced an output would run on the wrong input: refuse."""
+    if cn.fwd_in and not sources:
+        ups = sorted({e.source for e in cn.fwd_in})
+        raise RunControlError(f"cannot retry: no node upstream of it ({', '.join(ups)}) has an "
+                              "output yet; retry the node that failed (flownb inspect RUN)",
+                              run_id=run_id, node_id=cn.id)
 
 
 def _revive_refusal(what: str, res: Mapping[str, Any], run_id: str, node: str) -> RunControlError:

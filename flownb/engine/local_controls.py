@@ -251,6 +251,10 @@ class LocalHandle:
         sched.scc_active = {k: 0 for k in sched.scc_active}
         ready: list[Item] = []
         sources = tuple(e.source for e in cn.fwd_in if e.source in eng.outputs)
+        if what == "retry" and cn.fwd_in and not sources:
+            ups = ", ".join(sorted({e.source for e in cn.fwd_in}))
+            raise refuse(what, st, f"no node upstream of it ({ups}) has an output yet; retry "
+                         "the node that failed", run_id=self.run_id, node_id=node_id)
         try:
             sched._fire(cn, sources, ready)
         except MaxVisitsExceeded as exc:
