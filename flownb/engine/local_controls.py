@@ -65,6 +65,8 @@ class LocalHandle:
         self._run: LocalRun | None = None
         self._result: RunResult | None = None
         self._done = threading.Event()
+        #: called with each drive's result (the run widget's view folds it in)
+        self.on_result: list[Callable[[RunResult], Any]] = []
         self._lock = threading.Lock()
         self._drive(self._first())
 
@@ -87,6 +89,8 @@ class LocalHandle:
             result._run = self._run
             self._result = result
             self._done.set()
+            for fn in list(self.on_result):
+                fn(result)
 
         threading.Thread(target=main, name=f"flownb-run-{self.run_id}", daemon=True).start()
 
