@@ -105,6 +105,16 @@ class LocalHandle:
     def wait(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
 
+    def wait_paused(self, timeout: float | None = 10.0) -> bool:
+        """After :meth:`pause`: block until the visits in flight finished (then the state can be
+        patched); False when ``timeout`` passed first or the run ended meanwhile."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.engine.held is None and not self._done.is_set():
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return self.engine.held is not None
+
     def result(self, timeout: float | None = None, *, raise_on_error: bool = True) -> RunResult:
         """Wait for the run (a paused run does not end until resumed) and return its result."""
         if not self._done.wait(timeout):
