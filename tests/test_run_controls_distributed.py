@@ -157,3 +157,20 @@ def test_skip_queued_node_of_paused_run(redis_url: str, workers: Any) -> None:
     res = h.result(30)
     assert res.output["path"] == ["n0", "skipped", "n2"]
     assert counts(redis_url, 3) == [1, 0, 1]
+
+
+def test_skip_waiting_node_and_patch_while_waiting(redis_url: str, workers: Any) -> None:
+    workers.modules = ("control_nodes",)
+    workers.start(1)
+    bp = (flownb.Builder("ctl-wait")
+          .node("ask", "wait", params={"prompt": "ok?"})
+          .node("n1", "ctl-step", params={"redis": redis_url})
+          .edge("ask", "n1").build())
+    h = executor(redis_url).submit(bp, {})
+    wait_for(lambda: h.status() == "waiting")
+    h.patch_state({"note": "while waiting"})
+    with pytest.raises(RunControlError, match="cannot skip"):
+        h.skip("n1", output=1)  # not pending: nothing to skip there yet
+    h.skip("ask", output={"path": ["by-hand"]})
+    assert h.result(30).output == {"path": ["by-hand", "n1"], "note": "while waiting"}
+    assert counts(redis_url, 2)[1] == 1

@@ -103,3 +103,18 @@ def test_skip_failed_and_queued(redis_url: str) -> None:
     h2.resume_run()
     assert h2.result(10).output["path"] == ["n0", "skipped", "n2"]
     assert counts(redis_url, 3) == [1, 0, 1]
+
+
+def test_skip_waiting_node_and_patch_while_waiting(redis_url: str) -> None:
+    bp = (flownb.Builder("ctl-wait")
+          .node("ask", "wait", params={"prompt": "ok?"})
+          .node("n1", "ctl-step", params={"redis": redis_url})
+          .edge("ask", "n1").build())
+    h = flownb.start(bp, {})
+    assert h.result(10, raise_on_error=False).status == "waiting"
+    h.patch_state({"note": "while waiting"})  # a waiting run's state may be patched
+    with pytest.raises(RunControlError, match="has no node 'zz'"):
+        h.skip("zz")
+    h.skip("ask", output={"path": ["by-hand"]})
+    assert h.result(10).output == {"path": ["by-hand", "n1"], "note": "while waiting"}
+    assert counts(redis_url, 2)[1] == 1
