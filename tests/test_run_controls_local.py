@@ -60,6 +60,8 @@ def test_pause_patch_resume(redis_url: str) -> None:
     assert counts(redis_url) == [1, 1, 1, 1]
     types = [e.type for e in h.events]
     assert "run_paused" in types and "run_resumed" in types and "state_patched" in types
+    paused = next(e for e in h.events if e.type == "run_paused")
+    assert paused.data["by"].count("@") == 1  # who paused: user@host by default
     with pytest.raises(RunControlError, match="only a running run can be paused"):
         h.pause()
     with pytest.raises(RunControlError, match="not paused"):

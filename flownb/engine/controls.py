@@ -60,15 +60,20 @@ class RunControl(CancelToken):
         super().__init__()
         self._paused = threading.Event()
         self._resume_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        #: who paused / resumed last (the run_paused / run_resumed events say it)
+        self.by: str | None = None
 
     @property
     def paused(self) -> bool:
         return self._paused.is_set()
 
-    def pause(self) -> None:
+    def pause(self, *, by: str | None = None) -> None:
+        self.by = by or default_by()
         self._paused.set()
 
-    def resume_run(self) -> None:
+    def resume_run(self, *, by: str | None = None) -> None:
+        if by is not None or self._paused.is_set():
+            self.by = by or default_by()
         with self._lock:
             self._paused.clear()
             waiters, self._resume_waiters = self._resume_waiters, []
@@ -112,10 +117,10 @@ async def hold(engine: Engine, ready: deque[Any]) -> None:
     ctl = engine.control
     assert ctl is not None
     engine.held = ready
-    engine._emit(RUN_PAUSED, queued=len(ready))
+    engine._emit(RUN_PAUSED, queued=len(ready), by=ctl.by)
     try:
         await ctl.resumed()
     finally:
         engine.held = None
     if not engine.cancel.cancelled:
-        engine._emit(RUN_RESUMED, queued=len(ready))
+        engine._emit(RUN_RESUMED, queued=len(ready), by=ctl.by)

@@ -157,7 +157,7 @@ class LocalHandle:
         if self.control.paused:
             raise refuse("pause", "paused already", "resume it with handle.resume_run()",
                          run_id=self.run_id)
-        self.control.pause()
+        self.control.pause(by=by)
         return self
 
     def resume_run(self, *, by: str | None = None) -> LocalHandle:
@@ -166,7 +166,7 @@ class LocalHandle:
             raise refuse("resume the run", f"{self.status()}, not paused",
                          "resume_run() continues a paused run (resume(node, value) answers a "
                          "waiting node)", run_id=self.run_id)
-        self.control.resume_run()
+        self.control.resume_run(by=by)
         return self
 
     def patch_state(self, values: Mapping[str, Any], *, by: str | None = None) -> LocalHandle:
