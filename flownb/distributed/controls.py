@@ -21,6 +21,7 @@ from ..core.graph import select_edges
 from ..engine.controls import RunControlError, default_by, refuse
 from .codec import dumps, loads
 from .jobs import enqueue_items
+from .runs import _preview
 from .scripts.controls import CONTROLS
 from .store import RedisStore
 
@@ -39,9 +40,15 @@ _REVIVE_WHY = {
 }
 
 
-def _call(store: RedisStore, name: str, run_id: str, digest: str | None, extra: list[Any]) -> dict[str, Any]:
-    if name not in store._scripts:  # registered once per store, beside the core scripts
+def _register(store: RedisStore, name: str) -> None:
+    """Register a control script on ``store`` once, beside its core scripts (``store._call`` and
+    ``store.commit`` then call it by name)."""
+    if name not in store._scripts:
         store._scripts[name] = store.r.register_script(CONTROLS[name])
+
+
+def _call(store: RedisStore, name: str, run_id: str, digest: str | None, extra: list[Any]) -> dict[str, Any]:
+    _register(store, name)
     out: dict[str, Any] = loads(store._call(name, run_id, digest, extra))
     return out
 
@@ -190,7 +197,7 @@ def skip(store: RedisStore, queue: rq.Queue, run_id: str, node: str, output: Any
         raise RunControlError(f"cannot skip: {exc.message}", run_id=run_id, node_id=node) from None
     now = time.time()
     event = {"attempt": 1, "action": None, "flag": "skipped", "by": who, "duration_s": 0.0,
-             "output": output if len(output_json) < 200 else output_json[:200]}
+             "output": _preview(output)}
     stats = {"status": "succeeded", "visits": 1, "attempts": 0, "duration_s": 0.0,
              "finished_at": now, "started_at": now, "skipped_by": who}
     if status in ("failed", "cancelled"):
@@ -231,8 +238,7 @@ def skip(store: RedisStore, queue: rq.Queue, run_id: str, node: str, output: Any
 def _commit(store: RedisStore, script: str, run_id: str, meta: Mapping[str, str], node: str,
             visit: int, output_json: str, taken: set[int], stats: Mapping[str, Any],
             event: Mapping[str, Any]) -> dict[str, Any]:
-    if script not in store._scripts:
-        store._scripts[script] = store.r.register_script(CONTROLS[script])
+    _register(store, script)
     return store.commit(run_id, meta.get("blueprint", ""), node, visit, output_json=output_json,
                         taken=taken, stats=stats, event=event, script=script)
 
