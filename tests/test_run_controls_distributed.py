@@ -174,3 +174,21 @@ def test_skip_waiting_node_and_patch_while_waiting(redis_url: str, workers: Any)
     h.skip("ask", output={"path": ["by-hand"]})
     assert h.result(30).output == {"path": ["by-hand", "n1"], "note": "while waiting"}
     assert counts(redis_url, 2)[1] == 1
+
+
+def test_retry_a_cancelled_run_from_the_node_it_stopped_at(redis_url: str, workers: Any) -> None:
+    workers.modules = ("control_nodes",)
+    workers.start(1)
+    b = flownb.Builder("ctl-cancel")
+    for i, s in enumerate((0.0, 1.0, 0.0)):
+        b = b.node(f"n{i}", "ctl-step", params={"redis": redis_url, "seconds": s})
+    bp = b.edge("n0", "n1").edge("n1", "n2").build()
+    h = executor(redis_url).submit(bp, {"path": []})
+    wait_for(lambda: counts(redis_url, 3)[1] == 1)  # n1 is running
+    h.cancel()
+    assert h.result(30, raise_on_error=False).status == "cancelled"
+    time.sleep(1.2)  # n1's late commit is discarded
+    h.retry("n1")
+    res = h.result(30)
+    assert res.output["path"] == ["n0", "n1", "n2"]
+    assert counts(redis_url, 3) == [1, 2, 1]  # n0 not again; n1 once discarded, once retried

@@ -120,3 +120,19 @@ def test_skip_waiting_node_and_patch_while_waiting(redis_url: str) -> None:
     h.skip("ask", output={"path": ["by-hand"]})
     assert h.result(10).output == {"path": ["by-hand", "n1"], "note": "while waiting"}
     assert counts(redis_url, 2)[1] == 1
+
+
+def test_retry_a_cancelled_run_in_process(redis_url: str) -> None:
+    b = flownb.Builder("ctl-cancel")
+    for i, s in enumerate((0.0, 0.6, 0.0)):
+        b = b.node(f"n{i}", "ctl-step", params={"redis": redis_url, "seconds": s})
+    h = flownb.start(b.edge("n0", "n1").edge("n1", "n2").build(), {"path": []})
+    until(lambda: counts(redis_url, 3)[1] == 1)
+    h.cancel()  # n1 (a sync node, running) finishes; n2 never starts
+    res = h.result(10, raise_on_error=False)
+    assert res.status == "cancelled" and "n2" not in res.outputs
+    with pytest.raises(RunControlError, match="that node succeeded"):
+        h.retry("n1")
+    h.retry("n2")
+    assert h.result(10).output["path"] == ["n0", "n1", "n2"]
+    assert counts(redis_url, 3) == [1, 1, 1]
