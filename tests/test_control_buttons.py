@@ -76,6 +76,7 @@ def test_buttons_on_a_distributed_run(redis_url: str, workers: Any) -> None:
     w = _widget(h)
     c = w.controls
     _settled(w, lambda: not c.pause.disabled)
+    wait_for(lambda: counts(redis_url, 3)[0] == 1)  # n0 runs (a pause before it would park it)
     _click(c.pause)
     _settled(w, lambda: not c.resume.disabled)
     wait_for(lambda: r.hexists(f"flownb:run:{h.run_id}:sched", "d:n0:1"))

@@ -14,8 +14,6 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
-import rq
-
 from ..core.errors import FlownbError
 from ..core.graph import select_edges
 from ..engine.controls import RunControlError, default_by, refuse
@@ -26,6 +24,8 @@ from .scripts.controls import CONTROLS
 from .store import RedisStore
 
 if TYPE_CHECKING:
+    import rq
+
     from ..core.graph import Graph
 
 __all__ = ["patch_state", "pause", "resume_run", "retry", "run_status", "skip"]
