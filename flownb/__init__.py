@@ -44,6 +44,8 @@ from .engine.runtime import CancelToken, arun, run
 from .engine.history import Step, afork, fork
 from .engine.stream import Chunk, astream, stream
 from .engine.waiting import ResumeError, WaitRequest, wait_for
+from .engine.controls import RunControl, RunControlError
+from .engine.local_controls import LocalHandle, start
 
 if TYPE_CHECKING:
     from .distributed.client import RunHandle
@@ -60,6 +62,7 @@ __all__ = [
     "RunResult", "CancelToken", "arun", "run", "attach", "__version__", "Batch", "BatchItem",
     "run_many", "arun_many", "Library", "load_dir", "stream", "astream", "Chunk", "fork",
     "afork", "Step", "wait_for", "WaitRequest", "ResumeError", "aresume", "runs", "diff_runs",
+    "RunControl", "RunControlError", "LocalHandle", "start",
 ]
 
 

@@ -25,6 +25,7 @@ from .. import __version__
 from ..core.errors import FlownbError, RunTimeout
 from .inspection import _executor, add_inspect_commands, redis_opts, redis_url
 from .resume import add_resume_command, report_waiting
+from .controls import add_control_commands
 from .stdio import STDIN, blueprint_from_stdin, quiet_broken_pipe, read_stdin, warning_printer
 from .wait import run_in_process, wait_for_result
 
@@ -341,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inspect_commands(sub)
 
     add_resume_command(sub)
+    add_control_commands(sub)
 
     rn = sub.add_parser("run", help="run a blueprint file (in process, or on --redis)")
     redis_opts(rn)

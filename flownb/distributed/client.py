@@ -27,6 +27,7 @@ from ..core.inputs import as_inputs
 from ..core.lint_gate import check as check_lint
 from ..core.registry import Registry, default_registry
 from ..core.result import RunResult
+from .controls import HandleControls, run_status
 from .jobs import enqueue_items, make_queue
 from .preflight import main_defined_error, main_defined_nodes
 from .run_ids import check_run_id
@@ -239,7 +240,7 @@ def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-class RunHandle:
+class RunHandle(HandleControls):
     """A submitted run. ``result()`` / ``await handle`` wait without polling."""
 
     def __init__(self, executor: DistributedExecutor, run_id: str, blueprint: Blueprint | None = None,
@@ -277,14 +278,15 @@ class RunHandle:
         return self._blueprint
 
     def status(self) -> str:
-        """``running``, ``succeeded``, ``failed``, ``cancelled``, or ``gone`` (no data in Redis)."""
+        """``running``, ``paused``, ``waiting``, ``succeeded``, ``failed``, ``cancelled``, or
+        ``gone`` (no data in Redis)."""
         with self._redis("reading the run's status"):
-            st = self.store.status(self.run_id) or "gone"
+            st = run_status(self.store, self.run_id)  # "paused" while paused (run controls)
         self.last_status = st
         return st
 
     def done(self) -> bool:
-        return self.status() not in ("running",)
+        return self.status() not in ("running", "paused")
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run ends (True) or ``timeout`` passes (False)."""

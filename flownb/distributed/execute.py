@@ -295,6 +295,8 @@ class NodeRunner(LoopIO):
             return None
         if check and (status if status is not None else await self.astore.status(run.run_id)) != "running":
             return None  # cancelled while this item waited: no node body starts after cancel()
+        if carried is _NO_INPUT:  # running now: a run retried after it ended runs again
+            run.cancelled = False  # (the heartbeat set the flag when it ended; run controls)
         self.current = f"{run.run_id}:{node}"
         started = time.time()
         env = RunEnv(run.run_id, reader, self._emitter(run.run_id), lambda: run.cancelled,

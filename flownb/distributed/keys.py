@@ -7,6 +7,7 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
 ``{p}:run:<id>:meta``              hash   status, blueprint digest/id, created/finished times, error,
                                           parent link (``run|node|visit``), subflow bundle,
                                           ``trace``: the run's trace context (W3C traceparent JSON)
+                                          ``paused``/``paused_at``/``paused_by`` while paused (run controls)
 ``{p}:run:<id>:state``             hash   the shared state, one JSON value per key; node outputs at
                                           ``_outputs.<node>`` (Flowcraft's layout) — per-key fields so
                                           parallel branches never clobber each other
@@ -18,8 +19,9 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
                                           for a subflow/map visit
                                           waiting on child runs ``cw:<node>|<visit>`` children left,
                                           ``ch:…`` their ids (JSON), ``cf:…`` the first failed child
-``{p}:run:<id>:pending``           hash   ``node|visit`` → JSON item (sources, st q/r/w, worker, deliveries;
-                                          ``h``/``hj``: parked for a person, with its wait info)
+``{p}:run:<id>:pending``           hash   ``node|visit`` → JSON item (sources, st q/r/w/p, worker, deliveries;
+                                          ``h``/``hj``: parked for a person, with its wait info;
+                                          st ``p``: parked while the run is paused, no lease)
 ``{p}:run:<id>:partial``           set    joins holding partial arrivals (for the end-of-run sweep)
 ``{p}:run:<id>:xpend``             set    loops with recorded exits not yet delivered
 ``{p}:run:<id>:nodes``             hash   node id → JSON NodeStats
@@ -29,7 +31,8 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
                                           (XREAD) instead of waking on every event
 ``{p}:run:<id>:history``           stream time travel: ``k=start`` (the inputs), then one ``k=commit`` entry per
                                           committed visit (node, visit, output, taken edges, state
-                                          writes, event data, event id), written by ``COMMIT``
+                                          writes, event data, event id), written by ``COMMIT``;
+                                          ``k=patch`` (state set by hand: ``w``, ``by``, ``at``), ``k=retry``
 ``{p}:run:<id>:jobs``              hash   ``node|visit`` → id of the RQ job that carries the queued item
                                           (the reaper leaves items whose job still waits in the queue)
 ``{p}:alive:<worker>``             string set by a worker's liveness process (renewed every beat, even

@@ -37,6 +37,7 @@ from .waiting import WaitRequest, park_local
 from .children import structural_call
 from .tracing import traced_run
 from .support import CancelToken, _Failure, _no_resolve, _preview, _StateMap, sync_pool
+from .controls import RunControl, hold
 
 
 #: one ``(cn, item, ctx, resume)`` whose inline attempt failed: the policy finishes it
@@ -59,6 +60,9 @@ class Engine:
         self.registry = registry
         self.bus = bus
         self.cancel = cancel
+        #: pause / resume_run (flownb.engine.controls); ``held``: the ready visits while paused
+        self.control = cancel if isinstance(cancel, RunControl) else None
+        self.held: deque[Item] | None = None
         self.sched = Scheduler(graph)
         self.writer = StateWriter(self.bp.reducers)  # reducers + conflicting parallel writes
         self.stats: dict[str, NodeStats] = {}
@@ -129,7 +133,11 @@ class Engine:
                 if self.cancel.cancelled:
                     status = CANCELLED
                     break
-                while ready:
+                ctl = self.control
+                if ctl is not None and ctl.paused and not running:  # hold no slot until resumed
+                    await hold(self, ready)
+                    continue
+                while ready and not (ctl is not None and ctl.paused):
                     item = ready.popleft()
                     cn = self.g.nodes[item.node]
                     if cn.inline_ok and not ready and not running:
@@ -242,7 +250,7 @@ class Engine:
             if not ok:
                 return [], (cn, item, ctx, res)
             ready = self._commit(cn, item, ctx, res, t0, inline=True)
-            if len(ready) != 1 or is_cancelled():
+            if len(ready) != 1 or is_cancelled() or (self.control is not None and self.control.paused):
                 return ready, None
             item = ready[0]
             cn = nodes[item.node]

@@ -55,6 +55,10 @@ def _view_for(obj: Any, *, redis: Any = None, prefix: str = "flownb",
         view.finish(obj)
         return view, None
     handle = _handle(obj, redis, prefix, queue_name)
+    if hasattr(handle, "on_result") and hasattr(handle, "bus"):  # flownb.start's LocalHandle
+        from .control_buttons import local_view
+
+        return local_view(handle), handle
     if not hasattr(handle, "store") or not hasattr(handle, "run_id"):
         raise TypeError(f"cannot show {type(obj).__name__}: expected a RunHandle, a run id, a "
                         "RunResult or a ProgressView")
@@ -81,14 +85,16 @@ def widget_for(handle_or_run_id: Any, *, redis: Any = None, prefix: str = "flown
         return TqdmProgress(view, file=file)
     from .widget import RunWidget
 
-    return RunWidget(view, cancel=getattr(handle, "cancel", None))
+    return RunWidget(view, cancel=getattr(handle, "cancel", None),
+                     controls=handle if hasattr(handle, "pause") else None)
 
 
 def _kernel_widget(run: Any, redis: Any, prefix: str, queue_name: str) -> RunWidget:
     from .widget import RunWidget
 
     view, handle = _view_for(run, redis=redis, prefix=prefix, queue_name=queue_name)
-    return RunWidget(view, cancel=getattr(handle, "cancel", None))
+    return RunWidget(view, cancel=getattr(handle, "cancel", None),
+                     controls=handle if hasattr(handle, "pause") else None)
 
 
 def show(run: Any, *, redis: Any = None, prefix: str = "flownb", queue_name: str = "flownb",

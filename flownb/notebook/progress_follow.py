@@ -33,7 +33,7 @@ def consume(model: RunModel, handle: Any, *, chunk_s: float = 1.0) -> None:
         with contextlib.suppress(Exception):  # expired run: rows come from the events
             model.set_blueprint(handle.blueprint)
     store = handle.store
-    last = "0-0"
+    last = getattr(model, "last_event_id", "0-0")  # on from there when followed again (retry)
     terminal = False
     children: list[threading.Thread] = []
     while not model.closed and not terminal:

@@ -37,6 +37,7 @@ from ..core.events import (
 )
 from ..core.heat import add_taken, taken_of
 from ..core.settle import settled
+from .control_buttons import fold_control
 from .progress_rows import _ACTIVE, DONE_STATES, NodeRow, Snapshot
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ class RunModel:
         self._started_ts: float | None = None
         self._finished_ts: float | None = None
         self._finished = False
+        #: the last stream entry folded (a follower started again after a retry reads on from it)
+        self.last_event_id = "0-0"
         self._seq = 0
         #: set when no more input is wanted (followers of a distributed run stop on it)
         self._closed = threading.Event()
@@ -151,6 +154,9 @@ class RunModel:
                 self._child_events.append(e)  # an in-process subflow: drawn as a cluster
             return
         t, node, data = e.type, e.node_id, e.data or {}
+        self.last_event_id = e.id or self.last_event_id
+        if fold_control(self, e):  # pause / resume / retry (flownb.notebook.control_buttons)
+            return
         if t == RUN_STARTED:
             self.status = "running"
             self._started_ts = e.ts

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .cancel_button import CANCEL_TIP, settle_cancel_button
+from .control_buttons import ControlButtons
 from .panels import details_html, live_html, status_html, table_html
 from .progress import ProgressView, Snapshot
 
@@ -93,7 +94,8 @@ class RunWidget:
 
     def __init__(self, view: ProgressView | None = None, *,
                  blueprint: Blueprint | Mapping[str, Any] | None = None, graph: bool = True,
-                 cancel: Callable[[], Any] | None = None, focus: bool = True) -> None:
+                 cancel: Callable[[], Any] | None = None, focus: bool = True,
+                 controls: Any = None) -> None:
         from ..core.extras import require
 
         W = require("ipywidgets", "the live run widget")
@@ -129,7 +131,11 @@ class RunWidget:
             self.cancel_button.on_click(lambda _: self._cancel(cancel))
         #: one line per lint finding (flownb.core.lint_gate), shown above the graph
         self.lint = W.HTML(_lint_banner(self.view.blueprint))
-        self.box = W.VBox([W.HBox([self.progress, self.status, self.cancel_button]),
+        #: Pause / Resume / Retry failed node (``controls``: the run's handle; issue 22)
+        self.controls = ControlButtons(W, controls, refollow=self._refollow(controls)) \
+            if controls is not None else None
+        extra = list(self.controls.buttons) if self.controls is not None else []
+        self.box = W.VBox([W.HBox([self.progress, self.status, self.cancel_button, *extra]),
                            self.lint, self.approval, self.graph,
                            self.live, self.table, self.details], layout=W.Layout(width="100%"))
         self.updates_sent = 0
@@ -184,6 +190,11 @@ class RunWidget:
             if snap.finished and self.cancel_button.layout.display != "none":
                 self.cancel_button.layout.display = "none"  # nothing left to cancel: out of the way
             settle_cancel_button(self.cancel_button, ended=snap.finished, what="the run")
+            if self.controls is not None:
+                self.controls.settle(snap)
+                if not snap.finished and self.cancel_button.layout.display == "none" \
+                        and self.cancel_button.tooltip == CANCEL_TIP:
+                    self.cancel_button.layout.display = ""  # retried: running again
             if count:
                 self.updates_sent += 1
 
@@ -214,6 +225,12 @@ class RunWidget:
     def _set(w: Any, value: str) -> None:
         if w.value != value:
             w.value = value
+
+    def _refollow(self, handle: Any) -> Callable[[], Any] | None:
+        """After a retry, read a distributed run's events on (its follower ended with the run)."""
+        if not hasattr(handle, "store"):
+            return None  # in process: the view is fed from the run's bus, which goes on
+        return lambda: self.view.follow(handle)
 
     def _cancel(self, cancel: Callable[[], Any]) -> None:
         self.cancel_button.disabled = True

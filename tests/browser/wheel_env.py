@@ -28,10 +28,16 @@ _IGNORE = shutil.ignore_patterns(".venv", "build", ".git", "site", "*.egg-info",
                                  "node_modules", "dist")
 
 
+#: what the tutorials' kernel has beside ``<wheel>[all]`` (binder/requirements.txt too): the
+#: Jupyter kernel, and the OpenTelemetry SDK notebook 08 prints its trace tree with (flownb
+#: itself depends on the OpenTelemetry API only)
+TUTORIAL_EXTRAS = ("ipykernel", "opentelemetry-sdk>=1.25")
+
+
 def _deps_key() -> str:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    data = json.dumps([project.get("dependencies"), project.get("optional-dependencies")],
-                      sort_keys=True)
+    data = json.dumps([project.get("dependencies"), project.get("optional-dependencies"),
+                       TUTORIAL_EXTRAS], sort_keys=True)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
@@ -67,7 +73,7 @@ def wheel_python(work: Path) -> Path:
     if fresh or not python.exists() or not stamp.exists() or stamp.read_text() != key:
         shutil.rmtree(VENV, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=300)
-        _pip(python, f"{wheel}[all]", "ipykernel")
+        _pip(python, f"{wheel}[all]", *TUTORIAL_EXTRAS)
         stamp.write_text(key)
     else:  # same dependencies: only flownb itself is new
         _pip(python, "--no-deps", "--force-reinstall", str(wheel))

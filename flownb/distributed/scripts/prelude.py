@@ -302,6 +302,18 @@ local function claim_one(node, visit, worker, deliveries, it)
        delivery = it.dc}))
   return it
 end
+
+-- run controls (flownb.distributed.controls): while the run is paused (meta 'paused'), an item is
+-- parked instead of claimed: st 'p', no lease, so no worker holds it; RESUME_RUN re-queues it
+local function park_paused(node, visit, it)  -- it: the item, as the claim already read it
+  if redis.call('HGET', K_META, 'paused') ~= '1' then return false end
+  local f = node .. '|' .. visit
+  it.st = 'p'
+  it.w = nil
+  redis.call('HSET', K_PENDING, f, cjson.encode(it))
+  redis.call('ZREM', K_LEASES, member(node, visit))
+  return true
+end
 """
 
 _LIB = _BASE + _JOIN

@@ -66,7 +66,8 @@ return cjson.encode(out)
 
 #: Claim a queued item for a worker (or take over one whose lease expired).
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] worker name.
-#: Returns JSON {"r": "ok"|"stale"|"gone"|"busy"|"waiting"|"done", "item": {...}}.
+#: Returns JSON {"r": "ok"|"stale"|"gone"|"busy"|"waiting"|"done"|"paused", "item": {...}}
+#: ('paused': the run is paused, the item is parked until RESUME_RUN, flownb.distributed.controls).
 CLAIM = _LIB + r"""
 local node, visit = ARGV[7], ARGV[8]
 local raw, refused = pending_item(node, visit)
@@ -83,6 +84,7 @@ if it.st == 'r' then
   local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
   if dl and tonumber(dl) > NOW_MS then return cjson.encode({r = 'busy'}) end
 end
+if park_paused(node, visit, it) then return cjson.encode({r = 'paused'}) end
 local claimed = claim_one(node, visit, ARGV[9], 1, it)
 return cjson.encode({r = 'ok', item = claimed})
 """
@@ -111,6 +113,7 @@ for i = 8, #ARGV, 2 do
         res.r = 'create'; res.item = it
       else res.r = 'waiting' end
     elseif it.st == 'r' and dl and tonumber(dl) > NOW_MS then res.r = 'busy'
+    elseif park_paused(node, visit, it) then res.r = 'paused'
     else res.r = 'ok'; res.item = claim_one(node, visit, ARGV[7], 1, it) end
   end
   table.insert(out, res)
@@ -129,7 +132,8 @@ return cjson.encode(out)
 #: fails the run itself ("finished": "failed", "error" says why) and still returns "ok" so the
 #: worker wakes a waiting parent run like after any other end of a run.
 COMMIT = _LIB + r"""
-local status = redis.call('HGET', K_META, 'status')
+local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read: status and pause flag
+local status, PAUSED = mf[1], mf[2] == '1'
 if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 local node, visit = ARGV[7], ARGV[8]
 -- one read of the scheduling fields this commit needs: done marker, commit number, counts
@@ -219,7 +223,7 @@ resolve_out(node, taken, work)
 if not FAILED then drain(work) end
 local result = {r = 'ok', ready = {}}
 if not FAILED and not BROKEN then
-  local inline = ARGV[13] ~= '' and #READY == 1
+  local inline = ARGV[13] ~= '' and #READY == 1 and not PAUSED  -- a paused run claims nothing
   local claimed = queue_ready(inline and ARGV[13] or nil)
   if inline then
     local it = READY[1]
