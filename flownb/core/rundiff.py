@@ -93,7 +93,9 @@ def _show(value: Any) -> str:
         text = repr(value)
     if len(text) > 2000:
         text = text[:1999] + "…"
-    return f"<pre style='margin:0;white-space:pre-wrap;max-width:40em'>{html.escape(text)}</pre>"
+    # wrapped at spaces only: JupyterLab's own <pre> style breaks words anywhere
+    return (f"<pre style='margin:0;white-space:pre-wrap;word-break:normal;overflow-wrap:normal;"
+            f"max-width:40em'>{html.escape(text)}</pre>")
 
 
 def _rows(keys: list[str], a: dict[str, Any], b: dict[str, Any], differ: list[str],
@@ -117,6 +119,9 @@ def _graph(d: RunDiff) -> str:
         bundle = view("blueprint.mimebundle")(d.blueprint, states=d.node_states())
     except Exception:  # noqa: BLE001 - the table says it all; the drawing is a help
         return ""
+    themed = bundle.get("text/html")  # the drawing with its light/dark text colours, fitted
+    if themed:
+        return f"<div class='flownb-diff-graph' style='max-height:50vh;overflow:auto'>{themed}</div>"
     svg = bundle.get("image/svg+xml")
     if svg:
         start = svg.find("<svg")
