@@ -287,6 +287,18 @@ def test_a_resumed_waiting_run_is_listed_with_its_new_status(fresh_log: None) ->
     assert [(r.run_id, r.status) for r in runlog.list_page().rows] == [(res.run_id, "succeeded")]
 
 
+def test_a_started_run_is_listed_and_a_retry_updates_it(fresh_log: None) -> None:
+    """``flownb.start`` runs (the steerable ones) are in the browser too, and a retry in place
+    moves the listed status on (the same run id, not a new row)."""
+    bp = chain("steered", "noop", "rb-fail")
+    h = flownb.start(bp)
+    assert h.result(10, raise_on_error=False).status == "failed"
+    assert [(r.run_id, r.status) for r in runlog.list_page().rows] == [(h.run_id, "failed")]
+    h.skip("n1", output={"by": "hand"})
+    assert h.result(10).status == "succeeded"
+    assert [(r.run_id, r.status) for r in runlog.list_page().rows] == [(h.run_id, "succeeded")]
+
+
 def test_cluster_runs_lists_the_clusters_runs(redis_url: str) -> None:
     from flownb.notebook import LocalCluster
 

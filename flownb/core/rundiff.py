@@ -98,6 +98,10 @@ def _show(value: Any) -> str:
             f"max-width:40em'>{html.escape(text)}</pre>")
 
 
+#: text reads from the left, each side from the top (JupyterLab's tables align right by default)
+_CELL = " style='text-align:left;vertical-align:top'"
+
+
 def _rows(keys: list[str], a: dict[str, Any], b: dict[str, Any], differ: list[str],
           kind: str) -> str:
     out = []
@@ -107,8 +111,8 @@ def _rows(keys: list[str], a: dict[str, Any], b: dict[str, Any], differ: list[st
         style = " style='background:rgba(239,108,0,.18)'" if bad else ""
         out.append(f"<tr class='flownb-diff-{kind}{' flownb-differs' if bad else ''}'"
                    f" data-key='{html.escape(k, quote=True)}'{style}>"
-                   f"<td style='white-space:nowrap'><code>{html.escape(k)}</code> {mark}</td>"
-                   f"<td>{_show(a.get(k, _MISSING))}</td><td>{_show(b.get(k, _MISSING))}</td></tr>")
+                   f"<td style='white-space:nowrap;text-align:left;vertical-align:top'><code>{html.escape(k)}</code> {mark}</td>"
+                   f"<td{_CELL}>{_show(a.get(k, _MISSING))}</td><td{_CELL}>{_show(b.get(k, _MISSING))}</td></tr>")
     return "".join(out)
 
 
@@ -132,8 +136,8 @@ def _graph(d: RunDiff) -> str:
 
 def diff_html(d: RunDiff) -> str:
     """Side by side: the graph with differing nodes orange, then node outputs, then state."""
-    head = (f"<tr><th></th><th>{html.escape(d.run_a)} ({html.escape(d.status_a)})</th>"
-            f"<th>{html.escape(d.run_b)} ({html.escape(d.status_b)})</th></tr>")
+    head = (f"<tr><th></th><th{_CELL}>{html.escape(d.run_a)} ({html.escape(d.status_a)})</th>"
+            f"<th{_CELL}>{html.escape(d.run_b)} ({html.escape(d.status_b)})</th></tr>")
     state_keys = sorted(set(d.state_a) | set(d.state_b))
     return ("<div class='flownb-diff'>"
             f"<div class='flownb-diff-summary'><b>{html.escape(d.summary())}</b></div>"

@@ -27,6 +27,7 @@ from ..core.result import CANCELLED, FAILED, WAITING, RunResult
 from .controls import RunControl, RunControlError, default_by, refuse
 from .driver import Engine
 from .scheduler import Item
+from . import runlog
 from .support import new_run_id
 from .waiting import LocalRun, drive_local
 
@@ -60,6 +61,9 @@ class LocalHandle:
         self.engine = Engine(graph, inputs, run_id=run_id or new_run_id(), registry=reg,
                              bus=self.bus, cancel=self.control)
         self.run_id = self.engine.run_id
+        #: what flownb.runs() lists for this run (listed from its start, like flownb.run's)
+        self._rec: runlog.RunRecord | None = runlog.record_start(self.run_id, self.blueprint,
+                                                                 self.bus)
         #: the state patches made by hand: ``{"at", "by", "values"}`` (also ``state_patched`` events)
         self.patches: list[dict[str, Any]] = []
         self._run: LocalRun | None = None
@@ -88,6 +92,11 @@ class LocalHandle:
                                                          "message": str(exc), "traceback": ""})
             result._run = self._run
             self._result = result
+            if self._rec is not None:  # the first drive ended
+                runlog.record_end(self._rec, result)
+                self._rec = None
+            else:  # a retry, skip or resume moved the run on
+                runlog.update(self.run_id, result)
             self._done.set()
             for fn in list(self.on_result):
                 fn(result)

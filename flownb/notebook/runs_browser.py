@@ -115,7 +115,7 @@ def _cells_html(row: RunRow | None) -> str:
                    f"overflow:hidden;text-overflow:ellipsis;white-space:nowrap;"
                    f"vertical-align:middle'>{body}</span>")
     state = "" if row is None else f" data-status='{html.escape(row.status, quote=True)}'"
-    return f"<div class='flownb-run-cells'{state}>{''.join(out)}</div>"
+    return f"<div class='flownb-run-cells' style='white-space:nowrap'{state}>{''.join(out)}</div>"
 
 
 class RunsBrowser:
@@ -151,7 +151,7 @@ class RunsBrowser:
         self._drawing = False
         self._head = W.HBox([W.HTML(layout=W.Layout(width="2em")),
                              W.HTML("<b>run</b>", layout=W.Layout(width="16.5em")),
-                             W.HTML(_cells_html(None), layout=W.Layout(width=_CELLS_WIDTH))])
+                             W.HTML(_cells_html(None), layout=W.Layout(width=_CELLS_WIDTH, min_width=_CELLS_WIDTH))])
         self.table = W.VBox([], layout=W.Layout(overflow="auto"))
         self.table.add_class("flownb-runs-table")
         self.message = W.HTML()
@@ -230,7 +230,7 @@ class RunsBrowser:
             open_b = W.Button(layout=W.Layout(width="16.5em"))
             open_b.add_class("flownb-run-open")
             open_b.on_click(lambda _b, k=k: self.open(self._row_ids[k]))
-            cells = W.HTML(layout=W.Layout(width=_CELLS_WIDTH))
+            cells = W.HTML(layout=W.Layout(width=_CELLS_WIDTH, min_width=_CELLS_WIDTH))
             row = W.HBox([tick, open_b, cells], layout=W.Layout(align_items="center"))
             row.add_class("flownb-run-row")
             self._rows.append(row)
