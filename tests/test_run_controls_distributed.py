@@ -64,6 +64,10 @@ def test_kill_every_worker_while_paused_then_resume(redis_url: str, workers: Any
         workers.kill(p)
     time.sleep(1.0)
     assert h.status() == "paused" and counts(redis_url) == [1, 0, 0, 0]
+    # every listing a person reads says paused too: `flownb runs`, the runs browser
+    from flownb.distributed import runlist
+    assert [m["status"] for m in ex.runs(5) if m["run_id"] == h.run_id] == ["paused"]
+    assert [row.status for row in runlist.all_rows(ex.store) if row.run_id == h.run_id] == ["paused"]
     workers.start(2, wait=False)
     time.sleep(1.5)  # new workers take nothing of a paused run
     assert counts(redis_url) == [1, 0, 0, 0]

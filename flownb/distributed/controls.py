@@ -22,6 +22,7 @@ from .jobs import enqueue_items
 from .runs import _preview
 from .scripts.controls import CONTROLS
 from .store import RedisStore
+from .store_args import shown_status
 
 if TYPE_CHECKING:
     import rq
@@ -57,9 +58,7 @@ def run_status(store: RedisStore, run_id: str) -> str:
     """The status a person sees: ``paused`` while a running (or waiting) run is paused."""
     raw = store.r.hmget(store.keys.meta(run_id), ["status", "paused"])
     st = raw[0].decode() if isinstance(raw[0], bytes) else raw[0]
-    if st in ("running", "waiting") and raw[1] is not None:
-        return "paused"
-    return st or "gone"
+    return shown_status(st, raw[1]) or "gone"
 
 
 def _meta(store: RedisStore, run_id: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from ..core.events import CUSTOM, Event
 from ..core.runrows import RunPage, RunRow, check_paging
 from .codec import _s
 from .scripts.listing import LIST_RUNS
+from .store_args import shown_status
 
 if TYPE_CHECKING:
     from .store import RedisStore
@@ -44,12 +45,13 @@ def all_rows(store: RedisStore) -> list[RunRow]:
     seen: set[bytes | str] = set()  # a run started between two chunks shifts the ranks by one
     for start in range(0, n, CHUNK):
         flat = script(keys=[store.keys.runs], args=[store.keys.prefix, start, start + CHUNK - 1])
-        for i in range(0, len(flat), 5):
-            rid, status, bp_id, created, finished = flat[i:i + 5]
+        for i in range(0, len(flat), 6):
+            rid, status, bp_id, created, finished, paused = flat[i:i + 6]
             if rid in seen:
                 continue
             seen.add(rid)
-            rows.append(RunRow(_s(rid), _s(bp_id), _s(status), _float(created) or 0.0,
+            rows.append(RunRow(_s(rid), _s(bp_id), shown_status(_s(status), paused) or "",
+                               _float(created) or 0.0,
                                _float(finished)))
     return rows
 

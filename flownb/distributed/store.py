@@ -28,7 +28,7 @@ from .keys import Keys, item_field, lease_member
 from .codec import GONE, _s, dumps, loads  # noqa: F401 - re-exported
 from .results import load_result
 from .store_args import (add_resume_children, commit_args, decode_meta, decode_state, event_fields,
-                         fail_args, resume_fields, run_script_args)
+                         fail_args, resume_fields, run_script_args, shown_status)
 from .store_settings import StoreSettings
 
 if TYPE_CHECKING:
@@ -370,6 +370,7 @@ class RedisStore:
             if m.get("parent"):
                 continue
             m["run_id"] = rid
+            m["status"] = shown_status(m.get("status"), m.get("paused")) or ""
             out.append(m)
             if len(out) >= limit:
                 break

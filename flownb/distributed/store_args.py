@@ -86,4 +86,14 @@ def add_resume_children(item: dict[str, Any], run_id: str, node: str, ch: Any, c
 
 
 __all__ = ["add_resume_children", "commit_args", "decode_meta", "decode_state", "event_fields",
-           "fail_args", "resume_fields", "run_script_args"]
+           "fail_args", "resume_fields", "run_script_args", "shown_status"]
+
+
+def shown_status(status: str | None, paused: object) -> str | None:
+    """The status a person sees: ``paused`` while a running or waiting run is paused (meta
+    ``paused``, :mod:`flownb.distributed.controls`); Redis keeps ``status`` as it was, so the
+    workers' checks stay the same. One rule for the handle, ``flownb runs`` and the browser."""
+    if status in ("running", "waiting") and paused not in (None, b"", ""):
+        return "paused"
+    return status
+
