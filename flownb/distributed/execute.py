@@ -333,7 +333,9 @@ class NodeRunner(LoopIO):
 
     async def _commit(self, run: _Run, cn: CNode, visit: int, input_: Any, output: Any,
                 action: str | None, writes: Mapping[str, Any], stats: dict[str, Any],
-                event_node: str = "") -> Next:
+                event_node: str = "", inline: bool = True) -> Next:
+        """COMMIT the visit; ``inline``: claim a single successor for this worker and return it
+        (the caller must run it); without, every successor is queued as an RQ job."""
         st = self.store
         try:
             if type(output) is WaitRequest:  # the node asks a person: park, hold no worker
@@ -359,7 +361,7 @@ class NodeRunner(LoopIO):
         with self._commits.of(run.run_id):
             res = await self._stored("commit", self.astore.commit, run.run_id, run.digest, cn.id,
                                      visit, output_json=output_json, taken=taken, stats=stats,
-                                     event=event, writes=writes, claim_for=self.name,
+                                     event=event, writes=writes, claim_for=self.name if inline else "",
                                      event_node=event_node)
         self.nodes_done += 1
         if res.get("r") == "dup":  # maybe our own COMMIT, its reply lost (see .lost_reply)
