@@ -60,9 +60,10 @@ async def start_children(runner: NodeRunner, run: _Run, cn: CNode, visit: int, i
         return
     base = f"{run.run_id}.{cn.id}.{visit}"
     child_ids = [f"{base}.{i}" for i in range(len(child_inputs))]
-    if not child_ids:
+    if not child_ids:  # not inline: a successor claimed for this worker here was never run
         await runner._commit(run, cn, visit, input_, [], None, {}, {"status": "succeeded", "visits": visit,
-                                                           "attempts": 1, "worker": runner.name})
+                                                           "attempts": 1, "worker": runner.name},
+                             inline=False)
         return
     await runner._flush_events()  # the run's events so far, before "children"
 

@@ -37,6 +37,7 @@ from .jobs import enqueue_items
 from .keys import lease_member
 from .async_store import AsyncStore, EventSink
 from .loop_io import LoopIO
+from .lost_reply import CommitsInFlight, take_up_lost_successor
 from .reads import Reader, resolver
 from .store import RedisStore, dumps, loads
 from .waiting import park
@@ -82,6 +83,7 @@ class NodeRunner(LoopIO):
         self._astore: AsyncStore | None = None
         self._events: EventSink | None = None
         self._read_keys: dict[tuple[str, str], list[str]] = {}  # (digest, node) -> fields
+        self._commits = CommitsInFlight()  # COMMITs awaiting their reply, per run (.lost_reply)
 
     def alone(self) -> bool:
         """Whether the visit asking is the only one in flight (a runtime with slots says)."""
@@ -217,7 +219,8 @@ class NodeRunner(LoopIO):
         alone it would be stuck for ever, as the reaper spares a live worker's items."""
         if lease_member(run_id, node, visit) in self.executing:
             return None  # a duplicate job of an item running here
-        item = await self.astore.pending_item(run_id, node, visit)
+        item = await self._stored("read a claimed item", self.astore.pending_item, run_id, node,
+                                  visit)  # given up here, the item would be stuck as well
         if isinstance(item, dict) and item.get("st") == "r" and item.get("w") == self.name:
             log.warning("flownb worker %s: taking up %s|%s of run %s, claimed by this worker "
                         "earlier (a lost reply)", self.name, node, visit, run_id)
@@ -332,7 +335,9 @@ class NodeRunner(LoopIO):
 
     async def _commit(self, run: _Run, cn: CNode, visit: int, input_: Any, output: Any,
                 action: str | None, writes: Mapping[str, Any], stats: dict[str, Any],
-                event_node: str = "") -> Next:
+                event_node: str = "", inline: bool = True) -> Next:
+        """COMMIT the visit; ``inline``: claim a single successor for this worker and return it
+        (the caller must run it); without, every successor is queued as an RQ job."""
         st = self.store
         try:
             if type(output) is WaitRequest:  # the node asks a person: park, hold no worker
@@ -355,10 +360,16 @@ class NodeRunner(LoopIO):
                  "duration_s": stats.get("duration_s", 0.0), "action": action,
                  "worker": self.name, "output": _preview(output)}
         await self._flush_events()
-        res = await self._stored("commit", self.astore.commit, run.run_id, run.digest, cn.id, visit,
-                                 output_json=output_json, taken=taken, stats=stats, event=event,
-                                 writes=writes, claim_for=self.name, event_node=event_node)
+        with self._commits.of(run.run_id):
+            res = await self._stored("commit", self.astore.commit, run.run_id, run.digest, cn.id,
+                                     visit, output_json=output_json, taken=taken, stats=stats,
+                                     event=event, writes=writes, claim_for=self.name if inline else "",
+                                     event_node=event_node)
         self.nodes_done += 1
+        if res.get("r") == "dup":  # maybe our own COMMIT, its reply lost (see .lost_reply)
+            lost = await take_up_lost_successor(self.astore, self._stored, self._commits,
+                                                self.running, self.name, run.run_id, cn)
+            return None if lost is None else (*lost, _NO_INPUT)
         if res.get("r") != "ok":
             return None
         if res.get("ready"):
