@@ -14,8 +14,6 @@ re-runs it once Redis is back; nothing is left claimed for ever.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 import os
 import time
@@ -43,7 +41,7 @@ from .store import RedisStore, dumps, loads
 from .waiting import park
 from .children import resume_parent, start_children
 from .runs import _NO_INPUT, Incapable, Next, _BundleRegistry, _err, _preview, _Run, _storable  # noqa: F401 - Incapable re-exported
-from .transient import is_transient_redis_error  # noqa: F401 - re-exported
+from .transient import RedisPatience, is_transient_redis_error  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -60,7 +58,7 @@ log = logging.getLogger("flownb.worker")
 INLINE_MAX_S = float(os.environ.get("FLOWNB_WORKER_INLINE_MAX_S", "0.01"))
 
 
-class NodeRunner(LoopIO):
+class NodeRunner(LoopIO, RedisPatience):
     """The per-process side of node visits: stores, compiled graphs, the leases held."""
 
     store: RedisStore
@@ -236,38 +234,6 @@ class NodeRunner(LoopIO):
         except Exception as exc2:  # noqa: BLE001 - the worker is stopping with Redis away
             log.error("flownb: could not record the failure of %s/%s (%s); the worker is "
                       "stopping, so the node is re-run elsewhere", run.run_id, node, exc2)
-
-    # -- Redis trouble: a live worker never drops an item it claimed --------------------------------
-    def stopping(self) -> bool:
-        """Whether the worker is shutting down (a runtime with a lifecycle says)."""
-        return False
-
-    async def _stored(self, what: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        """``fn(*args, **kw)``, retried with back-off while Redis is away, out of memory
-        (``maxmemory`` with ``noeviction``), loading or read-only.
-
-        Why not give up after a few tries: the reaper spares a running item as long as its
-        worker is alive, so an item this live worker claimed and then dropped would be stuck for
-        ever. Every store call after a claim is idempotent (the commit and the failure are
-        guarded by the run's done markers), so retrying until Redis takes it is safe; only a
-        stopping worker gives up (its liveness key goes, and the reaper re-runs the item)."""
-        wait = 0.05
-        while True:
-            try:
-                res = fn(*args, **kw)
-                return await res if inspect.isawaitable(res) else res
-            except Exception as exc:
-                if not is_transient_redis_error(exc):
-                    raise
-                self.redis_errors += 1
-                self.last_redis_error = f"{type(exc).__name__}: {exc}"
-                if self.stopping():
-                    raise
-                if wait >= 0.4 or self.redis_errors == 1:
-                    log.error("flownb worker %s: Redis refused to %s (%s); retrying in %.1fs",
-                              self.name, what, self.last_redis_error, wait)
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, 2.0)
 
     async def _failed(self, run_id: str, digest: str, err: dict[str, Any], **kw: Any) -> None:
         await self._stored("record a failure", self._afail, run_id, digest, err, **kw)
