@@ -31,6 +31,7 @@ def heat_html(bp: Blueprint, heat: Heat) -> str:
     """The heat map as inline SVG (scrolls past 60% of the window), or a text listing with the
     counts when Graphviz's ``dot`` is missing; never raises."""
     from .. import render
+    from ..render.fit import embed
     from ..render.paths import Overlay
 
     try:
@@ -39,9 +40,8 @@ def heat_html(bp: Blueprint, heat: Heat) -> str:
     except Exception as exc:  # noqa: BLE001 - a drawing problem must not stop the updates
         svg, hint = None, f"(no drawing: {type(exc).__name__}: {exc})"
     if svg is not None:
-        svg = svg[max(0, svg.find("<svg")):].replace("<svg", "<svg style='max-width:100%;height:auto'", 1)
-        return ("<div class='flownb-heat' style='max-width:100%;max-height:60vh;overflow:auto;"
-                f"background:transparent'>{svg}</div>{heat_caption(heat)}")
+        # the widget's own embedding: text >= 11 px (the box scrolls), labels coloured per theme
+        return f"{embed(svg, max_height='60vh', cls='flownb-heat')}{heat_caption(heat)}"
     overlay = Overlay(heat=heat)
     lines = [f"{n.id}  {overlay.node_line(n.id)}" for n in bp.nodes]
     return (f"<pre class='flownb-heat'>{html.escape(chr(10).join(lines))}\n{html.escape(hint)}</pre>"
