@@ -18,6 +18,13 @@ from pathlib import Path
 
 import pytest
 
+# A suite started in the background by a non-interactive shell (`cmd &`, nohup) inherits SIGINT
+# *ignored*, and an ignored signal stays ignored across exec: every process the Ctrl-C tests
+# start would then shrug off their SIGINT and run to the end. Python's own handler in this
+# process makes the children start with the default action again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 TESTS_DIR = Path(__file__).resolve().parent
 ROOT = TESTS_DIR.parent
 sys.path.insert(0, str(TESTS_DIR))

@@ -161,6 +161,12 @@ local function member(node, visit) return RUN .. '|' .. node .. '|' .. visit end
 -- ``claim_one`` would (no queued state to write and read back): returns that item.
 local function queue_ready(worker)
   local claimed = nil
+  -- skips first: the events read as in process (b succeeded, its untaken branch skipped, then
+  -- the successor this commit claims inline starts)
+  for _, n in ipairs(SKIPPED) do
+    xadd(K_EVENTS, 'node_skipped', n, '{}')
+    redis.call('HSETNX', K_NODES, n, '{"status":"skipped"}')
+  end
   for _, it in ipairs(READY) do
     local item = {s = it[3], st = 'q', fs = SEQ}
     local ttl = QUEUED_MS
@@ -174,10 +180,6 @@ local function queue_ready(worker)
       xadd(K_EVENTS, 'node_started', it[1], cjson.encode({visit = tonumber(it[2]), worker = worker,
            delivery = 1}))
     end
-  end
-  for _, n in ipairs(SKIPPED) do
-    xadd(K_EVENTS, 'node_skipped', n, '{}')
-    redis.call('HSETNX', K_NODES, n, '{"status":"skipped"}')
   end
   return claimed
 end
