@@ -201,6 +201,10 @@ def test_no_node_body_starts_after_cancel(redis_url: str, cworkers: Workers) -> 
     while counter(r, "c:exec") < 10 and time.monotonic() < deadline:
         time.sleep(0.01)
     handle.cancel()
+    # a visit that read "running" just before the cancel landed is past its gate: its body's
+    # INCR may arrive a few ms after cancel() returns (the worker's loop runs 8 visits at once).
+    # Nothing may start after that: uncancelled, ~8 new bodies would start every 0.2 s here.
+    time.sleep(0.1)
     started = counter(r, "c:exec")
     time.sleep(1.5)
     assert counter(r, "c:exec") == started, "node bodies started after cancel() returned"
