@@ -86,6 +86,12 @@ def _die_with_parent() -> None:
 
 
 def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists (signal 0).
+
+    Deliberately a copy of :func:`flownb.core.tempdirs._running`: this file runs as a script
+    in a tiny child process that imports only the standard library (importing ``flownb`` would
+    import pydantic and cost the child ~100 ms and megabytes, and a worker whose kernel was
+    SIGKILLed must be ended by it promptly; see tests/test_harden_kernel.py)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
