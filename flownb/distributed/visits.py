@@ -188,7 +188,12 @@ class WorkerRuntime(NodeRunner, HandBack):
         except Incapable as exc:
             await self._incapable(run_id, node, visit, exc)
         except Exception:
-            log.exception("flownb: visit %s failed outside its node; it will be re-run", member)
+            # a failure inside the node, its commit or its retries is recorded by the visit
+            # itself (fail_visit); what reaches here is a bug in flownb (a store call that is
+            # neither done nor transient): the item stays this live worker's until it stops
+            log.exception("flownb: visit %s broke outside its node (a flownb bug: please report "
+                          "it); its run may wait until this worker stops and another re-runs "
+                          "it", member)
         finally:
             self.running.pop(member, None)
             self._slots.release()
