@@ -265,6 +265,8 @@ def cost_table(res: dict[str, Any]) -> str:
         lines.append(f"| {g['label']} | {fmt(g['value'])} | {met} |")
     for key, title in (("chain.top_commands_per_node", "Top commands per chain node"),
                        ("submit.top_commands_per_submit", "Top commands per submit()"),
+                       ("submit_moderation.top_commands_per_submit",
+                        "Top commands per submit() of the moderation agent"),
                        ("fanout.top_commands_per_node", "Top commands per fan-out node")):
         rows = data.get(key) or []
         lines += ["", f"{title} (calls, server µs by commandstats):", "",

@@ -125,7 +125,7 @@ def test_a_finished_run_holds_little_redis_memory(redis_url: str, workers: Worke
     workers.start(1)
     r = redis.Redis.from_url(redis_url)
     ex = DistributedExecutor(redis_url)
-    res = ex.run(chain(3), timeout=60)
+    res = ex.run(chain(3), timeout=60, history=True)  # its three streams
     assert res.status == "succeeded"
     keys = list(r.scan_iter(f"flownb:run:{res.run_id}:*"))
     used = sum(r.memory_usage(k) or 0 for k in keys)

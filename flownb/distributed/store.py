@@ -123,18 +123,22 @@ class RedisStore:
 
     # -- run lifecycle ---------------------------------------------------------------------------
     def start_run(self, run_id: str, bp: Blueprint, graph: Graph, inputs: Mapping[str, Any], *,
-                  parent: str = "", bundle: Mapping[str, str] | None = None) -> list[tuple[str, int]]:
+                  parent: str = "", bundle: Mapping[str, str] | None = None,
+                  history: bool = False) -> list[tuple[str, int]]:
         """Create the run (``START``) and return its queued ``(node, visit)`` items. With tracing
         on, the run's span is opened here and its context stored in the run's meta, so every
-        worker continues one trace (:mod:`flownb.core.tracing`)."""
+        worker continues one trace (:mod:`flownb.core.tracing`). ``history``: record the run's
+        history stream (time travel; a child run records it when its parent does)."""
         tr = tracing.TRACER
         if tr is None:
-            return self._start_run(run_id, bp, graph, inputs, parent, bundle, "")
+            return self._start_run(run_id, bp, graph, inputs, parent, bundle, "", history)
         with tr.run(run_id, bp.id, parent_run=parent.split("|")[0], executor="distributed"):
-            return self._start_run(run_id, bp, graph, inputs, parent, bundle, dumps(tr.inject()))
+            return self._start_run(run_id, bp, graph, inputs, parent, bundle, dumps(tr.inject()),
+                                   history)
 
     def _start_run(self, run_id: str, bp: Blueprint, graph: Graph, inputs: Mapping[str, Any],
-                   parent: str, bundle: Mapping[str, str] | None, trace: str) -> list[tuple[str, int]]:
+                   parent: str, bundle: Mapping[str, str] | None, trace: str,
+                   history: bool = False) -> list[tuple[str, int]]:
         # not uploaded first: START refuses (writing nothing) when the graph is not in Redis, and
         # only then is it uploaded — a digest stored by an earlier process costs no upload
         digest = bp.digest
@@ -150,7 +154,7 @@ class RedisStore:
             parent_children = self.keys.children(parent.split("|")[0])
         event = dumps({"blueprint_id": bp.id, "inputs": list(inputs), "parent": parent or None})
         args = [digest, bp.id, parent, dumps(graph.starts), dumps(dict(bundle or {})),
-                event, parent_children, dumps(list(inputs)), trace, *flat]
+                event, parent_children, dumps(list(inputs)), trace, "1" if history else "", *flat]
 
         def start() -> Any:
             raw = self._call("START", run_id, digest, args)

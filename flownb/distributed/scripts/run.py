@@ -11,7 +11,9 @@ from .prelude import _LIB
 #: ARGV[9] parent link or '', ARGV[10] start nodes (JSON list), ARGV[11] bundle (JSON),
 #: ARGV[12] event data (JSON), ARGV[13] parent children-set key or '', ARGV[14] input keys (JSON),
 #: ARGV[15] trace context (JSON carrier, W3C traceparent: flownb.core.tracing) or '',
-#: ARGV[16..] state k, v pairs.
+#: ARGV[16] '1' to record the run's history stream (time travel; a child run also records it
+#: when its parent does), ARGV[17..] state k, v pairs.
+#: Meta fields with nothing to say (no parent, bundle, trace or history) are not written.
 #: Returns 'exists'; 'parent-ended' for a child run whose parent has ended (failed, cancelled —
 #: e.g. its root hit a limit of flownb.core.limits); JSON {"err": why} when the graph or a bundle
 #: blueprint is missing; in all three nothing is written. Else the JSON list of queued [node, visit].
@@ -34,19 +36,26 @@ for d in pairs(digests) do  -- the run's own graph was checked above (graph_prob
   end
 end
 local is_child = ARGV[9] ~= ''
+local hist = ARGV[16] == '1'
 if is_child then
   local prun = string.match(ARGV[9], '^(.*)|[^|]*|%d+$')
-  if prun and redis.call('HGET', run_key(prun, 'meta'), 'status') ~= 'running' then
-    return 'parent-ended'
+  if prun then  -- one read: the parent's status, and its history flag (a child inherits it)
+    local pm = redis.call('HMGET', run_key(prun, 'meta'), 'status', 'history')
+    if pm[1] ~= 'running' then return 'parent-ended' end
+    if pm[2] == '1' then hist = true end
   end
 end
 if problem then return cjson.encode({err = problem, code = 'graph'}) end
 hold_blueprints(digests)
-redis.call('HSET', K_META, 'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
-           'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11], 'input_keys', ARGV[14], 'ttl', TTL,
-           'trace', ARGV[15])
+local mset = {'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
+              'created_at', NOW_S, 'input_keys', ARGV[14], 'ttl', TTL}
+for _, f in ipairs({{'parent', ARGV[9]}, {'bundle', ARGV[11] ~= '{}' and ARGV[11] or ''},
+                    {'trace', ARGV[15]}, {'history', hist and '1' or ''}}) do
+  if f[2] ~= '' then table.insert(mset, f[1]); table.insert(mset, f[2]) end
+end
+redis.call('HSET', K_META, unpack(mset))
 local inputs = {}
-for i = 16, #ARGV do inputs[i - 15] = ARGV[i] end
+for i = 17, #ARGV do inputs[i - 16] = ARGV[i] end
 hset_all(K_STATE, inputs)
 ACTIVE, DEFER_ACTIVE = 0, true  -- written once, below, when the start nodes are counted
 if not is_child then  -- child runs are reached through their parent, not listed
@@ -55,7 +64,7 @@ if not is_child then  -- child runs are reached through their parent, not listed
 end
 if ARGV[13] ~= '' then redis.call('SADD', ARGV[13], RUN) end
 xadd(K_EVENTS, 'run_started', '', ARGV[12])
-redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'start', 'd', json_pairs(16))
+if hist then redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'start', 'd', json_pairs(17)) end
 for _, n in ipairs(starts) do fire(n, {}) end
 redis.call('HSET', K_SCHED, 'active', ACTIVE)
 queue_ready()
@@ -132,8 +141,9 @@ return cjson.encode(out)
 #: fails the run itself ("finished": "failed", "error" says why) and still returns "ok" so the
 #: worker wakes a waiting parent run like after any other end of a run.
 COMMIT = _LIB + r"""
-local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read: status and pause flag
-local status, PAUSED = mf[1], mf[2] == '1'
+-- one read: status, pause flag and whether the run records its history (submit(history=True))
+local mf = redis.call('HMGET', K_META, 'status', 'paused', 'history')
+local status, PAUSED, HISTORY = mf[1], mf[2] == '1', mf[3] == '1'
 if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 local node, visit = ARGV[7], ARGV[8]
 -- one read of the scheduling fields this commit needs: done marker, commit number, counts
@@ -212,10 +222,14 @@ redis.call('ZREM', K_LEASES, member(node, visit))
 local event_node = node
 if ARGV[14] ~= '' then event_node = ARGV[14] end
 local eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
--- time travel: the committed step, in the same atomic call (flownb.engine.history); the event data
--- goes in as it is (its action and flag are read in Python: no JSON decoding on this path)
-redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
-           't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
+-- the done marker holds the taken edges (RunResult.taken_edges: the run's path, history or not)
+sched_set[2] = ARGV[10]
+-- time travel, when asked: the committed step, in the same atomic call (flownb.engine.history);
+-- the event data goes in as it is (its action and flag are read in Python: no JSON decoding here)
+if HISTORY then
+  redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
+             't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
+end
 local info = ginfo(node)
 if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
 local work = {}
