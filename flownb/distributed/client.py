@@ -28,7 +28,7 @@ from ..core.lint_gate import check as check_lint
 from ..core.registry import Registry, default_registry
 from ..core.result import RunResult
 from .controls import HandleControls, run_status
-from .jobs import enqueue_items, make_queue
+from .jobs import MAX_JOBS_PER_FANOUT, enqueue_items, make_queue
 from .preflight import main_defined_error, main_defined_nodes
 from .run_ids import check_run_id
 from .settings import RedisSettings, check_server, mask_url, redis_errors
@@ -52,6 +52,10 @@ def _connect(redis_: str | RedisSettings | redis.Redis | None) -> tuple[redis.Re
     return redis_, url
 
 
+#: a run's start items are queued in jobs of up to this many: a job's items run side by side on
+#: one worker's loop, and each job costs three Redis commands to queue (and more to take), so a
+#: submit of an agent with three parallel checks queues one job, not three
+START_ITEMS_PER_JOB = 4
 #: a worker whose heartbeat (``{p}:workers``) is older than this is not counted as live
 LIVE_WORKER_S = 30.0
 #: submit checks for live workers at most this often (it costs two round trips)
@@ -115,7 +119,8 @@ class DistributedExecutor:
                 graph = bp._cache["analysed"] = analyse(bp)[0]
             ready = self.store.start_run(run_id, bp, graph, inputs, bundle=bundle, history=history)
             enqueue_items(self.queue, run_id, [list(x) for x in ready], keys=self.store.keys,
-                          ttl_s=self.store.settings.result_ttl_s)
+                          ttl_s=self.store.settings.result_ttl_s,
+                          max_jobs=min(MAX_JOBS_PER_FANOUT, -(-len(ready) // START_ITEMS_PER_JOB)))
         if not live:
             warnings.warn(f"run {run_id}: {self.no_workers_hint()}", NoWorkersWarning, stacklevel=2)
         return RunHandle(self, run_id, bp, status="running")

@@ -236,8 +236,10 @@ local function finalize(status, err, event_type)
   end
   redis.call('DEL', K_PENDING)
   redis.call('XADD', K_DONE, '*', 's', status)
+  -- the RQ job of each queued item: read only while an item waits (the reaper), none does now
+  redis.call('DEL', run_key(RUN, 'jobs'))
   for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done',
-                         'jobs', 'history'}) do
+                         'history'}) do
     expire_run_key(run_key(RUN, part), part, ttl)
   end
   local parent = redis.call('HGET', K_META, 'parent')

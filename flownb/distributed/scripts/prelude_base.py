@@ -233,11 +233,11 @@ local function run_digests(digest, bundle_json)
   return ds
 end
 
--- an active run holds its blueprints: no TTL while any run uses them
+-- an active run holds its blueprints: no TTL while any run uses them (a blueprint another run
+-- holds already has none: only the first reference removes it)
 local function hold_blueprints(ds)
   for d in pairs(ds) do
-    redis.call('HINCRBY', K_BPREFS, d, 1)
-    redis.call('PERSIST', bp_key(d))
+    if redis.call('HINCRBY', K_BPREFS, d, 1) == 1 then redis.call('PERSIST', bp_key(d)) end
   end
 end
 

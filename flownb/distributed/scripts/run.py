@@ -19,20 +19,37 @@ from .prelude import _LIB
 #: blueprint is missing; in all three nothing is written. Else the JSON list of queued [node, visit].
 START = _LIB + r"""
 if redis.call('EXISTS', K_META) == 1 then return 'exists' end
-local problem = graph_problem()
 local starts = cjson.decode(ARGV[10])
+-- one read of the graph: its field count (graph_problem's check) and the start nodes' join info
+-- (fire() below uses it cached), then HLEN proves no field is missing
+local gf = {'hlen'}
+for _, n in ipairs(starts) do table.insert(gf, 'i:' .. n) end
+local g = redis.call('HMGET', K_GRAPH, unpack(gf))
+local problem = nil
+if not g[1] then problem = 'is not in Redis (expired, evicted or deleted)'
+else
+  local hl = redis.call('HLEN', K_GRAPH)
+  if hl ~= tonumber(g[1]) then problem = 'is incomplete in Redis (' .. hl .. ' of ' .. g[1] .. ' fields)' end
+end
 if problem then problem = 'the compiled graph of blueprint ' .. ARGV[8] .. ' ' .. problem end
-for _, n in ipairs(starts) do
-  if not problem then  -- read once: fire() below uses the cached join info
-    local raw = redis.call('HGET', K_GRAPH, 'i:' .. n)
-    if raw then _info[n] = cjson.decode(raw)
+for i, n in ipairs(starts) do
+  if not problem then
+    if g[i + 1] then _info[n] = cjson.decode(g[i + 1])
     else problem = 'the compiled graph of blueprint ' .. ARGV[8] .. ' has no start node ' .. n end
   end
 end
 local digests = run_digests(ARGV[7], ARGV[11])
-for d in pairs(digests) do  -- the run's own graph was checked above (graph_problem)
-  if not problem and d ~= ARGV[7] and redis.call('EXISTS', bp_key(d)) == 0 then
-    problem = 'blueprint ' .. d .. ' of its subflow bundle is not in Redis (expired or deleted)'
+local others = {}  -- the subflow bundle's blueprints (the run's own graph was checked above)
+for d in pairs(digests) do if d ~= ARGV[7] then table.insert(others, d) end end
+if not problem and #others > 0 then
+  local keys = {}
+  for _, d in ipairs(others) do table.insert(keys, bp_key(d)) end
+  if redis.call('EXISTS', unpack(keys)) ~= #keys then  -- one read for all; which one, if not
+    for _, d in ipairs(others) do
+      if not problem and redis.call('EXISTS', bp_key(d)) == 0 then
+        problem = 'blueprint ' .. d .. ' of its subflow bundle is not in Redis (expired or deleted)'
+      end
+    end
   end
 end
 local is_child = ARGV[9] ~= ''
@@ -60,14 +77,37 @@ hset_all(K_STATE, inputs)
 ACTIVE, DEFER_ACTIVE = 0, true  -- written once, below, when the start nodes are counted
 if not is_child then  -- child runs are reached through their parent, not listed
   redis.call('ZADD', K_RUNS, NOW_MS, RUN)
-  redis.call('ZREMRANGEBYSCORE', K_RUNS, '-inf', NOW_MS - 2000 * TTL)  -- runs long expired
+  if NOW_MS % 16 == 0 then  -- now and then (one submit in 16): drop the ids long expired
+    redis.call('ZREMRANGEBYSCORE', K_RUNS, '-inf', NOW_MS - 2000 * TTL)
+  end
 end
 if ARGV[13] ~= '' then redis.call('SADD', ARGV[13], RUN) end
 xadd(K_EVENTS, 'run_started', '', ARGV[12])
 if hist then redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'start', 'd', json_pairs(17)) end
-for _, n in ipairs(starts) do fire(n, {}) end
-redis.call('HSET', K_SCHED, 'active', ACTIVE)
-queue_ready()
+-- the start nodes' first visits, as fire() + queue_ready() would write them, in one HSET per
+-- hash (a new run: every visit count is 0); a start node inside a loop (its 'a:' activity
+-- count) goes through fire()
+local sched, pend, leases = {}, {}, {}
+for _, n in ipairs(starts) do
+  local info = ginfo(n)
+  if info.s >= 0 or info.m < 1 then fire(n, {})
+  else
+    table.insert(sched, 'v:' .. n); table.insert(sched, 1)
+    ACTIVE = ACTIVE + 1
+    table.insert(READY, {n, 1, {}})
+  end
+end
+local item = cjson.encode({st = 'q', s = {}, fs = 0})
+for _, it in ipairs(READY) do
+  table.insert(pend, it[1] .. '|' .. it[2]); table.insert(pend, item)
+  table.insert(leases, NOW_MS + QUEUED_MS); table.insert(leases, member(it[1], it[2]))
+end
+table.insert(sched, 'active'); table.insert(sched, ACTIVE)
+hset_all(K_SCHED, sched)
+if #pend > 0 then
+  hset_all(K_PENDING, pend)
+  for i = 1, #leases, 400 do redis.call('ZADD', K_LEASES, unpack(leases, i, math.min(i + 399, #leases))) end
+end
 local out = {}
 for _, it in ipairs(READY) do table.insert(out, {it[1], it[2]}) end
 return cjson.encode(out)
@@ -284,8 +324,9 @@ local function cancel(run, meta, pending, children)
   redis.call('DEL', pending)
   local ttl = tonumber(redis.call('HGET', meta, 'ttl') or TTL)
   release_blueprints(meta, ttl)
+  redis.call('DEL', run_key(run, 'jobs'))  -- nothing is queued any more (see finalize)
   for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done',
-                         'jobs', 'history'}) do
+                         'history'}) do
     expire_run_key(run_key(run, part), part, ttl)
   end
   return n
