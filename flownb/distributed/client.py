@@ -182,20 +182,9 @@ class DistributedExecutor:
 
     def _bundle(self, bp: Blueprint) -> dict[str, str]:
         """Every blueprint a subflow/map may start, stored by digest with the run."""
-        bundle: dict[str, str] = {}
-        todo = [bp]
-        while todo:
-            cur = todo.pop()
-            for n in cur.nodes:
-                if n.uses not in ("subflow", "map"):
-                    continue
-                bid = n.params.get("blueprintId") or n.params.get("blueprint_id") or n.params.get("blueprint")
-                if not bid or bid in bundle:
-                    continue
-                child = self.registry.get_blueprint(str(bid), node_id=n.id)
-                bundle[str(bid)] = self.store.upload_blueprint(child)
-                todo.append(child)
-        return bundle
+        from .bundles import reachable
+
+        return {bid: self.store.upload_blueprint(child) for bid, child in reachable(bp, self.registry)}
 
     def run(self, blueprint: Blueprint | Mapping[str, Any] | str,
             inputs: Mapping[str, Any] | None = None, *, timeout: float | None = None,

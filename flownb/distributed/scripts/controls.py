@@ -48,7 +48,7 @@ local function revive()
   redis.call('HSET', K_META, 'status', 'running')
   redis.call('HDEL', K_META, 'finished_at', 'error', 'paused', 'paused_at', 'paused_by')
   redis.call('DEL', K_DONE)
-  hold_blueprints(run_digests(redis.call('HGET', K_META, 'blueprint'), redis.call('HGET', K_META, 'bundle')))
+  hold_blueprints(meta_digests(K_META))
   for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN,
                       run_key(RUN, 'jobs'), run_key(RUN, 'history')}) do
     redis.call('PERSIST', k)

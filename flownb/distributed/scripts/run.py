@@ -13,7 +13,8 @@ from .prelude import _LIB
 #: ARGV[15] trace context (JSON carrier, W3C traceparent: flownb.core.tracing) or '',
 #: ARGV[16] '1' to record the run's history stream (time travel; a child run also records it
 #: when its parent does), ARGV[17..] state k, v pairs.
-#: Meta fields with nothing to say (no parent, bundle, trace or history) are not written.
+#: Meta fields with nothing to say (no parent, bundle, trace or history) are not written; the
+#: bundle is stored as one ``b:<blueprint id>`` field per blueprint (its digest).
 #: Returns 'exists'; 'parent-ended' for a child run whose parent has ended (failed, cancelled —
 #: e.g. its root hit a limit of flownb.core.limits); JSON {"err": why} when the graph or a bundle
 #: blueprint is missing; in all three nothing is written. Else the JSON list of queued [node, visit].
@@ -66,10 +67,12 @@ if problem then return cjson.encode({err = problem, code = 'graph'}) end
 hold_blueprints(digests)
 local mset = {'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
               'created_at', NOW_S, 'input_keys', ARGV[14], 'ttl', TTL}
-for _, f in ipairs({{'parent', ARGV[9]}, {'bundle', ARGV[11] ~= '{}' and ARGV[11] or ''},
-                    {'trace', ARGV[15]}, {'history', hist and '1' or ''}}) do
+for _, f in ipairs({{'parent', ARGV[9]}, {'trace', ARGV[15]}, {'history', hist and '1' or ''}}) do
   if f[2] ~= '' then table.insert(mset, f[1]); table.insert(mset, f[2]) end
 end
+-- the bundle as one short field per blueprint (flownb.distributed.bundles.meta_bundle): a
+-- value over 64 bytes would turn the whole meta into a hash table, 3.5 times its size
+for id, d in pairs(cjson.decode(ARGV[11])) do table.insert(mset, 'b:' .. id); table.insert(mset, d) end
 redis.call('HSET', K_META, unpack(mset))
 local inputs = {}
 for i = 17, #ARGV do inputs[i - 16] = ARGV[i] end
@@ -319,7 +322,7 @@ local function cancel(run, meta, pending, children)
   end
   redis.call('HSET', meta, 'status', 'cancelled', 'finished_at', NOW_S)
   xadd(run_key(run, 'events'), 'run_cancelled', '', '{}')
-  redis.call('XADD', run_key(run, 'done'), '*', 's', 'cancelled')
+  redis.call('RPUSH', run_key(run, 'done'), 'cancelled')
   for _, f in ipairs(redis.call('HKEYS', pending)) do redis.call('ZREM', K_LEASES, run .. '|' .. f) end
   redis.call('DEL', pending)
   local ttl = tonumber(redis.call('HGET', meta, 'ttl') or TTL)
