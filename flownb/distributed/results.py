@@ -72,18 +72,14 @@ def load_result(store: RedisStore, run_id: str) -> RunResult:
 
 
 def _taken_edges(sched: Any) -> dict[int, int]:
-    """Edge index -> times taken, from the run's done markers (sched ``d:<node>:<visit>``: the
-    JSON object of taken indices the COMMIT script received; history or not)."""
+    """Edge index -> times taken, from the run's done markers (sched ``d:<node>:<visit>``:
+    ``t`` and the taken indices, ``t0,3``, as the COMMIT script writes them; history or not).
+    A marker of a run from an older flownb (``1``) says nothing about edges."""
     counts: dict[int, int] = {}
     for f, v in (sched or {}).items():
-        if not _s(f).startswith("d:"):
-            continue
-        try:
-            taken = json.loads(v)
-        except ValueError:
-            continue
-        if isinstance(taken, dict):
-            add_taken(counts, taken)
+        text = _s(v)
+        if _s(f).startswith("d:") and text.startswith("t") and len(text) > 1:
+            add_taken(counts, text[1:].split(","))
     return counts
 
 

@@ -265,8 +265,11 @@ redis.call('ZREM', K_LEASES, member(node, visit))
 local event_node = node
 if ARGV[14] ~= '' then event_node = ARGV[14] end
 local eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
--- the done marker holds the taken edges (RunResult.taken_edges: the run's path, history or not)
-sched_set[2] = ARGV[10]
+-- the done marker holds the taken edges, 't' and their indices ('t0,3'): RunResult.taken_edges,
+-- the run's path, history or not (short: a value over 64 bytes would make the hash 3x bigger)
+local tk = {}
+for k in pairs(taken) do table.insert(tk, k) end
+sched_set[2] = 't' .. table.concat(tk, ',')
 -- time travel, when asked: the committed step, in the same atomic call (flownb.engine.history);
 -- the event data goes in as it is (its action and flag are read in Python: no JSON decoding here)
 if HISTORY then
