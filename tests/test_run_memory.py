@@ -27,7 +27,7 @@ def with_subflow() -> tuple[flownb.Blueprint, flownb.Registry]:
             {"id": "c1", "uses": "noop"}, {"id": "c2", "uses": "noop"}],
             "edges": [{"source": "c1", "target": "c2"}]}))
     nodes = [{"id": f"check{i}", "uses": "noop"} for i in range(3)]
-    nodes += [{"id": "triage", "uses": "noop", "config": {"join": "all"}}]
+    nodes += [{"id": "triage", "uses": "noop", "config": {"join": "all"}, "inputs": "check0"}]
     nodes += [{"id": f"sub{i}", "uses": "subflow", "params": {"blueprintId": f"mem-child-{i}"}}
               for i in range(3)]
     edges = [{"source": f"check{i}", "target": "triage"} for i in range(3)]
