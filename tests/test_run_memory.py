@@ -69,3 +69,36 @@ def test_a_finished_run_and_its_child_keep_only_what_they_need(
     assert h2.result(timeout=30).status == "succeeded"
     assert r.type(f"flownb:run:{h2.run_id}:history") == b"stream"
     assert r.type(f"flownb:run:{h2.run_id}.sub0.1.0:history") == b"stream"
+
+
+def test_a_child_run_carries_the_bundle_it_reaches_and_nested_subflows_run(
+        redis_url: str, workers: Workers) -> None:
+    """The parent's bundle is one ``b:<id>`` meta field per blueprint; a child gets only what its
+    own blueprint can start (its subflow's blueprint, nested ones too), a leaf child none."""
+    workers.start(1)
+    r = redis.Redis.from_url(redis_url)
+    reg = flownb.Registry()
+    reg.add_blueprint(flownb.load({"id": "nest-leaf", "nodes": [{"id": "x", "uses": "noop"}]}))
+    reg.add_blueprint(flownb.load({"id": "nest-mid", "nodes": [
+        {"id": "m", "uses": "noop"},
+        {"id": "deeper", "uses": "subflow", "params": {"blueprintId": "nest-leaf"}}],
+        "edges": [{"source": "m", "target": "deeper"}]}))
+    top = flownb.load({"id": "nest-top", "nodes": [
+        {"id": "sub", "uses": "subflow", "params": {"blueprintId": "nest-mid"}}]})
+    h = DistributedExecutor(redis_url, registry=reg).submit(top)
+    res = h.result(timeout=30)
+    assert res.status == "succeeded"
+    assert res.child_states == {"sub/m": "succeeded", "sub/deeper": "succeeded",
+                                "sub/deeper/x": "succeeded"}
+
+    def bundle(run: str) -> dict[str, str]:
+        return {k.decode()[2:]: v.decode() for k, v in r.hgetall(f"flownb:run:{run}:meta").items()
+                if k.startswith(b"b:")}
+
+    digest = {i: reg.get_blueprint(i).digest for i in ("nest-mid", "nest-leaf")}
+    assert bundle(h.run_id) == digest
+    assert bundle(f"{h.run_id}.sub.1.0") == {"nest-leaf": digest["nest-leaf"]}
+    assert bundle(f"{h.run_id}.sub.1.0.deeper.1.0") == {}
+    # every blueprint reference was dropped when the runs ended
+    assert not {k.decode(): v for k, v in r.hgetall("flownb:bprefs").items()
+                if k.decode() in digest.values() and int(v) > 0}
