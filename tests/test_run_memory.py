@@ -102,3 +102,21 @@ def test_a_child_run_carries_the_bundle_it_reaches_and_nested_subflows_run(
     # every blueprint reference was dropped when the runs ended
     assert not {k.decode(): v for k, v in r.hgetall("flownb:bprefs").items()
                 if k.decode() in digest.values() and int(v) > 0}
+
+
+def test_keys_an_older_flownb_wrote_still_read(redis_url: str) -> None:
+    """A run started before these changes: its done stream ends a wait at once, its bundle JSON
+    is still its bundle."""
+    import time
+
+    from flownb.distributed.bundles import meta_bundle
+
+    r = redis.Redis.from_url(redis_url)
+    ex = DistributedExecutor(redis_url)
+    r.hset("flownb:run:older-1:meta", mapping={"status": "succeeded"})
+    r.xadd("flownb:run:older-1:done", {"s": "succeeded"})
+    t0 = time.monotonic()
+    assert ex.store.wait_done("older-1", 5) and time.monotonic() - t0 < 1
+    assert meta_bundle({"bundle": '{"a": "0123456789abcdef"}'}) == {"a": "0123456789abcdef"}
+    assert meta_bundle({"b:a": "0123456789abcdef", "blueprint": "x"}) == {"a": "0123456789abcdef"}
+    assert meta_bundle({}) == {}

@@ -223,7 +223,7 @@ class RedisStore:
 
         The list holds one entry (the status) once the run ends or waits; ``BLMOVE`` from the
         list to itself returns it and puts it back, so every waiter wakes and a later one
-        returns at once. A list of one costs ~80 bytes of Redis, a one-entry stream ~650."""
+        returns at once. A list of one costs ~175 bytes of Redis, a one-entry stream ~650."""
         key = self.keys.done(run_id)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         # never block longer than the client's own socket timeout (redis-py 8 defaults to 5 s),
@@ -236,8 +236,15 @@ class RedisStore:
                 if left <= 0:
                     return False
                 wait_ms = max(1, min(wait_ms, int(left * 1000)))
-            # Redis >= 6 takes the timeout in seconds as a decimal (redis-py types it int)
-            if self.r.blmove(key, key, wait_ms / 1000, "RIGHT", "LEFT") is not None:  # type: ignore[arg-type]
+            got: Any
+            try:  # Redis >= 6 takes the timeout in seconds as a decimal (redis-py types it int)
+                got = self.r.blmove(key, key, wait_ms / 1000, "RIGHT", "LEFT")  # type: ignore[arg-type]
+            except Exception as exc:
+                if "WRONGTYPE" not in str(exc):
+                    raise
+                # the done stream of a run an older flownb wrote (before the list)
+                got = self.r.xread({key: "0-0"}, count=1, block=wait_ms) or None
+            if got is not None:
                 return True
             if self.status(run_id) in (None, "succeeded", "failed", "cancelled"):
                 return True  # finished before the done stream existed, or expired
