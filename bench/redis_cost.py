@@ -10,8 +10,11 @@ Counted the way the server counts them, so the figures do not depend on the mach
 * **server time**: the redis-server process's CPU (``INFO cpu`` ``used_cpu_user`` +
   ``used_cpu_sys`` deltas) per node — parsing, scripts, replies, everything; beside it the
   scripts' own ``usec`` from commandstats (which already holds their inner commands).
-* **memory**: ``INFO memory`` ``used_memory`` delta per finished moderation run, and the
-  ``MEMORY USAGE`` of every key the runs created, grouped by kind (``flownb:run:*:events`` …).
+* **memory**: the ``MEMORY USAGE`` (exact, ``SAMPLES 0``) of every key the moderation runs
+  created, per run and grouped by kind (``flownb:run:*:events`` …) — the goal's figure, the
+  same on every pass. Beside it the ``INFO memory`` ``used_memory`` delta per run, less the
+  clients' buffers (``mem_clients_normal``), and raw: those moved by ±4 KiB per run between
+  passes of the same code (buffers, allocator, what else the server freed meanwhile).
 
 Spans: a chain of N no-op nodes on the workers (2 by default, ``--workers``); ``submit()`` of
 that chain with no worker running (so only the client's commands are counted), the first submit
@@ -42,6 +45,12 @@ GOALS = (
     ("fanout.nodes_per_s", ">=", 3000, "fan-out ≥ 3,000 nodes/s"),
 )
 TOP = 12
+
+
+def _used_memory(r: Any) -> tuple[int, int]:
+    """``used_memory`` without the clients' buffers, and the raw ``used_memory``."""
+    m = r.info("memory")
+    return int(m["used_memory"]) - int(m.get("mem_clients_normal", 0)), int(m["used_memory"])
 
 
 def _server_state(r: Any) -> tuple[dict[str, dict[str, float]], float]:
@@ -216,18 +225,22 @@ def redis_cost(cfg: Config) -> Report:
         _wait_all([ex.submit(mod, rows[-1])])
         time.sleep(0.5)  # let the last commit's follow-ups (heartbeats, RQ bookkeeping) land
         keys0 = set(r.scan_iter(count=2000))
-        used0 = int(r.info("memory")["used_memory"])
+        used0, raw0 = _used_memory(r)
         with Span(r) as md:
             hs = _timed_runs(lambda: [ex.submit(mod, rows[i]) for i in range(n_mod)])
-        used1 = int(r.info("memory")["used_memory"])
+        time.sleep(0.5)  # as before the batch: the last commits' follow-ups land
+        used1, raw1 = _used_memory(r)
         run_ids = {h.run_id for h in hs}
         by_kind = _keys_memory(r, keys0, run_ids)
         llm_calls = srv.stats()["calls"]
     key_bytes = sum(v["bytes"] for v in by_kind.values())
-    rep.value("moderation.kib_per_run", (used1 - used0) / n_mod / KIB, "KiB/run",
-              f"used_memory delta per finished moderation run ({n_mod} runs, default TTLs)")
-    rep.value("moderation.keys_kib_per_run", key_bytes / n_mod / KIB, "KiB/run",
-              "MEMORY USAGE of the keys the runs created, per run")
+    rep.value("moderation.kib_per_run", key_bytes / n_mod / KIB, "KiB/run",
+              f"MEMORY USAGE of the keys a finished moderation run leaves ({n_mod} runs, default "
+              "TTLs; its child runs included)")
+    rep.value("moderation.used_kib_per_run", (used1 - used0) / n_mod / KIB, "KiB/run",
+              "used_memory (less client buffers) delta per finished moderation run")
+    rep.value("moderation.raw_kib_per_run", (raw1 - raw0) / n_mod / KIB, "KiB/run",
+              "raw used_memory delta per finished moderation run (client buffers included)")
     _record(rep, "moderation", md, n_mod, "run", "moderation run")
     rep.data["moderation.keys_per_run"] = {
         k: {"keys": round(v["keys"] / n_mod, 2), "bytes": round(v["bytes"] / n_mod)}
@@ -237,9 +250,10 @@ def redis_cost(cfg: Config) -> Report:
         rep.goal(label, key, op, target)
     rep.note("commands from INFO commandstats deltas (the commands inside each script counted "
              "too; every client: workers' heartbeats, the reaper, the client's wait); server time "
-             "is redis-server's own CPU (INFO cpu) per node; memory per run is used_memory after "
-             "minus before a batch, and the keys' MEMORY USAGE by kind is in the JSON "
-             "(moderation.keys_per_run)")
+             "is redis-server's own CPU (INFO cpu) per node; memory per run is the MEMORY USAGE of "
+             "the keys the runs created (by kind in moderation.keys_per_run), with the "
+             "used_memory delta (less client buffers, and raw) beside it: that one moves by "
+             "±4 KiB per run between passes of the same code")
     rep.data["table"] = cost_table(rep.to_json())
     return rep
 
@@ -265,6 +279,8 @@ def cost_table(res: dict[str, Any]) -> str:
         lines.append(f"| {g['label']} | {fmt(g['value'])} | {met} |")
     for key, title in (("chain.top_commands_per_node", "Top commands per chain node"),
                        ("submit.top_commands_per_submit", "Top commands per submit()"),
+                       ("submit_moderation.top_commands_per_submit",
+                        "Top commands per submit() of the moderation agent"),
                        ("fanout.top_commands_per_node", "Top commands per fan-out node")):
         rows = data.get(key) or []
         lines += ["", f"{title} (calls, server µs by commandstats):", "",

@@ -54,7 +54,7 @@ def test_stream_of_an_unknown_run_id_raises(redis_url: str) -> None:
 def test_stream_after_the_runs_ttl_raises(redis_url: str, workers: Workers) -> None:
     workers.start(1)
     ex = DistributedExecutor(redis_url, settings=StoreSettings(result_ttl_s=1))
-    h = ex.submit(one_node())
+    h = ex.submit(one_node(), history=True)
     assert h.result(timeout=20).status == "succeeded"
     assert [c for c in h.stream("updates")]  # while it is stored: the whole run
     time.sleep(1.8)

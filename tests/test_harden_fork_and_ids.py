@@ -43,7 +43,7 @@ def test_a_refused_fork_never_runs(redis_url: str) -> None:
         ws.start(1)
         # queued items nobody claimed are re-queued by the reaper after 1 s here
         ex = DistributedExecutor(redis_url, settings=StoreSettings(queued_ttl_s=1.0))
-        h = ex.submit(chain(redis_url, tag), {"x": 1})
+        h = ex.submit(chain(redis_url, tag), {"x": 1}, history=True)
         assert h.result(timeout=30).status == "succeeded"
         assert counts(r, tag) == {"a": 1, "b": 1, "c": 1}
         bad: list[dict] = [{"state": {"k": object()}}, {"state": {"k": float("nan")}},
@@ -88,7 +88,7 @@ def test_a_user_run_id_cannot_shadow_a_map_child(redis_url: str) -> None:
         with pytest.raises(ExecutorError, match=r"reserved for the ids flownb generates"):
             ex.submit(chain(redis_url, tag), {}, run_id="parent.m.1.0")
         with pytest.raises(ExecutorError, match=r"reserved"):
-            flownb.fork(ex.submit(chain(redis_url, tag), {}).result(timeout=30), from_node="b",
+            flownb.fork(ex.submit(chain(redis_url, tag), {}, history=True).result(timeout=30), from_node="b",
                         output="x", run_id="p.m.1.0")
         ok = ex.submit(chain(redis_url, tag), {}, run_id="parent-ok_1:2").result(timeout=30)
         assert ok.status == "succeeded" and ok.run_id == "parent-ok_1:2"
@@ -120,7 +120,7 @@ def test_fork_from_the_node_the_run_failed_at(redis_url: str) -> None:
     try:
         ws.start(1)
         ex = DistributedExecutor(redis_url)
-        h = ex.submit(failing_chain(redis_url, tag))
+        h = ex.submit(failing_chain(redis_url, tag), history=True)
         assert h.result(timeout=30, raise_on_error=False).status == "failed"
         out = flownb.fork(h, from_node="b", output="fixed").result(timeout=30)
         assert out.status == "succeeded" and out.outputs["b"] == "fixed"

@@ -80,7 +80,7 @@ def test_distributed_history_and_fork_rerun_only_downstream(redis_url: str) -> N
     try:
         w.start(2)
         ex = DistributedExecutor(redis_url)
-        handle = ex.submit(chain(redis_url), {"x": 1})
+        handle = ex.submit(chain(redis_url), {"x": 1}, history=True)
         res = handle.result(timeout=30)
         assert res.status == "succeeded"
         steps = handle.history()

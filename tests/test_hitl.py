@@ -209,7 +209,8 @@ def test_distributed_timeout_takes_the_default(redis_url: str) -> None:
     try:
         w.start(1)
         handle = DistributedExecutor(redis_url).submit(approval_bp(redis_url, timeout_s=0.5,
-                                                                   default="reject"))
+                                                                   default="reject"),
+                                                       history=True)
         deadline = time.monotonic() + 30
         while handle.status() != "succeeded" and time.monotonic() < deadline:
             handle.wait(1)

@@ -82,7 +82,7 @@ def test_patch_state_while_paused_is_seen_downstream(redis_url: str, workers: An
     workers.modules = ("control_nodes",)
     workers.start(1)
     ex = executor(redis_url)
-    h = ex.submit(chain(redis_url, n=3, first_seconds=0.8), {"path": []})
+    h = ex.submit(chain(redis_url, n=3, first_seconds=0.8), {"path": []}, history=True)
     wait_for(lambda: counts(redis_url, 3)[0] == 1)
     with pytest.raises(RunControlError, match="pause it first"):
         h.patch_state({"note": "too early"})

@@ -50,7 +50,7 @@ def dist_chunks(module_redis_url: str) -> Iterator[tuple[DistributedExecutor, li
     w.start(1)
     try:
         ex = DistributedExecutor(module_redis_url)
-        handle = ex.submit(BP, INPUTS)
+        handle = ex.submit(BP, INPUTS, history=True)  # updates/values are built from it
         chunks = list(handle.stream(MODES, timeout=60))
         assert handle.result(timeout=30).status == "succeeded"
         yield ex, chunks, handle.run_id

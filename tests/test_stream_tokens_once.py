@@ -57,7 +57,7 @@ def test_on_a_real_worker_each_token_comes_once(redis_url: str, workers: Workers
 
     workers.start(1)
     ex = DistributedExecutor(redis_url)
-    handle = ex.submit(BP, INPUTS)
+    handle = ex.submit(BP, INPUTS, history=True)  # the "updates" mode below reads it
     events_only = list(handle.stream("events", timeout=60))
     res = handle.result(timeout=30)
     assert res.status == "succeeded"

@@ -46,9 +46,10 @@ class DistributedBatch(Batch):
     where = "distributed"
 
     def __init__(self, executor: DistributedExecutor, blueprint: Blueprint,
-                 rows: list[dict[str, Any]]) -> None:
+                 rows: list[dict[str, Any]], *, history: bool = False) -> None:
         super().__init__(blueprint, rows)
         self.executor = executor
+        self.history = history  # every row's run records its history (submit(history=True))
         self._lock = threading.Lock()
         self._active: dict[str, tuple[int, str]] = {}  # row's run id -> (row, last event id)
         # child runs (subflow, map) of the rows, read by the watcher thread only: the last
@@ -74,7 +75,8 @@ class DistributedBatch(Batch):
                 continue
             try:
                 handle = self.executor.submit(self.blueprint, self.items[i].input,
-                                              strict=None)  # map_rows ran the lint gate
+                                              strict=None,  # map_rows ran the lint gate
+                                              history=self.history)
             except LintError:  # the blueprint itself: every row would fail the same way
                 with self._cond:
                     self._running_pass = False
@@ -251,12 +253,12 @@ class DistributedBatch(Batch):
 
 def map_rows(executor: DistributedExecutor, blueprint: Blueprint | Mapping[str, Any] | str,
              rows: Iterable[Any], *, key: str | None = None,
-             strict: bool = True) -> DistributedBatch:
+             strict: bool = True, history: bool = False) -> DistributedBatch:
     """Submit one run per row and return the :class:`DistributedBatch` (see the module doc)."""
     items = normalise_rows(rows, key=key)
     bp = check_lint(blueprint, executor.registry, row_keys(items), strict=strict,
                     on_workers=True)  # once for all rows
-    batch = DistributedBatch(executor, bp, items)
+    batch = DistributedBatch(executor, bp, items, history=history)
     indices = list(range(len(batch.items)))
     batch._begin(indices)
     if indices:

@@ -18,6 +18,7 @@ from ..core.blueprint import Blueprint
 from ..core.graph import CNode, Graph, compile_graph
 from ..core.limits import LimitExceeded, child_limit_message
 from ..core.transforms import transformed_input
+from .bundles import child_bundle
 from .jobs import enqueue_items
 from .keys import lease_member
 from .reads import Reader
@@ -72,9 +73,13 @@ async def start_children(runner: NodeRunner, run: _Run, cn: CNode, visit: int, i
         st.add_event(run.run_id, "custom", cn.id, {"name": "children", "count": len(child_ids),
                                                    "blueprint_id": bp.id})
         parent = f"{run.run_id}|{cn.id}|{visit}"
+        try:
+            bundle = child_bundle(bp, run.bundle, run.registry)  # what the child can reach, only
+        except FlownbError as exc:
+            return exc
         for cid, inputs in zip(child_ids, child_inputs):
             try:
-                ready = st.start_run(cid, bp, graph, inputs, parent=parent, bundle=run.bundle)
+                ready = st.start_run(cid, bp, graph, inputs, parent=parent, bundle=bundle)
             except FlownbError as exc:
                 if "already exists" in exc.message:
                     continue

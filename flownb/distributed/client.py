@@ -28,7 +28,7 @@ from ..core.lint_gate import check as check_lint
 from ..core.registry import Registry, default_registry
 from ..core.result import RunResult
 from .controls import HandleControls, run_status
-from .jobs import enqueue_items, make_queue
+from .jobs import MAX_JOBS_PER_FANOUT, enqueue_items, make_queue
 from .preflight import main_defined_error, main_defined_nodes
 from .run_ids import check_run_id
 from .settings import RedisSettings, check_server, mask_url, redis_errors
@@ -52,6 +52,10 @@ def _connect(redis_: str | RedisSettings | redis.Redis | None) -> tuple[redis.Re
     return redis_, url
 
 
+#: a run's start items are queued in jobs of up to this many: a job's items run side by side on
+#: one worker's loop, and each job costs three Redis commands to queue (and more to take), so a
+#: submit of an agent with three parallel checks queues one job, not three
+START_ITEMS_PER_JOB = 4
 #: a worker whose heartbeat (``{p}:workers``) is older than this is not counted as live
 LIVE_WORKER_S = 30.0
 #: submit checks for live workers at most this often (it costs two round trips)
@@ -91,8 +95,13 @@ class DistributedExecutor:
     # -- submit -------------------------------------------------------------------------------------
     def submit(self, blueprint: Blueprint | Mapping[str, Any] | str,
                inputs: Mapping[str, Any] | None = None, *, run_id: str | None = None,
-               strict: bool | None = True) -> RunHandle:
+               strict: bool | None = True, history: bool = False) -> RunHandle:
         """Store the blueprint and inputs, queue the start nodes, return immediately.
+
+        ``history=True`` records every committed step in the run's history stream (and its
+        subflow/map child runs' too), as ``flownb.run(..., history=True)`` does in process: what
+        ``handle.history()``, :func:`flownb.fork` and the ``updates``/``values`` stream modes
+        read. Off by default: it is a Redis write per step and most of a finished run's memory.
 
         Lint runs first, as for :func:`flownb.run` (``strict``), except that node types need not
         be registered here. Refuses node types defined in ``__main__`` (a script or a notebook
@@ -108,9 +117,10 @@ class DistributedExecutor:
             graph = bp._cache.get("analysed")
             if graph is None:
                 graph = bp._cache["analysed"] = analyse(bp)[0]
-            ready = self.store.start_run(run_id, bp, graph, inputs, bundle=bundle)
+            ready = self.store.start_run(run_id, bp, graph, inputs, bundle=bundle, history=history)
             enqueue_items(self.queue, run_id, [list(x) for x in ready], keys=self.store.keys,
-                          ttl_s=self.store.settings.result_ttl_s)
+                          ttl_s=self.store.settings.result_ttl_s,
+                          max_jobs=min(MAX_JOBS_PER_FANOUT, -(-len(ready) // START_ITEMS_PER_JOB)))
         if not live:
             warnings.warn(f"run {run_id}: {self.no_workers_hint()}", NoWorkersWarning, stacklevel=2)
         return RunHandle(self, run_id, bp, status="running")
@@ -172,39 +182,28 @@ class DistributedExecutor:
 
     def _bundle(self, bp: Blueprint) -> dict[str, str]:
         """Every blueprint a subflow/map may start, stored by digest with the run."""
-        bundle: dict[str, str] = {}
-        todo = [bp]
-        while todo:
-            cur = todo.pop()
-            for n in cur.nodes:
-                if n.uses not in ("subflow", "map"):
-                    continue
-                bid = n.params.get("blueprintId") or n.params.get("blueprint_id") or n.params.get("blueprint")
-                if not bid or bid in bundle:
-                    continue
-                child = self.registry.get_blueprint(str(bid), node_id=n.id)
-                bundle[str(bid)] = self.store.upload_blueprint(child)
-                todo.append(child)
-        return bundle
+        from .bundles import reachable
+
+        return {bid: self.store.upload_blueprint(child) for bid, child in reachable(bp, self.registry)}
 
     def run(self, blueprint: Blueprint | Mapping[str, Any] | str,
             inputs: Mapping[str, Any] | None = None, *, timeout: float | None = None,
-            raise_on_error: bool = True, strict: bool = True) -> RunResult:
+            raise_on_error: bool = True, strict: bool = True, history: bool = False) -> RunResult:
         """Submit and wait: the distributed twin of :func:`flownb.run` (raises
         :class:`~flownb.core.errors.RunFailed` / :class:`~flownb.core.errors.RunCancelled` unless
         ``raise_on_error=False``)."""
-        handle = self.submit(blueprint, inputs, strict=strict)
+        handle = self.submit(blueprint, inputs, strict=strict, history=history)
         return handle.result(timeout, raise_on_error=raise_on_error)
 
     def map(self, blueprint: Blueprint | Mapping[str, Any] | str, rows: Any, *,
-            key: str | None = None, strict: bool = True) -> Any:
+            key: str | None = None, strict: bool = True, history: bool = False) -> Any:
         """One run per row, submitted at once; returns a :class:`~flownb.distributed.batch.
         DistributedBatch` (live view, ``results()`` in input order, ``to_pandas()``,
         ``retry_failed()``, ``cancel()``). ``key="text"`` runs plain values as ``{"text": v}``.
-        Lint runs once for the batch."""
+        Lint runs once for the batch; ``history=True``: every run records its history."""
         from .batch import map_rows
 
-        return map_rows(self, blueprint, rows, key=key, strict=strict)
+        return map_rows(self, blueprint, rows, key=key, strict=strict, history=history)
 
     def fork(self, plan: Any, *, run_id: str | None = None) -> RunHandle:
         """Start a fork (:func:`flownb.fork`) on this Redis; the handle returns at once."""
@@ -375,7 +374,8 @@ class RunHandle(HandleControls):
     def stream(self, mode: str | list[str] = "updates", *,
                timeout: float | None = None) -> Iterator[Any]:
         """Chunks (``updates``, ``values``, ``events``, ``tokens``) from the run's first event on;
-        ends when the run ends or waits (see :mod:`flownb.stream`). Raises
+        ends when the run ends or waits (see :mod:`flownb.stream`). ``updates`` and ``values`` are
+        built from the run's history: they need a run submitted with ``history=True``. Raises
         :class:`ExecutorError` within about a second when the run's data is gone from Redis
         (expired, Redis restarted without persistence, an unknown run id) or Redis is down."""
         from .history import stream_run
@@ -384,7 +384,9 @@ class RunHandle(HandleControls):
             yield from stream_run(self, mode, timeout=timeout)
 
     def history(self) -> list[Any]:
-        """Every committed step (node, visit, output, action, state diff), in commit order."""
+        """Every committed step (node, visit, output, action, state diff), in commit order; the
+        run must have been submitted with ``history=True`` (else :class:`~flownb.distributed.
+        history.NoHistory` says so)."""
         from .history import read_history
 
         with self._redis("reading the run's history"):
@@ -394,7 +396,7 @@ class RunHandle(HandleControls):
         from .history import read_history
 
         with self._redis("reading the run's history"):
-            inputs, steps = read_history(self.store, self.run_id)
+            inputs, steps = read_history(self.store, self.run_id, "flownb.fork")
             return self.blueprint, inputs, steps
 
 

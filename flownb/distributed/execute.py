@@ -31,6 +31,7 @@ from ..core.jsondata import encode_node_data
 from ..core.registry import Registry
 from ..core.transforms import transformed_input
 from ..engine.waiting import WaitRequest
+from .bundles import meta_bundle
 from .jobs import enqueue_items
 from .keys import lease_member
 from .async_store import AsyncStore, EventSink
@@ -129,7 +130,7 @@ class NodeRunner(LoopIO, RedisPatience):
             log.error("flownb: job for unknown run %r (expired, or another Redis/prefix); skipped", run_id)
             return None
         digest = meta.get("blueprint", "")
-        bundle = loads(meta.get("bundle") or "{}", what="bundle") or {}
+        bundle = meta_bundle(meta)  # the b:<id> fields (flownb.distributed.bundles)
         key = (digest, dumps(sorted(bundle.items())))
         graph = self.graphs.get(key)
         reg = self.registry

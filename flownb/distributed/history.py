@@ -1,8 +1,11 @@
 """Time travel and streaming on Redis: the run's history stream, forks, ``handle.stream``.
 
-The ``COMMIT`` script appends every committed visit to ``{p}:run:<id>:history`` in the call that
-commits it (and ``START`` appends the inputs first), with the event id of its
-``node_succeeded``. So a stream pairs each ``node_succeeded`` event with its full step (the
+A run submitted with ``history=True`` (its meta says ``history=1``; its subflow/map child runs
+inherit it) has a history stream: the ``COMMIT`` script appends every committed visit to
+``{p}:run:<id>:history`` in the call that commits it (and ``START`` appends the inputs first),
+with the event id of its ``node_succeeded``. Without it (the default, as in process) nothing is
+written, and what needs the steps — ``handle.history()``, a fork, the ``updates``/``values``
+stream modes — raises :class:`NoHistory` saying so; ``events``/``tokens`` streams need none. So a stream pairs each ``node_succeeded`` event with its full step (the
 event carries only a preview of the output) by reading both streams forward, and a late
 subscriber replays the whole run from its first entry. A fork replays the steps before the fork
 point through ``COMMIT`` without running their nodes (see :mod:`flownb.engine.history`).
@@ -45,10 +48,34 @@ def _fields(raw: dict[Any, Any]) -> dict[str, str]:
     return {_s(k): _s(v) for k, v in raw.items()}
 
 
-def read_history(store: RedisStore, run_id: str) -> tuple[dict[str, Any], list[Step]]:
+class NoHistory(ExecutorError):
+    """The run records no history (submitted without ``history=True``), or it expired."""
+
+
+#: the stream modes whose chunks are built from the committed steps (the history stream)
+STEP_MODES = ("updates", "values")
+
+
+def no_history(run_id: str, what: str) -> NoHistory:
+    return NoHistory(f"{what} needs the run's history, and the run was submitted without "
+                     "it; submit it with history=True (executor.submit(bp, inputs, "
+                     "history=True), also LocalCluster.run/map) to record every step "
+                     "(the events-only stream modes need none: mode='events')", run_id=run_id)
+
+
+def check_history(store: RedisStore, run_id: str, what: str) -> None:
+    """Raise :class:`NoHistory` unless the run records its history (one HGET)."""
+    flag = store.r.hget(store.keys.meta(run_id), "history")
+    if flag is None and store.r.exists(store.keys.meta(run_id)):
+        raise no_history(run_id, what)
+
+
+def read_history(store: RedisStore, run_id: str,
+                 what: str = "handle.history()") -> tuple[dict[str, Any], list[Step]]:
     """The run's inputs and committed steps, in commit order."""
     inputs: dict[str, Any] | None = None
     steps: list[Step] = []
+    check_history(store, run_id, what)
     for entry_id, raw in store.r.xrange(store.keys.history(run_id)) or []:
         f = _fields(raw or {})
         if f.get("k") == "start":
@@ -104,13 +131,17 @@ def stream_run(handle: RunHandle, mode: str | list[str] = "updates", *,
     ends or waits for a person (``timeout``: stop after that many seconds of following)."""
     modes = parse_modes(mode)
     store = handle.store
+    steps = any(m in STEP_MODES for m in modes)  # events/tokens need no history
+    if steps:
+        check_history(store, handle.run_id, f"handle.stream(mode={mode!r})")
     cursor = _HistoryCursor(store, handle.run_id)
-    cursor._more()
+    if steps:
+        cursor._more()
     chunker = Chunker(modes, cursor.inputs)
     events_key = store.keys.events(handle.run_id)
     # raise_if_gone: a blocking read on a vanished run's stream would never end
     for e in store.follow(handle.run_id, timeout_s=timeout, raise_if_gone=True):
-        step = cursor.step_for(e.id) if e.type == ev.NODE_SUCCEEDED else None
+        step = cursor.step_for(e.id) if steps and e.type == ev.NODE_SUCCEEDED else None
         yield from chunker.feed(e, step)
         if e.type == ev.RUN_WAITING and store.status(handle.run_id) == "waiting":
             tail = store.r.xrevrange(events_key, count=1)
@@ -134,7 +165,9 @@ def fork_on(executor: DistributedExecutor, plan: ForkPlan, *, run_id: str | None
     # raised must leave nothing in Redis for the reaper to run later
     state_json, output_json = encode_edits(plan, run_id)
     with executor._redis(f"forking run {plan.source_run}", run_id):
-        ready = store.start_run(run_id, bp, graph, plan.inputs, bundle=executor._bundle(bp))
+        # a fork records its history (it came from one, and may be forked in turn)
+        ready = store.start_run(run_id, bp, graph, plan.inputs, bundle=executor._bundle(bp),
+                                history=True)
         try:
             _replay(executor, plan, graph, run_id, ready, state_json, output_json)
         except BaseException:
@@ -218,4 +251,4 @@ def _encoded(value: Any, what: str, run_id: str) -> str:
         raise FlownbError(f"{exc.message}; nothing was started", run_id=run_id) from None
 
 
-__all__ = ["fork_on", "read_history", "stream_run"]
+__all__ = ["NoHistory", "fork_on", "read_history", "stream_run"]

@@ -49,7 +49,8 @@ def split(items: Sequence[Sequence[Any]], max_jobs: int = MAX_JOBS_PER_FANOUT) -
 
 
 def enqueue_items(queue: rq.Queue, run_id: str, items: Sequence[Sequence[Any]], *,
-                  at_front: bool = False, keys: Keys | None = None, ttl_s: int = 86400) -> int:
+                  at_front: bool = False, keys: Keys | None = None, ttl_s: int = 86400,
+                  max_jobs: int = MAX_JOBS_PER_FANOUT) -> int:
     """Enqueue ready ``[node, visit]`` items of one run; returns the number of jobs.
 
     ``at_front`` is for recovered work (a dead worker's node): it should not wait behind the
@@ -59,7 +60,7 @@ def enqueue_items(queue: rq.Queue, run_id: str, items: Sequence[Sequence[Any]], 
     job was lost."""
     if not items:
         return 0
-    batches = split(items)
+    batches = split(items, max_jobs)
     ids = [f"flownb-{uuid.uuid4().hex}" for _ in batches]
     pipe = queue.connection.pipeline(transaction=True)
     data = [queue.prepare_data(JOB_FUNC, args=(run_id, b), at_front=at_front, job_id=jid,

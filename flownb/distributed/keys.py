@@ -5,14 +5,17 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
 =================================  =====  ========================================================key                                type   contents
 =================================  =====  ===============================================================
 ``{p}:run:<id>:meta``              hash   status, blueprint digest/id, created/finished times, error,
-                                          parent link (``run|node|visit``), subflow bundle,
+                                          parent link (``run|node|visit``), subflow bundle (one
+                                          ``b:<blueprint id>`` → digest field each: short values keep
+                                          the hash compact), ``history`` = 1 when the run records
+                                          its history (``submit(history=True)``),
                                           ``trace``: the run's trace context (W3C traceparent JSON)
                                           ``paused``/``paused_at``/``paused_by`` while paused (run controls)
 ``{p}:run:<id>:state``             hash   the shared state, one JSON value per key; node outputs at
                                           ``_outputs.<node>`` (Flowcraft's layout) — per-key fields so
                                           parallel branches never clobber each other
 ``{p}:run:<id>:sched``             hash   scheduling: ``active``, ``v:<node>`` visits, ``d:<node>:<visit>``
-                                          done markers, ``q:<node>:<slot>`` join FIFOs ("TD…"),
+                                          done markers (the visit's taken edges, JSON: the run's path), ``q:<node>:<slot>`` join FIFOs ("TD…"),
                                           ``c:<node>`` non-empty slots, ``g:<node>`` generations,
                                           ``f:<node>:<gen>`` any-join fired, ``a:<scc>`` loop activity,
                                           ``xr:<edge>`` loop-exit records, ``h`` visits parked for a person;
@@ -27,9 +30,11 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
 ``{p}:run:<id>:nodes``             hash   node id → JSON NodeStats
 ``{p}:run:<id>:events``            stream the run's events (same model as in process)
 ``{p}:run:<id>:children``          set    child runs (subflow / map) for cancellation
-``{p}:run:<id>:done``              stream one entry, written when the run ends: waiters block on it
-                                          (XREAD) instead of waking on every event
-``{p}:run:<id>:history``           stream time travel: ``k=start`` (the inputs), then one ``k=commit`` entry per
+``{p}:run:<id>:done``              list   one entry (the status), written when the run ends or waits:
+                                          waiters block on it (``BLMOVE`` to itself, which puts it
+                                          back) instead of waking on every event
+``{p}:run:<id>:history``           stream only with ``history=1`` in the meta (``submit(history=True)``):
+                                          time travel: ``k=start`` (the inputs), then one ``k=commit`` entry per
                                           committed visit (node, visit, output, taken edges, state
                                           writes, event data, event id), written by ``COMMIT``;
                                           ``k=patch`` (state set by hand: ``w``, ``by``, ``at``), ``k=retry``

@@ -26,8 +26,8 @@ def load_result(store: RedisStore, run_id: str) -> RunResult:
     pipe.hgetall(k.state(run_id))
     pipe.hgetall(k.nodes(run_id))
     pipe.smembers(k.children(run_id))
-    pipe.xrange(k.history(run_id))  # the taken edges of every commit: the run's path
-    meta_raw, state_raw, nodes_raw, child_ids, history_raw = pipe.execute()
+    pipe.hgetall(k.sched(run_id))  # the done markers hold each commit's taken edges: the path
+    meta_raw, state_raw, nodes_raw, child_ids, sched_raw = pipe.execute()
     if not meta_raw:
         raise ExecutorError(f"{GONE}: finished runs are kept result_ttl_s="
                             f"{store.settings.result_ttl_s}s; or the run id, key prefix "
@@ -68,23 +68,18 @@ def load_result(store: RedisStore, run_id: str) -> RunResult:
                      error=error, nodes=nodes, started_at=float(meta.get("created_at", 0) or 0),
                      finished_at=float(meta.get("finished_at", 0) or 0), terminal=terminal,
                      child_states=load_child_states(store, run_id, bp, child_ids)
-                     if child_ids else {}, taken_edges=_taken_edges(history_raw))
+                     if child_ids else {}, taken_edges=_taken_edges(sched_raw))
 
 
-def _taken_edges(history: Any) -> dict[int, int]:
-    """Edge index -> times taken, from the history stream's commit entries (field ``t``: the
-    JSON object of taken indices the COMMIT script received)."""
+def _taken_edges(sched: Any) -> dict[int, int]:
+    """Edge index -> times taken, from the run's done markers (sched ``d:<node>:<visit>``:
+    ``t`` and the taken indices, ``t0,3``, as the COMMIT script writes them; history or not).
+    A marker of a run from an older flownb (``1``) says nothing about edges."""
     counts: dict[int, int] = {}
-    for _id, raw in history or []:
-        f = {_s(a): _s(b) for a, b in (raw or {}).items()}
-        if f.get("k") != "commit":
-            continue
-        try:
-            taken = json.loads(f.get("t") or "{}")
-        except ValueError:
-            continue
-        if isinstance(taken, dict):
-            add_taken(counts, taken)
+    for f, v in (sched or {}).items():
+        text = _s(v)
+        if _s(f).startswith("d:") and text.startswith("t") and len(text) > 1:
+            add_taken(counts, text[1:].split(","))
     return counts
 
 

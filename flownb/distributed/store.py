@@ -123,18 +123,22 @@ class RedisStore:
 
     # -- run lifecycle ---------------------------------------------------------------------------
     def start_run(self, run_id: str, bp: Blueprint, graph: Graph, inputs: Mapping[str, Any], *,
-                  parent: str = "", bundle: Mapping[str, str] | None = None) -> list[tuple[str, int]]:
+                  parent: str = "", bundle: Mapping[str, str] | None = None,
+                  history: bool = False) -> list[tuple[str, int]]:
         """Create the run (``START``) and return its queued ``(node, visit)`` items. With tracing
         on, the run's span is opened here and its context stored in the run's meta, so every
-        worker continues one trace (:mod:`flownb.core.tracing`)."""
+        worker continues one trace (:mod:`flownb.core.tracing`). ``history``: record the run's
+        history stream (time travel; a child run records it when its parent does)."""
         tr = tracing.TRACER
         if tr is None:
-            return self._start_run(run_id, bp, graph, inputs, parent, bundle, "")
+            return self._start_run(run_id, bp, graph, inputs, parent, bundle, "", history)
         with tr.run(run_id, bp.id, parent_run=parent.split("|")[0], executor="distributed"):
-            return self._start_run(run_id, bp, graph, inputs, parent, bundle, dumps(tr.inject()))
+            return self._start_run(run_id, bp, graph, inputs, parent, bundle, dumps(tr.inject()),
+                                   history)
 
     def _start_run(self, run_id: str, bp: Blueprint, graph: Graph, inputs: Mapping[str, Any],
-                   parent: str, bundle: Mapping[str, str] | None, trace: str) -> list[tuple[str, int]]:
+                   parent: str, bundle: Mapping[str, str] | None, trace: str,
+                   history: bool = False) -> list[tuple[str, int]]:
         # not uploaded first: START refuses (writing nothing) when the graph is not in Redis, and
         # only then is it uploaded — a digest stored by an earlier process costs no upload
         digest = bp.digest
@@ -150,7 +154,7 @@ class RedisStore:
             parent_children = self.keys.children(parent.split("|")[0])
         event = dumps({"blueprint_id": bp.id, "inputs": list(inputs), "parent": parent or None})
         args = [digest, bp.id, parent, dumps(graph.starts), dumps(dict(bundle or {})),
-                event, parent_children, dumps(list(inputs)), trace, *flat]
+                event, parent_children, dumps(list(inputs)), trace, "1" if history else "", *flat]
 
         def start() -> Any:
             raw = self._call("START", run_id, digest, args)
@@ -215,7 +219,11 @@ class RedisStore:
         return max(50, min(wanted_ms, int(float(cap) * 1000) - 500))
 
     def wait_done(self, run_id: str, timeout_s: float | None) -> bool:
-        """Block (no polling) until the run's done stream has its entry; False on timeout."""
+        """Block (no polling) until the run's done list has its entry; False on timeout.
+
+        The list holds one entry (the status) once the run ends or waits; ``BLMOVE`` from the
+        list to itself returns it and puts it back, so every waiter wakes and a later one
+        returns at once. A list of one costs ~175 bytes of Redis, a one-entry stream ~650."""
         key = self.keys.done(run_id)
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         # never block longer than the client's own socket timeout (redis-py 8 defaults to 5 s),
@@ -228,7 +236,15 @@ class RedisStore:
                 if left <= 0:
                     return False
                 wait_ms = max(1, min(wait_ms, int(left * 1000)))
-            if self.r.xread({key: "0-0"}, count=1, block=wait_ms):
+            got: Any
+            try:  # Redis >= 6 takes the timeout in seconds as a decimal (redis-py types it int)
+                got = self.r.blmove(key, key, wait_ms / 1000, "RIGHT", "LEFT")  # type: ignore[arg-type]
+            except Exception as exc:
+                if "WRONGTYPE" not in str(exc):
+                    raise
+                # the done stream of a run an older flownb wrote (before the list)
+                got = self.r.xread({key: "0-0"}, count=1, block=wait_ms) or None
+            if got is not None:
                 return True
             if self.status(run_id) in (None, "succeeded", "failed", "cancelled"):
                 return True  # finished before the done stream existed, or expired

@@ -303,12 +303,12 @@ class LocalCluster:
 
     def run(self, blueprint: Blueprint | Mapping[str, Any] | str,
             inputs: Mapping[str, Any] | None = None, timeout: float | None = None, *,
-            raise_on_error: bool = True, strict: bool = True) -> RunResult:
+            raise_on_error: bool = True, strict: bool = True, history: bool = False) -> RunResult:
         """Submit and wait for the result (a failed run raises
         :class:`~flownb.core.errors.RunFailed` unless ``raise_on_error=False``; ``strict``: see
         :func:`flownb.run`)."""
         return self.executor.run(blueprint, inputs, timeout=timeout, raise_on_error=raise_on_error,
-                                 strict=strict)
+                                 strict=strict, history=history)
 
     def runs(self, *, page_size: int = 20) -> Any:
         """A runs browser over this cluster's runs (:func:`flownb.runs`)."""
@@ -317,10 +317,10 @@ class LocalCluster:
         return RunsBrowser(RedisRuns(self.executor), page_size=page_size)
 
     def map(self, blueprint: Blueprint | Mapping[str, Any] | str, rows: Any, *,
-            key: str | None = None, strict: bool = True) -> Any:
+            key: str | None = None, strict: bool = True, history: bool = False) -> Any:
         """One run per row on this cluster's workers; returns the batch handle at once
         (see :meth:`DistributedExecutor.map <flownb.distributed.client.DistributedExecutor.map>`)."""
-        return self.executor.map(blueprint, rows, key=key, strict=strict)
+        return self.executor.map(blueprint, rows, key=key, strict=strict, history=history)
 
     @property
     def pids(self) -> list[int]:

@@ -5,7 +5,7 @@ Each script is a named constant. All run-level scripts take the same KEYS, in th
 
     KEYS[1] meta     KEYS[2] state    KEYS[3] sched    KEYS[4] pending   KEYS[5] partial
     KEYS[6] xpend    KEYS[7] nodes    KEYS[8] events   KEYS[9] children  KEYS[10] graph
-    KEYS[11] leases  KEYS[12] runs index  KEYS[13] done (one-entry stream waiters block on)
+    KEYS[11] leases  KEYS[12] runs index  KEYS[13] done (one-entry list waiters block on)
     KEYS[14] blueprint references (``{p}:bprefs``: digest -> number of active runs using it)
 
 ``_LIB`` is the shared prelude: the join algorithm of :mod:`flownb.engine.scheduler`, line for line

@@ -48,7 +48,7 @@ local function revive()
   redis.call('HSET', K_META, 'status', 'running')
   redis.call('HDEL', K_META, 'finished_at', 'error', 'paused', 'paused_at', 'paused_by')
   redis.call('DEL', K_DONE)
-  hold_blueprints(run_digests(redis.call('HGET', K_META, 'blueprint'), redis.call('HGET', K_META, 'bundle')))
+  hold_blueprints(meta_digests(K_META))
   for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN,
                       run_key(RUN, 'jobs'), run_key(RUN, 'history')}) do
     redis.call('PERSIST', k)
@@ -109,7 +109,8 @@ xadd(K_EVENTS, 'run_resumed', '', cjson.encode({by = ARGV[7], queued = #out}))
 return cjson.encode({r = 'ok', ready = out, status = st})
 """
 
-#: Merge values into a paused or waiting run's state, recorded in the history (``k=patch``).
+#: Merge values into a paused or waiting run's state, recorded in the history (``k=patch``) when
+#: the run records one (``submit(history=True)``).
 #: KEYS: the run keys; ARGV[7] who, ARGV[8..] state k, v pairs (v JSON).
 #: Refused while the run is neither paused nor waiting, or while a visit still runs (its
 #: commit would race the patch). Returns JSON {"r": "ok"} or {"r": "refused", "status",
@@ -125,8 +126,10 @@ if not ((st == 'waiting') or (st == 'running' and paused)) or running > 0 then
   return cjson.encode({r = 'refused', status = st or 'missing', paused = paused, running = running})
 end
 for i = 8, #ARGV, 2 do redis.call('HSET', K_STATE, ARGV[i], ARGV[i + 1]) end
-redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'patch', 'w', json_pairs(8), 'by', ARGV[7],
-           'at', NOW_S)
+if redis.call('HGET', K_META, 'history') == '1' then  -- a run that records its history
+  redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'patch', 'w', json_pairs(8), 'by', ARGV[7],
+             'at', NOW_S)
+end
 local keys = {}
 for i = 8, #ARGV, 2 do table.insert(keys, ARGV[i]) end
 xadd(K_EVENTS, 'state_patched', '', cjson.encode({by = ARGV[7], keys = keys}))
@@ -147,8 +150,10 @@ fire(node, cjson.decode(ARGV[8]))
 queue_ready()
 local visit = READY[1][2]
 xadd(K_EVENTS, 'run_retried', node, cjson.encode({by = ARGV[9], visit = visit}))
-redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'retry', 'n', node, 'v', visit, 'by', ARGV[9],
-           'at', NOW_S)
+if redis.call('HGET', K_META, 'history') == '1' then
+  redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'retry', 'n', node, 'v', visit, 'by', ARGV[9],
+             'at', NOW_S)
+end
 return cjson.encode({r = 'ok', ready = {{node, visit}}})
 """
 

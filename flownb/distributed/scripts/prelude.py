@@ -212,7 +212,7 @@ local function maybe_waiting(held)
     redis.call('HSET', K_META, 'status', 'waiting')
     STATUS = 'waiting'
     xadd(K_EVENTS, 'run_waiting', '', '{}')
-    redis.call('XADD', K_DONE, '*', 's', 'waiting')
+    redis.call('RPUSH', K_DONE, 'waiting')
   end
 end
 
@@ -235,9 +235,11 @@ local function finalize(status, err, event_type)
     redis.call('ZREM', K_LEASES, RUN .. '|' .. f)
   end
   redis.call('DEL', K_PENDING)
-  redis.call('XADD', K_DONE, '*', 's', status)
+  redis.call('RPUSH', K_DONE, status)  -- a list of one: see RedisStore.wait_done
+  -- the RQ job of each queued item: read only while an item waits (the reaper), none does now
+  redis.call('DEL', run_key(RUN, 'jobs'))
   for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done',
-                         'jobs', 'history'}) do
+                         'history'}) do
     expire_run_key(run_key(RUN, part), part, ttl)
   end
   local parent = redis.call('HGET', K_META, 'parent')

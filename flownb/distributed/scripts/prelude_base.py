@@ -97,10 +97,10 @@ end
 
 -- A run's key gets its TTL when the run ends. A stream also gets compacted: Redis allocates a
 -- stream's last node at its full size (4 KiB, ``stream-node-max-bytes``) however little it holds,
--- so the three streams of a finished run (events, history, done) held ~14 KiB of mostly empty
+-- so the streams of a finished run (events, history; done was one too) held ~14 KiB of mostly empty
 -- space; DUMP + RESTORE stores the same entries in exactly the bytes they need (a one-entry stream:
 -- 4.7 KiB -> 0.6 KiB). Only streams up to 64 KiB, so the copy stays cheap.
-local STREAM_PARTS = {events = true, history = true, done = true}
+local STREAM_PARTS = {events = true, history = true}
 local function expire_run_key(k, part, ttl)
   if STREAM_PARTS[part] and ttl > 0 then
     local m = redis.call('MEMORY', 'USAGE', k)
@@ -233,17 +233,31 @@ local function run_digests(digest, bundle_json)
   return ds
 end
 
--- an active run holds its blueprints: no TTL while any run uses them
+-- an active run holds its blueprints: no TTL while any run uses them (a blueprint another run
+-- holds already has none: only the first reference removes it)
 local function hold_blueprints(ds)
   for d in pairs(ds) do
-    redis.call('HINCRBY', K_BPREFS, d, 1)
-    redis.call('PERSIST', bp_key(d))
+    if redis.call('HINCRBY', K_BPREFS, d, 1) == 1 then redis.call('PERSIST', bp_key(d)) end
   end
+end
+
+-- the blueprint digests of a run from its meta: 'blueprint' and one 'b:<id>' field per bundle
+-- blueprint (short values keep the meta a compact hash), or a 'bundle' JSON (runs started before)
+local function meta_digests(meta)
+  local ds, all = {}, redis.call('HGETALL', meta)
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if f == 'blueprint' or string.sub(f, 1, 2) == 'b:' then ds[all[i + 1]] = true
+    elseif f == 'bundle' and all[i + 1] ~= '' then
+      for _, d in pairs(cjson.decode(all[i + 1])) do ds[d] = true end
+    end
+  end
+  return ds
 end
 
 -- the run ended: drop its references; the last one gives the blueprint its TTL
 local function release_blueprints(meta, ttl)
-  local ds = run_digests(redis.call('HGET', meta, 'blueprint'), redis.call('HGET', meta, 'bundle'))
+  local ds = meta_digests(meta)
   for d in pairs(ds) do
     if redis.call('HINCRBY', K_BPREFS, d, -1) <= 0 then
       redis.call('HDEL', K_BPREFS, d)

@@ -11,54 +11,106 @@ from .prelude import _LIB
 #: ARGV[9] parent link or '', ARGV[10] start nodes (JSON list), ARGV[11] bundle (JSON),
 #: ARGV[12] event data (JSON), ARGV[13] parent children-set key or '', ARGV[14] input keys (JSON),
 #: ARGV[15] trace context (JSON carrier, W3C traceparent: flownb.core.tracing) or '',
-#: ARGV[16..] state k, v pairs.
+#: ARGV[16] '1' to record the run's history stream (time travel; a child run also records it
+#: when its parent does), ARGV[17..] state k, v pairs.
+#: Meta fields with nothing to say (no parent, bundle, trace or history) are not written; the
+#: bundle is stored as one ``b:<blueprint id>`` field per blueprint (its digest).
 #: Returns 'exists'; 'parent-ended' for a child run whose parent has ended (failed, cancelled —
 #: e.g. its root hit a limit of flownb.core.limits); JSON {"err": why} when the graph or a bundle
 #: blueprint is missing; in all three nothing is written. Else the JSON list of queued [node, visit].
 START = _LIB + r"""
 if redis.call('EXISTS', K_META) == 1 then return 'exists' end
-local problem = graph_problem()
 local starts = cjson.decode(ARGV[10])
+-- one read of the graph: its field count (graph_problem's check) and the start nodes' join info
+-- (fire() below uses it cached), then HLEN proves no field is missing
+local gf = {'hlen'}
+for _, n in ipairs(starts) do table.insert(gf, 'i:' .. n) end
+local g = redis.call('HMGET', K_GRAPH, unpack(gf))
+local problem = nil
+if not g[1] then problem = 'is not in Redis (expired, evicted or deleted)'
+else
+  local hl = redis.call('HLEN', K_GRAPH)
+  if hl ~= tonumber(g[1]) then problem = 'is incomplete in Redis (' .. hl .. ' of ' .. g[1] .. ' fields)' end
+end
 if problem then problem = 'the compiled graph of blueprint ' .. ARGV[8] .. ' ' .. problem end
-for _, n in ipairs(starts) do
-  if not problem then  -- read once: fire() below uses the cached join info
-    local raw = redis.call('HGET', K_GRAPH, 'i:' .. n)
-    if raw then _info[n] = cjson.decode(raw)
+for i, n in ipairs(starts) do
+  if not problem then
+    if g[i + 1] then _info[n] = cjson.decode(g[i + 1])
     else problem = 'the compiled graph of blueprint ' .. ARGV[8] .. ' has no start node ' .. n end
   end
 end
 local digests = run_digests(ARGV[7], ARGV[11])
-for d in pairs(digests) do  -- the run's own graph was checked above (graph_problem)
-  if not problem and d ~= ARGV[7] and redis.call('EXISTS', bp_key(d)) == 0 then
-    problem = 'blueprint ' .. d .. ' of its subflow bundle is not in Redis (expired or deleted)'
+local others = {}  -- the subflow bundle's blueprints (the run's own graph was checked above)
+for d in pairs(digests) do if d ~= ARGV[7] then table.insert(others, d) end end
+if not problem and #others > 0 then
+  local keys = {}
+  for _, d in ipairs(others) do table.insert(keys, bp_key(d)) end
+  if redis.call('EXISTS', unpack(keys)) ~= #keys then  -- one read for all; which one, if not
+    for _, d in ipairs(others) do
+      if not problem and redis.call('EXISTS', bp_key(d)) == 0 then
+        problem = 'blueprint ' .. d .. ' of its subflow bundle is not in Redis (expired or deleted)'
+      end
+    end
   end
 end
 local is_child = ARGV[9] ~= ''
+local hist = ARGV[16] == '1'
 if is_child then
   local prun = string.match(ARGV[9], '^(.*)|[^|]*|%d+$')
-  if prun and redis.call('HGET', run_key(prun, 'meta'), 'status') ~= 'running' then
-    return 'parent-ended'
+  if prun then  -- one read: the parent's status, and its history flag (a child inherits it)
+    local pm = redis.call('HMGET', run_key(prun, 'meta'), 'status', 'history')
+    if pm[1] ~= 'running' then return 'parent-ended' end
+    if pm[2] == '1' then hist = true end
   end
 end
 if problem then return cjson.encode({err = problem, code = 'graph'}) end
 hold_blueprints(digests)
-redis.call('HSET', K_META, 'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
-           'created_at', NOW_S, 'parent', ARGV[9], 'bundle', ARGV[11], 'input_keys', ARGV[14], 'ttl', TTL,
-           'trace', ARGV[15])
+local mset = {'status', 'running', 'blueprint', ARGV[7], 'blueprint_id', ARGV[8],
+              'created_at', NOW_S, 'input_keys', ARGV[14], 'ttl', TTL}
+for _, f in ipairs({{'parent', ARGV[9]}, {'trace', ARGV[15]}, {'history', hist and '1' or ''}}) do
+  if f[2] ~= '' then table.insert(mset, f[1]); table.insert(mset, f[2]) end
+end
+-- the bundle as one short field per blueprint (flownb.distributed.bundles.meta_bundle): a
+-- value over 64 bytes would turn the whole meta into a hash table, 3.5 times its size
+for id, d in pairs(cjson.decode(ARGV[11])) do table.insert(mset, 'b:' .. id); table.insert(mset, d) end
+redis.call('HSET', K_META, unpack(mset))
 local inputs = {}
-for i = 16, #ARGV do inputs[i - 15] = ARGV[i] end
+for i = 17, #ARGV do inputs[i - 16] = ARGV[i] end
 hset_all(K_STATE, inputs)
 ACTIVE, DEFER_ACTIVE = 0, true  -- written once, below, when the start nodes are counted
 if not is_child then  -- child runs are reached through their parent, not listed
   redis.call('ZADD', K_RUNS, NOW_MS, RUN)
-  redis.call('ZREMRANGEBYSCORE', K_RUNS, '-inf', NOW_MS - 2000 * TTL)  -- runs long expired
+  if NOW_MS % 16 == 0 then  -- now and then (one submit in 16): drop the ids long expired
+    redis.call('ZREMRANGEBYSCORE', K_RUNS, '-inf', NOW_MS - 2000 * TTL)
+  end
 end
 if ARGV[13] ~= '' then redis.call('SADD', ARGV[13], RUN) end
 xadd(K_EVENTS, 'run_started', '', ARGV[12])
-redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'start', 'd', json_pairs(16))
-for _, n in ipairs(starts) do fire(n, {}) end
-redis.call('HSET', K_SCHED, 'active', ACTIVE)
-queue_ready()
+if hist then redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'start', 'd', json_pairs(17)) end
+-- the start nodes' first visits, as fire() + queue_ready() would write them, in one HSET per
+-- hash (a new run: every visit count is 0); a start node inside a loop (its 'a:' activity
+-- count) goes through fire()
+local sched, pend, leases = {}, {}, {}
+for _, n in ipairs(starts) do
+  local info = ginfo(n)
+  if info.s >= 0 or info.m < 1 then fire(n, {})
+  else
+    table.insert(sched, 'v:' .. n); table.insert(sched, 1)
+    ACTIVE = ACTIVE + 1
+    table.insert(READY, {n, 1, {}})
+  end
+end
+local item = cjson.encode({st = 'q', s = {}, fs = 0})
+for _, it in ipairs(READY) do
+  table.insert(pend, it[1] .. '|' .. it[2]); table.insert(pend, item)
+  table.insert(leases, NOW_MS + QUEUED_MS); table.insert(leases, member(it[1], it[2]))
+end
+table.insert(sched, 'active'); table.insert(sched, ACTIVE)
+hset_all(K_SCHED, sched)
+if #pend > 0 then
+  hset_all(K_PENDING, pend)
+  for i = 1, #leases, 400 do redis.call('ZADD', K_LEASES, unpack(leases, i, math.min(i + 399, #leases))) end
+end
 local out = {}
 for _, it in ipairs(READY) do table.insert(out, {it[1], it[2]}) end
 return cjson.encode(out)
@@ -132,8 +184,9 @@ return cjson.encode(out)
 #: fails the run itself ("finished": "failed", "error" says why) and still returns "ok" so the
 #: worker wakes a waiting parent run like after any other end of a run.
 COMMIT = _LIB + r"""
-local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read: status and pause flag
-local status, PAUSED = mf[1], mf[2] == '1'
+-- one read: status, pause flag and whether the run records its history (submit(history=True))
+local mf = redis.call('HMGET', K_META, 'status', 'paused', 'history')
+local status, PAUSED, HISTORY = mf[1], mf[2] == '1', mf[3] == '1'
 if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 local node, visit = ARGV[7], ARGV[8]
 -- one read of the scheduling fields this commit needs: done marker, commit number, counts
@@ -212,10 +265,17 @@ redis.call('ZREM', K_LEASES, member(node, visit))
 local event_node = node
 if ARGV[14] ~= '' then event_node = ARGV[14] end
 local eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
--- time travel: the committed step, in the same atomic call (flownb.engine.history); the event data
--- goes in as it is (its action and flag are read in Python: no JSON decoding on this path)
-redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
-           't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
+-- the done marker holds the taken edges, 't' and their indices ('t0,3'): RunResult.taken_edges,
+-- the run's path, history or not (short: a value over 64 bytes would make the hash 3x bigger)
+local tk = {}
+for k in pairs(taken) do table.insert(tk, k) end
+sched_set[2] = 't' .. table.concat(tk, ',')
+-- time travel, when asked: the committed step, in the same atomic call (flownb.engine.history);
+-- the event data goes in as it is (its action and flag are read in Python: no JSON decoding here)
+if HISTORY then
+  redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
+             't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
+end
 local info = ginfo(node)
 if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
 local work = {}
@@ -265,13 +325,14 @@ local function cancel(run, meta, pending, children)
   end
   redis.call('HSET', meta, 'status', 'cancelled', 'finished_at', NOW_S)
   xadd(run_key(run, 'events'), 'run_cancelled', '', '{}')
-  redis.call('XADD', run_key(run, 'done'), '*', 's', 'cancelled')
+  redis.call('RPUSH', run_key(run, 'done'), 'cancelled')
   for _, f in ipairs(redis.call('HKEYS', pending)) do redis.call('ZREM', K_LEASES, run .. '|' .. f) end
   redis.call('DEL', pending)
   local ttl = tonumber(redis.call('HGET', meta, 'ttl') or TTL)
   release_blueprints(meta, ttl)
+  redis.call('DEL', run_key(run, 'jobs'))  -- nothing is queued any more (see finalize)
   for _, part in ipairs({'meta', 'state', 'sched', 'partial', 'xpend', 'nodes', 'events', 'children', 'done',
-                         'jobs', 'history'}) do
+                         'history'}) do
     expire_run_key(run_key(run, part), part, ttl)
   end
   return n
