@@ -40,6 +40,12 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ``ms-seq`` as a comparable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms or 0), int(seq or 0)
+
+
 class DistributedBatch(Batch):
     """A batch whose rows run on the workers of ``executor``'s Redis and queue."""
 
@@ -157,6 +163,11 @@ class DistributedBatch(Batch):
             if cur is not None:
                 self._active[rid] = (cur[0], entry_id)
             elif rid in self._child_last:
+                # already counted: a child's entries can arrive twice in one wake-up, once
+                # drained when its row's terminal event settled the row, once more in the
+                # reply (or a later chunk's, read from the older id) that came with it
+                if _entry_key(entry_id) <= _entry_key(self._child_last[rid]):
+                    return
                 self._child_last[rid] = entry_id
             else:
                 return
