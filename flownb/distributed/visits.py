@@ -35,6 +35,7 @@ from .capability import HandBack
 from .execute import Incapable, NodeRunner, is_transient_redis_error
 from .jobs import enqueue_items, make_queue
 from .keys import item_field, lease_member
+from .lease_beat import renew_and_read_statuses
 from .ratelimit import install as install_rate_limiter
 from .store import RedisStore, StoreSettings, dumps, loads
 from .waiting import expire_waits
@@ -281,10 +282,9 @@ class WorkerRuntime(NodeRunner, HandBack):
             try:
                 members = list(self.running)
                 runs = set(self.running.values())
-                if members:
-                    self.store.renew(members)
-                    for rid in runs:
-                        if self.store.status(rid) != "running":
+                if members:  # one round trip, whatever the number of runs (.lease_beat)
+                    for rid, status in renew_and_read_statuses(self.store, members, runs).items():
+                        if status != "running":
                             r = self.runs.get(rid)
                             if r is not None:
                                 r.cancelled = True

@@ -1,0 +1,56 @@
+"""Leases hold while a worker's event loop is kept busy by its own visits.
+
+A worker renews the leases of every visit it runs or holds from its heartbeat thread; the
+reaper re-queues an item whose lease expired (a visit running on a live worker is spared by the
+liveness key, an item held for a free slot is not). When the loop's visits keep the GIL busy,
+each blocking Redis round trip of that thread waits for the GIL again, so a heartbeat that
+made one round trip per run in flight took seconds under load. Real workers, real Redis; each
+visit counts itself with a Redis INCR in the node body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+import flownb
+from flownb.distributed.client import DistributedExecutor
+
+from conftest import Workers
+
+pytestmark = pytest.mark.timeout(180)
+
+RUNS = 160
+CONCURRENCY = 48  # x 2 workers: 96 visits in flight, 64 held for a slot longer than a lease
+
+
+@pytest.fixture
+def busy_workers(redis_url: str) -> Iterator[Workers]:
+    w = Workers(redis_url, lease_ttl_s=2.0, modules=("busy_loop_nodes",),
+                args=("--concurrency", str(CONCURRENCY)))
+    w.start(2)
+    yield w
+    w.close()
+
+
+def test_every_lease_holds_under_a_busy_loop(redis_url: str, busy_workers: Workers) -> None:
+    bp = flownb.Blueprint.from_dict({"id": "busy-loop", "nodes": [
+        {"id": "busy", "uses": "w-loop-busy",
+         "params": {"redis": redis_url, "tag": "busy", "s": 2.5}}], "edges": []})
+    ex = DistributedExecutor(redis_url)
+    handles = [ex.submit(bp, {}) for _ in range(RUNS)]
+    results = [h.result(timeout=150) for h in handles]
+    assert [r.status for r in results] == ["succeeded"] * RUNS
+    r = redis.Redis.from_url(redis_url)
+    runs = {h.run_id for h in handles}
+    execs = {rid: int(r.get(f"busy:exec:{rid}") or 0) for rid in runs}
+    assert sorted(set(execs.values())) == [1], {k: v for k, v in execs.items() if v != 1}
+    deliveries = [e.data.get("delivery") for rid in runs for e in ex.store.events(rid)
+                  if e.type == "node_started"]
+    assert len(deliveries) == RUNS and set(deliveries) == {1}, sorted(deliveries)[-5:]
+    rows = [json.loads(v) for v in r.hgetall("flownb:workers").values()]
+    assert sum(row["requeued"] for row in rows) == 0
+    assert max(row["max_in_flight"] for row in rows) == CONCURRENCY  # the slots were all busy
