@@ -51,3 +51,23 @@ def test_child_run_events_are_counted_once_when_read_twice(
     assert snap.llm_calls == want.llm_calls
     assert snap.total_tokens == want.total_tokens
     assert "redact_text" in {n.node_id for n in snap.nodes}
+
+
+def test_a_row_the_sweep_finds_ended_still_counts_its_last_events(
+        redis_url: str, two_workers: Workers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The status sweep settles a row whose run ended before the watcher read its stream to the
+    end (it lags under load): the events it had not read yet are counted all the same."""
+    from flownb import examples
+    from flownb.distributed import DistributedExecutor
+    from flownb.distributed import batch as dbatch
+
+    monkeypatch.setattr(dbatch, "SWEEP_S", 0.0)  # a sweep every wake-up: the lag is the rule
+    monkeypatch.setattr(dbatch, "STREAMS_PER_READ", 1)
+    bp = examples.load("content_moderation")
+    rows = list(examples.cases("content_moderation").values()) * 8
+    batch = DistributedExecutor(redis_url).map(bp, rows)
+    results = batch.results(timeout=90)
+    assert all(r.ok for r in results), [r.error for r in results]
+    snap = batch.snapshot()
+    assert snap.llm_calls == 4 * len(rows) + len(rows) // 4
+    assert sum(n.count for n in snap.nodes if n.node_id == "triage") == len(rows)

@@ -244,14 +244,20 @@ class DistributedBatch(Batch):
                 if rid in self._child_live:
                     self._child_live.discard(rid)
                 else:
-                    self._settle(rid)
+                    self._settle(rid, unread=True)
 
-    def _settle(self, rid: str) -> None:
+    def _settle(self, rid: str, unread: bool = False) -> None:
+        """Row run ``rid`` ended: its result. ``unread``: found ended by the sweep, maybe before
+        the watcher read its last events (it lags under load): read them first, or the batch's
+        figures miss them (LLM calls: 2123 counted of 2125 in the stream)."""
         with self._lock:
             cur = self._active.pop(rid, None)
         if cur is None:
             return
         try:
+            if unread:
+                for e in self.executor.store.events(rid, after=cur[1], count=100_000):
+                    self.stats.feed(e)
             self._drain_children(rid)
             result = self.executor.store.load_result(rid)
         except Exception as exc:  # noqa: BLE001 - expired before we read it
