@@ -54,3 +54,26 @@ def test_every_lease_holds_under_a_busy_loop(redis_url: str, busy_workers: Worke
     rows = [json.loads(v) for v in r.hgetall("flownb:workers").values()]
     assert sum(row["requeued"] for row in rows) == 0
     assert max(row["max_in_flight"] for row in rows) == CONCURRENCY  # the slots were all busy
+
+
+def test_more_visits_than_pooled_connections_wait_instead_of_failing(redis_url: str) -> None:
+    """150 visits claiming at once on a loop whose Redis pool holds 100 connections (redis-py's
+    default): each waits for a free connection. Before, the pool raised "Too many connections",
+    which the visits took for Redis being away and backed off for up to 2 s each."""
+    w = Workers(redis_url, modules=("worker_nodes",), args=("--concurrency", "150"))
+    try:
+        w.start(1)
+        width = 300
+        nodes = [{"id": "start", "uses": "noop"}] + [
+            {"id": f"b{i}", "uses": "w-async-sleep",
+             "params": {"redis": redis_url, "tag": "pool", "s": 0.3}} for i in range(width)]
+        bp = flownb.Blueprint.from_dict({"id": "pool-fan", "nodes": nodes, "edges": [
+            {"source": "start", "target": f"b{i}"} for i in range(width)]})
+        assert DistributedExecutor(redis_url).submit(bp).result(timeout=120).status == "succeeded"
+        r = redis.Redis.from_url(redis_url)
+        assert int(r.get("pool:exec") or 0) == width
+        rows = [json.loads(v) for v in r.hgetall("flownb:workers").values()]
+        assert rows[0]["max_in_flight"] == 150
+        assert rows[0]["redis_errors"] == 0, rows[0]["last_redis_error"]
+    finally:
+        w.close()
