@@ -32,3 +32,18 @@ async def loop_busy(ctx: Any) -> Any:
             pass
         await asyncio.sleep(0)
     return "ok"
+
+
+@flownb.node("w-state-reader")
+def state_reader(ctx: Any) -> Any:
+    """A sync node that reads ``n`` state fields nobody wrote, one lazy read each (flownb's
+    blocking client, from the worker's node thread), for the connection-pool test."""
+    r = _conns.get(ctx.params["redis"]) or _conns.setdefault(
+        ctx.params["redis"], redis.Redis.from_url(ctx.params["redis"]))
+    r.incr(f"{ctx.params.get('tag', 'reads')}:exec")
+    end = time.monotonic() + float(ctx.params.get("s", 1.0))
+    i = 0
+    while time.monotonic() < end:
+        ctx.state.get(f"absent-{ctx.node_id}-{i}")
+        i += 1
+    return i

@@ -77,3 +77,26 @@ def test_more_visits_than_pooled_connections_wait_instead_of_failing(redis_url: 
         assert rows[0]["redis_errors"] == 0, rows[0]["last_redis_error"]
     finally:
         w.close()
+
+
+def test_sync_nodes_reading_state_at_once_get_a_connection_each(redis_url: str) -> None:
+    """150 sync node bodies reading state through flownb's blocking client at once: the pool
+    holds a connection for each (redis-py's default pool of 100 raised "Too many connections"
+    past it, and the node failed with a Redis error)."""
+    w = Workers(redis_url, modules=("busy_loop_nodes",), args=("--concurrency", "150"))
+    try:
+        w.start(1)
+        width = 150
+        nodes = [{"id": "start", "uses": "noop"}] + [
+            {"id": f"b{i}", "uses": "w-state-reader",
+             "params": {"redis": redis_url, "tag": "reads", "s": 2.0}} for i in range(width)]
+        bp = flownb.Blueprint.from_dict({"id": "reads-fan", "nodes": nodes, "edges": [
+            {"source": "start", "target": f"b{i}"} for i in range(width)]})
+        res = DistributedExecutor(redis_url).submit(bp).result(timeout=120)
+        assert res.status == "succeeded", res.error
+        r = redis.Redis.from_url(redis_url)
+        assert int(r.get("reads:exec") or 0) == width
+        rows = [json.loads(v) for v in r.hgetall("flownb:workers").values()]
+        assert rows[0]["max_in_flight"] == width
+    finally:
+        w.close()

@@ -90,6 +90,23 @@ def async_client(conn: redis.Redis) -> aredis.Redis:
     return aredis.Redis(connection_pool=apool)
 
 
+def fit_pool(conn: redis.Redis, concurrency: int) -> None:
+    """Let the blocking client's pool hold a connection for every thread of a worker of
+    ``concurrency`` visits: sync node bodies (their lazy state reads), RQ's thread, the heartbeat,
+    the enqueues. Why: redis-py's pool (100 by default) raises "Too many connections" past its
+    size instead of waiting, which a node reading state would take for a Redis failure. A
+    blocking pool waits already and is left alone."""
+    import redis as redis_mod
+
+    pool = conn.connection_pool
+    need = concurrency + 16
+    if (type(pool) is redis_mod.ConnectionPool and isinstance(pool.max_connections, int)
+            and pool.max_connections < need):
+        log.info("flownb worker: Redis pool raised from %d to %d connections (%d visits at once)",
+                 pool.max_connections, need, concurrency)
+        pool.max_connections = need
+
+
 class AsyncStore:
     """The calls a worker's visits make from the loop, awaited (see the module docstring)."""
 
@@ -250,4 +267,4 @@ class EventSink:
             await asyncio.shield(self._task)
 
 
-__all__ = ["AsyncStore", "EventSink", "async_client"]
+__all__ = ["AsyncStore", "EventSink", "async_client", "fit_pool"]

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import FlownbError
 from ..core.registry import Registry, default_registry
+from .async_store import fit_pool
 from .capability import HandBack
 from .execute import Incapable, NodeRunner, is_transient_redis_error
 from .jobs import enqueue_items, make_queue
@@ -102,6 +103,7 @@ class WorkerRuntime(NodeRunner, HandBack):
                  concurrency: int = DEFAULT_CONCURRENCY, liveness_process: bool = False) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        fit_pool(conn, concurrency)  # before the loop's pool copies its size (.async_store)
         self.conn = conn
         self.name = name
         self.registry = registry or default_registry
