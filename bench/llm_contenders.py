@@ -314,7 +314,9 @@ def cluster(agent: str, rows: list[dict[str, Any]], base_url: str,
 
     bp = examples.load(agent)
     kw: dict[str, Any] = {}
-    concurrency = int(os.environ.get("BENCH_WORKER_CONCURRENCY", "32"))
+    from flownb.distributed.visits import DEFAULT_CONCURRENCY
+
+    concurrency = int(os.environ.get("BENCH_WORKER_CONCURRENCY", str(DEFAULT_CONCURRENCY)))
     if "concurrency" in inspect.signature(LocalCluster).parameters:
         kw["concurrency"] = concurrency  # a worker that runs many visits at once (when it can)
     env = {k: os.environ[k] for k in ("FLOWNB_LLM", "OPENAI_BASE_URL", "OPENAI_API_KEY",

@@ -18,6 +18,7 @@ import redis
 import flownb
 from flownb.distributed.client import DistributedExecutor
 from flownb.distributed.jobs import make_queue
+from flownb.distributed.visits import DEFAULT_CONCURRENCY
 
 from conftest import Workers
 
@@ -255,5 +256,5 @@ def test_requeue_count_is_published(redis_url: str, cworkers: Workers) -> None:
     while not worker_rows(r) and time.monotonic() < deadline:
         time.sleep(0.05)
     row = worker_rows(r)[0]
-    assert row["requeued"] == 0 and row["concurrency"] == 32 and "w-async-sleep" in row["names"]
+    assert row["requeued"] == 0 and row["concurrency"] == DEFAULT_CONCURRENCY and "w-async-sleep" in row["names"]
     assert os.getpid() != row["pid"]

@@ -323,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how often this worker looks for expired leases to re-queue (default 1)")
     w.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
                    help="node visits this worker runs at once: async nodes share one event loop, "
-                        f"sync nodes a pool of N threads (default {DEFAULT_CONCURRENCY})")
+                        f"sync nodes a pool of N threads (default {DEFAULT_CONCURRENCY}: LLM-bound "
+                        "agents wait on the network; use less, e.g. 8, for nodes that compute)")
     w.add_argument("--stop-grace-s", dest="stop_grace", type=float, default=DEFAULT_STOP_GRACE_S,
                    metavar="SECONDS",
                    help="on SIGTERM / Ctrl-C, seconds the nodes in flight get to finish before "

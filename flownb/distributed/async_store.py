@@ -42,6 +42,9 @@ log = logging.getLogger("flownb.worker")
 
 #: the scripts a worker's visits run from the loop
 HOT_SCRIPTS = ("CLAIM", "COMMIT", "FAIL")
+#: seconds a visit waits for a free connection of the loop's pool before it counts as a Redis
+#: error (and is retried: :class:`.transient.RedisPatience`)
+POOL_WAIT_S = 30.0
 #: connection options that mean the same on redis.asyncio as on the sync client
 _PORTABLE = ("host", "port", "path", "db", "username", "password", "socket_timeout",
              "socket_connect_timeout", "socket_keepalive", "socket_keepalive_options",
@@ -53,7 +56,8 @@ def async_client(conn: redis.Redis) -> aredis.Redis:
     """A ``redis.asyncio`` client for the server, database, credentials, TLS, timeouts and
     retry policy of the sync client ``conn`` (one pool: build it once per loop)."""
     import redis.asyncio as aredis
-    from redis.asyncio.connection import ConnectionPool, SSLConnection, UnixDomainSocketConnection
+    from redis.asyncio.connection import (BlockingConnectionPool, SSLConnection,
+                                          UnixDomainSocketConnection)
     from redis.asyncio.retry import Retry
 
     pool = conn.connection_pool
@@ -76,9 +80,31 @@ def async_client(conn: redis.Redis) -> aredis.Redis:
         opts["retry"] = Retry(sync_retry._backoff, getattr(sync_retry, "_retries", 0),
                               tuple(getattr(sync_retry, "_supported_errors", ())) or
                               (aredis.ConnectionError, aredis.TimeoutError))
-    max_conn = getattr(pool, "max_connections", None)
-    apool = ConnectionPool(connection_class=cls, max_connections=max_conn, **opts)
+    # a visit waits for a free connection instead of failing: with a plain pool, 128 visits
+    # awaiting Redis at once on a pool of 100 (redis-py's default size) raised "Too many
+    # connections", which the visits took for Redis being away and backed off for up to 2 s
+    # each (a worker of 128 visits was slower than one of 32). The cap stays the sync pool's.
+    apool = BlockingConnectionPool(connection_class=cls, timeout=POOL_WAIT_S,
+                                   max_connections=getattr(pool, "max_connections", None) or 100,
+                                   **opts)
     return aredis.Redis(connection_pool=apool)
+
+
+def fit_pool(conn: redis.Redis, concurrency: int) -> None:
+    """Let the blocking client's pool hold a connection for every thread of a worker of
+    ``concurrency`` visits: sync node bodies (their lazy state reads), RQ's thread, the heartbeat,
+    the enqueues. Why: redis-py's pool (100 by default) raises "Too many connections" past its
+    size instead of waiting, which a node reading state would take for a Redis failure. A
+    blocking pool waits already and is left alone."""
+    import redis as redis_mod
+
+    pool = conn.connection_pool
+    need = concurrency + 16
+    if (type(pool) is redis_mod.ConnectionPool and isinstance(pool.max_connections, int)
+            and pool.max_connections < need):
+        log.info("flownb worker: Redis pool raised from %d to %d connections (%d visits at once)",
+                 pool.max_connections, need, concurrency)
+        pool.max_connections = need
 
 
 class AsyncStore:
@@ -241,4 +267,4 @@ class EventSink:
             await asyncio.shield(self._task)
 
 
-__all__ = ["AsyncStore", "EventSink", "async_client"]
+__all__ = ["AsyncStore", "EventSink", "async_client", "fit_pool"]

@@ -40,6 +40,12 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def _entry_key(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ``ms-seq`` as a comparable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms or 0), int(seq or 0)
+
+
 class DistributedBatch(Batch):
     """A batch whose rows run on the workers of ``executor``'s Redis and queue."""
 
@@ -159,6 +165,11 @@ class DistributedBatch(Batch):
             if cur is not None:
                 self._active[rid] = (cur[0], entry_id)
             elif rid in self._child_last:
+                # already counted: a child's entries can arrive twice in one wake-up, once
+                # drained when its row's terminal event settled the row, once more in the
+                # reply (or a later chunk's, read from the older id) that came with it
+                if _entry_key(entry_id) <= _entry_key(self._child_last[rid]):
+                    return
                 self._child_last[rid] = entry_id
             else:
                 return
@@ -235,14 +246,20 @@ class DistributedBatch(Batch):
                 if rid in self._child_live:
                     self._child_live.discard(rid)
                 else:
-                    self._settle(rid)
+                    self._settle(rid, unread=True)
 
-    def _settle(self, rid: str) -> None:
+    def _settle(self, rid: str, unread: bool = False) -> None:
+        """Row run ``rid`` ended: its result. ``unread``: found ended by the sweep, maybe before
+        the watcher read its last events (it lags under load): read them first, or the batch's
+        figures miss them (LLM calls: 2123 counted of 2125 in the stream)."""
         with self._lock:
             cur = self._active.pop(rid, None)
         if cur is None:
             return
         try:
+            if unread:
+                for e in self.executor.store.events(rid, after=cur[1], count=100_000):
+                    self.stats.feed(e)
             self._drain_children(rid)
             result = self.executor.store.load_result(rid)
         except Exception as exc:  # noqa: BLE001 - expired before we read it

@@ -31,10 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import FlownbError
 from ..core.registry import Registry, default_registry
+from .async_store import fit_pool
 from .capability import HandBack
 from .execute import Incapable, NodeRunner, is_transient_redis_error
 from .jobs import enqueue_items, make_queue
 from .keys import item_field, lease_member
+from .lease_beat import renew_and_read_statuses
 from .ratelimit import install as install_rate_limiter
 from .store import RedisStore, StoreSettings, dumps, loads
 from .waiting import expire_waits
@@ -44,8 +46,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flownb.worker")
 
-#: default number of node visits a worker runs at once (I/O-bound agents wait on the network)
-DEFAULT_CONCURRENCY = 32
+#: node visits a worker runs at once. 128: LLM-bound visits wait on the network; with 32, two
+#: workers held 64 calls where plain asyncio held 200 (three 200 ms waves for 200 moderation runs,
+#: not one: bench/README.md). Nodes that compute gain nothing from more: lower ``--concurrency``.
+DEFAULT_CONCURRENCY = 128
 #: seconds a stopping worker lets the visits in flight finish before it hands them back
 #: (``flownb worker --stop-grace-s``); with RQ's own teardown a worker is gone within ~2 s
 DEFAULT_STOP_GRACE_S = 1.0
@@ -99,6 +103,7 @@ class WorkerRuntime(NodeRunner, HandBack):
                  concurrency: int = DEFAULT_CONCURRENCY, liveness_process: bool = False) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        fit_pool(conn, concurrency)  # before the loop's pool copies its size (.async_store)
         self.conn = conn
         self.name = name
         self.registry = registry or default_registry
@@ -120,6 +125,7 @@ class WorkerRuntime(NodeRunner, HandBack):
         self._closing = threading.Event()  # a warm shutdown began: take no new visit
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()  # the visits on the loop (see _spawn)
         self._loop_thread: threading.Thread | None = None
         self._alive: subprocess.Popen[bytes] | None = None
         #: items whose node type no live worker had, since when (see _incapable)
@@ -179,8 +185,16 @@ class WorkerRuntime(NodeRunner, HandBack):
                 self._in_flight += 1
                 self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
             assert self._loop is not None
-            asyncio.run_coroutine_threadsafe(self._guarded(run_id, node, visit, members[i]),
-                                             self._loop)
+            # a task made on the loop, no concurrent future (nobody reads one): half the CPU
+            self._loop.call_soon_threadsafe(self._spawn, self._guarded(run_id, node, visit,
+                                                                       members[i]))
+
+    def _spawn(self, coro: Any) -> None:
+        """On the loop: run the visit ``coro`` as a task (kept referenced until it is done)."""
+        assert self._loop is not None
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _guarded(self, run_id: str, node: str, visit: int, member: str) -> None:
         try:
@@ -286,10 +300,9 @@ class WorkerRuntime(NodeRunner, HandBack):
             try:
                 members = list(self.running)
                 runs = set(self.running.values())
-                if members:
-                    self.store.renew(members)
-                    for rid in runs:
-                        if self.store.status(rid) != "running":
+                if members:  # one round trip, whatever the number of runs (.lease_beat)
+                    for rid, status in renew_and_read_statuses(self.store, members, runs).items():
+                        if status != "running":
                             r = self.runs.get(rid)
                             if r is not None:
                                 r.cancelled = True

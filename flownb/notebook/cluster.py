@@ -103,7 +103,7 @@ class LocalCluster:
         env: extra environment variables for process workers.
         wait: block until every worker is serving (and raise if one cannot start).
         log_level: worker log level.
-        concurrency: node visits each worker runs at once (default: the worker's, 32).
+        concurrency: node visits each worker runs at once (default: the worker's, 128).
     """
 
     def __init__(self, n_workers: int = 2, mode: Literal["process", "thread"] = "process", *,
