@@ -13,7 +13,8 @@ from .prelude_base import _BASE
 _JOIN = r"""
 local function fire(node, sources)
   local info = ginfo(node)
-  local v = redis.call('HINCRBY', K_SCHED, 'v:' .. node, 1)
+  local v = VISITS[node]
+  if v then v = v + 1; VISITS[node] = v else v = redis.call('HINCRBY', K_SCHED, 'v:' .. node, 1) end
   if v > info.m then
     FAILED = {node = node, visits = v, max = info.m}
     return
@@ -70,14 +71,23 @@ pop_ready = function(target, info, work, c)
     redis.call('HSET', K_SCHED, 'g:' .. target, gen + 1)
     local srcs, nonempty = {}, 0
     local names = cjson.decode(redis.call('HGET', K_GRAPH, 'src:' .. target))
+    -- every slot's queue in a few commands, not two per slot (a 500-wide join: 3, not 1,000)
+    local qks, gone, kept = {}, {}, {}
+    for p = 0, info.n - 1 do qks[p + 1] = 'q:' .. target .. ':' .. p end
+    local qs = {}
+    for i = 1, #qks, 400 do
+      local part = redis.call('HMGET', K_SCHED, unpack(qks, i, math.min(i + 399, #qks)))
+      for j = 1, #part do qs[i + j - 1] = part[j] end
+    end
     for p = 0, info.n - 1 do
-      local qk = 'q:' .. target .. ':' .. p
-      local q = redis.call('HGET', K_SCHED, qk) or 'D'
+      local q = qs[p + 1] or 'D'
       local rest = string.sub(q, 2)
-      if rest == '' then redis.call('HDEL', K_SCHED, qk)
-      else redis.call('HSET', K_SCHED, qk, rest); nonempty = nonempty + 1 end
+      if rest == '' then table.insert(gone, qks[p + 1])
+      else table.insert(kept, qks[p + 1]); table.insert(kept, rest); nonempty = nonempty + 1 end
       if string.sub(q, 1, 1) == 'T' then table.insert(srcs, names[p + 1]) end
     end
+    for i = 1, #gone, 400 do redis.call('HDEL', K_SCHED, unpack(gone, i, math.min(i + 399, #gone))) end
+    if #kept > 0 then hset_all(K_SCHED, kept) end
     redis.call('HSET', K_SCHED, 'c:' .. target, nonempty)
     c = nonempty
     if info.j == 'all' then
@@ -156,10 +166,16 @@ end
 
 local function member(node, visit) return RUN .. '|' .. node .. '|' .. visit end
 
+-- the node_started data of an item claimed inline (its first delivery)
+local function started_data(visit, worker)
+  return cjson.encode({visit = tonumber(visit), worker = worker, delivery = 1})
+end
+
 -- queue the fired items: pending entries + a lease so a lost enqueue is redone by the reaper.
 -- With ``worker`` (a single fired item), it is stored claimed by that worker at once, as
 -- ``claim_one`` would (no queued state to write and read back): returns that item.
-local function queue_ready(worker)
+-- (``merged``: that item's node_started rides on the caller's entry already, xadd2)
+local function queue_ready(worker, merged)
   local claimed = nil
   -- skips first: the events read as in process (b succeeded, its untaken branch skipped, then
   -- the successor this commit claims inline starts)
@@ -176,10 +192,7 @@ local function queue_ready(worker)
     end
     redis.call('HSET', K_PENDING, it[1] .. '|' .. it[2], cjson.encode(item))
     redis.call('ZADD', K_LEASES, NOW_MS + ttl, member(it[1], it[2]))
-    if worker then
-      xadd(K_EVENTS, 'node_started', it[1], cjson.encode({visit = tonumber(it[2]), worker = worker,
-           delivery = 1}))
-    end
+    if worker and not merged then xadd(K_EVENTS, 'node_started', it[1], started_data(it[2], worker)) end
   end
   return claimed
 end

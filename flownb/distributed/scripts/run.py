@@ -136,13 +136,26 @@ local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read: status 
 local status, PAUSED = mf[1], mf[2] == '1'
 if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 local node, visit = ARGV[7], ARGV[8]
--- one read of the scheduling fields this commit needs: done marker, commit number, counts
-local sf = redis.call('HMGET', K_SCHED, 'd:' .. node .. ':' .. visit, 'seq', 'active', 'h')
+local g = commit_graph_fields(node)  -- judged below (commit_graph_problem), before any write
+local taken = cjson.decode(ARGV[10])
+-- one read of the scheduling fields this commit needs: done marker, commit number, counts, and
+-- the visit counters of the successors its taken edges fire (fire() counts them in VISITS)
+local want = {'d:' .. node .. ':' .. visit, 'seq', 'active', 'h'}
+local ahead = {}
+for _, e in ipairs(_out[node] or {}) do
+  if #ahead < 64 and e[3] ~= 2 and taken[tostring(e[1])] == true and VISITS_READ[e[2]] == nil then
+    VISITS_READ[e[2]] = true
+    table.insert(ahead, e[2]); table.insert(want, 'v:' .. e[2])
+  end
+end
+local sf = redis.call('HMGET', K_SCHED, unpack(want))
 if sf[1] then
   return cjson.encode({r = 'dup'})
 end
-local taken = cjson.decode(ARGV[10])
-local problem = graph_problem_for(node)
+for i, n in ipairs(ahead) do
+  VISITS_READ[n] = tonumber(sf[4 + i] or '0'); VISITS[n] = VISITS_READ[n]
+end
+local problem = commit_graph_problem(node, g, taken, #ARGV >= 15)
 if problem then
   local parent, msg = fail_broken(node, graph_message(problem))
   return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = msg})
@@ -162,7 +175,7 @@ end
 SEQ = cur_seq + 1
 local writes, state_err = {}, nil
 if #ARGV >= 15 then
-  local rraw = redis.call('HGET', K_GRAPH, 'reducers')
+  local rraw = g[5]  -- read with the node's fields (an old graph without it: HLEN checked)
   local reducers = rraw and cjson.decode(rraw) or {}
   for i = 15, #ARGV, 2 do
     local k, v = ARGV[i], ARGV[i + 1]
@@ -209,22 +222,32 @@ hset_all(K_STATE, state_set)
 redis.call('HSET', K_NODES, node, ARGV[11])
 redis.call('HDEL', K_PENDING, node .. '|' .. visit)
 redis.call('ZREM', K_LEASES, member(node, visit))
-local event_node = node
-if ARGV[14] ~= '' then event_node = ARGV[14] end
-local eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
--- time travel: the committed step, in the same atomic call (flownb.engine.history); the event data
--- goes in as it is (its action and flag are read in Python: no JSON decoding on this path)
-redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
-           't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
 local info = ginfo(node)
 if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
 local work = {}
 resolve_out(node, taken, work)
 if not FAILED then drain(work) end
+-- the events once the routing is known (routing writes none): node_succeeded, then the skipped
+-- branches, then the start of the successor claimed inline — one entry (xadd2) when no skip
+-- comes between
+local inline = not FAILED and not BROKEN and ARGV[13] ~= '' and #READY == 1 and not PAUSED
+local merged = inline and #SKIPPED == 0
+local event_node = node
+if ARGV[14] ~= '' then event_node = ARGV[14] end
+local eid
+if merged then
+  eid = xadd2(K_EVENTS, 'node_succeeded', event_node, ARGV[12], 'node_started', READY[1][1],
+              started_data(READY[1][2], ARGV[13]))
+else
+  eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
+end
+-- time travel: the committed step, in the same atomic call (flownb.engine.history); the event data
+-- goes in as it is (its action and flag are read in Python: no JSON decoding on this path)
+redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
+           't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
 local result = {r = 'ok', ready = {}}
-if not FAILED and not BROKEN then
-  local inline = ARGV[13] ~= '' and #READY == 1 and not PAUSED  -- a paused run claims nothing
-  local claimed = queue_ready(inline and ARGV[13] or nil)
+if not FAILED and not BROKEN then  -- a paused run claims nothing
+  local claimed = queue_ready(inline and ARGV[13] or nil, merged)
   if inline then
     local it = READY[1]
     result.claimed = {it[1], it[2], claimed}
@@ -233,6 +256,9 @@ if not FAILED and not BROKEN then
   end
 end
 table.insert(sched_set, 'active'); table.insert(sched_set, ACTIVE)
+for _, n in ipairs(ahead) do
+  if VISITS[n] ~= VISITS_READ[n] then table.insert(sched_set, 'v:' .. n); table.insert(sched_set, VISITS[n]) end
+end
 hset_all(K_SCHED, sched_set)
 local parent = maybe_finished(sf[4] or '0')
 result.finished = STATUS ~= 'running' and STATUS or nil
