@@ -8,6 +8,7 @@ queueing) and finalisation (status, events, expiry, waking a parent run). See
 
 from __future__ import annotations
 
+from .ahead import _AHEAD
 from .prelude_base import _BASE
 
 _JOIN = r"""
@@ -48,6 +49,7 @@ local function deliver(target, pos, t, source, work)
     if t then fire(target, {source}) else skip(target, work) end
     return
   end
+  if deliver_ahead(target, pos, t) then return end
   local qk = 'q:' .. target .. ':' .. pos
   local q = redis.call('HGET', K_SCHED, qk) or ''
   if t and info.j == 'any' then
@@ -321,7 +323,9 @@ end
 -- run controls (flownb.distributed.controls): while the run is paused (meta 'paused'), an item is
 -- parked instead of claimed: st 'p', no lease, so no worker holds it; RESUME_RUN re-queues it
 local function park_paused(node, visit, it)  -- it: the item, as the claim already read it
-  if redis.call('HGET', K_META, 'paused') ~= '1' then return false end
+  local paused = META_PAUSED
+  if paused == nil then paused = redis.call('HGET', K_META, 'paused') == '1' end
+  if not paused then return false end
   local f = node .. '|' .. visit
   it.st = 'p'
   it.w = nil
@@ -331,4 +335,4 @@ local function park_paused(node, visit, it)  -- it: the item, as the claim alrea
 end
 """
 
-_LIB = _BASE + _JOIN
+_LIB = _BASE + _AHEAD + _JOIN

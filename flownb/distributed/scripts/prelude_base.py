@@ -30,8 +30,11 @@ end
 -- What makes a visit's pending item takeable, checked before any write by every script that
 -- takes one up (CLAIM, PARK): the run is running, the visit is not done, the item exists.
 -- Returns the item's JSON, or nil and the encoded refusal.
+local META_PAUSED = nil  -- the run's pause flag, when this script read it with its status
 local function pending_item(node, visit)
-  local status = redis.call('HGET', K_META, 'status')
+  local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read: park_paused needs it too
+  local status = mf[1]
+  META_PAUSED = mf[2] == '1'
   if status ~= 'running' then return nil, cjson.encode({r = 'stale', status = status or 'missing'}) end
   -- COMMIT deletes the item with the same call that marks the visit done: an item is never done
   local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
@@ -74,9 +77,10 @@ local SEQ = 0  -- this commit's number (flownb.core.reducers): items fired now r
 -- the run's 'active' count as this script left it (nil: not known, read it); with DEFER_ACTIVE
 -- (COMMIT) it is only counted here and written once, with the done marker (fewer commands)
 local ACTIVE, DEFER_ACTIVE = nil, false
--- visit counters read ahead (COMMIT: its successors' 'v:', in the HMGET of its sched fields):
--- fire() counts them here and the script writes them once, with the done marker
-local VISITS, VISITS_READ = {}, {}
+-- COMMIT's read-ahead (.ahead): the visit counters of its successors, counted here by fire() and
+-- written once with the done marker; the all-joins it feeds ({pos, q, c}); whether the commit
+-- is plain (no graph field beyond its HMGET, no join fires); sched fields for that last HSET
+local VISITS, VISITS_READ, JOINS_AHEAD, PLAIN, LATE = {}, {}, {}, false, {}
 local STATUS = nil  -- the status this script gave the run ('waiting', or its final one)
 local LOOPS = true  -- whether the graph may have loop exits (false when its 'L' field says none)
 
@@ -87,48 +91,6 @@ local function graph_problem()
   if redis.call('HLEN', K_GRAPH) ~= tonumber(want) then
     return 'is incomplete in Redis (' .. redis.call('HLEN', K_GRAPH) .. ' of ' .. want .. ' fields)'
   end
-  return nil
-end
-
--- The graph fields a commit of ``node`` reads first, in one HMGET: 'hlen', its join info, its
--- out edges, the loop flag and the reducers. Caches what it finds (a missing field is judged by
--- commit_graph_problem, before any write).
-local function commit_graph_fields(node)
-  local g = redis.call('HMGET', K_GRAPH, 'hlen', 'i:' .. node, 'o:' .. node, 'L', 'reducers')
-  if g[2] then _info[node] = cjson.decode(g[2]) end
-  if g[3] then _out[node] = seed_targets(cjson.decode(g[3])) end
-  LOOPS = g[4] ~= '0'
-  return g
-end
-
--- Whether the commit reads no graph field beyond that HMGET: a node with out edges, all taken,
--- forward, to single-input targets whose join info rides on the edge, in a graph without loops,
--- with the reducers field there when it writes state. Its successors fire at once (so the run
--- stays active: no end-of-run sweep), nothing is skipped (no 'o:' of another node), no join
--- ('src:'), no loop ('n:', 'x:'). A graph that lacks 'o:' or 'reducers' (uploaded before they
--- were always written) is never plain.
-local function plain_commit(node, g, taken, writes_state)
-  if not (g[2] and g[3]) or LOOPS or (writes_state and not g[5]) then return false end
-  local o = _out[node]
-  if #o == 0 then return false end
-  for _, e in ipairs(o) do
-    if e[3] ~= 0 or not e[5] or e[5].n ~= 1 or taken[tostring(e[1])] ~= true then return false end
-  end
-  return true
-end
-
--- graph_problem for a commit of ``node`` (``g``: commit_graph_fields). A plain commit needs no
--- HLEN: a missing field of its HMGET is the only way the graph can fail it ('o:<node>' is
--- written for every node, so its absence is never read as "no out edges"). Any other commit
--- may read more fields, so the field count proves none is missing before the first write.
-local function commit_graph_problem(node, g, taken, writes_state)
-  if not g[1] then return 'is not in Redis (expired, evicted or deleted)' end
-  if not plain_commit(node, g, taken, writes_state) then
-    local n = redis.call('HLEN', K_GRAPH)
-    if n ~= tonumber(g[1]) then return 'is incomplete in Redis (' .. n .. ' of ' .. g[1] .. ' fields)' end
-  end
-  if not g[2] then return 'has no node ' .. node end
-  if not g[3] then _out[node] = {} end  -- an old graph's node without out edges (HLEN checked)
   return nil
 end
 

@@ -93,8 +93,9 @@ return cjson.encode({r = 'ok', item = claimed})
 #: KEYS: the run keys; ARGV[7] worker name, ARGV[8..] node, visit pairs.
 #: Returns JSON [{"node", "visit", "r", "item"}, ...] like CLAIM for each.
 CLAIM_MANY = _LIB + r"""
-local status = redis.call('HGET', K_META, 'status')
-if status ~= 'running' then return cjson.encode({}) end
+local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read for every item
+if mf[1] ~= 'running' then return cjson.encode({}) end
+META_PAUSED = mf[2] == '1'
 local out = {}
 for i = 8, #ARGV, 2 do
   local node, visit = ARGV[i], ARGV[i + 1]
@@ -139,23 +140,12 @@ local node, visit = ARGV[7], ARGV[8]
 local g = commit_graph_fields(node)  -- judged below (commit_graph_problem), before any write
 local taken = cjson.decode(ARGV[10])
 -- one read of the scheduling fields this commit needs: done marker, commit number, counts, and
--- the visit counters of the successors its taken edges fire (fire() counts them in VISITS)
-local want = {'d:' .. node .. ':' .. visit, 'seq', 'active', 'h'}
-local ahead = {}
-for _, e in ipairs(_out[node] or {}) do
-  if #ahead < 64 and e[3] ~= 2 and taken[tostring(e[1])] == true and VISITS_READ[e[2]] == nil then
-    VISITS_READ[e[2]] = true
-    table.insert(ahead, e[2]); table.insert(want, 'v:' .. e[2])
-  end
-end
-local sf = redis.call('HMGET', K_SCHED, unpack(want))
+-- what routing will count ahead (.ahead: successors' visits, the all-joins it feeds)
+local sf = read_ahead(node, visit, taken)
 if sf[1] then
   return cjson.encode({r = 'dup'})
 end
-for i, n in ipairs(ahead) do
-  VISITS_READ[n] = tonumber(sf[4 + i] or '0'); VISITS[n] = VISITS_READ[n]
-end
-local problem = commit_graph_problem(node, g, taken, #ARGV >= 15)
+local problem = commit_graph_problem(node, g, taken, #ARGV >= 15, tonumber(sf[3] or '0'))
 if problem then
   local parent, msg = fail_broken(node, graph_message(problem))
   return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = msg})
@@ -256,9 +246,10 @@ if not FAILED and not BROKEN then  -- a paused run claims nothing
   end
 end
 table.insert(sched_set, 'active'); table.insert(sched_set, ACTIVE)
-for _, n in ipairs(ahead) do
-  if VISITS[n] ~= VISITS_READ[n] then table.insert(sched_set, 'v:' .. n); table.insert(sched_set, VISITS[n]) end
+for n, v in pairs(VISITS) do  -- (effects are replicated: the order of the fields does not matter)
+  if v ~= VISITS_READ[n] then table.insert(sched_set, 'v:' .. n); table.insert(sched_set, v) end
 end
+for _, x in ipairs(LATE) do table.insert(sched_set, x) end
 hset_all(K_SCHED, sched_set)
 local parent = maybe_finished(sf[4] or '0')
 result.finished = STATUS ~= 'running' and STATUS or nil
