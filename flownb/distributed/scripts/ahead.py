@@ -61,8 +61,8 @@ end
 -- Whether the commit reads no graph field beyond its HMGET and fires no join: a node with out
 -- edges, all forward, whose targets' join info rides on the edge, in a graph without loops, with
 -- the reducers field there when it writes state; each edge taken to a single-input target (it
--- fires at once) or feeding an all-join this arrival does not complete; and the run stays
--- active (no end-of-run sweep). So nothing is skipped (no 'o:' of another node), no join reads
+-- fires at once, its visits read ahead and within its max_visits) or feeding an all-join this
+-- arrival does not complete; and the run stays active (no end-of-run sweep). So nothing is skipped (no 'o:' of another node), no join reads
 -- 'src:', no loop 'n:' or 'x:'. A graph without 'o:' or 'reducers' (stored before they were
 -- always written) is never plain. ``active``: the run's active count before this commit.
 local function plain_commit(node, g, taken, writes_state, active)
@@ -72,7 +72,9 @@ local function plain_commit(node, g, taken, writes_state, active)
     local ti = e[5]
     if e[3] ~= 0 or not ti then return false end
     if ti.n == 1 then
-      if taken[tostring(e[1])] ~= true then return false end
+      -- it fires, within its max_visits (a failing fire could end the run: the sweep reads more)
+      local v = VISITS[e[2]]
+      if taken[tostring(e[1])] ~= true or v == nil or v + 1 > ti.m then return false end
       fires = fires + 1
     else
       local a = JOINS_AHEAD[e[2]]
