@@ -9,7 +9,8 @@ nothing else: no loops, no skipped branch, no join that fires now, no end-of-run
 missing graph field of that ``HMGET`` is the only way the graph can fail it (no ``HLEN``), and
 the counters and join slots it changes are written with its done marker, in one ``HSET``. Any
 other commit checks the whole graph and routes as before (:mod:`.prelude`); either way every
-check is made before the first write (a Lua script is not rolled back).
+check is made before the first write (a Lua script is not rolled back). Only COMMIT includes
+these functions (after the prelude): every other script would pay for creating them per call.
 """
 
 from __future__ import annotations

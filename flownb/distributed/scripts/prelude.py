@@ -8,7 +8,6 @@ queueing) and finalisation (status, events, expiry, waking a parent run). See
 
 from __future__ import annotations
 
-from .ahead import _AHEAD
 from .prelude_base import _BASE
 
 _JOIN = r"""
@@ -49,7 +48,7 @@ local function deliver(target, pos, t, source, work)
     if t then fire(target, {source}) else skip(target, work) end
     return
   end
-  if deliver_ahead(target, pos, t) then return end
+  if DELIVER_AHEAD and DELIVER_AHEAD(target, pos, t) then return end
   local qk = 'q:' .. target .. ':' .. pos
   local q = redis.call('HGET', K_SCHED, qk) or ''
   if t and info.j == 'any' then
@@ -335,4 +334,4 @@ local function park_paused(node, visit, it)  -- it: the item, as the claim alrea
 end
 """
 
-_LIB = _BASE + _AHEAD + _JOIN
+_LIB = _BASE + _JOIN

@@ -81,6 +81,7 @@ local ACTIVE, DEFER_ACTIVE = nil, false
 -- written once with the done marker; the all-joins it feeds ({pos, q, c}); whether the commit
 -- is plain (no graph field beyond its HMGET, no join fires); sched fields for that last HSET
 local VISITS, VISITS_READ, JOINS_AHEAD, PLAIN, LATE = {}, {}, {}, false, {}
+local DELIVER_AHEAD = nil  -- (.ahead's deliver_ahead, set by COMMIT: only it reads ahead)
 local STATUS = nil  -- the status this script gave the run ('waiting', or its final one)
 local LOOPS = true  -- whether the graph may have loop exits (false when its 'L' field says none)
 

@@ -4,6 +4,7 @@ for child runs. Each is the prelude (:mod:`.prelude`) plus its own body; KEYS ar
 
 from __future__ import annotations
 
+from .ahead import _AHEAD
 from .prelude import _LIB
 
 #: Create a run and queue its start nodes.
@@ -132,7 +133,8 @@ return cjson.encode(out)
 #: When the run's graph is missing or incomplete nothing of the visit is written: the script
 #: fails the run itself ("finished": "failed", "error" says why) and still returns "ok" so the
 #: worker wakes a waiting parent run like after any other end of a run.
-COMMIT = _LIB + r"""
+COMMIT = _LIB + _AHEAD + r"""
+DELIVER_AHEAD = deliver_ahead
 local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read: status and pause flag
 local status, PAUSED = mf[1], mf[2] == '1'
 if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
