@@ -13,8 +13,8 @@ from .prelude_base import _BASE
 _JOIN = r"""
 local function fire(node, sources)
   local info = ginfo(node)
-  local v = VISITS[node]
-  if v then v = v + 1; VISITS[node] = v else v = redis.call('HINCRBY', K_SCHED, 'v:' .. node, 1) end
+  local v = AHEAD and AHEAD.v[node]
+  if v then v = v + 1; AHEAD.v[node] = v else v = redis.call('HINCRBY', K_SCHED, 'v:' .. node, 1) end
   if v > info.m then
     FAILED = {node = node, visits = v, max = info.m}
     return
@@ -48,7 +48,7 @@ local function deliver(target, pos, t, source, work)
     if t then fire(target, {source}) else skip(target, work) end
     return
   end
-  if DELIVER_AHEAD and DELIVER_AHEAD(target, pos, t) then return end
+  if AHEAD and AHEAD.deliver(target, pos, t) then return end
   local qk = 'q:' .. target .. ':' .. pos
   local q = redis.call('HGET', K_SCHED, qk) or ''
   if t and info.j == 'any' then
@@ -167,15 +167,10 @@ end
 
 local function member(node, visit) return RUN .. '|' .. node .. '|' .. visit end
 
--- the node_started data of an item claimed inline (its first delivery)
-local function started_data(visit, worker)
-  return cjson.encode({visit = tonumber(visit), worker = worker, delivery = 1})
-end
-
 -- queue the fired items: pending entries + a lease so a lost enqueue is redone by the reaper.
 -- With ``worker`` (a single fired item), it is stored claimed by that worker at once, as
 -- ``claim_one`` would (no queued state to write and read back): returns that item.
--- (``merged``: that item's node_started rides on the caller's entry already, xadd2)
+-- (``merged``: that item's node_started rides on the caller's entry already)
 local function queue_ready(worker, merged)
   local claimed = nil
   -- skips first: the events read as in process (b succeeded, its untaken branch skipped, then
@@ -192,8 +187,11 @@ local function queue_ready(worker, merged)
       claimed = item
     end
     redis.call('HSET', K_PENDING, it[1] .. '|' .. it[2], cjson.encode(item))
-    redis.call('ZADD', K_LEASES, NOW_MS + ttl, member(it[1], it[2]))
-    if worker and not merged then xadd(K_EVENTS, 'node_started', it[1], started_data(it[2], worker)) end
+    redis.call('ZADD', K_LEASES, string.format('%d', NOW_MS + ttl), member(it[1], it[2]))
+    if worker and not merged then
+      xadd(K_EVENTS, 'node_started', it[1], cjson.encode({visit = tonumber(it[2]), worker = worker,
+           delivery = 1}))
+    end
   end
   return claimed
 end
@@ -313,7 +311,7 @@ local function claim_one(node, visit, worker, deliveries, it)
   it.w = worker
   it.dc = (it.dc or 0) + deliveries
   redis.call('HSET', K_PENDING, f, cjson.encode(it))
-  redis.call('ZADD', K_LEASES, NOW_MS + LEASE_MS, member(node, visit))
+  redis.call('ZADD', K_LEASES, string.format('%d', NOW_MS + LEASE_MS), member(node, visit))
   xadd(K_EVENTS, 'node_started', node, cjson.encode({visit = tonumber(visit), worker = worker,
        delivery = it.dc}))
   return it

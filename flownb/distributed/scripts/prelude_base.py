@@ -16,17 +16,12 @@ local _t = redis.call('TIME')
 local NOW_MS = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 local NOW_S = string.format('%d.%06d', _t[1], _t[2])
 
+-- (numbers go to Redis as text made here: Lua's own conversion formats every number as a float,
+-- a few thousand instructions each; MAXLEN as it came, ARGV[3])
 local function xadd(key, typ, node, data)
-  return redis.call('XADD', key, 'MAXLEN', '~', MAXLEN, '*', 't', typ, 'n', node or '', 'ts', NOW_S,
+  return redis.call('XADD', key, 'MAXLEN', '~', ARGV[3], '*', 't', typ, 'n', node or '', 'ts', NOW_S,
              'd', data or '{}')
 end
--- two events as one entry (COMMIT: a node's success and the start of the successor it claims
--- inline): fields t2, n2, d2 carry the second; readers expand it (flownb.core.events.entry_events)
-local function xadd2(key, typ, node, data, typ2, node2, data2)
-  return redis.call('XADD', key, 'MAXLEN', '~', MAXLEN, '*', 't', typ, 'n', node, 'ts', NOW_S,
-             'd', data, 't2', typ2, 'n2', node2, 'd2', data2)
-end
-
 -- What makes a visit's pending item takeable, checked before any write by every script that
 -- takes one up (CLAIM, PARK): the run is running, the visit is not done, the item exists.
 -- Returns the item's JSON, or nil and the encoded refusal.
@@ -77,11 +72,9 @@ local SEQ = 0  -- this commit's number (flownb.core.reducers): items fired now r
 -- the run's 'active' count as this script left it (nil: not known, read it); with DEFER_ACTIVE
 -- (COMMIT) it is only counted here and written once, with the done marker (fewer commands)
 local ACTIVE, DEFER_ACTIVE = nil, false
--- COMMIT's read-ahead (.ahead): the visit counters of its successors, counted here by fire() and
--- written once with the done marker; the all-joins it feeds ({pos, q, c}); whether the commit
--- is plain (no graph field beyond its HMGET, no join fires); sched fields for that last HSET
-local VISITS, VISITS_READ, JOINS_AHEAD, PLAIN, LATE = {}, {}, {}, false, {}
-local DELIVER_AHEAD = nil  -- (.ahead's deliver_ahead, set by COMMIT: only it reads ahead)
+-- COMMIT's read-ahead (.ahead), nil in every other script: {v = the visit counters fire()
+-- counts in (written once, with the done marker), deliver = the hook for the joins it read ahead}
+local AHEAD = nil
 local STATUS = nil  -- the status this script gave the run ('waiting', or its final one)
 local LOOPS = true  -- whether the graph may have loop exits (false when its 'L' field says none)
 

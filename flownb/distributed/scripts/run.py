@@ -4,7 +4,7 @@ for child runs. Each is the prelude (:mod:`.prelude`) plus its own body; KEYS ar
 
 from __future__ import annotations
 
-from .ahead import _AHEAD
+from .ahead import _GRAPH_CHECK, _READ_AHEAD
 from .prelude import _LIB
 
 #: Create a run and queue its start nodes.
@@ -133,21 +133,19 @@ return cjson.encode(out)
 #: When the run's graph is missing or incomplete nothing of the visit is written: the script
 #: fails the run itself ("finished": "failed", "error" says why) and still returns "ok" so the
 #: worker wakes a waiting parent run like after any other end of a run.
-COMMIT = _LIB + _AHEAD + r"""
-DELIVER_AHEAD = deliver_ahead
+COMMIT = _LIB + r"""
 local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read: status and pause flag
 local status, PAUSED = mf[1], mf[2] == '1'
 if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 local node, visit = ARGV[7], ARGV[8]
-local g = commit_graph_fields(node)  -- judged below (commit_graph_problem), before any write
 local taken = cjson.decode(ARGV[10])
--- one read of the scheduling fields this commit needs: done marker, commit number, counts, and
--- what routing will count ahead (.ahead: successors' visits, the all-joins it feeds)
-local sf = read_ahead(node, visit, taken)
+-- one read of the graph fields and one of the scheduling fields this commit needs, with what
+-- routing will count ahead (.ahead: successors' visits, the all-joins it feeds)
+""" + _READ_AHEAD + r"""
 if sf[1] then
   return cjson.encode({r = 'dup'})
 end
-local problem = commit_graph_problem(node, g, taken, #ARGV >= 15, tonumber(sf[3] or '0'))
+""" + _GRAPH_CHECK + r"""
 if problem then
   local parent, msg = fail_broken(node, graph_message(problem))
   return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = msg})
@@ -199,7 +197,7 @@ if state_err then
 end
 -- the done marker, the commit number, the writers of state keys and the active count go to
 -- the sched hash in one HSET at the end (DEFER_ACTIVE: fire() counts in ACTIVE meanwhile)
-local sched_set = {'d:' .. node .. ':' .. visit, '1', 'seq', SEQ}
+local sched_set = {'d:' .. node .. ':' .. visit, '1', 'seq', string.format('%d', SEQ)}
 ACTIVE, DEFER_ACTIVE = tonumber(sf[3] or '0') - 1, true
 if kind ~= 0 and (not own_it or own_it.cw) then  -- a subflow/map visit: its child-run fields go
   redis.call('HDEL', K_SCHED, 'cw:' .. node .. '|' .. visit, 'ch:' .. node .. '|' .. visit,
@@ -220,16 +218,17 @@ local work = {}
 resolve_out(node, taken, work)
 if not FAILED then drain(work) end
 -- the events once the routing is known (routing writes none): node_succeeded, then the skipped
--- branches, then the start of the successor claimed inline — one entry (xadd2) when no skip
+-- branches, then the start of the successor claimed inline — one entry when no skip
 -- comes between
 local inline = not FAILED and not BROKEN and ARGV[13] ~= '' and #READY == 1 and not PAUSED
 local merged = inline and #SKIPPED == 0
 local event_node = node
 if ARGV[14] ~= '' then event_node = ARGV[14] end
 local eid
-if merged then
-  eid = xadd2(K_EVENTS, 'node_succeeded', event_node, ARGV[12], 'node_started', READY[1][1],
-              started_data(READY[1][2], ARGV[13]))
+if merged then  -- fields t2, n2, d2 carry the second event (flownb.core.events.Event.all_from_fields)
+  eid = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', ARGV[3], '*', 't', 'node_succeeded', 'n', event_node,
+                   'ts', NOW_S, 'd', ARGV[12], 't2', 'node_started', 'n2', READY[1][1],
+                   'd2', cjson.encode({visit = tonumber(READY[1][2]), worker = ARGV[13], delivery = 1}))
 else
   eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
 end
@@ -247,9 +246,9 @@ if not FAILED and not BROKEN then  -- a paused run claims nothing
     for _, it in ipairs(READY) do table.insert(result.ready, {it[1], it[2]}) end
   end
 end
-table.insert(sched_set, 'active'); table.insert(sched_set, ACTIVE)
+table.insert(sched_set, 'active'); table.insert(sched_set, string.format('%d', ACTIVE))
 for n, v in pairs(VISITS) do  -- (effects are replicated: the order of the fields does not matter)
-  if v ~= VISITS_READ[n] then table.insert(sched_set, 'v:' .. n); table.insert(sched_set, v) end
+  if v ~= VISITS_READ[n] then table.insert(sched_set, 'v:' .. n); table.insert(sched_set, string.format('%d', v)) end
 end
 for _, x in ipairs(LATE) do table.insert(sched_set, x) end
 hset_all(K_SCHED, sched_set)
