@@ -33,29 +33,37 @@ AHEAD = {v = VISITS, deliver = function(target, pos, t)
   local a = PLAIN and JOINS_AHEAD[target]
   if not a or a.pos ~= pos then return false end
   JOINS_AHEAD[target] = nil
+  local n = #LATE
   if a.q == '' then
-    table.insert(LATE, 'c:' .. target); table.insert(LATE, a.c + 1)
+    LATE[n + 1] = 'c:' .. target; LATE[n + 2] = string.format('%d', a.c + 1); n = n + 2
     if a.c == 0 then redis.call('SADD', K_PARTIAL, target) end
   end
-  table.insert(LATE, 'q:' .. target .. ':' .. pos); table.insert(LATE, a.q .. (t and 'T' or 'D'))
+  LATE[n + 1] = 'q:' .. target .. ':' .. pos; LATE[n + 2] = a.q .. (t and 'T' or 'D')
   return true
 end}
 local g = redis.call('HMGET', K_GRAPH, 'hlen', 'i:' .. node, 'o:' .. node, 'L', 'reducers')
 if g[2] then _info[node] = cjson.decode(g[2]) end
 if g[3] then _out[node] = seed_targets(cjson.decode(g[3])) end
 LOOPS = g[4] ~= '0'
-local want, asks, edges = {'d:' .. node .. ':' .. visit, 'seq', 'active', 'h'}, {}, {}
-for _, e in ipairs(_out[node] or {}) do edges[e[2]] = (edges[e[2]] or 0) + 1 end
-for _, e in ipairs(_out[node] or {}) do
-  if #asks >= 1000 then break end
+local want, asks, o = {'d:' .. node .. ':' .. visit, 'seq', 'active', 'h'}, {}, _out[node] or {}
+local edges = nil  -- edges per target, counted when a join is among them
+for k = 1, #o do
+  local e = o[k]
+  if #asks >= 2000 then break end  -- (a wider fan-out counts the rest with HINCRBY)
   local t, ti = e[2], e[5]
-  if e[3] == 0 and ti and ti.n > 1 and ti.j == 'all' and edges[t] == 1 then
-    table.insert(asks, t); table.insert(asks, e[4])
-    table.insert(want, 'q:' .. t .. ':' .. e[4]); table.insert(want, 'c:' .. t)
+  if e[3] == 0 and ti and ti.n > 1 and ti.j == 'all' then
+    if edges == nil then
+      edges = {}
+      for m = 1, #o do edges[o[m][2]] = (edges[o[m][2]] or 0) + 1 end
+    end
+    if edges[t] == 1 then
+      asks[#asks + 1] = t; asks[#asks + 1] = e[4]
+      want[#want + 1] = 'q:' .. t .. ':' .. e[4]; want[#want + 1] = 'c:' .. t
+    end
   elseif e[3] ~= 2 and taken[tostring(e[1])] == true and VISITS_READ[t] == nil then
     VISITS_READ[t] = true
-    table.insert(asks, t); table.insert(asks, false)
-    table.insert(want, 'v:' .. t)
+    asks[#asks + 1] = t; asks[#asks + 1] = false
+    want[#want + 1] = 'v:' .. t
   end
 end
 local sf = redis.call('HMGET', K_SCHED, unpack(want))
@@ -91,7 +99,9 @@ else
   PLAIN = (g[2] and g[3] and not LOOPS and (#ARGV < 15 or g[5])) and true or false
   if PLAIN then
     local fires = 0
-    for _, e in ipairs(_out[node]) do
+    local o = _out[node]
+    for k = 1, #o do
+      local e = o[k]
       local ti, a = e[5], JOINS_AHEAD[e[2]]
       if e[3] ~= 0 or not ti then PLAIN = false
       elseif ti.n == 1 then

@@ -248,9 +248,9 @@ if not FAILED and not BROKEN then  -- a paused run claims nothing
 end
 table.insert(sched_set, 'active'); table.insert(sched_set, string.format('%d', ACTIVE))
 for n, v in pairs(VISITS) do  -- (effects are replicated: the order of the fields does not matter)
-  if v ~= VISITS_READ[n] then table.insert(sched_set, 'v:' .. n); table.insert(sched_set, string.format('%d', v)) end
+  if v ~= VISITS_READ[n] then sched_set[#sched_set + 1] = 'v:' .. n; sched_set[#sched_set + 1] = string.format('%d', v) end
 end
-for _, x in ipairs(LATE) do table.insert(sched_set, x) end
+for k = 1, #LATE do sched_set[#sched_set + 1] = LATE[k] end
 hset_all(K_SCHED, sched_set)
 local parent = maybe_finished(sf[4] or '0')
 result.finished = STATUS ~= 'running' and STATUS or nil
