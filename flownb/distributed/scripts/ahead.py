@@ -14,7 +14,8 @@ check is made before the first write (a Lua script is not rolled back).
 Straight-line code inside COMMIT's body, not functions of the prelude: Redis runs the whole
 script text at every call, and creating a closure that captures the prelude's locals costs more
 instructions (callgrind) than the Redis command it saves; only ``deliver``'s hook is a function
-(``AHEAD.deliver``; the prelude's one local ``AHEAD`` is nil in every other script).
+(``AHEAD_DELIVER``, made only when a join is read ahead). Tables are made only when needed too:
+a table allocated per call costs a few thousand instructions with its garbage collection.
 """
 
 from __future__ import annotations
@@ -26,30 +27,17 @@ from __future__ import annotations
 #: (VISITS) and, for an all-join it feeds by one edge, that slot's queue and the join's count
 #: (JOINS_AHEAD). Up to 1,000 successors: a wider fan-out counts the rest with HINCRBY.
 _READ_AHEAD = r"""
-local VISITS, VISITS_READ, JOINS_AHEAD, LATE, PLAIN = {}, {}, {}, {}, false
-AHEAD = {v = VISITS, deliver = function(target, pos, t)
-  -- a plain commit's arrival at an all-join, read ahead: the join does not fire now, so the
-  -- slot's queue and the join's count go with the done marker (LATE), not three commands here
-  local a = PLAIN and JOINS_AHEAD[target]
-  if not a or a.pos ~= pos then return false end
-  JOINS_AHEAD[target] = nil
-  local n = #LATE
-  if a.q == '' then
-    LATE[n + 1] = 'c:' .. target; LATE[n + 2] = string.format('%d', a.c + 1); n = n + 2
-    if a.c == 0 then redis.call('SADD', K_PARTIAL, target) end
-  end
-  LATE[n + 1] = 'q:' .. target .. ':' .. pos; LATE[n + 2] = a.q .. (t and 'T' or 'D')
-  return true
-end}
+local PLAIN, JOINS_AHEAD, LATE = false, nil, nil
 local g = redis.call('HMGET', K_GRAPH, 'hlen', 'i:' .. node, 'o:' .. node, 'L', 'reducers')
 if g[2] then _info[node] = cjson.decode(g[2]) end
 if g[3] then _out[node] = seed_targets(cjson.decode(g[3])) end
 LOOPS = g[4] ~= '0'
+-- asks: (target, slot position or false for its visit counter, the counter as read) triples
 local want, asks, o = {'d:' .. node .. ':' .. visit, 'seq', 'active', 'h'}, {}, _out[node] or {}
 local edges = nil  -- edges per target, counted when a join is among them
 for k = 1, #o do
   local e = o[k]
-  if #asks >= 2000 then break end  -- (a wider fan-out counts the rest with HINCRBY)
+  if #asks >= 3000 then break end  -- (a wider fan-out counts the rest with HINCRBY)
   local t, ti = e[2], e[5]
   if e[3] == 0 and ti and ti.n > 1 and ti.j == 'all' then
     if edges == nil then
@@ -57,23 +45,41 @@ for k = 1, #o do
       for m = 1, #o do edges[o[m][2]] = (edges[o[m][2]] or 0) + 1 end
     end
     if edges[t] == 1 then
-      asks[#asks + 1] = t; asks[#asks + 1] = e[4]
+      asks[#asks + 1] = t; asks[#asks + 1] = e[4]; asks[#asks + 1] = 0
       want[#want + 1] = 'q:' .. t .. ':' .. e[4]; want[#want + 1] = 'c:' .. t
     end
-  elseif e[3] ~= 2 and taken[tostring(e[1])] == true and VISITS_READ[t] == nil then
-    VISITS_READ[t] = true
-    asks[#asks + 1] = t; asks[#asks + 1] = false
+  elseif e[3] ~= 2 and taken[tostring(e[1])] == true and (AHEAD == nil or AHEAD[t] == nil) then
+    AHEAD = AHEAD or {}
+    AHEAD[t] = false  -- (asked; its count below)
+    asks[#asks + 1] = t; asks[#asks + 1] = false; asks[#asks + 1] = 0
     want[#want + 1] = 'v:' .. t
   end
 end
 local sf = redis.call('HMGET', K_SCHED, unpack(want))
 do
   local i = 5
-  for k = 1, #asks, 2 do
+  for k = 1, #asks, 3 do
     local t, pos = asks[k], asks[k + 1]
     if not pos then
-      VISITS_READ[t] = tonumber(sf[i] or '0'); VISITS[t] = VISITS_READ[t]; i = i + 1
+      local v = tonumber(sf[i] or '0'); AHEAD[t] = v; asks[k + 2] = v; i = i + 1
     else
+      if JOINS_AHEAD == nil then
+        JOINS_AHEAD, LATE = {}, {}
+        -- a plain commit's arrival at an all-join, read ahead: the join does not fire now, so the
+        -- slot's queue and the join's count go with the done marker (LATE), not three commands
+        AHEAD_DELIVER = function(target, p, taken_edge)
+          local a = PLAIN and JOINS_AHEAD[target]
+          if not a or a.pos ~= p then return false end
+          JOINS_AHEAD[target] = nil
+          local n = #LATE
+          if a.q == '' then
+            LATE[n + 1] = 'c:' .. target; LATE[n + 2] = string.format('%d', a.c + 1); n = n + 2
+            if a.c == 0 then redis.call('SADD', K_PARTIAL, target) end
+          end
+          LATE[n + 1] = 'q:' .. target .. ':' .. p; LATE[n + 2] = a.q .. (taken_edge and 'T' or 'D')
+          return true
+        end
+      end
       JOINS_AHEAD[t] = {pos = pos, q = sf[i] or '', c = tonumber(sf[i + 1] or '0')}; i = i + 2
     end
   end
@@ -102,11 +108,11 @@ else
     local o = _out[node]
     for k = 1, #o do
       local e = o[k]
-      local ti, a = e[5], JOINS_AHEAD[e[2]]
+      local ti, a = e[5], JOINS_AHEAD and JOINS_AHEAD[e[2]]
       if e[3] ~= 0 or not ti then PLAIN = false
       elseif ti.n == 1 then
-        local v = VISITS[e[2]]
-        if taken[tostring(e[1])] ~= true or v == nil or v + 1 > ti.m then PLAIN = false end
+        local v = AHEAD and AHEAD[e[2]]
+        if taken[tostring(e[1])] ~= true or not v or v + 1 > ti.m then PLAIN = false end
         fires = fires + 1
       elseif not a or a.pos ~= e[4] or (a.q == '' and a.c + 1 or a.c) >= ti.n then
         PLAIN = false  -- (not read ahead, or this arrival completes the join: it reads 'src:')

@@ -13,8 +13,8 @@ from .prelude_base import _BASE
 _JOIN = r"""
 local function fire(node, sources)
   local info = ginfo(node)
-  local v = AHEAD and AHEAD.v[node]
-  if v then v = v + 1; AHEAD.v[node] = v else v = redis.call('HINCRBY', K_SCHED, 'v:' .. node, 1) end
+  local v = AHEAD and AHEAD[node]
+  if v then v = v + 1; AHEAD[node] = v else v = redis.call('HINCRBY', K_SCHED, 'v:' .. node, 1) end
   if v > info.m then
     FAILED = {node = node, visits = v, max = info.m}
     return
@@ -48,7 +48,7 @@ local function deliver(target, pos, t, source, work)
     if t then fire(target, {source}) else skip(target, work) end
     return
   end
-  if AHEAD and AHEAD.deliver(target, pos, t) then return end
+  if AHEAD_DELIVER and AHEAD_DELIVER(target, pos, t) then return end
   local qk = 'q:' .. target .. ':' .. pos
   local q = redis.call('HGET', K_SCHED, qk) or ''
   if t and info.j == 'any' then
@@ -319,8 +319,8 @@ end
 
 -- run controls (flownb.distributed.controls): while the run is paused (meta 'paused'), an item is
 -- parked instead of claimed: st 'p', no lease, so no worker holds it; RESUME_RUN re-queues it
-local function park_paused(node, visit, it)  -- it: the item, as the claim already read it
-  local paused = META_PAUSED
+-- (it: the item, as the claim already read it; paused: the pause flag, when the claim read it)
+local function park_paused(node, visit, it, paused)
   if paused == nil then paused = redis.call('HGET', K_META, 'paused') == '1' end
   if not paused then return false end
   local f = node .. '|' .. visit

@@ -25,15 +25,14 @@ end
 -- What makes a visit's pending item takeable, checked before any write by every script that
 -- takes one up (CLAIM, PARK): the run is running, the visit is not done, the item exists.
 -- Returns the item's JSON, or nil and the encoded refusal.
-local META_PAUSED = nil  -- the run's pause flag, when this script read it with its status
+-- (its third value: the run's pause flag, read with the status for park_paused)
 local function pending_item(node, visit)
-  local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read: park_paused needs it too
+  local mf = redis.call('HMGET', K_META, 'status', 'paused')
   local status = mf[1]
-  META_PAUSED = mf[2] == '1'
   if status ~= 'running' then return nil, cjson.encode({r = 'stale', status = status or 'missing'}) end
   -- COMMIT deletes the item with the same call that marks the visit done: an item is never done
   local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
-  if raw then return raw end
+  if raw then return raw, nil, mf[2] == '1' end
   if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
     return nil, cjson.encode({r = 'done'})
   end
@@ -72,9 +71,9 @@ local SEQ = 0  -- this commit's number (flownb.core.reducers): items fired now r
 -- the run's 'active' count as this script left it (nil: not known, read it); with DEFER_ACTIVE
 -- (COMMIT) it is only counted here and written once, with the done marker (fewer commands)
 local ACTIVE, DEFER_ACTIVE = nil, false
--- COMMIT's read-ahead (.ahead), nil in every other script: {v = the visit counters fire()
--- counts in (written once, with the done marker), deliver = the hook for the joins it read ahead}
-local AHEAD = nil
+-- COMMIT's read-ahead (.ahead), nil in every other script: the visit counters fire() counts in
+-- (node -> visits, written once with the done marker), and deliver()'s hook for the joins it read
+local AHEAD, AHEAD_DELIVER = nil, nil
 local STATUS = nil  -- the status this script gave the run ('waiting', or its final one)
 local LOOPS = true  -- whether the graph may have loop exits (false when its 'L' field says none)
 

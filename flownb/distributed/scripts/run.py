@@ -71,7 +71,7 @@ return cjson.encode(out)
 #: ('paused': the run is paused, the item is parked until RESUME_RUN, flownb.distributed.controls).
 CLAIM = _LIB + r"""
 local node, visit = ARGV[7], ARGV[8]
-local raw, refused = pending_item(node, visit)
+local raw, refused, paused = pending_item(node, visit)
 if not raw then return refused end
 local it = cjson.decode(raw)
 if it.st == 'w' then
@@ -85,7 +85,7 @@ if it.st == 'r' then
   local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
   if dl and tonumber(dl) > NOW_MS then return cjson.encode({r = 'busy'}) end
 end
-if park_paused(node, visit, it) then return cjson.encode({r = 'paused'}) end
+if park_paused(node, visit, it, paused) then return cjson.encode({r = 'paused'}) end
 local claimed = claim_one(node, visit, ARGV[9], 1, it)
 return cjson.encode({r = 'ok', item = claimed})
 """
@@ -96,7 +96,7 @@ return cjson.encode({r = 'ok', item = claimed})
 CLAIM_MANY = _LIB + r"""
 local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read for every item
 if mf[1] ~= 'running' then return cjson.encode({}) end
-META_PAUSED = mf[2] == '1'
+local paused = mf[2] == '1'
 local out = {}
 for i = 8, #ARGV, 2 do
   local node, visit = ARGV[i], ARGV[i + 1]
@@ -115,7 +115,7 @@ for i = 8, #ARGV, 2 do
         res.r = 'create'; res.item = it
       else res.r = 'waiting' end
     elseif it.st == 'r' and dl and tonumber(dl) > NOW_MS then res.r = 'busy'
-    elseif park_paused(node, visit, it) then res.r = 'paused'
+    elseif park_paused(node, visit, it, paused) then res.r = 'paused'
     else res.r = 'ok'; res.item = claim_one(node, visit, ARGV[7], 1, it) end
   end
   table.insert(out, res)
@@ -247,10 +247,13 @@ if not FAILED and not BROKEN then  -- a paused run claims nothing
   end
 end
 table.insert(sched_set, 'active'); table.insert(sched_set, string.format('%d', ACTIVE))
-for n, v in pairs(VISITS) do  -- (effects are replicated: the order of the fields does not matter)
-  if v ~= VISITS_READ[n] then sched_set[#sched_set + 1] = 'v:' .. n; sched_set[#sched_set + 1] = string.format('%d', v) end
+for k = 1, #asks, 3 do  -- the visit counters fire() counted in (.ahead)
+  local t = asks[k]
+  if not asks[k + 1] and AHEAD[t] ~= asks[k + 2] then
+    sched_set[#sched_set + 1] = 'v:' .. t; sched_set[#sched_set + 1] = string.format('%d', AHEAD[t])
+  end
 end
-for k = 1, #LATE do sched_set[#sched_set + 1] = LATE[k] end
+if LATE then for k = 1, #LATE do sched_set[#sched_set + 1] = LATE[k] end end
 hset_all(K_SCHED, sched_set)
 local parent = maybe_finished(sf[4] or '0')
 result.finished = STATUS ~= 'running' and STATUS or nil
