@@ -33,9 +33,16 @@ def _wait_file(path: Path, timeout: float = 20.0) -> None:
     assert path.exists(), f"{path} never appeared"
 
 
-@pytest.mark.parametrize("damage", ["expired", "missing-node"])
+@pytest.mark.parametrize(("damage", "failing"), [
+    ("expired", "b"),
+    ("i:b", "b"),  # the committing node's own entry
+    ("o:b", "b"),  # its out edges: never read as "no out edges" (which would end the run early)
+    # its successor's entry: b's commit reads c's join info from its own out edge, so b commits
+    # and claims c; c's commit needs 'i:c' and fails the run, writing nothing of c's visit
+    ("i:c", "c"),
+])
 def test_commit_with_a_damaged_graph_writes_nothing_and_fails_the_run(
-        redis_url: str, workers: Workers, tmp_path: Path, damage: str) -> None:
+        redis_url: str, workers: Workers, tmp_path: Path, damage: str, failing: str) -> None:
     workers.start(1)
     ex = DistributedExecutor(redis_url)
     pidfile = tmp_path / "pid"
@@ -47,19 +54,20 @@ def test_commit_with_a_damaged_graph_writes_nothing_and_fails_the_run(
     if damage == "expired":
         r.delete(graph_key)           # what an expiry or an eviction does
     else:
-        r.hdel(graph_key, "i:c")      # a stored graph that lacks a node entry
+        assert r.hdel(graph_key, damage) == 1  # a stored graph that lacks a field
     res = handle.result(timeout=30, raise_on_error=False)
     assert res.status == "failed"
     assert res.error["type"] == "ExecutorError"
-    assert res.error["node_id"] == "b"
+    assert res.error["node_id"] == failing
     assert "compiled graph of blueprint 'integrity-chain'" in res.error["message"]
     assert ("is not in Redis" if damage == "expired" else "is incomplete") in res.error["message"]
     assert "submit it again" in res.error["message"]
     sched = ex.store.keys.sched(handle.run_id)
-    # nothing of b's visit was written: no done marker, no output, no node_succeeded event
-    assert not r.hexists(sched, "d:b:1")
-    assert "b" not in res.outputs
-    assert not [e for e in handle.events() if e.type == "node_succeeded" and e.node_id == "b"]
+    # nothing of the failing visit was written: no done marker, no output, no node_succeeded event
+    assert not r.hexists(sched, f"d:{failing}:1")
+    assert failing not in res.outputs
+    succeeded = [e.node_id for e in handle.events() if e.type == "node_succeeded"]
+    assert succeeded == ["a", "b"][:["a", "b", "c"].index(failing)], succeeded
     assert [e.type for e in handle.events()][-1] == "run_failed"
     assert r.hlen(ex.store.keys.pending(handle.run_id)) == 0
     assert not r.zrange(ex.store.keys.leases, 0, -1)

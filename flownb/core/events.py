@@ -64,6 +64,21 @@ class Event:
         return cls(type=f.get("t", "?"), run_id=run_id, node_id=f.get("n") or None, data=data,
                    ts=float(f.get("ts") or 0.0), id=entry_id)
 
+    @classmethod
+    def all_from_fields(cls, run_id: str, fields: dict[Any, Any], entry_id: str | None = None) -> list[Event]:
+        """The events of one stream entry, in order: one, or two when the entry carries a second
+        in fields ``t2``, ``n2``, ``d2`` (the distributed COMMIT writes a node's success and the
+        start of the successor it claims inline as one entry: one command instead of two). Both
+        carry the entry's id, so reading on after that id (XREAD) skips both, as it should."""
+        first = cls.from_fields(run_id, fields, entry_id)
+        second = fields.get("t2", fields.get(b"t2"))
+        if second is None:
+            return [first]
+        f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+             for k, v in fields.items()}
+        return [first, cls.from_fields(run_id, {"t": f["t2"], "n": f.get("n2"), "ts": f.get("ts"),
+                                                "d": f.get("d2")}, entry_id)]
+
     def __str__(self) -> str:
         node = f" {self.node_id}" if self.node_id else ""
         if self.type == CUSTOM:  # a node's own progress report: its name and data are the point

@@ -173,16 +173,16 @@ class DistributedBatch(Batch):
                 self._child_last[rid] = entry_id
             else:
                 return
-        e = Event.from_fields(rid, dict(fields), entry_id)
-        self.stats.feed(e)
-        if e.type in TERMINAL:
-            if cur is not None:
-                self._settle(rid)
-            else:
-                self._child_live.discard(rid)
-        elif e.type == CUSTOM and e.data.get("name") == "children":
-            # announced before they are started: _follow_children lists them as they appear
-            self._expect[rid] = self._expect.get(rid, 0) + int(e.data.get("count") or 0)
+        for e in Event.all_from_fields(rid, dict(fields), entry_id):
+            self.stats.feed(e)
+            if e.type in TERMINAL:
+                if cur is not None:
+                    self._settle(rid)
+                else:
+                    self._child_live.discard(rid)
+            elif e.type == CUSTOM and e.data.get("name") == "children":
+                # announced before they are started: _follow_children lists them as they appear
+                self._expect[rid] = self._expect.get(rid, 0) + int(e.data.get("count") or 0)
 
     def _children_of(self, rids: list[str]) -> list[set[str]]:
         keys = self.executor.store.keys

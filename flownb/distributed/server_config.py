@@ -17,6 +17,12 @@ from flownb.core.tempdirs import owned_mkdtemp
 
 #: Enough databases for tests to isolate themselves by db number.
 DATABASES = 64
+#: A run's hashes (sched, state, nodes) gain a field per node: in Redis's compact encoding
+#: (up to ``hash-max-ziplist-entries`` fields, 512 by default) every read and write scans the
+#: fields one by one, which was 17% of redis-server's instructions per node on a chain of 1,000
+#: (callgrind; issue 21). Past 64 fields a hash is a hash table: a small run's hashes stay
+#: compact, a long run's cost no longer grows with its length.
+HASH_COMPACT_FIELDS = 64
 # AF_UNIX paths are limited to 108 bytes on Linux and 104 on macOS.
 _MAX_SOCKET_PATH = 100
 
@@ -67,6 +73,7 @@ def redis_argv(binary: str, *, tmp_dir: str, data_dir: str, password: str | None
         "--loglevel", "warning",
         "--logfile", os.path.join(tmp_dir, "redis.log"),
         "--databases", str(DATABASES),
+        "--hash-max-ziplist-entries", str(HASH_COMPACT_FIELDS),  # Redis 7: an alias of listpack
     ]
     return argv
 

@@ -91,8 +91,9 @@ class RedisStore:
             fields[f"x:{sid}"] = dumps([[i, g.edges[i].target, g.edges[i].pos, g.edges[i].source]
                                         for i in exits])
             fields[f"n:{sid}"] = dumps(g.scc_nodes[sid])
-        if bp.reducers:  # the COMMIT script applies them (flownb.core.reducers)
-            fields["reducers"] = dumps(dict(bp.reducers))
+        # the COMMIT script applies them (flownb.core.reducers); written even when empty, so a
+        # commit that reads it with the node's fields knows it is there (no HLEN check)
+        fields["reducers"] = dumps(dict(bp.reducers or {}))
         fields["L"] = "1" if g.scc_exits else "0"  # no loops: COMMIT skips the loop-exit check
         fields["hlen"] = str(len(fields) + 1)  # the scripts' proof that no field is missing
         flat: list[str] = []
@@ -331,7 +332,7 @@ class RedisStore:
     def events(self, run_id: str, *, after: str = "0-0", count: int = 1000) -> list[Event]:
         raw: Any = self.r.xrange(self.keys.events(run_id), min=f"({after}" if after != "0-0" else "-",
                             count=count)
-        return [Event.from_fields(run_id, f, _s(i)) for i, f in raw]
+        return [e for i, f in raw for e in Event.all_from_fields(run_id, f, _s(i))]
 
     def follow(self, run_id: str, *, after: str = "0-0", block_ms: int = 1000,
                stop_at_terminal: bool = True, timeout_s: float | None = None,
@@ -366,10 +367,10 @@ class RedisStore:
             for _, entries in resp:
                 for entry_id, fields in entries:
                     last = _s(entry_id)
-                    e = Event.from_fields(run_id, fields, last)
-                    yield e
-                    if stop_at_terminal and e.type in TERMINAL:
-                        return
+                    for e in Event.all_from_fields(run_id, fields, last):
+                        yield e
+                        if stop_at_terminal and e.type in TERMINAL:
+                            return
 
     def list_runs(self, limit: int = 20) -> list[dict[str, str]]:
         ids = [_s(x) for x in self.r.zrevrange(self.keys.runs, 0, limit * 3)]

@@ -21,8 +21,9 @@ do not depend on the clocks of the worker machines.
 **Nothing is written unless the script can finish.** Redis does not roll a script back when it
 raises half-way, so every script checks every key it will need *before* its first write: the
 run's meta, and the compiled graph (``graph_problem``: the graph hash stores its own field count,
-``hlen``, so one ``HLEN`` proves no field is missing). A run whose graph is gone is failed by the
-script itself, with a message saying why — never a done marker with nothing queued.
+``hlen``, so one ``HLEN`` proves no field is missing; a plain COMMIT, whose one ``HMGET`` of
+graph fields holds all it reads, needs none: :mod:`.ahead`). A run whose graph is gone is failed
+by the script itself, with a message saying why — never a done marker with nothing queued.
 
 **Keys live as long as the run.** Per-run keys get no TTL while the run is active and all get
 the same TTL when it ends (``finalize`` / ``CANCEL``); its streams are compacted then

@@ -13,7 +13,8 @@ from .prelude_base import _BASE
 _JOIN = r"""
 local function fire(node, sources)
   local info = ginfo(node)
-  local v = redis.call('HINCRBY', K_SCHED, 'v:' .. node, 1)
+  local v = AHEAD and AHEAD[node]
+  if v then v = v + 1; AHEAD[node] = v else v = redis.call('HINCRBY', K_SCHED, 'v:' .. node, 1) end
   if v > info.m then
     FAILED = {node = node, visits = v, max = info.m}
     return
@@ -47,6 +48,7 @@ local function deliver(target, pos, t, source, work)
     if t then fire(target, {source}) else skip(target, work) end
     return
   end
+  if AHEAD_DELIVER and AHEAD_DELIVER(target, pos, t) then return end
   local qk = 'q:' .. target .. ':' .. pos
   local q = redis.call('HGET', K_SCHED, qk) or ''
   if t and info.j == 'any' then
@@ -70,14 +72,23 @@ pop_ready = function(target, info, work, c)
     redis.call('HSET', K_SCHED, 'g:' .. target, gen + 1)
     local srcs, nonempty = {}, 0
     local names = cjson.decode(redis.call('HGET', K_GRAPH, 'src:' .. target))
+    -- every slot's queue in a few commands, not two per slot (a 500-wide join: 3, not 1,000)
+    local qks, gone, kept = {}, {}, {}
+    for p = 0, info.n - 1 do qks[p + 1] = 'q:' .. target .. ':' .. p end
+    local qs = {}
+    for i = 1, #qks, 400 do
+      local part = redis.call('HMGET', K_SCHED, unpack(qks, i, math.min(i + 399, #qks)))
+      for j = 1, #part do qs[i + j - 1] = part[j] end
+    end
     for p = 0, info.n - 1 do
-      local qk = 'q:' .. target .. ':' .. p
-      local q = redis.call('HGET', K_SCHED, qk) or 'D'
+      local q = qs[p + 1] or 'D'
       local rest = string.sub(q, 2)
-      if rest == '' then redis.call('HDEL', K_SCHED, qk)
-      else redis.call('HSET', K_SCHED, qk, rest); nonempty = nonempty + 1 end
+      if rest == '' then table.insert(gone, qks[p + 1])
+      else table.insert(kept, qks[p + 1]); table.insert(kept, rest); nonempty = nonempty + 1 end
       if string.sub(q, 1, 1) == 'T' then table.insert(srcs, names[p + 1]) end
     end
+    for i = 1, #gone, 400 do redis.call('HDEL', K_SCHED, unpack(gone, i, math.min(i + 399, #gone))) end
+    if #kept > 0 then hset_all(K_SCHED, kept) end
     redis.call('HSET', K_SCHED, 'c:' .. target, nonempty)
     c = nonempty
     if info.j == 'all' then
@@ -159,7 +170,8 @@ local function member(node, visit) return RUN .. '|' .. node .. '|' .. visit end
 -- queue the fired items: pending entries + a lease so a lost enqueue is redone by the reaper.
 -- With ``worker`` (a single fired item), it is stored claimed by that worker at once, as
 -- ``claim_one`` would (no queued state to write and read back): returns that item.
-local function queue_ready(worker)
+-- (``merged``: that item's node_started rides on the caller's entry already)
+local function queue_ready(worker, merged)
   local claimed = nil
   -- skips first: the events read as in process (b succeeded, its untaken branch skipped, then
   -- the successor this commit claims inline starts)
@@ -175,8 +187,8 @@ local function queue_ready(worker)
       claimed = item
     end
     redis.call('HSET', K_PENDING, it[1] .. '|' .. it[2], cjson.encode(item))
-    redis.call('ZADD', K_LEASES, NOW_MS + ttl, member(it[1], it[2]))
-    if worker then
+    redis.call('ZADD', K_LEASES, string.format('%d', NOW_MS + ttl), member(it[1], it[2]))
+    if worker and not merged then
       xadd(K_EVENTS, 'node_started', it[1], cjson.encode({visit = tonumber(it[2]), worker = worker,
            delivery = 1}))
     end
@@ -301,7 +313,7 @@ local function claim_one(node, visit, worker, deliveries, it)
   it.w = worker
   it.dc = (it.dc or 0) + deliveries
   redis.call('HSET', K_PENDING, f, cjson.encode(it))
-  redis.call('ZADD', K_LEASES, NOW_MS + LEASE_MS, member(node, visit))
+  redis.call('ZADD', K_LEASES, string.format('%d', NOW_MS + LEASE_MS), member(node, visit))
   xadd(K_EVENTS, 'node_started', node, cjson.encode({visit = tonumber(visit), worker = worker,
        delivery = it.dc}))
   return it
@@ -309,8 +321,10 @@ end
 
 -- run controls (flownb.distributed.controls): while the run is paused (meta 'paused'), an item is
 -- parked instead of claimed: st 'p', no lease, so no worker holds it; RESUME_RUN re-queues it
-local function park_paused(node, visit, it)  -- it: the item, as the claim already read it
-  if redis.call('HGET', K_META, 'paused') ~= '1' then return false end
+-- (it: the item, as the claim already read it; paused: the pause flag, when the claim read it)
+local function park_paused(node, visit, it, paused)
+  if paused == nil then paused = redis.call('HGET', K_META, 'paused') == '1' end
+  if not paused then return false end
   local f = node .. '|' .. visit
   it.st = 'p'
   it.w = nil

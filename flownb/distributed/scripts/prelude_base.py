@@ -16,20 +16,23 @@ local _t = redis.call('TIME')
 local NOW_MS = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
 local NOW_S = string.format('%d.%06d', _t[1], _t[2])
 
+-- (numbers go to Redis as text made here: Lua's own conversion formats every number as a float,
+-- a few thousand instructions each; MAXLEN as it came, ARGV[3])
 local function xadd(key, typ, node, data)
-  return redis.call('XADD', key, 'MAXLEN', '~', MAXLEN, '*', 't', typ, 'n', node or '', 'ts', NOW_S,
+  return redis.call('XADD', key, 'MAXLEN', '~', ARGV[3], '*', 't', typ, 'n', node or '', 'ts', NOW_S,
              'd', data or '{}')
 end
-
 -- What makes a visit's pending item takeable, checked before any write by every script that
 -- takes one up (CLAIM, PARK): the run is running, the visit is not done, the item exists.
 -- Returns the item's JSON, or nil and the encoded refusal.
+-- (its third value: the run's pause flag, read with the status for park_paused)
 local function pending_item(node, visit)
-  local status = redis.call('HGET', K_META, 'status')
+  local mf = redis.call('HMGET', K_META, 'status', 'paused')
+  local status = mf[1]
   if status ~= 'running' then return nil, cjson.encode({r = 'stale', status = status or 'missing'}) end
   -- COMMIT deletes the item with the same call that marks the visit done: an item is never done
   local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
-  if raw then return raw end
+  if raw then return raw, nil, mf[2] == '1' end
   if redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 then
     return nil, cjson.encode({r = 'done'})
   end
@@ -68,6 +71,9 @@ local SEQ = 0  -- this commit's number (flownb.core.reducers): items fired now r
 -- the run's 'active' count as this script left it (nil: not known, read it); with DEFER_ACTIVE
 -- (COMMIT) it is only counted here and written once, with the done marker (fewer commands)
 local ACTIVE, DEFER_ACTIVE = nil, false
+-- COMMIT's read-ahead (.ahead), nil in every other script: the visit counters fire() counts in
+-- (node -> visits, written once with the done marker), and deliver()'s hook for the joins it read
+local AHEAD, AHEAD_DELIVER = nil, nil
 local STATUS = nil  -- the status this script gave the run ('waiting', or its final one)
 local LOOPS = true  -- whether the graph may have loop exits (false when its 'L' field says none)
 
@@ -78,20 +84,6 @@ local function graph_problem()
   if redis.call('HLEN', K_GRAPH) ~= tonumber(want) then
     return 'is incomplete in Redis (' .. redis.call('HLEN', K_GRAPH) .. ' of ' .. want .. ' fields)'
   end
-  return nil
-end
-
--- graph_problem for a commit of ``node``, in one HMGET (+ HLEN): also checks the node is there
--- and caches its join info and out edges, and whether the graph has loops
-local function graph_problem_for(node)
-  local g = redis.call('HMGET', K_GRAPH, 'hlen', 'i:' .. node, 'o:' .. node, 'L')
-  if not g[1] then return 'is not in Redis (expired, evicted or deleted)' end
-  local n = redis.call('HLEN', K_GRAPH)
-  if n ~= tonumber(g[1]) then return 'is incomplete in Redis (' .. n .. ' of ' .. g[1] .. ' fields)' end
-  if not g[2] then return 'has no node ' .. node end
-  _info[node] = cjson.decode(g[2])
-  _out[node] = seed_targets(cjson.decode(g[3] or '[]'))
-  LOOPS = g[4] ~= '0'
   return nil
 end
 

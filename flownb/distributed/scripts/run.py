@@ -4,6 +4,7 @@ for child runs. Each is the prelude (:mod:`.prelude`) plus its own body; KEYS ar
 
 from __future__ import annotations
 
+from .ahead import _GRAPH_CHECK, _READ_AHEAD
 from .prelude import _LIB
 
 #: Create a run and queue its start nodes.
@@ -122,7 +123,7 @@ return cjson.encode(out)
 #: ('paused': the run is paused, the item is parked until RESUME_RUN, flownb.distributed.controls).
 CLAIM = _LIB + r"""
 local node, visit = ARGV[7], ARGV[8]
-local raw, refused = pending_item(node, visit)
+local raw, refused, paused = pending_item(node, visit)
 if not raw then return refused end
 local it = cjson.decode(raw)
 if it.st == 'w' then
@@ -136,7 +137,7 @@ if it.st == 'r' then
   local dl = redis.call('ZSCORE', K_LEASES, member(node, visit))
   if dl and tonumber(dl) > NOW_MS then return cjson.encode({r = 'busy'}) end
 end
-if park_paused(node, visit, it) then return cjson.encode({r = 'paused'}) end
+if park_paused(node, visit, it, paused) then return cjson.encode({r = 'paused'}) end
 local claimed = claim_one(node, visit, ARGV[9], 1, it)
 return cjson.encode({r = 'ok', item = claimed})
 """
@@ -145,8 +146,9 @@ return cjson.encode({r = 'ok', item = claimed})
 #: KEYS: the run keys; ARGV[7] worker name, ARGV[8..] node, visit pairs.
 #: Returns JSON [{"node", "visit", "r", "item"}, ...] like CLAIM for each.
 CLAIM_MANY = _LIB + r"""
-local status = redis.call('HGET', K_META, 'status')
-if status ~= 'running' then return cjson.encode({}) end
+local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read for every item
+if mf[1] ~= 'running' then return cjson.encode({}) end
+local paused = mf[2] == '1'
 local out = {}
 for i = 8, #ARGV, 2 do
   local node, visit = ARGV[i], ARGV[i + 1]
@@ -165,7 +167,7 @@ for i = 8, #ARGV, 2 do
         res.r = 'create'; res.item = it
       else res.r = 'waiting' end
     elseif it.st == 'r' and dl and tonumber(dl) > NOW_MS then res.r = 'busy'
-    elseif park_paused(node, visit, it) then res.r = 'paused'
+    elseif park_paused(node, visit, it, paused) then res.r = 'paused'
     else res.r = 'ok'; res.item = claim_one(node, visit, ARGV[7], 1, it) end
   end
   table.insert(out, res)
@@ -189,13 +191,14 @@ local mf = redis.call('HMGET', K_META, 'status', 'paused', 'history')
 local status, PAUSED, HISTORY = mf[1], mf[2] == '1', mf[3] == '1'
 if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 local node, visit = ARGV[7], ARGV[8]
--- one read of the scheduling fields this commit needs: done marker, commit number, counts
-local sf = redis.call('HMGET', K_SCHED, 'd:' .. node .. ':' .. visit, 'seq', 'active', 'h')
+local taken = cjson.decode(ARGV[10])
+-- one read of the graph fields and one of the scheduling fields this commit needs, with what
+-- routing will count ahead (.ahead: successors' visits, the all-joins it feeds)
+""" + _READ_AHEAD + r"""
 if sf[1] then
   return cjson.encode({r = 'dup'})
 end
-local taken = cjson.decode(ARGV[10])
-local problem = graph_problem_for(node)
+""" + _GRAPH_CHECK + r"""
 if problem then
   local parent, msg = fail_broken(node, graph_message(problem))
   return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = msg})
@@ -215,7 +218,7 @@ end
 SEQ = cur_seq + 1
 local writes, state_err = {}, nil
 if #ARGV >= 15 then
-  local rraw = redis.call('HGET', K_GRAPH, 'reducers')
+  local rraw = g[5]  -- read with the node's fields (an old graph without it: HLEN checked)
   local reducers = rraw and cjson.decode(rraw) or {}
   for i = 15, #ARGV, 2 do
     local k, v = ARGV[i], ARGV[i + 1]
@@ -247,7 +250,7 @@ if state_err then
 end
 -- the done marker, the commit number, the writers of state keys and the active count go to
 -- the sched hash in one HSET at the end (DEFER_ACTIVE: fire() counts in ACTIVE meanwhile)
-local sched_set = {'d:' .. node .. ':' .. visit, '1', 'seq', SEQ}
+local sched_set = {'d:' .. node .. ':' .. visit, '1', 'seq', string.format('%d', SEQ)}
 ACTIVE, DEFER_ACTIVE = tonumber(sf[3] or '0') - 1, true
 if kind ~= 0 and (not own_it or own_it.cw) then  -- a subflow/map visit: its child-run fields go
   redis.call('HDEL', K_SCHED, 'cw:' .. node .. '|' .. visit, 'ch:' .. node .. '|' .. visit,
@@ -262,9 +265,26 @@ hset_all(K_STATE, state_set)
 redis.call('HSET', K_NODES, node, ARGV[11])
 redis.call('HDEL', K_PENDING, node .. '|' .. visit)
 redis.call('ZREM', K_LEASES, member(node, visit))
+local info = ginfo(node)
+if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
+local work = {}
+resolve_out(node, taken, work)
+if not FAILED then drain(work) end
+-- the events once the routing is known (routing writes none): node_succeeded, then the skipped
+-- branches, then the start of the successor claimed inline — one entry when no skip
+-- comes between
+local inline = not FAILED and not BROKEN and ARGV[13] ~= '' and #READY == 1 and not PAUSED
+local merged = inline and #SKIPPED == 0
 local event_node = node
 if ARGV[14] ~= '' then event_node = ARGV[14] end
-local eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
+local eid
+if merged then  -- fields t2, n2, d2 carry the second event (flownb.core.events.Event.all_from_fields)
+  eid = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', ARGV[3], '*', 't', 'node_succeeded', 'n', event_node,
+                   'ts', NOW_S, 'd', ARGV[12], 't2', 'node_started', 'n2', READY[1][1],
+                   'd2', cjson.encode({visit = tonumber(READY[1][2]), worker = ARGV[13], delivery = 1}))
+else
+  eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
+end
 -- the done marker holds the taken edges, 't' and their indices ('t0,3'): RunResult.taken_edges,
 -- the run's path, history or not (short: a value over 64 bytes would make the hash 3x bigger)
 local tk = {}
@@ -276,15 +296,9 @@ if HISTORY then
   redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
              't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
 end
-local info = ginfo(node)
-if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
-local work = {}
-resolve_out(node, taken, work)
-if not FAILED then drain(work) end
 local result = {r = 'ok', ready = {}}
-if not FAILED and not BROKEN then
-  local inline = ARGV[13] ~= '' and #READY == 1 and not PAUSED  -- a paused run claims nothing
-  local claimed = queue_ready(inline and ARGV[13] or nil)
+if not FAILED and not BROKEN then  -- a paused run claims nothing
+  local claimed = queue_ready(inline and ARGV[13] or nil, merged)
   if inline then
     local it = READY[1]
     result.claimed = {it[1], it[2], claimed}
@@ -292,7 +306,14 @@ if not FAILED and not BROKEN then
     for _, it in ipairs(READY) do table.insert(result.ready, {it[1], it[2]}) end
   end
 end
-table.insert(sched_set, 'active'); table.insert(sched_set, ACTIVE)
+table.insert(sched_set, 'active'); table.insert(sched_set, string.format('%d', ACTIVE))
+for k = 1, #asks, 3 do  -- the visit counters fire() counted in (.ahead)
+  local t = asks[k]
+  if not asks[k + 1] and AHEAD[t] ~= asks[k + 2] then
+    sched_set[#sched_set + 1] = 'v:' .. t; sched_set[#sched_set + 1] = string.format('%d', AHEAD[t])
+  end
+end
+if LATE then for k = 1, #LATE do sched_set[#sched_set + 1] = LATE[k] end end
 hset_all(K_SCHED, sched_set)
 local parent = maybe_finished(sf[4] or '0')
 result.finished = STATUS ~= 'running' and STATUS or nil
