@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("flownb.worker")
 
 #: the scripts a worker's visits run from the loop
-HOT_SCRIPTS = ("CLAIM", "COMMIT", "FAIL")
+HOT_SCRIPTS = ("CLAIM", "CLAIM_MANY", "COMMIT", "FAIL")
 #: connection options that mean the same on redis.asyncio as on the sync client
 _PORTABLE = ("host", "port", "path", "db", "username", "password", "socket_timeout",
              "socket_connect_timeout", "socket_keepalive", "socket_keepalive_options",
@@ -112,6 +112,23 @@ class AsyncStore:
             ch, cf = await self.r.hmget(self.keys.sched(run_id), fields)
             add_resume_children(res["item"], run_id, node, ch, cf)
         return res
+
+    async def claim_many(self, run_id: str, digest: str, items: list[tuple[str, int]],
+                         worker: str) -> list[dict[str, Any]]:
+        """``CLAIM_MANY``: :meth:`claim` for several items of one run in one script call (a
+        job's batch, :mod:`.claims`); each reply names its ``node`` and ``visit``. An empty list
+        when the run is not running (CLAIM would answer ``stale`` for each)."""
+        flat: list[Any] = [x for n, v in items for x in (n, v)]
+        out = loads(await self._call("CLAIM_MANY", run_id, digest, [worker, *flat]))
+        if not isinstance(out, list):  # Lua's cjson encodes the empty table as {}
+            return []
+        for res in out:
+            node, visit = str(res.get("node")), int(res.get("visit") or 0)
+            fields = resume_fields(res, node, visit)
+            if fields is not None:
+                ch, cf = await self.r.hmget(self.keys.sched(run_id), fields)
+                add_resume_children(res["item"], run_id, node, ch, cf)
+        return out
 
     async def commit(self, run_id: str, digest: str, node: str, visit: int, *, output_json: str,
                      taken: Iterable[int], stats: Mapping[str, Any], event: Mapping[str, Any],

@@ -196,7 +196,11 @@ class NodeRunner(LoopIO, RedisPatience):
             kind = res.get("r")
         if kind != "ok":
             return
-        nxt: Next = (node, visit, res["item"], _NO_INPUT)
+        await self._run_claimed(run, (node, visit, res["item"], _NO_INPUT))
+
+    async def _run_claimed(self, run: _Run, nxt: Next) -> None:
+        """Run a claimed item, then each successor its commit claims inline."""
+        run_id = run.run_id
         while nxt is not None:
             node, visit = nxt[0], nxt[1]
             member = lease_member(run_id, node, visit)

@@ -26,12 +26,14 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import FlownbError
 from ..core.registry import Registry, default_registry
 from .capability import HandBack
+from .claims import BatchClaims
 from .execute import Incapable, NodeRunner, is_transient_redis_error
 from .jobs import enqueue_items, make_queue
 from .keys import item_field, lease_member
@@ -90,7 +92,7 @@ class WorkerStats:
     started_at: float = field(default_factory=time.time)
 
 
-class WorkerRuntime(NodeRunner, HandBack):
+class WorkerRuntime(NodeRunner, HandBack, BatchClaims):
     """Per-process state shared by the jobs a worker runs: connections, graphs, leases, slots."""
 
     def __init__(self, conn: redis.Redis, *, name: str, registry: Registry | None = None,
@@ -171,20 +173,32 @@ class WorkerRuntime(NodeRunner, HandBack):
             # member held must reach a visit below, which alone lets go of it
             log.warning("flownb worker %s: could not renew the leases of a job of run %s: %s",
                         self.name, run_id, exc)
-        for i, (node, visit) in enumerate(wanted):
+        i = 0
+        while i < len(wanted):
             while not self._slots.acquire(timeout=0.1):
                 if self._closing.is_set():  # shutting down: close() hands the rest back
                     return
+            k = 1  # and every other slot free now: those items are claimed together (.claims)
+            while i + k < len(wanted) and self._slots.acquire(blocking=False):
+                k += 1
             with self._idle:
-                self._in_flight += 1
+                self._in_flight += k
                 self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
             assert self._loop is not None
-            asyncio.run_coroutine_threadsafe(self._guarded(run_id, node, visit, members[i]),
-                                             self._loop)
+            if k == 1:
+                node, visit = wanted[i]
+                coro = self._guarded(run_id, node, visit, members[i])
+            else:
+                coro = self._guarded_batch(run_id, wanted[i:i + k], members[i:i + k])
+            asyncio.run_coroutine_threadsafe(coro, self._loop)
+            i += k
 
-    async def _guarded(self, run_id: str, node: str, visit: int, member: str) -> None:
+    async def _guarded(self, run_id: str, node: str, visit: int, member: str,
+                       body: Awaitable[None] | None = None) -> None:
+        """Visit one item (``body``: what its batch claim left it to run, :mod:`.claims`),
+        then free its slot."""
         try:
-            await self.visit(run_id, node, visit)
+            await (self.visit(run_id, node, visit) if body is None else body)
         except Incapable as exc:
             await self._incapable(run_id, node, visit, exc)
         except Exception:
