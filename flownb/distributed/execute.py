@@ -56,6 +56,10 @@ log = logging.getLogger("flownb.worker")
 #: less than this on average: a slow one would hold up the visits arriving meanwhile
 #: (``FLOWNB_WORKER_INLINE_MAX_S``; 0 turns the fast path off)
 INLINE_MAX_S = float(os.environ.get("FLOWNB_WORKER_INLINE_MAX_S", "0.01"))
+#: ... and, while other visits are in flight, only while they take less than this: the pool's
+#: thread hop costs the loop about as much (a fan-out's no-op branches ran 14% of the loop
+#: thread in it), and the others wait at most this long (``FLOWNB_WORKER_INLINE_BUSY_MAX_S``)
+INLINE_BUSY_MAX_S = float(os.environ.get("FLOWNB_WORKER_INLINE_BUSY_MAX_S", "0.002"))
 
 
 class NodeRunner(LoopIO, RedisPatience):
@@ -98,8 +102,11 @@ class NodeRunner(LoopIO, RedisPatience):
         no-op hop (0.3 ms became 1-7 ms). So a sync node without a timeout runs right here
         when it is the only visit in flight (nothing waits on the loop meanwhile) and its type
         is known to be quick (:data:`INLINE_MAX_S`, learnt from its earlier visits, the first
-        one through the pool); otherwise it goes to the thread pool like every other visit."""
-        if cn.inline_ok and self.alone() and self.type_cost.get(cn.uses, 1.0) < INLINE_MAX_S:
+        one through the pool), or, with other visits in flight, very quick
+        (:data:`INLINE_BUSY_MAX_S`: a fan-out's branches); otherwise it goes to the thread
+        pool like every other visit."""
+        limit = INLINE_MAX_S if self.alone() else min(INLINE_MAX_S, INLINE_BUSY_MAX_S)
+        if cn.inline_ok and self.type_cost.get(cn.uses, 1.0) < limit:
             if ctx.cancelled:
                 return Outcome(cn.id, cancelled=True)
             t0 = time.perf_counter()
