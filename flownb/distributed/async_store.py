@@ -28,6 +28,7 @@ from ..core.blueprint import Blueprint
 from . import scripts
 from .codec import _s, loads
 from .keys import item_field
+from .script_batch import ScriptBatcher
 from .store_args import (add_resume_children, commit_args, decode_meta, decode_state,
                          event_fields, fail_args, resume_fields, run_script_args)
 from .transient import is_transient_redis_error
@@ -91,6 +92,7 @@ class AsyncStore:
         self.r = client if client is not None else async_client(store.r)
         self._scripts = {n: self.r.register_script(scripts.ALL[n]) for n in HOT_SCRIPTS}
         self._rate = self.r.register_script(scripts.RATE_LIMIT)
+        self._batch = ScriptBatcher(self.r)  # the calls of one loop turn: one pipeline
         self._args: dict[tuple[str, str | None], tuple[list[str], list[Any]]] = {}
 
     async def _call(self, name: str, run_id: str, digest: str | None, extra: list[Any]) -> Any:
@@ -99,7 +101,7 @@ class AsyncStore:
             ka = self._args[(run_id, digest)] = run_script_args(self.keys, self.settings, run_id, digest)
             if len(self._args) > 1024:
                 self._args.pop(next(iter(self._args)))
-        return await self._scripts[name](keys=ka[0], args=[*ka[1], *extra])
+        return await self._batch.call(self._scripts[name], ka[0], [*ka[1], *extra])
 
     async def aclose(self) -> None:
         await self.r.aclose(close_connection_pool=True)
