@@ -45,6 +45,8 @@ class BatchClaims:
     """Claiming a job's batch of items at once (mixed into :class:`~.visits.WorkerRuntime`)."""
 
     name: str
+    #: items claimed by a batch claim (published as ``claimed_together`` in ``{p}:workers``)
+    claimed_together = 0
 
     if TYPE_CHECKING:  # provided by the runtime and the runner this is mixed into
         @property
@@ -91,6 +93,7 @@ class BatchClaims:
         nodes = run.graph.nodes
         wanted = [(n, v) for n, v in items if n in nodes]  # an unknown node fails on its path
         replies = await self.astore.claim_many(run_id, run.digest, wanted, self.name) if wanted else []
+        self.claimed_together += len(replies)
         by_item = {(str(r.get("node")), int(r.get("visit") or 0)): r for r in replies}
         carry: dict[str, Any] = {}  # source node -> its output's JSON, read once for the batch
         for n, v in wanted:

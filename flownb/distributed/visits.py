@@ -398,6 +398,7 @@ class WorkerRuntime(NodeRunner, HandBack, BatchClaims):
             "jobs": st.jobs, "nodes": self.nodes_done, "in_flight": self._in_flight,
             "max_in_flight": st.max_in_flight, "concurrency": self.concurrency,
             "requeued": st.requeued, "handed_back": st.handed_back, "inline": self.inline_visits,
+            "claimed_together": self.claimed_together,
             "redis_errors": self.redis_errors, "last_redis_error": self.last_redis_error,
             "seen": time.time(), "started_at": st.started_at,
             "names": sorted(self.registry.names()), "queue": self.queue.name}))
