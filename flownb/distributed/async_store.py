@@ -82,6 +82,12 @@ def async_client(conn: redis.Redis) -> aredis.Redis:
     return aredis.Redis(connection_pool=apool)
 
 
+def _wire(values: list[Any]) -> list[Any]:
+    """``values`` as redis-py would send them (str as UTF-8, int and float by ``repr``)."""
+    return [v.encode() if isinstance(v, str) else repr(v).encode()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in values]
+
+
 class AsyncStore:
     """The calls a worker's visits make from the loop, awaited (see the module docstring)."""
 
@@ -93,12 +99,14 @@ class AsyncStore:
         self._scripts = {n: self.r.register_script(scripts.ALL[n]) for n in HOT_SCRIPTS}
         self._rate = self.r.register_script(scripts.RATE_LIMIT)
         self._batch = ScriptBatcher(self.r)  # the calls of one loop turn: one pipeline
-        self._args: dict[tuple[str, str | None], tuple[list[str], list[Any]]] = {}
+        self._args: dict[tuple[str, str | None], tuple[list[Any], list[Any]]] = {}
 
     async def _call(self, name: str, run_id: str, digest: str | None, extra: list[Any]) -> Any:
         ka = self._args.get((run_id, digest))
         if ka is None:  # the same for every visit of a run: built once (the loop's CPU is the cost)
-            ka = self._args[(run_id, digest)] = run_script_args(self.keys, self.settings, run_id, digest)
+            ks, args = run_script_args(self.keys, self.settings, run_id, digest)
+            # as bytes: redis-py packs bytes as they are, a str or int it encodes on every call
+            ka = self._args[(run_id, digest)] = (_wire(ks), _wire(args))
             if len(self._args) > 1024:
                 self._args.pop(next(iter(self._args)))
         return await self._batch.call(self._scripts[name], ka[0], [*ka[1], *extra])

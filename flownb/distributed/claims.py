@@ -106,7 +106,8 @@ class BatchClaims:
             raw = await self.astore.r.hmget(self.astore.keys.state(run_id),
                                             [OUTPUTS_PREFIX + s for s in srcs])
             carry = dict(zip(srcs, raw))
-        run.cancelled = False  # the claim found it running (a run retried after it ended runs)
+        if replies:  # the claim found the run running (a run retried after it ended runs again)
+            run.cancelled = False
         bodies: list[Awaitable[None] | None] = []
         for n, v in items:
             res = by_item.get((n, v)) if n in nodes else None

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
 _Call = tuple["AsyncScript", list[Any], list[Any], "asyncio.Future[Any]"]
+#: the reply of a call alone in its loop turn: "send it yourself"
+_ALONE = object()
 
 
 class ScriptBatcher:
@@ -43,12 +45,18 @@ class ScriptBatcher:
         self._queue.append((script, keys, args, fut))
         if len(self._queue) == 1:  # the first call of this turn sends the batch at its end
             loop.call_soon(self._send_queued)
-        return await fut
+        res = await fut
+        if res is _ALONE:  # no other call this turn: its caller sends it (no task of its own)
+            return await script(keys=keys, args=args)
+        return res
 
     def _send_queued(self) -> None:
         batch, self._queue = self._queue, []
-        if batch:
-            self._spawn(self._one(batch[0]) if len(batch) == 1 else self._many(batch))
+        if len(batch) == 1:
+            if not batch[0][3].done():
+                batch[0][3].set_result(_ALONE)
+        elif batch:
+            self._spawn(self._many(batch))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
