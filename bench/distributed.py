@@ -294,7 +294,7 @@ def mixed_bp(bp_id: str = "bench-mixed-20") -> Any:
     return bpx
 
 
-def tiny_bp():
+def tiny_bp() -> Any:
     """The "tiny run" of issue 21: three no-op nodes in a chain."""
     import flownb
 
