@@ -6,14 +6,15 @@ paying redis-py's per-call work on the loop (connection checkout and health chec
 wrapper, one socket write, one wake-up for its reply) and redis-server's per-read work. Queued
 for the rest of the current loop turn and written in one non-transactional pipeline, they cost
 one checkout, one write and one read of all the replies (py-spy on a worker during fan-outs:
-``COMMIT`` calls were ~29% of the loop thread, most of it that per-call work).
+``COMMIT`` calls were ~29% of the loop thread, most of it that per-call work). The first call
+of a turn is not held back: it goes at once, as it did before, so a chain (one visit in flight,
+one call per turn) pays nothing but a callback per hop.
 
 Each call keeps its own meaning: its own reply, or its own error (a script error, ``NOSCRIPT``
 — that call alone is sent again with the script, as redis-py's ``Script`` does). A connection
 that fails fails every call of the batch, and each caller retries as it would have alone
 (:class:`~.transient.RedisPatience`; the scripts are idempotent: a commit run twice answers
-``dup``). A call alone in its turn is sent as it always was. Nothing is delayed beyond the
-current loop turn, so a chain (one visit in flight) pays one extra callback per hop.
+``dup``). Nothing is delayed beyond the current loop turn.
 """
 
 from __future__ import annotations
@@ -36,21 +37,25 @@ class ScriptBatcher:
     def __init__(self, client: aredis.Redis) -> None:
         self.r = client
         self._queue: list[_Call] = []
+        self._turn_open = False  # a call was made in the current loop turn
         self._tasks: set[asyncio.Future[None]] = set()  # the loop holds tasks weakly
         self.batches = 0  # pipelines sent (more than one call each): for tests and the bench
 
     async def call(self, script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
+        if not self._turn_open:  # the first call of a loop turn goes at once (a chain: always)
+            self._turn_open = True
+            loop.call_soon(self._end_turn)
+            return await script(keys=keys, args=args)
+        fut: asyncio.Future[Any] = loop.create_future()  # later ones: together, at its end
         self._queue.append((script, keys, args, fut))
-        if len(self._queue) == 1:  # the first call of this turn sends the batch at its end
-            loop.call_soon(self._send_queued)
         res = await fut
-        if res is _ALONE:  # no other call this turn: its caller sends it (no task of its own)
+        if res is _ALONE:  # the only one queued in its turn: its caller sends it (no task)
             return await script(keys=keys, args=args)
         return res
 
-    def _send_queued(self) -> None:
+    def _end_turn(self) -> None:
+        self._turn_open = False
         batch, self._queue = self._queue, []
         if len(batch) == 1:
             if not batch[0][3].done():
