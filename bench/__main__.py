@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                     "(bench/published.json) and rewrite the generated table in README.md and "
                     "bench/README.md (python -m bench.tables)")
     ap.add_argument("--n", type=int, default=None, help="llm: runs at once (instead of 200 and "
-                    "500); redis_cost: chain length")
+                    "500); redis_cost: chain length; many_runs: tiny runs at once (5,000)")
     args = ap.parse_args(argv)
     if args.list:
         for b in BENCHMARKS:

@@ -294,11 +294,22 @@ def mixed_bp(bp_id: str = "bench-mixed-20") -> Any:
     return bpx
 
 
+def tiny_bp() -> Any:
+    """The "tiny run" of issue 21: three no-op nodes in a chain."""
+    import flownb
+
+    return flownb.Builder("bench-tiny").node("a", "noop").node("b", "noop").node("c", "noop") \
+        .chain("a", "b", "c").build()
+
+
 def many_runs(cfg: Config) -> Report:
     rep = Report()
     n_runs = cfg.pick(1000, 25)
+    n_tiny = cfg.n or cfg.pick(5000, 100)
     reps = cfg.pick(3, 2)
     bp = mixed_bp()
+    tiny_rates: list[float] = []
+    tiny_lost = 0
     rates, node_rates, p50s, p99s, maxs, submit_rates, client_rates = [], [], [], [], [], [], []
     lost_total, failed_total = 0, 0
     with Cluster(name="many") as c:
@@ -307,9 +318,9 @@ def many_runs(cfg: Config) -> Report:
         ex = _executor(c)
         r = c.redis()
 
-        def batch(count: int) -> dict[str, Any]:
+        def batch(count: int, graph: Any = bp) -> dict[str, Any]:
             t0 = time.perf_counter()
-            handles = [ex.submit(bp) for _ in range(count)]
+            handles = [ex.submit(graph) for _ in range(count)]
             t_sub = time.perf_counter() - t0
             deadline = time.monotonic() + DEADLINE_S
             for h in handles:
@@ -340,8 +351,19 @@ def many_runs(cfg: Config) -> Report:
             maxs.append(max(res["lat"]) if res["lat"] else 0.0)
             lost_total += res["lost"]
             failed_total += res["failed"]
+        tiny = tiny_bp()
+        batch(min(50, n_tiny), tiny)  # warm-up
+        for _ in range(cfg.pick(2, 1)):
+            res = batch(n_tiny, tiny)
+            tiny_rates.append(res["ok"] / res["span"])
+            tiny_lost += res["lost"] + res["failed"]
         requeued = requeued_items(c.procs) - requeued_before
     rep.data["n_runs"] = n_runs
+    rep.data["n_tiny"] = n_tiny
+    rep.figure("tiny.runs_per_s", tiny_rates, "runs/s", f"{n_tiny} tiny runs (3 no-op nodes) "
+               f"submitted at once, {nw} workers (first created → last finished)")
+    rep.value("tiny.lost", float(tiny_lost), "runs", "tiny runs lost or failed (all reps)")
+    rep.goal(f"{n_tiny} tiny runs at once ≥ 500 runs/s", "tiny.runs_per_s", ">=", 500)
     rep.figure("runs_per_s", rates, "runs/s", f"{n_runs} runs of a 20-node graph, {nw} workers "
                "(first created → last finished)")
     rep.figure("nodes_per_s", node_rates, "nodes/s", "same, node visits per second")

@@ -28,6 +28,7 @@ from ..core.blueprint import Blueprint
 from . import scripts
 from .codec import _s, loads
 from .keys import item_field
+from .script_batch import ScriptBatcher
 from .store_args import (add_resume_children, commit_args, decode_meta, decode_state,
                          event_fields, fail_args, resume_fields, run_script_args)
 from .transient import is_transient_redis_error
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("flownb.worker")
 
 #: the scripts a worker's visits run from the loop
-HOT_SCRIPTS = ("CLAIM", "COMMIT", "FAIL")
+HOT_SCRIPTS = ("CLAIM", "CLAIM_MANY", "COMMIT", "FAIL")
 #: seconds a visit waits for a free connection of the loop's pool before it counts as a Redis
 #: error (and is retried: :class:`.transient.RedisPatience`)
 POOL_WAIT_S = 30.0
@@ -107,6 +108,12 @@ def fit_pool(conn: redis.Redis, concurrency: int) -> None:
         pool.max_connections = need
 
 
+def _wire(values: list[Any]) -> list[Any]:
+    """``values`` as redis-py would send them (str as UTF-8, int and float by ``repr``)."""
+    return [v.encode() if isinstance(v, str) else repr(v).encode()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in values]
+
+
 class AsyncStore:
     """The calls a worker's visits make from the loop, awaited (see the module docstring)."""
 
@@ -117,15 +124,18 @@ class AsyncStore:
         self.r = client if client is not None else async_client(store.r)
         self._scripts = {n: self.r.register_script(scripts.ALL[n]) for n in HOT_SCRIPTS}
         self._rate = self.r.register_script(scripts.RATE_LIMIT)
-        self._args: dict[tuple[str, str | None], tuple[list[str], list[Any]]] = {}
+        self._batch = ScriptBatcher(self.r)  # the calls of one loop turn: one pipeline
+        self._args: dict[tuple[str, str | None], tuple[list[Any], list[Any]]] = {}
 
     async def _call(self, name: str, run_id: str, digest: str | None, extra: list[Any]) -> Any:
         ka = self._args.get((run_id, digest))
         if ka is None:  # the same for every visit of a run: built once (the loop's CPU is the cost)
-            ka = self._args[(run_id, digest)] = run_script_args(self.keys, self.settings, run_id, digest)
+            ks, args = run_script_args(self.keys, self.settings, run_id, digest)
+            # as bytes: redis-py packs bytes as they are, a str or int it encodes on every call
+            ka = self._args[(run_id, digest)] = (_wire(ks), _wire(args))
             if len(self._args) > 1024:
                 self._args.pop(next(iter(self._args)))
-        return await self._scripts[name](keys=ka[0], args=[*ka[1], *extra])
+        return await self._batch.call(self._scripts[name], ka[0], [*ka[1], *extra])
 
     async def aclose(self) -> None:
         await self.r.aclose(close_connection_pool=True)
@@ -138,6 +148,23 @@ class AsyncStore:
             ch, cf = await self.r.hmget(self.keys.sched(run_id), fields)
             add_resume_children(res["item"], run_id, node, ch, cf)
         return res
+
+    async def claim_many(self, run_id: str, digest: str, items: list[tuple[str, int]],
+                         worker: str) -> list[dict[str, Any]]:
+        """``CLAIM_MANY``: :meth:`claim` for several items of one run in one script call (a
+        job's batch, :mod:`.claims`); each reply names its ``node`` and ``visit``. An empty list
+        when the run is not running (CLAIM would answer ``stale`` for each)."""
+        flat: list[Any] = [x for n, v in items for x in (n, v)]
+        out = loads(await self._call("CLAIM_MANY", run_id, digest, [worker, *flat]))
+        if not isinstance(out, list):  # Lua's cjson encodes the empty table as {}
+            return []
+        for res in out:
+            node, visit = str(res.get("node")), int(res.get("visit") or 0)
+            fields = resume_fields(res, node, visit)
+            if fields is not None:
+                ch, cf = await self.r.hmget(self.keys.sched(run_id), fields)
+                add_resume_children(res["item"], run_id, node, ch, cf)
+        return out
 
     async def commit(self, run_id: str, digest: str, node: str, visit: int, *, output_json: str,
                      taken: Iterable[int], stats: Mapping[str, Any], event: Mapping[str, Any],

@@ -37,6 +37,7 @@ from .keys import lease_member
 from .async_store import AsyncStore, EventSink
 from .loop_io import LoopIO
 from .lost_reply import CommitsInFlight, take_up_lost_successor
+from .quick import QuickNodes
 from .reads import Reader, resolver
 from .store import RedisStore, dumps, loads
 from .waiting import park
@@ -57,6 +58,10 @@ log = logging.getLogger("flownb.worker")
 #: less than this on average: a slow one would hold up the visits arriving meanwhile
 #: (``FLOWNB_WORKER_INLINE_MAX_S``; 0 turns the fast path off)
 INLINE_MAX_S = float(os.environ.get("FLOWNB_WORKER_INLINE_MAX_S", "0.01"))
+#: ... and, while other visits are in flight, only while they take less than this: the pool's
+#: thread hop costs the loop about as much (a fan-out's no-op branches ran 14% of the loop
+#: thread in it), and the others wait at most this long (``FLOWNB_WORKER_INLINE_BUSY_MAX_S``)
+INLINE_BUSY_MAX_S = float(os.environ.get("FLOWNB_WORKER_INLINE_BUSY_MAX_S", "0.002"))
 
 
 class NodeRunner(LoopIO, RedisPatience):
@@ -75,7 +80,7 @@ class NodeRunner(LoopIO, RedisPatience):
         self.executing: set[str] = set()  # lease members a visit here is running
         self.nodes_done = 0
         self.current: str | None = None
-        self.type_cost: dict[str, float] = {}  # node type -> moving average of a visit's seconds
+        self.costs = QuickNodes()  # learnt visit seconds: which sync visits run on the loop
         self.inline_visits = 0  # visits run on the loop thread (published in the worker info)
         self.redis_errors = 0  # store calls Redis refused (published with the last one)
         self.last_redis_error = ""
@@ -88,10 +93,6 @@ class NodeRunner(LoopIO, RedisPatience):
         """Whether the visit asking is the only one in flight (a runtime with slots says)."""
         return True
 
-    def _learn(self, cn: CNode, seconds: float) -> None:
-        prev = self.type_cost.get(cn.uses)
-        self.type_cost[cn.uses] = seconds if prev is None else 0.8 * prev + 0.2 * seconds
-
     async def _attempt(self, run: _Run, cn: CNode, ctx: NodeContext) -> Outcome:
         """Run the visit by the attempt policy; on the loop thread itself when it can be cheap.
 
@@ -99,8 +100,10 @@ class NodeRunner(LoopIO, RedisPatience):
         no-op hop (0.3 ms became 1-7 ms). So a sync node without a timeout runs right here
         when it is the only visit in flight (nothing waits on the loop meanwhile) and its type
         is known to be quick (:data:`INLINE_MAX_S`, learnt from its earlier visits, the first
-        one through the pool); otherwise it goes to the thread pool like every other visit."""
-        if cn.inline_ok and self.alone() and self.type_cost.get(cn.uses, 1.0) < INLINE_MAX_S:
+        one through the pool), or, with other visits in flight, very quick for its type and
+        params (:data:`INLINE_BUSY_MAX_S`: a fan-out's branches); otherwise it goes to the
+        thread pool like every other visit."""
+        if cn.inline_ok and self.costs.quick(cn, self.alone(), INLINE_MAX_S, INLINE_BUSY_MAX_S):
             if ctx.cancelled:
                 return Outcome(cn.id, cancelled=True)
             t0 = time.perf_counter()
@@ -108,14 +111,14 @@ class NodeRunner(LoopIO, RedisPatience):
             self.inline_visits += 1
             if ok:
                 dt = time.perf_counter() - t0
-                self._learn(cn, dt)
+                self.costs.learn(cn, dt)
                 return Outcome(cn.id, result=res, attempts=1, writes=ctx._writes, duration_s=dt)
             return await run_visit(cn, ctx, nodes=run.graph.nodes, resume=res, pool=self.pool,
                                    emit=self._policy_emitter(run.run_id), run_id=run.run_id)
         out = await run_visit(cn, ctx, nodes=run.graph.nodes, emit=self._policy_emitter(run.run_id),
                               run_id=run.run_id, pool=self.pool)
         if cn.inline_ok and out.ok and out.attempts == 1 and out.replaced is None:
-            self._learn(cn, out.duration_s)
+            self.costs.learn(cn, out.duration_s)
         return out
 
     # -- runs ------------------------------------------------------------------------------------
@@ -197,7 +200,11 @@ class NodeRunner(LoopIO, RedisPatience):
             kind = res.get("r")
         if kind != "ok":
             return
-        nxt: Next = (node, visit, res["item"], _NO_INPUT)
+        await self._run_claimed(run, (node, visit, res["item"], _NO_INPUT))
+
+    async def _run_claimed(self, run: _Run, nxt: Next) -> None:
+        """Run a claimed item, then each successor its commit claims inline."""
+        run_id = run.run_id
         while nxt is not None:
             node, visit = nxt[0], nxt[1]
             member = lease_member(run_id, node, visit)

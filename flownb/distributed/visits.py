@@ -26,6 +26,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from ..core.errors import FlownbError
 from ..core.registry import Registry, default_registry
 from .async_store import fit_pool
 from .capability import HandBack
+from .claims import BatchClaims
 from .execute import Incapable, NodeRunner, is_transient_redis_error
 from .jobs import enqueue_items, make_queue
 from .keys import item_field, lease_member
@@ -94,7 +96,7 @@ class WorkerStats:
     started_at: float = field(default_factory=time.time)
 
 
-class WorkerRuntime(NodeRunner, HandBack):
+class WorkerRuntime(NodeRunner, HandBack, BatchClaims):
     """Per-process state shared by the jobs a worker runs: connections, graphs, leases, slots."""
 
     def __init__(self, conn: redis.Redis, *, name: str, registry: Registry | None = None,
@@ -177,17 +179,26 @@ class WorkerRuntime(NodeRunner, HandBack):
             # member held must reach a visit below, which alone lets go of it
             log.warning("flownb worker %s: could not renew the leases of a job of run %s: %s",
                         self.name, run_id, exc)
-        for i, (node, visit) in enumerate(wanted):
+        i = 0
+        while i < len(wanted):
             while not self._slots.acquire(timeout=0.1):
                 if self._closing.is_set():  # shutting down: close() hands the rest back
                     return
+            k = 1  # and every other slot free now: those items are claimed together (.claims)
+            while i + k < len(wanted) and self._slots.acquire(blocking=False):
+                k += 1
             with self._idle:
-                self._in_flight += 1
+                self._in_flight += k
                 self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
             assert self._loop is not None
+            if k == 1:
+                node, visit = wanted[i]
+                coro = self._guarded(run_id, node, visit, members[i])
+            else:
+                coro = self._guarded_batch(run_id, wanted[i:i + k], members[i:i + k])
             # a task made on the loop, no concurrent future (nobody reads one): half the CPU
-            self._loop.call_soon_threadsafe(self._spawn, self._guarded(run_id, node, visit,
-                                                                       members[i]))
+            self._loop.call_soon_threadsafe(self._spawn, coro)
+            i += k
 
     def _spawn(self, coro: Any) -> None:
         """On the loop: run the visit ``coro`` as a task (kept referenced until it is done)."""
@@ -196,9 +207,12 @@ class WorkerRuntime(NodeRunner, HandBack):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _guarded(self, run_id: str, node: str, visit: int, member: str) -> None:
+    async def _guarded(self, run_id: str, node: str, visit: int, member: str,
+                       body: Awaitable[None] | None = None) -> None:
+        """Visit one item (``body``: what its batch claim left it to run, :mod:`.claims`),
+        then free its slot."""
         try:
-            await self.visit(run_id, node, visit)
+            await (self.visit(run_id, node, visit) if body is None else body)
         except Incapable as exc:
             await self._incapable(run_id, node, visit, exc)
         except Exception:
@@ -402,6 +416,7 @@ class WorkerRuntime(NodeRunner, HandBack):
             "jobs": st.jobs, "nodes": self.nodes_done, "in_flight": self._in_flight,
             "max_in_flight": st.max_in_flight, "concurrency": self.concurrency,
             "requeued": st.requeued, "handed_back": st.handed_back, "inline": self.inline_visits,
+            "claimed_together": self.claimed_together,
             "redis_errors": self.redis_errors, "last_redis_error": self.last_redis_error,
             "seen": time.time(), "started_at": st.started_at,
             "names": sorted(self.registry.names()), "queue": self.queue.name}))
