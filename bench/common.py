@@ -494,3 +494,9 @@ def pct(values: Sequence[float], p: float) -> float | None:
     s = sorted(values)
     k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
     return s[k]
+
+
+def cluster_ratio_goal(runs: int) -> float:
+    """Issue 21's goal for LocalCluster(2) ÷ plain asyncio at ``runs`` LLM-bound runs at once:
+    ≤ 1.25× at 200, ≤ 1.15× from 500 (issue 10's was 1.5× for both)."""
+    return 1.15 if runs >= 500 else 1.25

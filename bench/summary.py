@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import fmt, fmt_fig
+from .common import cluster_ratio_goal, fmt, fmt_fig
 
 
 def _f(res: dict[str, Any], bench: str, key: str) -> dict[str, Any] | None:
@@ -228,7 +228,8 @@ def compact_table(res: dict[str, Any]) -> str:
             f"({case.get('calls')} calls of {fmt(res['benchmarks'][b]['data'].get('latency_s', 0) * 1000)} ms)",
             f"LocalCluster(2) {wall('cluster')}; in process {wall('inprocess')}",
             f"plain asyncio {wall('plain')}, LangGraph {wall('langgraph')}, analytic floor "
-            f"{fmt(case.get('floor_s'))} s", "cluster ≤ 1.5× plain" + _ok(ratio, "<=", 1.5))
+            f"{fmt(case.get('floor_s'))} s", f"cluster ≤ {cluster_ratio_goal(int(case['n']))}× plain"
+            + _ok(ratio, "<=", cluster_ratio_goal(int(case["n"]))))
     # what flownb costs Redis (bench/redis_cost.py; issue 21's goals)
     b = "redis_cost"
     st = _status(res, b)

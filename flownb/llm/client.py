@@ -211,15 +211,10 @@ def async_client(settings: LLMSettings) -> Any:
         client = per_loop.get(key)
         if client is None:
             openai = import_openai()
-            import httpx
-
-            # keep alive as many connections as may be in flight (openai's default keeps 100 of
-            # 1000): a worker runs 128 visits at once and run_many all rows, and each connection
-            # closed after a wave is a new TCP (and TLS) handshake in the next one
-            http = openai.DefaultAsyncHttpxClient(
-                event_hooks={"response": [_on_response]},
-                limits=httpx.Limits(max_connections=1000, max_keepalive_connections=1000,
-                                    keepalive_expiry=5.0))
+            # openai's default pool limits (1000 connections, 100 kept alive): keeping 1000
+            # alive made httpcore's pool scan every idle connection for each request, which
+            # doubled in process run_many's CPU per call at 600 in flight (bench/README)
+            http = openai.DefaultAsyncHttpxClient(event_hooks={"response": [_on_response]})
             client = openai.AsyncOpenAI(api_key=settings.api_key,
                                         base_url=settings.effective_base_url,
                                         max_retries=settings.max_retries,
