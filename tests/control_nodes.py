@@ -25,3 +25,31 @@ def step(ctx: flownb.NodeContext) -> Any:
         raise RuntimeError(f"{ctx.node_id} is broken (key broken:{ctx.node_id})")
     path = list(ctx.input.get("path", [])) if isinstance(ctx.input, dict) else []
     return {"path": [*path, ctx.node_id], "note": ctx.state.get("note")}
+
+
+def chain(url: str, n: int = 4, seconds: float = 0.0, first_seconds: float = 0.0) -> flownb.Blueprint:
+    """n0 -> n1 -> ... of ``ctl-step`` nodes counting in ``url``; n0 sleeps ``first_seconds``,
+    the others ``seconds`` (time to pause the run while a node is in flight)."""
+    b = flownb.Builder("ctl-chain")
+    for i in range(n):
+        s = first_seconds if i == 0 else seconds
+        b = b.node(f"n{i}", "ctl-step", params={"redis": url, "seconds": s})
+    for i in range(n - 1):
+        b = b.edge(f"n{i}", f"n{i + 1}")
+    return b.build()
+
+
+def counts(url: str, n: int = 4) -> list[int]:
+    """How often each node's body of :func:`chain` really started (the INCR counters)."""
+    r = redis.Redis.from_url(url)
+    return [int(r.get(f"count:n{i}") or 0) for i in range(n)]
+
+
+def until(pred: Any, timeout: float = 20.0) -> None:
+    """Wait until ``pred()`` holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")

@@ -13,31 +13,10 @@ import flownb
 from flownb.distributed.client import DistributedExecutor
 from flownb.engine.controls import RunControlError
 
+from control_nodes import chain, counts
+from control_nodes import until as wait_for
+
 pytestmark = pytest.mark.timeout(120)
-
-
-def chain(url: str, n: int = 4, seconds: float = 0.0, first_seconds: float = 0.0) -> flownb.Blueprint:
-    b = flownb.Builder("ctl-chain")
-    for i in range(n):
-        s = first_seconds if i == 0 else seconds
-        b = b.node(f"n{i}", "ctl-step", params={"redis": url, "seconds": s})
-    for i in range(n - 1):
-        b = b.edge(f"n{i}", f"n{i + 1}")
-    return b.build()
-
-
-def counts(url: str, n: int = 4) -> list[int]:
-    r = redis.Redis.from_url(url)
-    return [int(r.get(f"count:n{i}") or 0) for i in range(n)]
-
-
-def wait_for(pred: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def executor(url: str) -> DistributedExecutor:

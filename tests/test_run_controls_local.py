@@ -4,7 +4,6 @@ place, and every refusal names the run, the node and the fix. Bodies are INCR-co
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 import redis
@@ -12,32 +11,9 @@ import redis
 import flownb
 from flownb import RunControlError
 
-import control_nodes  # noqa: F401 - registers ctl-step
+from control_nodes import chain, counts, until  # (importing it registers ctl-step)
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def chain(url: str, n: int = 4, first_seconds: float = 0.0) -> flownb.Blueprint:
-    b = flownb.Builder("ctl-chain")
-    for i in range(n):
-        b = b.node(f"n{i}", "ctl-step", params={"redis": url, "seconds": first_seconds if i == 0 else 0})
-    for i in range(n - 1):
-        b = b.edge(f"n{i}", f"n{i + 1}")
-    return b.build()
-
-
-def counts(url: str, n: int = 4) -> list[int]:
-    r = redis.Redis.from_url(url)
-    return [int(r.get(f"count:n{i}") or 0) for i in range(n)]
-
-
-def until(pred: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def test_pause_patch_resume(redis_url: str) -> None:
