@@ -138,6 +138,7 @@ class AsyncStore:
         return await self._batch.call(self._scripts[name], ka[0], [*ka[1], *extra])
 
     async def aclose(self) -> None:
+        await self._batch.line.aclose()
         await self.r.aclose(close_connection_pool=True)
 
     # -- the visit --------------------------------------------------------------------------------

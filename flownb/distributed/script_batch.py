@@ -8,7 +8,8 @@ for the rest of the current loop turn and written in one non-transactional pipel
 one checkout, one write and one read of all the replies (py-spy on a worker during fan-outs:
 ``COMMIT`` calls were ~29% of the loop thread, most of it that per-call work). The first call
 of a turn is not held back: it goes at once, as it did before, so a chain (one visit in flight,
-one call per turn) pays nothing but a callback per hop.
+one call per turn) pays nothing but a callback per hop — and goes on the loop's own connection
+(:mod:`.script_line`), not through redis-py's pool.
 
 Each call keeps its own meaning: its own reply, or its own error (a script error, ``NOSCRIPT``
 — that call alone is sent again with the script, as redis-py's ``Script`` does). A connection
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING, Any
+
+from .script_line import ScriptLine
 
 if TYPE_CHECKING:
     import redis.asyncio as aredis
@@ -36,6 +39,7 @@ class ScriptBatcher:
 
     def __init__(self, client: aredis.Redis) -> None:
         self.r = client
+        self.line = ScriptLine(client)  # the calls sent alone: a connection of their own
         self._queue: list[_Call] = []
         self._turn_open = False  # a call was made in the current loop turn
         self._tasks: set[asyncio.Future[None]] = set()  # the loop holds tasks weakly
@@ -46,12 +50,12 @@ class ScriptBatcher:
         if not self._turn_open:  # the first call of a loop turn goes at once (a chain: always)
             self._turn_open = True
             loop.call_soon(self._end_turn)
-            return await script(keys=keys, args=args)
+            return await self.line.call(script, keys, args)
         fut: asyncio.Future[Any] = loop.create_future()  # later ones: together, at its end
         self._queue.append((script, keys, args, fut))
         res = await fut
         if res is _ALONE:  # the only one queued in its turn: its caller sends it (no task)
-            return await script(keys=keys, args=args)
+            return await self.line.call(script, keys, args)
         return res
 
     def _end_turn(self) -> None:
