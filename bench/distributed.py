@@ -57,11 +57,20 @@ def _rq_queue(c: Cluster, name: str = "rqpeer") -> Any:
 
 # -- 3. chain --------------------------------------------------------------------------------------
 
+#: issue 21's chain goals: ms per hop at every size, and flat (the longest / 1000 nodes)
+CHAIN_GOAL_MS = 0.25
+CHAIN_FLAT_MAX = 1.2
+
+
 def dist_chain(cfg: Config) -> Report:
     rep = Report()
-    sizes = cfg.pick((200, 1000), (20, 50))
+    sizes = cfg.pick((200, 1000), (20, 50))  # flownb, RQ and raw Redis
+    # flownb alone: an RQ chain of 10,000 takes ~36 s a repetition on the 2-vCPU VM
+    long_sizes = cfg.pick((10000,), (200,))
     reps = cfg.pick(5, 2)
-    rep.data["sizes"] = list(sizes)
+    all_sizes = (*sizes, *long_sizes)
+    rep.data["sizes"] = list(all_sizes)
+    rep.data["peer_sizes"] = list(sizes)
     for nw in (1, 2):
         with Cluster(name=f"chain{nw}") as c:
             c.flownb_workers(nw, wait=False)
@@ -71,8 +80,8 @@ def dist_chain(cfg: Config) -> Report:
             r = c.redis()
             ex = _executor(c)
             q = _rq_queue(c)
-            bps = {n: chain_bp(n) for n in sizes}
-            sinks: dict[int, dict] = {n: {} for n in sizes}
+            bps = {n: chain_bp(n) for n in all_sizes}
+            sinks: dict[int, dict] = {n: {} for n in all_sizes}
 
             def flownb_c(n: int) -> Any:
                 return lambda: _flownb_run(ex, bps[n], sink=sinks[n]) / n
@@ -98,16 +107,15 @@ def dist_chain(cfg: Config) -> Report:
                 return go
 
             contenders = {}
-            for n in sizes:
+            for n in all_sizes:
                 contenders[f"flownb.{n}"] = flownb_c(n)
-                contenders[f"rq.{n}"] = rq_c(n)
-                contenders[f"raw.{n}"] = raw_c(n)
+                if n in sizes:
+                    contenders[f"rq.{n}"] = rq_c(n)
+                    contenders[f"raw.{n}"] = raw_c(n)
             out = interleave(contenders, reps, warmup=1)
-            for n in sizes:
+            for n in all_sizes:
                 k = f"w{nw}.n{n}"
                 fl = [x * 1e3 for x in out[f"flownb.{n}"]]
-                rq_ = [x * 1e3 for x in out[f"rq.{n}"]]
-                raw = [x * 1e3 for x in out[f"raw.{n}"]]
                 rep.figure(f"flownb.{k}.ms_per_hop", fl, "ms/hop",
                            f"flownb chain {n}, {nw} worker(s), submit→done")
                 in_run = sinks[n].get("in_run", [])[-reps:]
@@ -115,26 +123,34 @@ def dist_chain(cfg: Config) -> Report:
                            f"flownb chain {n}, {nw} worker(s), inside the run (Redis TIME)")
                 rep.figure(f"flownb.{k}.submit_ms", [x * 1e3 for x in sinks[n].get("submit", [])[-reps:]],
                            "ms", f"flownb submit() of a {n}-node chain")
+                if n not in sizes:
+                    continue
+                rq_ = [x * 1e3 for x in out[f"rq.{n}"]]
+                raw = [x * 1e3 for x in out[f"raw.{n}"]]
                 rep.figure(f"rq.{k}.ms_per_hop", rq_, "ms/hop", f"plain RQ chain {n}, {nw} worker(s)")
                 rep.figure(f"raw.{k}.ms_per_hop", raw, "ms/hop",
                            f"raw Redis hand-off {n}, {nw} process(es) (floor)")
                 paired_ratio(rep, f"ratio.{k}.flownb_over_rq", fl, rq_, f"flownb/RQ chain {n}, {nw}w")
                 paired_ratio(rep, f"ratio.{k}.flownb_over_raw", fl, raw, f"flownb/raw chain {n}, {nw}w")
-    big, small = max(sizes), min(sizes)
+    longest, base = max(all_sizes), max(sizes)
     for nw in (1, 2):
-        a = rep.figures[f"flownb.w{nw}.n{big}.ms_per_hop"]["samples"]
-        b = rep.figures[f"flownb.w{nw}.n{small}.ms_per_hop"]["samples"]
-        paired_ratio(rep, f"ratio.w{nw}.flownb_{big}_over_{small}", a, b,
-                     f"flownb per-hop, chain {big} / chain {small} ({nw}w): flatness")
+        a = rep.figures[f"flownb.w{nw}.n{longest}.ms_per_hop"]["samples"]
+        b = rep.figures[f"flownb.w{nw}.n{base}.ms_per_hop"]["samples"]
+        paired_ratio(rep, f"ratio.w{nw}.flownb_{longest}_over_{base}", a, b,
+                     f"flownb per-hop, chain {longest} / chain {base} ({nw}w): flatness")
     for nw in (1, 2):
-        for n in sizes:
-            rep.goal(f"flownb chain {n}, {nw}w ≤ 0.5 ms/hop", f"flownb.w{nw}.n{n}.ms_per_hop", "<=", 0.5)
-    rep.goal(f"flat: chain {big}/{small} ≤ 1.2×", f"ratio.w1.flownb_{big}_over_{small}", "<=", 1.2)
+        for n in all_sizes:
+            rep.goal(f"flownb chain {n}, {nw}w ≤ {CHAIN_GOAL_MS} ms/hop",
+                     f"flownb.w{nw}.n{n}.ms_per_hop", "<=", CHAIN_GOAL_MS)
+        rep.goal(f"flat: chain {longest}/{base} ≤ {CHAIN_FLAT_MAX}× ({nw}w)",
+                 f"ratio.w{nw}.flownb_{longest}_over_{base}", "<=", CHAIN_FLAT_MAX)
     rep.note("A flownb chain runs on one worker however many there are: each commit claims the "
              "single successor for the committing worker (inline continuation), so there is no "
              "queue hop; the second worker only matters for RQ and raw Redis, which alternate.")
     rep.note("Per-hop = (submit→done) / n; it includes submit (lint, compile, upload, START) "
              "amortised over n nodes; '.in_run' is created_at→finished_at from the run's meta.")
+    rep.note(f"The {', '.join(map(str, long_sizes))}-node chain is flownb's alone (issue 21: "
+             "≤ 0.25 ms/hop flat to 10,000 nodes); RQ and raw Redis run the shorter ones.")
     return rep
 
 
