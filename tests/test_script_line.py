@@ -121,3 +121,37 @@ def test_calls_at_once_each_get_their_own_reply(redis_url: str) -> None:
     replies, calls = _run(redis_url, body)
     assert replies == [f"r{i}".encode() for i in range(6)]
     assert calls == 1  # the first on the line; the others, while it was busy, the ordinary way
+
+
+def test_a_call_unanswered_past_the_read_timeout_gives_up_the_line(redis_url: str) -> None:
+    """The line keeps the client's ``socket_timeout`` with one watchdog timer, not one per call:
+    a reply that does not come in time aborts the line's connection and the call goes the
+    ordinary way (redis-py's own timeout); the next call gets its own reply."""
+    import time
+
+    conn = RedisSettings.from_url(redis_url, socket_timeout_s=0.2,
+                                  retry_on_timeout=False).connect()
+
+    async def go() -> Any:
+        ac = async_client(conn)
+        line = ScriptLine(ac)
+        try:
+            s = ac.register_script(SLOW)
+            await s(keys=[], args=["warm", 0])
+            assert await line.call(s, [], ["quick", 0]) == b"quick"  # arms the watchdog
+            t0 = time.monotonic()
+            try:
+                outcome: Any = await line.call(s, [], ["late", 350])
+            except (rx.TimeoutError, rx.ConnectionError, TimeoutError) as exc:
+                outcome = type(exc).__name__
+            waited = time.monotonic() - t0
+            await asyncio.sleep(0.8)  # the server finishes the slow script
+            return outcome, waited, await line.call(s, [], ["mine", 0]), line.fallbacks
+        finally:
+            await line.aclose()
+            await ac.aclose(close_connection_pool=True)
+
+    outcome, waited, mine, fallbacks = asyncio.run(go())
+    assert fallbacks == 1  # the line gave the slow call up: only the watchdog does that
+    assert waited >= 0.2 and outcome != b"quick"
+    assert mine == b"mine"

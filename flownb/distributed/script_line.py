@@ -18,6 +18,10 @@ ordinary call loads the script), and when the line's connection failed — then 
 sent again the ordinary way, exactly as redis-py's retry would re-send it on a new connection
 (the scripts are idempotent: a commit sent twice answers ``dup``). A call cancelled while it
 waits for its reply drops the connection, so no later call can read that reply as its own.
+
+The connection's read timeout (``socket_timeout``) is kept by one watchdog timer per line, not
+a timer per call (an ``asyncio.timeout`` per hop was ~5% of a chain worker's loop): a call
+still unanswered after the timeout has its connection aborted, and goes the ordinary way.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ class ScriptLine:
         self.enabled = self._pack is not None and kw.get("protocol") in (None, 2, "2")
         self._conn: Any = None
         self._busy = False
+        self._sent = 0  # calls sent on the line so far: the watchdog tells one call from another
+        self._sent_at = 0.0  # loop time the current call was sent
+        self._watchdog: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Future[None]] = set()
         self.calls = 0  # calls answered on the line (for tests and the bench)
         self.fallbacks = 0  # calls sent the ordinary way after the line failed them
@@ -73,12 +80,14 @@ class ScriptLine:
                 if conn is None:
                     return await script(keys=keys, args=args)
             conn._writer.write(self._pack((b"EVALSHA", script.sha, len(keys), *keys, *args)))
-            timeout = conn.socket_timeout
-            if timeout:
-                async with asyncio.timeout(timeout):
-                    reply = await conn._parser.read_response()
-            else:
-                reply = await conn._parser.read_response()
+            self._sent += 1
+            if conn.socket_timeout:
+                loop = asyncio.get_running_loop()
+                self._sent_at = loop.time()
+                if self._watchdog is None:
+                    self._watchdog = loop.call_later(conn.socket_timeout, self._watch,
+                                                     conn, self._sent)
+            reply = await conn._parser.read_response()
         except (RConnectionError, RTimeoutError, OSError, EOFError):
             # the connection broke (a restart, CLIENT KILL, a timeout): drop it and send the
             # call again on the ordinary path, as redis-py's retry does on a new connection
@@ -97,6 +106,22 @@ class ScriptLine:
             raise reply
         self.calls += 1
         return reply
+
+    def _watch(self, conn: Any, sent: int) -> None:
+        """Abort ``conn`` if the call in flight has waited ``socket_timeout`` for its reply; else
+        look again when the current call's timeout is due (while calls go on)."""
+        self._watchdog = None
+        if conn is not self._conn or not self._busy:
+            return
+        loop = asyncio.get_running_loop()
+        due = self._sent_at + conn.socket_timeout
+        if self._sent == sent and loop.time() >= due:  # the same call, unanswered: give up on it
+            writer = getattr(conn, "_writer", None)
+            if writer is not None:
+                writer.transport.abort()  # its read ends with a ConnectionError: sent again
+            return
+        self._watchdog = loop.call_at(max(due, loop.time() + 0.001), self._watch, conn,
+                                      self._sent)
 
     async def _connect(self) -> Any:
         pool = self.r.connection_pool

@@ -9,6 +9,7 @@ would only show on one path. Here each layout is written once.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -31,6 +32,30 @@ def run_script_args(keys: Keys, settings: StoreSettings, run_id: str,
     return ks, args
 
 
+#: ``json.dumps``'s encoder with :func:`~.codec.dumps`'s options, built once (``json.dumps``
+#: builds one per call with these options)
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _record(value: Mapping[str, Any]) -> str:
+    """:func:`~.codec.dumps` of a flat record flownb builds for each visit (its stats, its event):
+    str keys, scalar values, lists of ints. Why: two of them per chain hop, and the strict
+    checks (colliding keys in nested dicts, lone surrogates) cannot fail on such a record of
+    ASCII text — anything else (NaN, text that is not ASCII, another shape) takes
+    :func:`~.codec.dumps`, which says what is wrong."""
+    for k, v in value.items():
+        t = type(v)
+        if type(k) is not str or (t not in _PLAIN and not (
+                t is list and all(type(x) is int for x in v))):
+            return dumps(value)
+    try:
+        text = _ENCODE(value)
+    except ValueError:  # NaN / inf: the strict path names it
+        return dumps(value)
+    return text if text.isascii() else dumps(value)
+
+
 def commit_args(node: str, visit: int, *, output_json: str, taken: Iterable[int],
                 stats: Mapping[str, Any], event: Mapping[str, Any],
                 writes: Mapping[str, Any] | None = None, claim_for: str = "",
@@ -42,7 +67,7 @@ def commit_args(node: str, visit: int, *, output_json: str, taken: Iterable[int]
     taken = sorted(taken)
     taken_obj = "{" + ",".join(f'"{i}":true' for i in taken) + "}"
     event = {**event, "taken": taken}  # the path on the live drawings (flownb.core.heat)
-    return [node, visit, output_json, taken_obj, dumps(stats), dumps(event), claim_for,
+    return [node, visit, output_json, taken_obj, _record(stats), _record(event), claim_for,
             event_node, *flat]
 
 
