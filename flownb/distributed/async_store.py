@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..core.blueprint import Blueprint
@@ -117,14 +117,15 @@ def _wire(values: list[Any]) -> list[Any]:
 class AsyncStore:
     """The calls a worker's visits make from the loop, awaited (see the module docstring)."""
 
-    def __init__(self, store: RedisStore, client: aredis.Redis | None = None) -> None:
+    def __init__(self, store: RedisStore, client: aredis.Redis | None = None,
+                 alone: Callable[[], bool] | None = None) -> None:
         self.sync = store
         self.keys = store.keys
         self.settings = store.settings
         self.r = client if client is not None else async_client(store.r)
         self._scripts = {n: self.r.register_script(scripts.ALL[n]) for n in HOT_SCRIPTS}
         self._rate = self.r.register_script(scripts.RATE_LIMIT)
-        self._batch = ScriptBatcher(self.r)  # the calls of one loop turn: one pipeline
+        self._batch = ScriptBatcher(self.r, alone)  # the calls of one loop turn: one pipeline
         self._args: dict[tuple[str, str | None], tuple[list[Any], list[Any]]] = {}
 
     async def _call(self, name: str, run_id: str, digest: str | None, extra: list[Any]) -> Any:

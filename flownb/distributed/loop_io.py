@@ -34,13 +34,17 @@ class LoopIO:
     def stopping(self) -> bool:
         return False
 
+    def alone(self) -> bool:
+        """Whether the visit asking is the only one in flight (the runtime says)."""
+        return False
+
     @property
     def astore(self) -> AsyncStore:
         """The loop's ``redis.asyncio`` store (:mod:`.async_store`): every Redis call of a visit
         on the loop is awaited, never blocking the other visits in flight. Built on first use,
         from the loop: one pool per worker loop, the sync client's connection options."""
-        if self._astore is None:
-            self._astore = AsyncStore(self.store)
+        if self._astore is None:  # a visit alone sends its script calls at once (.script_batch)
+            self._astore = AsyncStore(self.store, alone=self.alone)
         return self._astore
 
     def _sink(self) -> EventSink:

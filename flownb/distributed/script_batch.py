@@ -7,8 +7,8 @@ wrapper, one socket write, one wake-up for its reply) and redis-server's per-rea
 for the rest of the current loop turn and written in one non-transactional pipeline, they cost
 one checkout, one write and one read of all the replies (py-spy on a worker during fan-outs:
 ``COMMIT`` calls were ~29% of the loop thread, most of it that per-call work). The first call
-of a turn is not held back: it goes at once, as it did before, so a chain (one visit in flight,
-one call per turn) pays nothing but a callback per hop — and goes on the loop's own connection
+of a turn is not held back: it goes at once, as it did before, and a chain (one visit in flight,
+one call per turn) pays nothing — and goes on the loop's own connection
 (:mod:`.script_line`), not through redis-py's pool.
 
 Each call keeps its own meaning: its own reply, or its own error (a script error, ``NOSCRIPT``
@@ -21,6 +21,7 @@ that fails fails every call of the batch, and each caller retries as it would ha
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .script_line import ScriptLine
@@ -37,8 +38,10 @@ _ALONE = object()
 class ScriptBatcher:
     """``await batcher.call(script, keys, args)``: the script's reply (see the module doc)."""
 
-    def __init__(self, client: aredis.Redis) -> None:
+    def __init__(self, client: aredis.Redis, alone: Callable[[], bool] | None = None) -> None:
         self.r = client
+        #: whether one visit alone is in flight (a chain): its calls go at once, no turn kept
+        self.alone = alone or (lambda: False)
         self.line = ScriptLine(client)  # the calls sent alone: a connection of their own
         self._queue: list[_Call] = []
         self._turn_open = False  # a call was made in the current loop turn
@@ -46,6 +49,8 @@ class ScriptBatcher:
         self.batches = 0  # pipelines sent (more than one call each): for tests and the bench
 
     async def call(self, script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
+        if self.alone():  # nothing to batch with: not even a callback to close the turn
+            return await self.line.call(script, keys, args)
         loop = asyncio.get_running_loop()
         if not self._turn_open:  # the first call of a loop turn goes at once (a chain: always)
             self._turn_open = True
