@@ -101,15 +101,16 @@ def _top(stats: pstats.Stats, key: str, n: int = 10) -> list[str]:
 #: (file suffix, function) → what it is, for the per-node breakdown of the worker profile
 _BREAKDOWN = [
     ("execute.py", "_execute", "whole node: context, call, commit (cumulative)"),
+    ("loop_io.py", "_ainput", "the node's input (carried from the last commit, or read)"),
     ("execute.py", "_attempt", "the node by the attempt policy (inline or via the pool)"),
     ("execute.py", "_commit", "commit: JSON, edges, script call, reply"),
-    ("store.py", "commit", "store.commit (args + EVALSHA + json.loads)"),
-    ("commands/core.py", "__call__", "redis-py Script.__call__"),
-    ("client.py", "_execute_command", "redis-py command execution (round trips)"),
-    ("~", "<method 'sendall' of '_socket.socket' objects>", "socket send (includes being descheduled while Redis runs)"),
-    ("~", "<method 'recv_into' of '_socket.socket' objects>", "socket receive"),
-    ("store.py", "dumps", "json.dumps calls in the store"),
-    ("store.py", "loads", "json.loads calls in the store"),
+    ("async_store.py", "commit", "AsyncStore.commit (args + EVALSHA + json.loads)"),
+    ("store_args.py", "commit_args", "COMMIT's ARGV: stats and event JSON"),
+    ("script_line.py", "call", "a script call on the loop's own connection (pack, write, read)"),
+    ("commands/core.py", "__call__", "redis-py Script.__call__ (calls not on the line)"),
+    ("~", "<method 'send' of '_socket.socket' objects>", "socket send (includes being descheduled while Redis runs)"),
+    ("~", "<method 'recv' of '_socket.socket' objects>", "socket receive"),
+    ("codec.py", "loads", "json.loads of replies and carried outputs"),
     ("graph.py", "select_edges", "edge choice"),
     ("context.py", "__init__", "NodeContext construction"),
 ]
