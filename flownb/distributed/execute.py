@@ -64,6 +64,10 @@ INLINE_MAX_S = float(os.environ.get("FLOWNB_WORKER_INLINE_MAX_S", "0.01"))
 INLINE_BUSY_MAX_S = float(os.environ.get("FLOWNB_WORKER_INLINE_BUSY_MAX_S", "0.002"))
 
 
+def _no_conditions(name: str) -> Any:  # a node without edge conditions resolves no name
+    raise AssertionError(f"condition name {name!r} resolved for a node without conditions")
+
+
 class NodeRunner(LoopIO, RedisPatience):
     """The per-process side of node visits: stores, compiled graphs, the leases held."""
 
@@ -321,7 +325,8 @@ class NodeRunner(LoopIO, RedisPatience):
             # the in-process rule too; a lone surrogate cannot be stored: say so, do not crash I/O
             output_json = encode_node_data(output, writes, utf8=True)
             taken = select_edges(cn, action, resolver(st, run.run_id, output, action, input_,
-                                                      writes, node_id=cn.id)) if cn.out else set()
+                                                      writes, node_id=cn.id)
+                                 if cn.has_conditions else _no_conditions) if cn.out else set()
         except UnicodeEncodeError as exc:
             raise FlownbError(f"the output or a state write of node {cn.id!r} cannot be stored "
                               f"(not valid UTF-8: {exc.reason} at position {exc.start}); clean "

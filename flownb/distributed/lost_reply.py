@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import contextmanager
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -48,18 +47,27 @@ class CommitsInFlight:
     def __contains__(self, run_id: object) -> bool:
         return bool(self._n.get(str(run_id)))
 
-    @contextmanager
-    def of(self, run_id: str) -> Iterator[None]:
-        """Count a COMMIT of ``run_id`` from before it is sent until its reply is in."""
-        self._n[run_id] = self._n.get(run_id, 0) + 1
-        try:
-            yield
-        finally:
-            n = self._n.get(run_id, 0) - 1
-            if n > 0:
-                self._n[run_id] = n
-            else:
-                self._n.pop(run_id, None)
+    def of(self, run_id: str) -> _Counted:
+        """Count a COMMIT of ``run_id`` from before it is sent until its reply is in (a class,
+        not a generator context manager: it is entered once per chain hop)."""
+        return _Counted(self._n, run_id)
+
+
+class _Counted:
+    __slots__ = ("_n", "_run_id")
+
+    def __init__(self, n: dict[str, int], run_id: str) -> None:
+        self._n, self._run_id = n, run_id
+
+    def __enter__(self) -> None:
+        self._n[self._run_id] = self._n.get(self._run_id, 0) + 1
+
+    def __exit__(self, *exc: object) -> None:
+        n = self._n.get(self._run_id, 0) - 1
+        if n > 0:
+            self._n[self._run_id] = n
+        else:
+            self._n.pop(self._run_id, None)
 
 
 def _successors(cn: CNode) -> set[str]:

@@ -54,6 +54,15 @@ class ScriptLine:
     def __init__(self, client: aredis.Redis) -> None:
         self.r = client
         self._pack = _packer()
+        from redis.exceptions import ConnectionError as RConnectionError
+        from redis.exceptions import NoScriptError, ResponseError
+        from redis.exceptions import TimeoutError as RTimeoutError
+
+        #: what a broken line raises (the call is sent again the ordinary way), what an error
+        #: reply is, and the one error reply that is the line's to handle (imported once: a hop
+        #: is ~100 µs of Python, an import statement a few)
+        self._broken = (RConnectionError, RTimeoutError, OSError, EOFError)
+        self._reply_error, self._noscript = ResponseError, NoScriptError
         kw = client.connection_pool.connection_kwargs
         self.enabled = self._pack is not None and kw.get("protocol") in (None, 2, "2")
         self._conn: Any = None
@@ -68,10 +77,6 @@ class ScriptLine:
     async def call(self, script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
         if self._busy or not self.enabled:
             return await script(keys=keys, args=args)
-        from redis.exceptions import ConnectionError as RConnectionError
-        from redis.exceptions import NoScriptError, ResponseError
-        from redis.exceptions import TimeoutError as RTimeoutError
-
         self._busy = True
         try:
             conn = self._conn
@@ -88,7 +93,7 @@ class ScriptLine:
                     self._watchdog = loop.call_later(conn.socket_timeout, self._watch,
                                                      conn, self._sent)
             reply = await conn._parser.read_response()
-        except (RConnectionError, RTimeoutError, OSError, EOFError):
+        except self._broken:
             # the connection broke (a restart, CLIENT KILL, a timeout): drop it and send the
             # call again on the ordinary path, as redis-py's retry does on a new connection
             self._drop()
@@ -99,8 +104,8 @@ class ScriptLine:
             raise
         finally:
             self._busy = False
-        if isinstance(reply, ResponseError):
-            if isinstance(reply, NoScriptError):  # the server lost its scripts: load it
+        if isinstance(reply, self._reply_error):
+            if isinstance(reply, self._noscript):  # the server lost its scripts: load it
                 self.fallbacks += 1
                 return await script(keys=keys, args=args)
             raise reply
