@@ -155,3 +155,39 @@ def test_a_call_unanswered_past_the_read_timeout_gives_up_the_line(redis_url: st
     assert fallbacks == 1  # the line gave the slow call up: only the watchdog does that
     assert waited >= 0.2 and outcome != b"quick"
     assert mine == b"mine"
+
+
+def test_a_chain_on_a_worker_commits_on_the_line_once_per_node(redis_url: str) -> None:
+    """A real ``flownb worker`` running a chain alone: its COMMITs go on the line (published as
+    ``line_calls`` in ``{p}:workers``) and each node runs once."""
+    import json
+    import time
+
+    import flownb
+    from flownb.distributed.client import DistributedExecutor
+
+    from conftest import Workers
+
+    w = Workers(redis_url)
+    try:
+        w.start(1)
+        n = 40
+        b = flownb.Builder("line-chain")
+        for i in range(n):
+            b.node(f"n{i}", "noop")
+        b.chain(*[f"n{i}" for i in range(n)])
+        handle = DistributedExecutor(redis_url).submit(b.build())
+        assert handle.result(timeout=60).status == "succeeded"
+        ok = [e.node_id for e in handle.events() if e.type == "node_succeeded"]
+        assert sorted(ok) == sorted(f"n{i}" for i in range(n))  # each node committed once
+        r = RedisSettings.from_url(redis_url).connect()
+        deadline = time.monotonic() + 10
+        while True:  # the heartbeat publishes the worker's counters
+            [info] = [json.loads(v) for v in r.hgetall("flownb:workers").values()]
+            if info["line_calls"] >= n - 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        # every COMMIT but the first (maybe NOSCRIPT on a fresh server) and the first CLAIM
+        assert info["line_calls"] >= n - 1, info
+    finally:
+        w.close()

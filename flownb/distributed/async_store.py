@@ -138,6 +138,11 @@ class AsyncStore:
                 self._args.pop(next(iter(self._args)))
         return await self._batch.call(self._scripts[name], ka[0], [*ka[1], *extra])
 
+    @property
+    def line_calls(self) -> int:
+        """Script calls answered on the loop's own connection (:mod:`.script_line`)."""
+        return self._batch.line.calls
+
     async def aclose(self) -> None:
         await self._batch.line.aclose()
         await self.r.aclose(close_connection_pool=True)

@@ -417,6 +417,7 @@ class WorkerRuntime(NodeRunner, HandBack, BatchClaims):
             "max_in_flight": st.max_in_flight, "concurrency": self.concurrency,
             "requeued": st.requeued, "handed_back": st.handed_back, "inline": self.inline_visits,
             "claimed_together": self.claimed_together,
+            "line_calls": self._astore.line_calls if self._astore is not None else 0,
             "redis_errors": self.redis_errors, "last_redis_error": self.last_redis_error,
             "seen": time.time(), "started_at": st.started_at,
             "names": sorted(self.registry.names()), "queue": self.queue.name}))
