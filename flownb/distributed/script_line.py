@@ -99,6 +99,8 @@ class ScriptLine:
             self._drop()
             self.fallbacks += 1
             return await script(keys=keys, args=args)
+        except self._reply_error as exc:  # a parser that raises error replies: the line is fine
+            reply = exc
         except BaseException:  # cancelled (or a parser bug) with a reply maybe in flight
             self._drop()
             raise
