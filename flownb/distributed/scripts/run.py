@@ -5,7 +5,7 @@ for child runs. Each is the prelude (:mod:`.prelude`) plus its own body; KEYS ar
 from __future__ import annotations
 
 from .ahead import _GRAPH_CHECK, _READ_AHEAD
-from .prelude import _LIB
+from .assemble import with_prelude
 
 #: Create a run and queue its start nodes.
 #: KEYS: the run keys (see module docstring); ARGV[7] blueprint digest, ARGV[8] blueprint id,
@@ -19,7 +19,7 @@ from .prelude import _LIB
 #: Returns 'exists'; 'parent-ended' for a child run whose parent has ended (failed, cancelled —
 #: e.g. its root hit a limit of flownb.core.limits); JSON {"err": why} when the graph or a bundle
 #: blueprint is missing; in all three nothing is written. Else the JSON list of queued [node, visit].
-START = _LIB + r"""
+START = with_prelude(r"""
 if redis.call('EXISTS', K_META) == 1 then return 'exists' end
 local starts = cjson.decode(ARGV[10])
 -- one read of the graph: its field count (graph_problem's check) and the start nodes' join info
@@ -115,13 +115,13 @@ end
 local out = {}
 for _, it in ipairs(READY) do table.insert(out, {it[1], it[2]}) end
 return cjson.encode(out)
-"""
+""")
 
 #: Claim a queued item for a worker (or take over one whose lease expired).
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] worker name.
 #: Returns JSON {"r": "ok"|"stale"|"gone"|"busy"|"waiting"|"done"|"paused", "item": {...}}
 #: ('paused': the run is paused, the item is parked until RESUME_RUN, flownb.distributed.controls).
-CLAIM = _LIB + r"""
+CLAIM = with_prelude(r"""
 local node, visit = ARGV[7], ARGV[8]
 local raw, refused, paused = pending_item(node, visit)
 if not raw then return refused end
@@ -140,12 +140,12 @@ end
 if park_paused(node, visit, it, paused) then return cjson.encode({r = 'paused'}) end
 local claimed = claim_one(node, visit, ARGV[9], 1, it)
 return cjson.encode({r = 'ok', item = claimed})
-"""
+""")
 
 #: Claim several queued items of one run for a worker in one call (a batch job's items).
 #: KEYS: the run keys; ARGV[7] worker name, ARGV[8..] node, visit pairs.
 #: Returns JSON [{"node", "visit", "r", "item"}, ...] like CLAIM for each.
-CLAIM_MANY = _LIB + r"""
+CLAIM_MANY = with_prelude(r"""
 local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read for every item
 if mf[1] ~= 'running' then return cjson.encode({}) end
 local paused = mf[2] == '1'
@@ -173,7 +173,7 @@ for i = 8, #ARGV, 2 do
   table.insert(out, res)
 end
 return cjson.encode(out)
-"""
+""")
 
 #: Commit a finished node visit: output, state writes, stats, successors, joins, completion.
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] output (JSON), ARGV[10] taken edge
@@ -185,7 +185,7 @@ return cjson.encode(out)
 #: When the run's graph is missing or incomplete nothing of the visit is written: the script
 #: fails the run itself ("finished": "failed", "error" says why) and still returns "ok" so the
 #: worker wakes a waiting parent run like after any other end of a run.
-COMMIT = _LIB + r"""
+_COMMIT_BODY = r"""
 -- one read: status, pause flag and whether the run records its history (submit(history=True))
 local mf = redis.call('HMGET', K_META, 'status', 'paused', 'history')
 local status, PAUSED, HISTORY = mf[1], mf[2] == '1', mf[3] == '1'
@@ -281,7 +281,8 @@ local eid
 if merged then  -- fields t2, n2, d2 carry the second event (flownb.core.events.Event.all_from_fields)
   eid = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', ARGV[3], '*', 't', 'node_succeeded', 'n', event_node,
                    'ts', NOW_S, 'd', ARGV[12], 't2', 'node_started', 'n2', READY[1][1],
-                   'd2', cjson.encode({visit = tonumber(READY[1][2]), worker = ARGV[13], delivery = 1}))
+                   'd2', '{"visit":' .. string.format('%d', READY[1][2]) .. ',"worker":' .. cjson.encode(ARGV[13]) ..
+                   ',"delivery":1}')
 else
   eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
 end
@@ -296,13 +297,10 @@ if HISTORY then
   redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
              't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
 end
-local result = {r = 'ok', ready = {}}
+local result, claimed = {r = 'ok', ready = {}}, nil
 if not FAILED and not BROKEN then  -- a paused run claims nothing
-  local claimed = queue_ready(inline and ARGV[13] or nil, merged)
-  if inline then
-    local it = READY[1]
-    result.claimed = {it[1], it[2], claimed}
-  else
+  claimed = queue_ready(inline and ARGV[13] or nil, merged)
+  if not inline then
     for _, it in ipairs(READY) do table.insert(result.ready, {it[1], it[2]}) end
   end
 end
@@ -319,24 +317,28 @@ local parent = maybe_finished(sf[4] or '0')
 result.finished = STATUS ~= 'running' and STATUS or nil
 result.parent = parent
 if BROKEN then result.error = BROKEN end
-return cjson.encode(result)
+if not claimed then return cjson.encode(result) end
+-- "claimed": [node, visit, item], the item as queue_ready wrote it (JSON text, not encoded again)
+return string.sub(cjson.encode(result), 1, -2) .. ',"claimed":[' .. cjson.encode(READY[1][1]) .. ',' ..
+       string.format('%d', READY[1][2]) .. ',' .. claimed .. ']}'
 """
+COMMIT = with_prelude(_COMMIT_BODY)
 
 #: A node failed for good (or a run-level error): fail the run once.
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] error (JSON), ARGV[9] stats (JSON) or '',
 #: ARGV[10] node_failed event data (JSON) or ''.
-FAIL = _LIB + r"""
+FAIL = with_prelude(r"""
 local status = redis.call('HGET', K_META, 'status')
 if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 if ARGV[9] ~= '' then redis.call('HSET', K_NODES, ARGV[7], ARGV[9]) end
 if ARGV[10] ~= '' then xadd(K_EVENTS, 'node_failed', ARGV[7], ARGV[10]) end
 local parent = finalize('failed', ARGV[8], 'run_failed')
 return cjson.encode({r = 'ok', parent = parent})
-"""
+""")
 
 #: Cancel a run and, recursively, its child runs.
 #: KEYS: the run keys. Returns the number of runs cancelled.
-CANCEL = _LIB + r"""
+CANCEL = with_prelude(r"""
 local function cancel(run, meta, pending, children)
   local st = redis.call('HGET', meta, 'status')
   if st ~= 'running' and st ~= 'waiting' then return 0 end
@@ -359,7 +361,7 @@ local function cancel(run, meta, pending, children)
   return n
 end
 return cancel(RUN, K_META, K_PENDING, K_CHILDREN)
-"""
+""")
 
 #: Mark a structural item (subflow/map) as waiting for ARGV[9] child runs. Its lease stays until
 #: the worker has started every child (then it drops it), so a crash while creating children is
@@ -367,7 +369,7 @@ return cancel(RUN, K_META, K_PENDING, K_CHILDREN)
 #: The count goes to the sched field ``cw:<node>|<visit>`` (each child's end decrements it) and the
 #: ids to ``ch:<node>|<visit>`` (read once, when the parent resumes), not into the pending item.
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] number of children, ARGV[10] child ids JSON.
-WAIT_CHILDREN = _LIB + r"""
+WAIT_CHILDREN = with_prelude(r"""
 if redis.call('HGET', K_META, 'status') ~= 'running' then return 'stale' end
 local f = ARGV[7] .. '|' .. ARGV[8]
 local raw = redis.call('HGET', K_PENDING, f)
@@ -379,4 +381,4 @@ it.cw = tonumber(ARGV[9])
 redis.call('HSET', K_SCHED, 'cw:' .. f, ARGV[9], 'ch:' .. f, ARGV[10])
 redis.call('HSET', K_PENDING, f, cjson.encode(it))
 return 'ok'
-"""
+""")
