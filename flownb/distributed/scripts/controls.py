@@ -35,7 +35,7 @@ local function revive_refusal(node)
   local problem = graph_problem()
   if problem then return refuse('graph', {problem = problem}) end
   if redis.call('HEXISTS', K_GRAPH, 'i:' .. node) == 0 then return refuse('unknown') end
-  local ns = redis.call('HGET', K_NODES, node)
+  local ns = redis.call('HGET', K_STATE, '_outputs:' .. node) or redis.call('HGET', K_NODES, node)
   if ns and cjson.decode(ns).status == 'succeeded' then return refuse('succeeded') end
   local v = tonumber(redis.call('HGET', K_SCHED, 'v:' .. node) or '0') + 1
   if v > ginfo(node).m then return refuse('max_visits', {visits = v}) end
@@ -145,7 +145,8 @@ local node = ARGV[7]
 local refusal = revive_refusal(node)
 if refusal then return refusal end
 revive()
-redis.call('HDEL', K_NODES, node)
+redis.call('HDEL', K_STATE, '_outputs:' .. node)
+redis.call('HDEL', K_NODES, node)  -- (a run started before the stats moved)
 fire(node, cjson.decode(ARGV[8]))
 queue_ready()
 local visit = READY[1][2]

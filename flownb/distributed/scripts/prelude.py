@@ -179,7 +179,7 @@ local function queue_ready(worker, merged)
   -- the successor this commit claims inline starts)
   for _, n in ipairs(SKIPPED) do
     xadd(K_EVENTS, 'node_skipped', n, '{}')
-    redis.call('HSETNX', K_NODES, n, '{"status":"skipped"}')
+    redis.call('HSETNX', K_STATE, '_outputs:' .. n, '{"status":"skipped"}')
   end
   local head = ',"fs":' .. string.format('%d', SEQ)
   for _, it in ipairs(READY) do

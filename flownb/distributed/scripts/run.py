@@ -244,7 +244,7 @@ end
 if state_err then
   local err = cjson.encode({node_id = node, run_id = RUN, attempt = 1, type = state_err[1],
                             message = state_err[2], traceback = ''})
-  redis.call('HSET', K_NODES, node, cjson.encode({status = 'failed', error = state_err[2]}))
+  redis.call('HSET', K_STATE, '_outputs:' .. node, cjson.encode({status = 'failed', error = state_err[2]}))
   local parent = finalize('failed', err, 'run_failed')
   return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = state_err[2]})
 end
@@ -256,13 +256,13 @@ if kind ~= 0 and (not own_it or own_it.cw) then  -- a subflow/map visit: its chi
   redis.call('HDEL', K_SCHED, 'cw:' .. node .. '|' .. visit, 'ch:' .. node .. '|' .. visit,
              'cf:' .. node .. '|' .. visit)
 end
-local state_set = {'_outputs.' .. node, ARGV[9]}
+-- the output and the node's stats ('_outputs:<node>', keys.STATS_FIELD) in one HSET
+local state_set = {'_outputs.' .. node, ARGV[9], '_outputs:' .. node, ARGV[11]}
 for _, w in ipairs(writes) do
   table.insert(state_set, w[1]); table.insert(state_set, w[2])
   if w[3] then table.insert(sched_set, 'w:' .. w[1]); table.insert(sched_set, SEQ .. '|' .. node) end
 end
 hset_all(K_STATE, state_set)
-redis.call('HSET', K_NODES, node, ARGV[11])
 redis.call('HDEL', K_PENDING, node .. '|' .. visit)
 redis.call('ZREM', K_LEASES, member(node, visit))
 local info = ginfo(node)
@@ -330,7 +330,7 @@ COMMIT = with_prelude(_COMMIT_BODY)
 FAIL = with_prelude(r"""
 local status = redis.call('HGET', K_META, 'status')
 if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
-if ARGV[9] ~= '' then redis.call('HSET', K_NODES, ARGV[7], ARGV[9]) end
+if ARGV[9] ~= '' then redis.call('HSET', K_STATE, '_outputs:' .. ARGV[7], ARGV[9]) end
 if ARGV[10] ~= '' then xadd(K_EVENTS, 'node_failed', ARGV[7], ARGV[10]) end
 local parent = finalize('failed', ARGV[8], 'run_failed')
 return cjson.encode({r = 'ok', parent = parent})

@@ -29,7 +29,7 @@ it.hj = ARGV[9]
 redis.call('HSET', K_PENDING, f, cjson.encode(it))
 redis.call('ZREM', K_LEASES, member(node, visit))
 redis.call('HINCRBY', K_SCHED, 'h', 1)
-redis.call('HSET', K_NODES, node, ARGV[12])
+redis.call('HSET', K_STATE, '_outputs:' .. node, ARGV[12])
 if ARGV[10] ~= '' then
   redis.call('ZADD', PREFIX .. ':waits', NOW_MS + tonumber(ARGV[10]), member(node, visit))
 end
