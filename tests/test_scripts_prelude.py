@@ -9,6 +9,7 @@ script compiles on the real Redis.
 from __future__ import annotations
 
 import hashlib
+import re
 
 import pytest
 import redis
@@ -74,3 +75,18 @@ def test_every_script_compiles_on_redis(redis_url: str) -> None:
     for name, src in EVERY.items():
         sha = r.script_load(src)
         assert sha == hashlib.sha1(src.encode()).hexdigest(), name
+
+
+def test_the_run_status_is_only_changed_with_its_copy_for_commit() -> None:
+    # COMMIT reads the run's status and pause flag from the sched hash ('st', 'pz'): a script that
+    # changed the meta's alone would let a commit through on a cancelled, finished or paused run
+    status_write = re.compile(r"'HSET',\s*[\w(), ']*?'status'")
+    for name, src in EVERY.items():
+        body = src.replace(src[src.find("function C.set_status("):src.find("\nend\n", src.find(
+            "function C.set_status("))] if "function C.set_status(" in src else "", "")
+        assert not status_write.search(body), name
+        for line in body.splitlines():
+            if re.search(r"'(HSET|HDEL)',\s*K_META,\s*'(paused|finished_at)'", line) and "'paused'" in line:
+                i = body.index(line)
+                assert "K_SCHED, 'pz'" in body[i:i + 300], (name, line)
+    assert status_write.search("redis.call('HSET', K_META, 'status', 'cancelled')")  # the check bites

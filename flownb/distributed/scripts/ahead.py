@@ -23,7 +23,7 @@ from __future__ import annotations
 #: COMMIT's reads (``node``, ``visit``, ``taken`` set): ``g``, the node's graph fields in one
 #: HMGET ('hlen', join info, out edges, loop flag, reducers; judged by _GRAPH_CHECK before any
 #: write), and ``sf``, its scheduling fields in one HMGET (done marker, commit number, active and
-#: held counts) with, ahead of routing, the visit counters of the successors its taken edges fire
+#: held counts, the run's status, pause and history flags: ``set_status``) with, ahead of routing, the visit counters of the successors its taken edges fire
 #: (VISITS) and, for an all-join it feeds by one edge, that slot's queue and the join's count
 #: (JOINS_AHEAD). Up to 1,000 successors: a wider fan-out counts the rest with HINCRBY.
 _READ_AHEAD = r"""
@@ -33,7 +33,7 @@ if g[2] then _info[node] = cjson.decode(g[2]) end
 if g[3] then _out[node] = seed_targets(cjson.decode(g[3])) end
 LOOPS = g[4] ~= '0'
 -- asks: (target, slot position or false for its visit counter, the counter as read) triples
-local want, asks, o = {'d:' .. node .. ':' .. visit, 'seq', 'active', 'h'}, {}, _out[node] or {}
+local want, asks, o = {'d:' .. node .. ':' .. visit, 'seq', 'active', 'h', 'st', 'pz', 'hy'}, {}, _out[node] or {}
 local edges = nil  -- edges per target, counted when a join is among them
 for k = 1, #o do
   local e = o[k]
@@ -57,7 +57,7 @@ for k = 1, #o do
 end
 local sf = redis.call('HMGET', K_SCHED, unpack(want))
 do
-  local i = 5
+  local i = 8
   for k = 1, #asks, 3 do
     local t, pos = asks[k], asks[k + 1]
     if not pos then

@@ -45,8 +45,9 @@ end
 -- the run is running again: no end, no TTL, its blueprints held; the counters of the visits that
 -- died with the run start again at 0 (nothing runs now)
 local function revive()
-  redis.call('HSET', K_META, 'status', 'running')
+  set_status(K_META, K_SCHED, 'running')
   redis.call('HDEL', K_META, 'finished_at', 'error', 'paused', 'paused_at', 'paused_by')
+  redis.call('HDEL', K_SCHED, 'pz')  -- (the pause flag's copy for COMMIT, see set_status)
   redis.call('DEL', K_DONE)
   hold_blueprints(meta_digests(K_META))
   for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN,
@@ -69,6 +70,7 @@ local st = redis.call('HGET', K_META, 'status')
 if st ~= 'running' and st ~= 'waiting' then return cjson.encode({r = 'refused', status = st or 'missing'}) end
 if redis.call('HGET', K_META, 'paused') == '1' then return cjson.encode({r = 'already', status = st}) end
 redis.call('HSET', K_META, 'paused', '1', 'paused_at', NOW_S, 'paused_by', ARGV[7])
+redis.call('HSET', K_SCHED, 'pz', '1')  -- (the pause flag's copy for COMMIT, see set_status)
 local parked, running = 0, 0
 local all = redis.call('HGETALL', K_PENDING)
 for i = 1, #all, 2 do
@@ -93,6 +95,7 @@ if redis.call('HGET', K_META, 'paused') ~= '1' then
   return cjson.encode({r = 'refused', status = st or 'missing'})
 end
 redis.call('HDEL', K_META, 'paused', 'paused_at', 'paused_by')
+redis.call('HDEL', K_SCHED, 'pz')  -- (the pause flag's copy for COMMIT, see set_status)
 local out = {}
 local all = redis.call('HGETALL', K_PENDING)
 for i = 1, #all, 2 do

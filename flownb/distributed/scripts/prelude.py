@@ -218,6 +218,15 @@ local function json_writes(writes)
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
+-- The run's status lives in its meta (what every reader reads) and, for COMMIT, in its sched hash
+-- too ('st'; the pause flag as 'pz', the history flag as 'hy'): COMMIT reads them with its
+-- scheduling fields, one command less per node. Every change of the status goes through here so
+-- the two never disagree (tests/test_scripts_prelude.py checks no script writes it otherwise).
+local function set_status(meta, sched, status, ...)
+  redis.call('HSET', meta, 'status', status, ...)
+  redis.call('HSET', sched, 'st', status)
+end
+
 -- human in the loop (flownb.engine.waiting): when every active visit waits for a person, the run is
 -- parked: status 'waiting', run_waiting, and a done entry so waiters return (RESUME deletes it)
 -- (``held``: the 'h' count when the caller read it already)
@@ -225,7 +234,7 @@ local function maybe_waiting(held)
   held = tonumber(held or redis.call('HGET', K_SCHED, 'h') or '0')
   if held > 0 and held == (ACTIVE or tonumber(redis.call('HGET', K_SCHED, 'active') or '0'))
      and redis.call('HGET', K_META, 'status') == 'running' then
-    redis.call('HSET', K_META, 'status', 'waiting')
+    set_status(K_META, K_SCHED, 'waiting')
     STATUS = 'waiting'
     xadd(K_EVENTS, 'run_waiting', '', '{}')
     redis.call('RPUSH', K_DONE, 'waiting')
@@ -234,7 +243,7 @@ end
 
 -- set the final status of a run once, expire its keys, and tell a waiting parent run
 local function finalize(status, err, event_type)
-  redis.call('HSET', K_META, 'status', status, 'finished_at', NOW_S)
+  set_status(K_META, K_SCHED, status, 'finished_at', NOW_S)
   STATUS = status
   if err then redis.call('HSET', K_META, 'error', err) end
   local ttl = tonumber(redis.call('HGET', K_META, 'ttl') or TTL)

@@ -107,6 +107,9 @@ for _, it in ipairs(READY) do
   table.insert(leases, NOW_MS + QUEUED_MS); table.insert(leases, member(it[1], it[2]))
 end
 table.insert(sched, 'active'); table.insert(sched, ACTIVE)
+-- the status for COMMIT (set_status), and the history flag: read with its scheduling fields
+table.insert(sched, 'st'); table.insert(sched, 'running')
+if hist then table.insert(sched, 'hy'); table.insert(sched, '1') end
 hset_all(K_SCHED, sched)
 if #pend > 0 then
   hset_all(K_PENDING, pend)
@@ -186,15 +189,18 @@ return cjson.encode(out)
 #: fails the run itself ("finished": "failed", "error" says why) and still returns "ok" so the
 #: worker wakes a waiting parent run like after any other end of a run.
 _COMMIT_BODY = r"""
--- one read: status, pause flag and whether the run records its history (submit(history=True))
-local mf = redis.call('HMGET', K_META, 'status', 'paused', 'history')
-local status, PAUSED, HISTORY = mf[1], mf[2] == '1', mf[3] == '1'
-if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 local node, visit = ARGV[7], ARGV[8]
 local taken = cjson.decode(ARGV[10])
--- one read of the graph fields and one of the scheduling fields this commit needs, with what
--- routing will count ahead (.ahead: successors' visits, the all-joins it feeds)
+-- one read of the graph fields and one of the scheduling fields this commit needs, with the
+-- run's status, pause and history flags (set_status) and what routing will count ahead (.ahead:
+-- successors' visits, the all-joins it feeds)
 """ + _READ_AHEAD + r"""
+local status, PAUSED, HISTORY = sf[5], sf[6] == '1', sf[7] == '1'
+if not status then  -- a run started before the status was copied to sched: its meta
+  local mf = redis.call('HMGET', K_META, 'status', 'paused', 'history')
+  status, PAUSED, HISTORY = mf[1], mf[2] == '1', mf[3] == '1'
+end
+if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 if sf[1] then
   return cjson.encode({r = 'dup'})
 end
@@ -346,7 +352,7 @@ local function cancel(run, meta, pending, children)
   for _, child in ipairs(redis.call('SMEMBERS', children)) do
     n = n + cancel(child, run_key(child, 'meta'), run_key(child, 'pending'), run_key(child, 'children'))
   end
-  redis.call('HSET', meta, 'status', 'cancelled', 'finished_at', NOW_S)
+  set_status(meta, run_key(run, 'sched'), 'cancelled', 'finished_at', NOW_S)
   xadd(run_key(run, 'events'), 'run_cancelled', '', '{}')
   redis.call('RPUSH', run_key(run, 'done'), 'cancelled')
   for _, f in ipairs(redis.call('HKEYS', pending)) do redis.call('ZREM', K_LEASES, run .. '|' .. f) end

@@ -63,7 +63,7 @@ end
 redis.call('HINCRBY', K_SCHED, 'h', -1)
 redis.call('ZREM', PREFIX .. ':waits', member(ARGV[7], ARGV[8]))
 if st0 == 'waiting' then
-  redis.call('HSET', K_META, 'status', 'running')
+  set_status(K_META, K_SCHED, 'running')
   redis.call('DEL', K_DONE)
 end
 """ + _COMMIT_BODY)
