@@ -22,6 +22,8 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
                                           ``c:<node>`` non-empty slots, ``g:<node>`` generations,
                                           ``f:<node>:<gen>`` any-join fired, ``a:<scc>`` loop activity,
                                           ``xr:<edge>`` loop-exit records, ``h`` visits parked for a person;
+                                          ``st`` the run's status, ``pz`` its pause flag, ``hy`` its
+                                          history flag: copies of the meta's for COMMIT (``set_status``);
                                           for a subflow/map visit
                                           waiting on child runs ``cw:<node>|<visit>`` children left,
                                           ``ch:…`` their ids (JSON), ``cf:…`` the first failed child
