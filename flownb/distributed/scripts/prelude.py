@@ -318,18 +318,21 @@ local function maybe_finished(held)
   return nil
 end
 
--- (``it``: the item, when the caller decoded it already)
+-- (``it``: the item, when the caller decoded it already). Returns the item and its JSON as
+-- stored: callers answer with that text, not a second encoding (and the event's numbers are
+-- '%d' text: see queue_ready)
 local function claim_one(node, visit, worker, deliveries, it)
   local f = node .. '|' .. visit
   it = it or cjson.decode(redis.call('HGET', K_PENDING, f))
   it.st = 'r'
   it.w = worker
   it.dc = (it.dc or 0) + deliveries
-  redis.call('HSET', K_PENDING, f, cjson.encode(it))
+  local json = cjson.encode(it)
+  redis.call('HSET', K_PENDING, f, json)
   redis.call('ZADD', K_LEASES, string.format('%d', NOW_MS + LEASE_MS), member(node, visit))
-  xadd(K_EVENTS, 'node_started', node, cjson.encode({visit = tonumber(visit), worker = worker,
-       delivery = it.dc}))
-  return it
+  xadd(K_EVENTS, 'node_started', node, '{"visit":' .. string.format('%d', visit) .. ',"worker":' ..
+       cjson.encode(worker) .. ',"delivery":' .. string.format('%d', it.dc) .. '}')
+  return it, json
 end
 
 -- run controls (flownb.distributed.controls): while the run is paused (meta 'paused'), an item is

@@ -141,8 +141,8 @@ if it.st == 'r' then
   if dl and tonumber(dl) > NOW_MS then return cjson.encode({r = 'busy'}) end
 end
 if park_paused(node, visit, it, paused) then return cjson.encode({r = 'paused'}) end
-local claimed = claim_one(node, visit, ARGV[9], 1, it)
-return cjson.encode({r = 'ok', item = claimed})
+local _, claimed = claim_one(node, visit, ARGV[9], 1, it)
+return '{"r":"ok","item":' .. claimed .. '}'
 """)
 
 #: Claim several queued items of one run for a worker in one call (a batch job's items).
@@ -152,10 +152,10 @@ CLAIM_MANY = with_prelude(r"""
 local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read for every item
 if mf[1] ~= 'running' then return cjson.encode({}) end
 local paused = mf[2] == '1'
-local out = {}
+local out = {}  -- each item's answer as JSON text (a claimed item's as claim_one stored it)
 for i = 8, #ARGV, 2 do
   local node, visit = ARGV[i], ARGV[i + 1]
-  local res = {node = node, visit = tonumber(visit)}
+  local res, json = {node = node, visit = tonumber(visit)}, nil
   local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
   if not raw then  -- done (COMMIT deletes the item as it marks the visit done) or gone
     res.r = redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 and 'done' or 'gone'
@@ -171,11 +171,15 @@ for i = 8, #ARGV, 2 do
       else res.r = 'waiting' end
     elseif it.st == 'r' and dl and tonumber(dl) > NOW_MS then res.r = 'busy'
     elseif park_paused(node, visit, it, paused) then res.r = 'paused'
-    else res.r = 'ok'; res.item = claim_one(node, visit, ARGV[7], 1, it) end
+    else
+      local _, item = claim_one(node, visit, ARGV[7], 1, it)
+      json = '{"node":' .. cjson.encode(node) .. ',"visit":' .. string.format('%d', visit) ..
+             ',"r":"ok","item":' .. item .. '}'
+    end
   end
-  table.insert(out, res)
+  out[#out + 1] = json or cjson.encode(res)
 end
-return cjson.encode(out)
+return '[' .. table.concat(out, ',') .. ']'
 """)
 
 #: Commit a finished node visit: output, state writes, stats, successors, joins, completion.
