@@ -26,10 +26,11 @@ end
 
 local skip, pop_ready
 
+-- (``taken``: the taken edges' indices, as numbers, -> true)
 local function resolve_out(node, taken, work)
   local scc = ginfo(node).s
   for _, e in ipairs(gout(node)) do
-    local t = taken[tostring(e[1])] == true
+    local t = taken[e[1]] == true
     if e[3] == 1 then
       if t then fire(e[2], {node}) end
     elseif e[3] == 2 then

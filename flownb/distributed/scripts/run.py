@@ -195,6 +195,10 @@ return '[' .. table.concat(out, ',') .. ']'
 _COMMIT_BODY = r"""
 local node, visit = ARGV[7], ARGV[8]
 local taken = cjson.decode(ARGV[10])
+-- the same keyed by number, as the out edges name them (tostring of each edge's index would
+-- format a float: ~2k instructions each)
+local tkn = {}
+for k in pairs(taken) do tkn[tonumber(k)] = true end
 -- one read of the graph fields and one of the scheduling fields this commit needs, with the
 -- run's status, pause and history flags (set_status) and what routing will count ahead (.ahead:
 -- successors' visits, the all-joins it feeds)
@@ -278,7 +282,7 @@ redis.call('ZREM', K_LEASES, member(node, visit))
 local info = ginfo(node)
 if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
 local work = {}
-resolve_out(node, taken, work)
+resolve_out(node, tkn, work)
 if not FAILED then drain(work) end
 -- the events once the routing is known (routing writes none): node_succeeded, then the skipped
 -- branches, then the start of the successor claimed inline — one entry when no skip
