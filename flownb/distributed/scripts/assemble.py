@@ -218,16 +218,26 @@ def _cold_part(b: Block, cold: frozenset[str]) -> str:
 
 
 def _with_cold(kept: list[Block], body: str) -> str:
-    """The script with its cold helpers (:data:`COLD`) made on first use, as fields of ``C``."""
-    cold = frozenset(n for b in kept for n in b.defines if n in COLD)
+    """The script with its cold helpers (:data:`COLD`) made on first use, as fields of ``C``, and
+    with them every statement only they use (e.g. COMMIT's ``bp_key``, ``TTL``)."""
+    reach, hot_blocks = used_names(strip_lua(body)), set()
+    changed = True
+    while changed:
+        changed = False
+        for k, b in enumerate(kept):
+            if k not in hot_blocks and not b.defines & COLD and b.defines & reach:
+                hot_blocks.add(k)
+                reach |= b.uses
+                changed = True
+    cold = frozenset(n for k, b in enumerate(kept) if k not in hot_blocks for n in b.defines)
     if not cold:
         return "".join(b.text for b in kept) + body
     for text, own in [(b.text, b.defines) for b in kept] + [(body, frozenset())]:
         clash = (declared_names(strip_lua(text)) - own) & cold
         if clash:
             raise ValueError(f"a name of a cold helper is declared again: {sorted(clash)}")
-    hot = "".join(_to_fields(b.text, cold) for b in kept if not b.defines & cold)
-    made = "".join(_cold_part(b, cold) for b in kept if b.defines & cold)
+    hot = "".join(_to_fields(b.text, cold) for k, b in enumerate(kept) if k in hot_blocks)
+    made = "".join(_cold_part(b, cold) for k, b in enumerate(kept) if k not in hot_blocks)
     return ("local C = {}  -- the cold helpers of this script, made on first use (assemble.COLD)\n"
             + hot + "setmetatable(C, {__index = function(c, k)\nsetmetatable(c, nil)\n" + made
             + "return rawget(c, k)\nend})\n" + _to_fields(body, cold))

@@ -182,9 +182,9 @@ local function queue_ready(worker, merged)
     xadd(K_EVENTS, 'node_skipped', n, '{}')
     redis.call('HSETNX', K_STATE, '_outputs:' .. n, '{"status":"skipped"}')
   end
-  local head = ',"fs":' .. string.format('%d', SEQ)
+  local head = ',"fs":' .. SEQ_S
   for _, it in ipairs(READY) do
-    local vs = string.format('%d', it[2])
+    local vs = it[4] or string.format('%d', it[2])  -- (it[4]: the visit as text, when made already)
     local item, ttl = '{"s":' .. cjson.encode(it[3]) .. ',"st":"q"' .. head .. '}', QUEUED_MS
     if worker then
       item = '{"s":' .. cjson.encode(it[3]) .. ',"st":"r"' .. head .. ',"w":' .. cjson.encode(worker) ..

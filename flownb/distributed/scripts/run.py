@@ -230,6 +230,7 @@ if #ARGV >= 15 or kind ~= 0 then
   if own_it and own_it.fs then fired_at = tonumber(own_it.fs) end
 end
 SEQ = cur_seq + 1
+SEQ_S = string.format('%d', SEQ)
 local writes, state_err = {}, nil
 if #ARGV >= 15 then
   local rraw = g[5]  -- read with the node's fields (an old graph without it: HLEN checked)
@@ -264,7 +265,7 @@ if state_err then
 end
 -- the done marker, the commit number, the writers of state keys and the active count go to
 -- the sched hash in one HSET at the end (DEFER_ACTIVE: fire() counts in ACTIVE meanwhile)
-local sched_set = {'d:' .. node .. ':' .. visit, '1', 'seq', string.format('%d', SEQ)}
+local sched_set = {'d:' .. node .. ':' .. visit, '1', 'seq', SEQ_S}
 ACTIVE, DEFER_ACTIVE = tonumber(sf[3] or '0') - 1, true
 if kind ~= 0 and (not own_it or own_it.cw) then  -- a subflow/map visit: its child-run fields go
   redis.call('HDEL', K_SCHED, 'cw:' .. node .. '|' .. visit, 'ch:' .. node .. '|' .. visit,
@@ -274,7 +275,7 @@ end
 local state_set = {'_outputs.' .. node, ARGV[9], '_outputs:' .. node, ARGV[11]}
 for _, w in ipairs(writes) do
   table.insert(state_set, w[1]); table.insert(state_set, w[2])
-  if w[3] then table.insert(sched_set, 'w:' .. w[1]); table.insert(sched_set, SEQ .. '|' .. node) end
+  if w[3] then table.insert(sched_set, 'w:' .. w[1]); table.insert(sched_set, SEQ_S .. '|' .. node) end
 end
 hset_all(K_STATE, state_set)
 redis.call('HDEL', K_PENDING, node .. '|' .. visit)
@@ -289,14 +290,15 @@ if not FAILED then drain(work) end
 -- comes between
 local inline = not FAILED and not BROKEN and ARGV[13] ~= '' and #READY == 1 and not PAUSED
 local merged = inline and #SKIPPED == 0
+-- the inline successor's visit as text, made once (its event, queue_ready, the answer)
+if inline then READY[1][4] = string.format('%d', READY[1][2]) end
 local event_node = node
 if ARGV[14] ~= '' then event_node = ARGV[14] end
 local eid
 if merged then  -- fields t2, n2, d2 carry the second event (flownb.core.events.Event.all_from_fields)
   eid = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', ARGV[3], '*', 't', 'node_succeeded', 'n', event_node,
                    'ts', NOW_S, 'd', ARGV[12], 't2', 'node_started', 'n2', READY[1][1],
-                   'd2', '{"visit":' .. string.format('%d', READY[1][2]) .. ',"worker":' .. cjson.encode(ARGV[13]) ..
-                   ',"delivery":1}')
+                   'd2', '{"visit":' .. READY[1][4] .. ',"worker":' .. cjson.encode(ARGV[13]) .. ',"delivery":1}')
 else
   eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
 end
@@ -334,7 +336,7 @@ if BROKEN then result.error = BROKEN end
 if not claimed then return cjson.encode(result) end
 -- "claimed": [node, visit, item], the item as queue_ready wrote it (JSON text, not encoded again)
 return string.sub(cjson.encode(result), 1, -2) .. ',"claimed":[' .. cjson.encode(READY[1][1]) .. ',' ..
-       string.format('%d', READY[1][2]) .. ',' .. claimed .. ']}'
+       READY[1][4] .. ',' .. claimed .. ']}'
 """
 COMMIT = with_prelude(_COMMIT_BODY)
 
