@@ -14,6 +14,10 @@ rather than too little (a field name equal to a helper's keeps the helper). :fun
 the check beside it: the names a script reads that it declares nowhere and that are not Redis's
 Lua globals. Redis would raise for such a name only when the line runs — perhaps on a rare path —
 so the tests assert every assembled script has none (``tests/test_scripts_prelude.py``).
+
+A cold statement runs when the script first touches ``C`` (its helpers are defined, its values
+computed then), so the prelude's top-level initializers read only ``KEYS``, ``ARGV``, ``TIME``
+and constants — never a value the body may have changed by then.
 """
 
 from __future__ import annotations
