@@ -70,14 +70,13 @@ _MODULE_DIRS = os.environ.get("FLOWNB_MODULE_PATH", "")
 
 
 def _preload_llm_client() -> None:
-    """Import ``openai`` before the loop runs visits, when it is installed.
+    """Import ``openai`` (and what it imports on first use) before the loop runs visits.
 
     Why: the first LLM visit would otherwise import it on the event loop thread, which
     measured as ~1 s during which no other visit of this worker made progress."""
-    import importlib.util
+    from ..llm.preload import preload
 
-    if importlib.util.find_spec("openai") is not None:
-        import openai  # noqa: F401
+    preload()
 
 
 #: the reaper checks this many expired leases a round before REQUEUE (which takes 200)
