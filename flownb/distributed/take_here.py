@@ -26,6 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from .keys import lease_member
 
+if TYPE_CHECKING:
+    from .visits import WorkerStats
+
 #: at most this many items are taken here at once (a child run with more roots is queued)
 MAX_TAKEN = 4
 
@@ -38,6 +41,7 @@ class TakeHere:
     _in_flight: int
     _loop: asyncio.AbstractEventLoop | None
     running: dict[str, str]
+    stats: WorkerStats
     taken_here = 0  # items run here instead of an RQ job (published in the worker info)
 
     if TYPE_CHECKING:  # WorkerRuntime's and BatchClaims' (not defined here: the MRO)
@@ -68,9 +72,10 @@ class TakeHere:
         members = [lease_member(run_id, n, v) for n, v in wanted]
         for m in members:
             self.running[m] = run_id  # held: the heartbeat renews it until its visit ends
-        with self._idle:
+        with self._idle:  # the counters under the lock: a starting child's thread and the loop
             self._in_flight += len(wanted)
-        self.taken_here += len(wanted)
+            self.taken_here += len(wanted)
+            self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
         coro: Coroutine[Any, Any, None]
         if len(wanted) == 1:
             coro = self._guarded(run_id, wanted[0][0], wanted[0][1], members[0])
@@ -88,8 +93,8 @@ class TakeHere:
                 self._slots.release()
             with self._idle:
                 self._in_flight -= len(wanted)
+                self.taken_here -= len(wanted)
                 self._idle.notify_all()
-            self.taken_here -= len(wanted)
             return False
         return True
 
