@@ -42,7 +42,6 @@ from .lease_beat import renew_and_read_statuses
 from .ratelimit import install as install_rate_limiter
 from .store import RedisStore, StoreSettings, dumps, loads
 from .take_here import TakeHere
-from ..llm.preload import run_after_preload
 from .waiting import expire_waits
 
 if TYPE_CHECKING:
@@ -68,6 +67,16 @@ def check_stop_grace(seconds: float) -> float:
     return seconds
 #: set by LocalCluster for workers that serve modules written from notebook cells
 _MODULE_DIRS = os.environ.get("FLOWNB_MODULE_PATH", "")
+
+
+def _preload_llm_client() -> None:
+    """Import ``openai`` (and what it imports on first use) before the loop runs visits.
+
+    Why: the first LLM visit would otherwise import it on the event loop thread, which
+    measured as ~1 s during which no other visit of this worker made progress."""
+    from ..llm.preload import preload
+
+    preload()
 
 
 #: the reaper checks this many expired leases a round before REQUEUE (which takes 200)
@@ -128,9 +137,9 @@ class WorkerRuntime(TakeHere, NodeRunner, HandBack, BatchClaims):
     def start(self) -> None:
         """Start the event loop thread, the heartbeat/reaper thread and the liveness process."""
         if self._loop is None:
-            self._loop = asyncio.new_event_loop()  # its thread imports the LLM client first
-            self._loop_thread = threading.Thread(target=run_after_preload, args=(self._loop,),
-                                                 daemon=True,
+            _preload_llm_client()
+            self._loop = asyncio.new_event_loop()
+            self._loop_thread = threading.Thread(target=self._loop.run_forever, daemon=True,
                                                  name=f"flownb-loop-{self.name}")
             self._loop_thread.start()
             # the loop's Redis calls are awaited on redis.asyncio (flownb.distributed.async_store)

@@ -8,10 +8,8 @@ a cold worker's loop thread, during the first batch of a fresh cluster).
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.util
-import logging
 
 #: imported on first use otherwise (names of other openai versions' stacks are skipped)
 FIRST_USE = ("openai", "flownb.llm.nodes", "httpcore", "httpcore2", "h11",
@@ -32,17 +30,4 @@ def preload() -> list[str]:
     return done
 
 
-def run_after_preload(loop: asyncio.AbstractEventLoop) -> None:
-    """A worker's loop thread: :func:`preload`, then run ``loop`` for ever.
-
-    Why on the loop's thread: no visit runs before the imports are done (visits handed over
-    meanwhile wait in the loop's queue), while the worker's RQ thread and heartbeat start at
-    once (``openai`` alone takes ~1 s to import; a worker used to publish its info that late)."""
-    try:
-        preload()
-    except Exception:  # noqa: BLE001 - a broken install: the first LLM visit says what is wrong
-        logging.getLogger("flownb.worker").exception("flownb: importing the LLM client failed")
-    loop.run_forever()
-
-
-__all__ = ["FIRST_USE", "preload", "run_after_preload"]
+__all__ = ["FIRST_USE", "preload"]
