@@ -45,15 +45,17 @@ def fan(n: int) -> flownb.Blueprint:
 
 #: per chain node: 35.5 before issue 21's cuts, 18.5 after (the COMMIT script, its inline claim,
 #: the worker's lease renewals and the client's wait, amortised); 15.8 once COMMIT reads ahead
-#: (no HLEN, no HINCRBY of the successor's visits, success + inline start as one XADD)
-CHAIN_MAX = 17
+#: (no HLEN, no HINCRBY of the successor's visits, success + inline start as one XADD); 12.7
+#: once the node's stats go with its output (one HSET) and COMMIT reads the run's status with its
+#: scheduling fields (no meta HMGET): 11 per node in the steady state (issue 21: <= 12)
+CHAIN_MAX = 13.5
 #: per submit() of a 3-node chain, no worker running: 30 before, 27 after (START, the RQ job, its job id),
 #: 22 once START wrote the start items in one HSET/ZADD and trimmed the runs index now and then
 SUBMIT_MAX = 24
 #: per node of a 200-wide fan-out and its join: 53.6 before, 36-38 after, 25.3 once an arrival
 #: at the join is read ahead and written with the done marker and the firing join reads its
-#: slots in a few commands (not two per slot)
-FAN_MAX = 28
+#: slots in a few commands (not two per slot); 17.6 with the cuts of CHAIN_MAX's 12.7
+FAN_MAX = 19
 
 
 def test_commands_per_chain_node_and_fanout_node(redis_url: str) -> None:
@@ -82,6 +84,9 @@ def _chain_and_fanout(redis_url: str) -> None:
     # only) and counts its successor's visit with its done marker (no HINCRBY per node)
     assert d["hlen"] <= 3 and d["hincrby"] <= 4, d
     assert d["xadd"] <= 2 * 50 + 5, d  # one event entry per node (+ its history entry)
+    # per commit: one HMGET of the graph, one of sched (the run's status with it: no meta read);
+    # HSETs of state (output and stats together), the successor's item and sched
+    assert d["hmget"] <= 2 * 50 + 5 and d["hset"] <= 3 * 50 + 15, d
 
     fb = fan(200)
     assert ex.run(fb, timeout=60).status == "succeeded"

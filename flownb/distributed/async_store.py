@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.blueprint import Blueprint
 from . import scripts
 from .codec import _s, loads
-from .keys import item_field
+from .keys import item_field, stats_field
 from .script_batch import ScriptBatcher
 from .store_args import (add_resume_children, commit_args, decode_meta, decode_state,
                          event_fields, fail_args, resume_fields, run_script_args)
@@ -223,7 +223,7 @@ class AsyncStore:
         return self.sync.cache_blueprint(digest, await self.r.hget(self.keys.blueprint(digest), "json"))
 
     async def set_node_stats(self, run_id: str, node: str, stats: str) -> None:
-        await self.r.hset(self.keys.nodes(run_id), node, stats)
+        await self.r.hset(self.keys.state(run_id), stats_field(node), stats)
 
     # -- events and rate limits ---------------------------------------------------------------------
     async def add_events(self, batch: list[tuple[str, dict[str, str]]]) -> None:

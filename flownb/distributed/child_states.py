@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import FlownbError
 from ..core.result import ChildStates
+from .keys import STATS_PREFIX
 
 if TYPE_CHECKING:
     from ..core.blueprint import Blueprint
@@ -25,6 +26,8 @@ __all__ = ["load_child_states"]
 
 #: nesting levels read (deeper runs are left out; flownb.core.limits caps nesting well below this)
 MAX_LEVELS = 16
+#: HSCAN's COUNT for a child's node stats (``keys.STATS_PREFIX`` fields of its state hash)
+_SCAN = 1000
 
 
 def load_child_states(store: RedisStore, run_id: str, blueprint: Blueprint | None,
@@ -39,14 +42,19 @@ def load_child_states(store: RedisStore, run_id: str, blueprint: Blueprint | Non
             break
         pipe = store.r.pipeline(transaction=False)
         for cid in frontier:
-            pipe.hgetall(store.keys.nodes(cid))
+            pipe.hgetall(store.keys.nodes(cid))  # (a run started before the stats moved)
+            pipe.hscan(store.keys.state(cid), 0, match=STATS_PREFIX + "*", count=_SCAN)
             pipe.smembers(store.keys.children(cid))
             pipe.hget(store.keys.meta(cid), "blueprint")
         raw = pipe.execute()
         nxt: list[str] = []
         for i, cid in enumerate(frontier):
-            nodes_raw, kids, digest = raw[3 * i: 3 * i + 3]
+            nodes_raw, (cursor, stats), kids, digest = raw[4 * i: 4 * i + 4]
+            if cursor:  # a state with more fields than one scan returns: the rest
+                stats = dict(store.r.hscan_iter(store.keys.state(cid), match=STATS_PREFIX + "*",
+                                                count=_SCAN))
             statuses[cid] = {_text(f): _status(v) for f, v in (nodes_raw or {}).items()}
+            statuses[cid].update({_text(f)[len(STATS_PREFIX):]: _status(v) for f, v in stats.items()})
             children[cid] = sorted(_text(k) for k in kids or ())
             if digest:
                 digests[cid] = _text(digest)

@@ -84,7 +84,9 @@ async def start_children(runner: NodeRunner, run: _Run, cn: CNode, visit: int, i
                 if "already exists" in exc.message:
                     continue
                 return exc
-            enqueue_items(runner.queue, cid, [list(x) for x in ready], keys=st.keys)
+            items = [list(x) for x in ready]  # a subflow's one child: run here if it can
+            if len(child_ids) > 1 or not runner.take_here(cid, items):
+                enqueue_items(runner.queue, cid, items, keys=st.keys)
         st.r.zrem(st.keys.leases, lease_member(run.run_id, cn.id, visit))
         return None
 

@@ -355,7 +355,7 @@ class NodeRunner(LoopIO, RedisPatience):
             await self._stored("queue jobs", self._enqueue, run.run_id, res["ready"])
         if res.get("parent"):
             prun, pnode, pvisit = res["parent"]
-            await self._stored("queue jobs", self._enqueue, prun, [[pnode, pvisit]])
+            await self._stored("queue jobs", self._enqueue_here, prun, [[pnode, pvisit]])
         claimed = res.get("claimed")
         if claimed:
             n, v, item = claimed

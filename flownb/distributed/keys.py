@@ -13,12 +13,17 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
                                           ``paused``/``paused_at``/``paused_by`` while paused (run controls)
 ``{p}:run:<id>:state``             hash   the shared state, one JSON value per key; node outputs at
                                           ``_outputs.<node>`` (Flowcraft's layout) — per-key fields so
-                                          parallel branches never clobber each other
+                                          parallel branches never clobber each other; each node's
+                                          JSON NodeStats at ``_outputs:<node>`` (``stats_field``: under
+                                          the reserved ``_outputs`` prefix, so no state key can take
+                                          it; COMMIT writes it with the output, in one ``HSET``)
 ``{p}:run:<id>:sched``             hash   scheduling: ``active``, ``v:<node>`` visits, ``d:<node>:<visit>``
                                           done markers (the visit's taken edges, JSON: the run's path), ``q:<node>:<slot>`` join FIFOs ("TD…"),
                                           ``c:<node>`` non-empty slots, ``g:<node>`` generations,
                                           ``f:<node>:<gen>`` any-join fired, ``a:<scc>`` loop activity,
                                           ``xr:<edge>`` loop-exit records, ``h`` visits parked for a person;
+                                          ``st`` the run's status, ``pz`` its pause flag, ``hy`` its
+                                          history flag: copies of the meta's for COMMIT (``set_status``);
                                           for a subflow/map visit
                                           waiting on child runs ``cw:<node>|<visit>`` children left,
                                           ``ch:…`` their ids (JSON), ``cf:…`` the first failed child
@@ -27,7 +32,8 @@ Per run (``{p}`` = the key prefix, default ``flownb``):
                                           st ``p``: parked while the run is paused, no lease)
 ``{p}:run:<id>:partial``           set    joins holding partial arrivals (for the end-of-run sweep)
 ``{p}:run:<id>:xpend``             set    loops with recorded exits not yet delivered
-``{p}:run:<id>:nodes``             hash   node id → JSON NodeStats
+``{p}:run:<id>:nodes``             hash   node id → JSON NodeStats of a run started before the stats
+                                          moved into ``state`` (still read, never written)
 ``{p}:run:<id>:events``            stream the run's events (same model as in process)
 ``{p}:run:<id>:children``          set    child runs (subflow / map) for cancellation
 ``{p}:run:<id>:done``              list   one entry (the status), written when the run ends or waits:
@@ -73,6 +79,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RUN_SUFFIXES = ("meta", "state", "sched", "pending", "partial", "xpend", "nodes", "events", "children")
+
+#: The state-hash fields that hold node stats start with this (``_outputs:<node>``); the state
+#: keys of a blueprint may not start with ``_outputs`` (``flownb.core.blueprint``).
+STATS_PREFIX = "_outputs:"
+
+
+def stats_field(node: str) -> str:
+    """The state-hash field of ``node``'s stats (JSON NodeStats)."""
+    return STATS_PREFIX + node
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,14 @@ class LoopIO:
             prun, pnode, pvisit = res["parent"]
             await self._enqueue(prun, [[pnode, pvisit]])
 
+    def take_here(self, run_id: str, items: list[list[Any]]) -> bool:
+        """Run ``items`` on this worker instead of an RQ job, if it can (:mod:`.take_here`)."""
+        return False
+
+    async def _enqueue_here(self, run_id: str, items: list[list[Any]]) -> int:
+        """:meth:`_enqueue`, unless this worker runs the items itself (:mod:`.take_here`)."""
+        return 0 if self.take_here(run_id, items) else await self._enqueue(run_id, items)
+
     async def _enqueue(self, run_id: str, items: list[list[Any]]) -> int:
         """RQ jobs for ``items``, queued from a thread: RQ speaks only blocking redis-py."""
         return await asyncio.to_thread(enqueue_items, self.queue, run_id, items, keys=self.store.keys)

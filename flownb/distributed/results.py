@@ -12,6 +12,7 @@ from ..core.heat import add_taken
 from ..core.result import NodeStats, RunResult
 from .child_states import load_child_states
 from .codec import GONE, _s, loads
+from .keys import STATS_PREFIX
 
 if TYPE_CHECKING:
     from .store import RedisStore
@@ -43,6 +44,8 @@ def load_result(store: RedisStore, run_id: str) -> RunResult:
             val = {"corrupt": _s(v)[:80]}
         if fs.startswith("_outputs."):
             outputs[fs[len("_outputs."):]] = val
+        elif fs.startswith(STATS_PREFIX):  # a node's stats (a run started before: its nodes hash)
+            nodes_raw[fs[len(STATS_PREFIX):]] = v
         else:
             state[fs] = val
     nodes: dict[str, NodeStats] = {}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.events import CUSTOM, Event
 from ..core.runrows import RunPage, RunRow, check_paging
 from .codec import _s
+from .keys import STATS_PREFIX
 from .scripts.listing import LIST_RUNS
 from .store_args import shown_status
 
@@ -62,13 +63,15 @@ def add_details(store: RedisStore, rows: list[RunRow]) -> None:
         return
     pipe = store.r.pipeline(transaction=False)
     for row in rows:
-        pipe.hlen(store.keys.nodes(row.run_id))
+        pipe.hkeys(store.keys.state(row.run_id))  # the nodes with stats (keys.STATS_PREFIX)
+        pipe.hlen(store.keys.nodes(row.run_id))  # (a run started before the stats moved)
         pipe.xrange(store.keys.events(row.run_id), count=EVENTS_READ)
     replies = pipe.execute()
     for i, row in enumerate(rows):
-        row.nodes = int(replies[2 * i])
+        row.nodes = (sum(1 for k in replies[3 * i] if _s(k).startswith(STATS_PREFIX))
+                     or int(replies[3 * i + 1]))
         tokens, cost = 0, 0.0
-        for entry_id, fields in replies[2 * i + 1]:
+        for entry_id, fields in replies[3 * i + 2]:
             if _s(fields.get(b"t", fields.get("t", b""))) != CUSTOM:
                 continue
             e = Event.from_fields(row.run_id, fields, _s(entry_id))

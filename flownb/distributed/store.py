@@ -318,7 +318,7 @@ class RedisStore:
     def state_keys(self, run_id: str) -> Iterator[str]:
         for k in self.r.hkeys(self.keys.state(run_id)):
             ks = _s(k)
-            if not ks.startswith("_outputs."):
+            if not ks.startswith("_outputs"):  # outputs, and node stats (keys.STATS_PREFIX)
                 yield ks
 
     def pending_item(self, run_id: str, node: str, visit: int) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ from .keys import item_field, lease_member
 from .lease_beat import renew_and_read_statuses
 from .ratelimit import install as install_rate_limiter
 from .store import RedisStore, StoreSettings, dumps, loads
+from .take_here import TakeHere
 from .waiting import expire_waits
 
 if TYPE_CHECKING:
@@ -69,14 +70,13 @@ _MODULE_DIRS = os.environ.get("FLOWNB_MODULE_PATH", "")
 
 
 def _preload_llm_client() -> None:
-    """Import ``openai`` before the loop runs visits, when it is installed.
+    """Import ``openai`` (and what it imports on first use) before the loop runs visits.
 
     Why: the first LLM visit would otherwise import it on the event loop thread, which
     measured as ~1 s during which no other visit of this worker made progress."""
-    import importlib.util
+    from ..llm.preload import preload
 
-    if importlib.util.find_spec("openai") is not None:
-        import openai  # noqa: F401
+    preload()
 
 
 #: the reaper checks this many expired leases a round before REQUEUE (which takes 200)
@@ -96,7 +96,7 @@ class WorkerStats:
     started_at: float = field(default_factory=time.time)
 
 
-class WorkerRuntime(NodeRunner, HandBack, BatchClaims):
+class WorkerRuntime(TakeHere, NodeRunner, HandBack, BatchClaims):
     """Per-process state shared by the jobs a worker runs: connections, graphs, leases, slots."""
 
     def __init__(self, conn: redis.Redis, *, name: str, registry: Registry | None = None,
@@ -416,7 +416,7 @@ class WorkerRuntime(NodeRunner, HandBack, BatchClaims):
             "jobs": st.jobs, "nodes": self.nodes_done, "in_flight": self._in_flight,
             "max_in_flight": st.max_in_flight, "concurrency": self.concurrency,
             "requeued": st.requeued, "handed_back": st.handed_back, "inline": self.inline_visits,
-            "claimed_together": self.claimed_together,
+            "claimed_together": self.claimed_together, "taken_here": self.taken_here,
             "line_calls": self._astore.line_calls if self._astore is not None else 0,
             "redis_errors": self.redis_errors, "last_redis_error": self.last_redis_error,
             "seen": time.time(), "started_at": st.started_at,

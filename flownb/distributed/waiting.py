@@ -19,7 +19,7 @@ from ..core.errors import FlownbError
 from ..core.graph import Graph, analyse, select_edges
 from ..engine.waiting import ResumeError, WaitRequest, _why_not, answer_for, request_info
 from .jobs import enqueue_items
-from .keys import lease_member
+from .keys import lease_member, stats_field
 from .store import RedisStore, dumps, loads
 
 if TYPE_CHECKING:
@@ -82,7 +82,8 @@ def resume(store: RedisStore, queue: rq.Queue, run_id: str, node_id: str, value:
         if parked:
             raise ResumeError(f"visits {[w['visit'] for w in parked]} are waiting; pass visit=",
                               node_id=node_id, run_id=run_id)
-        stats = loads(store.r.hget(store.keys.nodes(run_id), node_id)) or {}
+        stats = loads(store.r.hget(store.keys.state(run_id), stats_field(node_id))
+                      or store.r.hget(store.keys.nodes(run_id), node_id)) or {}
         why = _why_not(bool(stats.get("answered")), stats.get("status") == "succeeded")
         others = sorted({w["node"] for w in waiting(store, run_id)}) or "none"
         raise ResumeError(f"cannot resume: {why} (run status {meta.get('status')!r}; waiting "

@@ -175,8 +175,10 @@ def chat(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
     stream = settings.stream or on_token is not None
     kw = request_kwargs(settings, messages, stream=stream)
     try:
-        if not stream:
-            return _from_response(client.chat.completions.create(**kw), settings, messages)
+        if not stream:  # one POST, no SDK models either way (.chat_post says why)
+            from .chat_post import post_chat
+
+            return post_chat(client, kw, settings, messages)
         acc = _StreamAccumulator(settings, messages, on_token)
         with client.chat.completions.create(**kw) as chunks:
             for chunk in chunks:
@@ -275,8 +277,10 @@ async def achat(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
     kw = request_kwargs(settings, messages, stream=stream)
     client = async_client(settings)
     try:
-        if not stream:
-            return _from_response(await client.chat.completions.create(**kw), settings, messages)
+        if not stream:  # one POST, no SDK models either way (.chat_post says why)
+            from .chat_post import apost_chat
+
+            return await apost_chat(client, kw, settings, messages)
         acc = _StreamAccumulator(settings, messages, on_token)
         chunks = await client.chat.completions.create(**kw)
         async with chunks:
@@ -285,26 +289,6 @@ async def achat(settings: LLMSettings, messages: Sequence[Mapping[str, Any]], *,
         return acc.result()
     except openai.OpenAIError as exc:
         raise to_llm_error(exc, settings) from exc
-
-
-def _from_response(resp: Any, settings: LLMSettings,
-                   messages: Sequence[Mapping[str, Any]]) -> Completion:
-    choices = getattr(resp, "choices", None) or []
-    if not choices:
-        raise LLMError(f"{settings.effective_base_url} answered with no choices "
-                       f"(model {settings.model!r})")
-    msg = choices[0].message
-    text = (getattr(msg, "content", None) or "")
-    if not text and getattr(msg, "refusal", None):
-        raise LLMError(f"model {settings.model!r} refused: {msg.refusal}")
-    usage = getattr(resp, "usage", None)
-    pt = getattr(usage, "prompt_tokens", None) if usage is not None else None
-    ct = getattr(usage, "completion_tokens", None) if usage is not None else None
-    return Completion(text=text, model=getattr(resp, "model", None) or settings.model,
-                      prompt_tokens=pt if pt is not None else estimate_tokens(message_text(messages)),
-                      completion_tokens=ct if ct is not None else estimate_tokens(text),
-                      finish_reason=getattr(choices[0], "finish_reason", None),
-                      estimated=pt is None or ct is None)
 
 
 class _StreamAccumulator:

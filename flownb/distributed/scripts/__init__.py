@@ -10,7 +10,9 @@ Each script is a named constant. All run-level scripts take the same KEYS, in th
 
 ``_LIB`` is the shared prelude: the join algorithm of :mod:`flownb.engine.scheduler`, line for line
 (dead-path elimination with FIFO slots, loop exits delivered when the loop is quiet, and the
-end-of-run sweep), plus finalisation (status, events, expiry, waking a parent run). Everything a
+end-of-run sweep), plus finalisation (status, events, expiry, waking a parent run). Each script
+carries only the part of it that its body uses, the rarely needed helpers made on first use
+(:mod:`.assemble`: Redis runs a script's whole text at every call). Everything a
 crash could split — writing the output, marking the visit done, counting arrivals at joins,
 queueing successors, publishing completion — happens inside one script call, so it is all or
 nothing, and the ``d:<node>:<visit>`` done marker makes a redelivered commit a no-op.
@@ -24,6 +26,11 @@ run's meta, and the compiled graph (``graph_problem``: the graph hash stores its
 ``hlen``, so one ``HLEN`` proves no field is missing; a plain COMMIT, whose one ``HMGET`` of
 graph fields holds all it reads, needs none: :mod:`.ahead`). A run whose graph is gone is failed
 by the script itself, with a message saying why — never a done marker with nothing queued.
+
+**A run's status changes only through ``set_status``**, which writes it to the meta and to its
+copy in the sched hash (``st``; the pause flag is copied as ``pz``, the history flag as ``hy``):
+COMMIT reads them with its scheduling fields instead of reading the meta. A node's stats are the
+state hash's ``_outputs:<node>`` field, written with its output.
 
 **Keys live as long as the run.** Per-run keys get no TTL while the run is active and all get
 the same TTL when it ends (``finalize`` / ``CANCEL``); its streams are compacted then

@@ -20,11 +20,12 @@ a table allocated per call costs a few thousand instructions with its garbage co
 
 from __future__ import annotations
 
-#: COMMIT's reads (``node``, ``visit``, ``taken`` set): ``g``, the node's graph fields in one
-#: HMGET ('hlen', join info, out edges, loop flag, reducers; judged by _GRAPH_CHECK before any
-#: write), and ``sf``, its scheduling fields in one HMGET (done marker, commit number, active and
-#: held counts) with, ahead of routing, the visit counters of the successors its taken edges fire
-#: (VISITS) and, for an all-join it feeds by one edge, that slot's queue and the join's count
+#: COMMIT's reads (``node``, ``visit``, ``tkn``: the taken edges' indices): ``g``, the node's
+#: graph fields in one HMGET ('hlen', join info, out edges, loop flag, reducers; judged by
+#: _GRAPH_CHECK before any write), and ``sf``, its scheduling fields in one HMGET (done marker,
+#: commit number, active and held counts, the run's status, pause and history flags:
+#: ``set_status``) with, ahead of routing, the visit counters of the successors its taken edges
+#: fire (VISITS) and, for an all-join it feeds by one edge, that slot's queue and the join's count
 #: (JOINS_AHEAD). Up to 1,000 successors: a wider fan-out counts the rest with HINCRBY.
 _READ_AHEAD = r"""
 local PLAIN, JOINS_AHEAD, LATE = false, nil, nil
@@ -33,7 +34,7 @@ if g[2] then _info[node] = cjson.decode(g[2]) end
 if g[3] then _out[node] = seed_targets(cjson.decode(g[3])) end
 LOOPS = g[4] ~= '0'
 -- asks: (target, slot position or false for its visit counter, the counter as read) triples
-local want, asks, o = {'d:' .. node .. ':' .. visit, 'seq', 'active', 'h'}, {}, _out[node] or {}
+local want, asks, o = {'d:' .. node .. ':' .. visit, 'seq', 'active', 'h', 'st', 'pz', 'hy'}, {}, _out[node] or {}
 local edges = nil  -- edges per target, counted when a join is among them
 for k = 1, #o do
   local e = o[k]
@@ -48,7 +49,7 @@ for k = 1, #o do
       asks[#asks + 1] = t; asks[#asks + 1] = e[4]; asks[#asks + 1] = 0
       want[#want + 1] = 'q:' .. t .. ':' .. e[4]; want[#want + 1] = 'c:' .. t
     end
-  elseif e[3] ~= 2 and taken[tostring(e[1])] == true and (AHEAD == nil or AHEAD[t] == nil) then
+  elseif e[3] ~= 2 and tkn[e[1]] and (AHEAD == nil or AHEAD[t] == nil) then
     AHEAD = AHEAD or {}
     AHEAD[t] = false  -- (asked; its count below)
     asks[#asks + 1] = t; asks[#asks + 1] = false; asks[#asks + 1] = 0
@@ -57,7 +58,7 @@ for k = 1, #o do
 end
 local sf = redis.call('HMGET', K_SCHED, unpack(want))
 do
-  local i = 5
+  local i = 8
   for k = 1, #asks, 3 do
     local t, pos = asks[k], asks[k + 1]
     if not pos then
@@ -112,7 +113,7 @@ else
       if e[3] ~= 0 or not ti then PLAIN = false
       elseif ti.n == 1 then
         local v = AHEAD and AHEAD[e[2]]
-        if taken[tostring(e[1])] ~= true or not v or v + 1 > ti.m then PLAIN = false end
+        if not tkn[e[1]] or not v or v + 1 > ti.m then PLAIN = false end
         fires = fires + 1
       elseif not a or a.pos ~= e[4] or (a.q == '' and a.c + 1 or a.c) >= ti.n then
         PLAIN = false  -- (not read ahead, or this arrival completes the join: it reads 'src:')

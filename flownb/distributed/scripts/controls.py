@@ -15,8 +15,8 @@ reaper never re-queues it; ``RESUME_RUN`` gives them leases again and returns th
 
 from __future__ import annotations
 
-from .prelude import _LIB
-from .run import COMMIT
+from .assemble import with_prelude
+from .run import _COMMIT_BODY
 
 #: Refusals shared by RETRY and SKIP_FAILED (``node`` is ARGV[7]); nil when the node may be re-run.
 _REVIVE = r"""
@@ -35,7 +35,7 @@ local function revive_refusal(node)
   local problem = graph_problem()
   if problem then return refuse('graph', {problem = problem}) end
   if redis.call('HEXISTS', K_GRAPH, 'i:' .. node) == 0 then return refuse('unknown') end
-  local ns = redis.call('HGET', K_NODES, node)
+  local ns = redis.call('HGET', K_STATE, '_outputs:' .. node) or redis.call('HGET', K_NODES, node)
   if ns and cjson.decode(ns).status == 'succeeded' then return refuse('succeeded') end
   local v = tonumber(redis.call('HGET', K_SCHED, 'v:' .. node) or '0') + 1
   if v > ginfo(node).m then return refuse('max_visits', {visits = v}) end
@@ -45,8 +45,9 @@ end
 -- the run is running again: no end, no TTL, its blueprints held; the counters of the visits that
 -- died with the run start again at 0 (nothing runs now)
 local function revive()
-  redis.call('HSET', K_META, 'status', 'running')
+  set_status(K_META, K_SCHED, 'running')
   redis.call('HDEL', K_META, 'finished_at', 'error', 'paused', 'paused_at', 'paused_by')
+  redis.call('HDEL', K_SCHED, 'pz')  -- (the pause flag's copy for COMMIT, see set_status)
   redis.call('DEL', K_DONE)
   hold_blueprints(meta_digests(K_META))
   for _, k in ipairs({K_META, K_STATE, K_SCHED, K_PARTIAL, K_XPEND, K_NODES, K_EVENTS, K_CHILDREN,
@@ -64,11 +65,12 @@ end
 #: finish and their successors are parked by the claim path.
 #: KEYS: the run keys; ARGV[7] who pauses.
 #: Returns JSON {"r": "ok", "parked": n, "running": n} or {"r": "refused"|"already", "status"}.
-PAUSE = _LIB + r"""
+PAUSE = with_prelude(r"""
 local st = redis.call('HGET', K_META, 'status')
 if st ~= 'running' and st ~= 'waiting' then return cjson.encode({r = 'refused', status = st or 'missing'}) end
 if redis.call('HGET', K_META, 'paused') == '1' then return cjson.encode({r = 'already', status = st}) end
 redis.call('HSET', K_META, 'paused', '1', 'paused_at', NOW_S, 'paused_by', ARGV[7])
+redis.call('HSET', K_SCHED, 'pz', '1')  -- (the pause flag's copy for COMMIT, see set_status)
 local parked, running = 0, 0
 local all = redis.call('HGETALL', K_PENDING)
 for i = 1, #all, 2 do
@@ -82,17 +84,18 @@ for i = 1, #all, 2 do
 end
 xadd(K_EVENTS, 'run_paused', '', cjson.encode({by = ARGV[7], parked = parked, running = running}))
 return cjson.encode({r = 'ok', parked = parked, running = running})
-"""
+""")
 
 #: Resume a paused run: parked items are queued again (with a queued lease).
 #: KEYS: the run keys; ARGV[7] who resumes.
 #: Returns JSON {"r": "ok", "ready": [[node, visit], ...]} or {"r": "refused", "status"}.
-RESUME_RUN = _LIB + r"""
+RESUME_RUN = with_prelude(r"""
 local st = redis.call('HGET', K_META, 'status')
 if redis.call('HGET', K_META, 'paused') ~= '1' then
   return cjson.encode({r = 'refused', status = st or 'missing'})
 end
 redis.call('HDEL', K_META, 'paused', 'paused_at', 'paused_by')
+redis.call('HDEL', K_SCHED, 'pz')  -- (the pause flag's copy for COMMIT, see set_status)
 local out = {}
 local all = redis.call('HGETALL', K_PENDING)
 for i = 1, #all, 2 do
@@ -107,7 +110,7 @@ for i = 1, #all, 2 do
 end
 xadd(K_EVENTS, 'run_resumed', '', cjson.encode({by = ARGV[7], queued = #out}))
 return cjson.encode({r = 'ok', ready = out, status = st})
-"""
+""")
 
 #: Merge values into a paused or waiting run's state, recorded in the history (``k=patch``) when
 #: the run records one (``submit(history=True)``).
@@ -115,7 +118,7 @@ return cjson.encode({r = 'ok', ready = out, status = st})
 #: Refused while the run is neither paused nor waiting, or while a visit still runs (its
 #: commit would race the patch). Returns JSON {"r": "ok"} or {"r": "refused", "status",
 #: "paused", "running"}.
-PATCH_STATE = _LIB + r"""
+PATCH_STATE = with_prelude(r"""
 local st = redis.call('HGET', K_META, 'status')
 local paused = redis.call('HGET', K_META, 'paused') == '1'
 local running = 0
@@ -134,18 +137,19 @@ local keys = {}
 for i = 8, #ARGV, 2 do table.insert(keys, ARGV[i]) end
 xadd(K_EVENTS, 'state_patched', '', cjson.encode({by = ARGV[7], keys = keys}))
 return cjson.encode({r = 'ok'})
-"""
+""")
 
 #: Re-run a node of a failed or cancelled run in place (same run id): upstream outputs and state
 #: stay, the node gets a new visit, the nodes after it run as usual.
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] its sources (JSON list), ARGV[9] who.
 #: Returns JSON {"r": "ok", "ready": [[node, visit]]} or {"r": "refused", "why", "status"}.
-RETRY = _LIB + _REVIVE + r"""
+RETRY = with_prelude(_REVIVE + r"""
 local node = ARGV[7]
 local refusal = revive_refusal(node)
 if refusal then return refusal end
 revive()
-redis.call('HDEL', K_NODES, node)
+redis.call('HDEL', K_STATE, '_outputs:' .. node)
+redis.call('HDEL', K_NODES, node)  -- (a run started before the stats moved)
 fire(node, cjson.decode(ARGV[8]))
 queue_ready()
 local visit = READY[1][2]
@@ -155,13 +159,13 @@ if redis.call('HGET', K_META, 'history') == '1' then
              'at', NOW_S)
 end
 return cjson.encode({r = 'ok', ready = {{node, visit}}})
-"""
+""")
 
 #: Mark a node of a failed or cancelled run completed by hand and go on: the run is revived and
 #: the node's new visit ARGV[8] (the client read it as ``v:<node>`` + 1) commits with COMMIT's body.
 #: KEYS: the run keys; ARGV: exactly COMMIT's (ARGV[9] is the output given by hand).
 #: Returns COMMIT's answer, or {"r": "refused", "why", "status"}.
-SKIP_FAILED = _LIB + _REVIVE + r"""
+SKIP_FAILED = with_prelude(_REVIVE + r"""
 local refusal = revive_refusal(ARGV[7])
 if refusal then return refusal end
 if tonumber(redis.call('HGET', K_SCHED, 'v:' .. ARGV[7]) or '0') + 1 ~= tonumber(ARGV[8]) then
@@ -173,20 +177,20 @@ local sinfo = ginfo(ARGV[7])
 if sinfo.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. sinfo.s, 1) end
 redis.call('HSET', K_PENDING, ARGV[7] .. '|' .. ARGV[8], cjson.encode({st = 'q'}))
 xadd(K_EVENTS, 'run_retried', ARGV[7], cjson.encode({visit = tonumber(ARGV[8]), skipped = true}))
-""" + COMMIT[len(_LIB):]
+""" + _COMMIT_BODY)
 
 #: Mark a queued (or parked) visit of a running or paused run completed by hand: COMMIT's body,
 #: after checking the visit has not started.
 #: KEYS: the run keys; ARGV: exactly COMMIT's. Returns COMMIT's answer, or {"r": "refused",
 #: "status", "item": its st}.
-SKIP_PENDING = _LIB + r"""
+SKIP_PENDING = with_prelude(r"""
 local st0 = redis.call('HGET', K_META, 'status')
 local raw0 = redis.call('HGET', K_PENDING, ARGV[7] .. '|' .. ARGV[8])
 local it0 = raw0 and cjson.decode(raw0)
 if st0 ~= 'running' or not it0 or (it0.st ~= 'q' and it0.st ~= 'p') then
   return cjson.encode({r = 'refused', status = st0 or 'missing', item = it0 and it0.st or 'gone'})
 end
-""" + COMMIT[len(_LIB):]
+""" + _COMMIT_BODY)
 
 #: every script here by name (registered on a store by flownb.distributed.controls)
 CONTROLS = {"PAUSE": PAUSE, "RESUME_RUN": RESUME_RUN, "PATCH_STATE": PATCH_STATE, "RETRY": RETRY,

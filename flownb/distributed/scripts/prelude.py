@@ -26,10 +26,11 @@ end
 
 local skip, pop_ready
 
+-- (``taken``: the taken edges' indices, as numbers, -> true)
 local function resolve_out(node, taken, work)
   local scc = ginfo(node).s
   for _, e in ipairs(gout(node)) do
-    local t = taken[tostring(e[1])] == true
+    local t = taken[e[1]] == true
     if e[3] == 1 then
       if t then fire(e[2], {node}) end
     elseif e[3] == 2 then
@@ -169,28 +170,32 @@ local function member(node, visit) return RUN .. '|' .. node .. '|' .. visit end
 
 -- queue the fired items: pending entries + a lease so a lost enqueue is redone by the reaper.
 -- With ``worker`` (a single fired item), it is stored claimed by that worker at once, as
--- ``claim_one`` would (no queued state to write and read back): returns that item.
+-- ``claim_one`` would (no queued state to write and read back): returns that item's JSON.
 -- (``merged``: that item's node_started rides on the caller's entry already)
+-- The item's JSON is made here, its numbers as '%d' text: cjson and Lua's own conversion format
+-- every number as a float (printf's %.14g, ~2k instructions each; callgrind).
 local function queue_ready(worker, merged)
   local claimed = nil
   -- skips first: the events read as in process (b succeeded, its untaken branch skipped, then
   -- the successor this commit claims inline starts)
   for _, n in ipairs(SKIPPED) do
     xadd(K_EVENTS, 'node_skipped', n, '{}')
-    redis.call('HSETNX', K_NODES, n, '{"status":"skipped"}')
+    redis.call('HSETNX', K_STATE, '_outputs:' .. n, '{"status":"skipped"}')
   end
+  local head = ',"fs":' .. SEQ_S
   for _, it in ipairs(READY) do
-    local item = {s = it[3], st = 'q', fs = SEQ}
-    local ttl = QUEUED_MS
+    local vs = it[4] or string.format('%d', it[2])  -- (it[4]: the visit as text, when made already)
+    local item, ttl = '{"s":' .. cjson.encode(it[3]) .. ',"st":"q"' .. head .. '}', QUEUED_MS
     if worker then
-      item.st, item.w, item.dc, ttl = 'r', worker, 1, LEASE_MS
-      claimed = item
+      item = '{"s":' .. cjson.encode(it[3]) .. ',"st":"r"' .. head .. ',"w":' .. cjson.encode(worker) ..
+             ',"dc":1}'
+      ttl, claimed = LEASE_MS, item
     end
-    redis.call('HSET', K_PENDING, it[1] .. '|' .. it[2], cjson.encode(item))
-    redis.call('ZADD', K_LEASES, string.format('%d', NOW_MS + ttl), member(it[1], it[2]))
+    redis.call('HSET', K_PENDING, it[1] .. '|' .. vs, item)
+    redis.call('ZADD', K_LEASES, string.format('%d', NOW_MS + ttl), member(it[1], vs))
     if worker and not merged then
-      xadd(K_EVENTS, 'node_started', it[1], cjson.encode({visit = tonumber(it[2]), worker = worker,
-           delivery = 1}))
+      xadd(K_EVENTS, 'node_started', it[1], '{"visit":' .. vs .. ',"worker":' .. cjson.encode(worker) ..
+           ',"delivery":1}')
     end
   end
   return claimed
@@ -214,6 +219,15 @@ local function json_writes(writes)
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
+-- The run's status lives in its meta (what every reader reads) and, for COMMIT, in its sched hash
+-- too ('st'; the pause flag as 'pz', the history flag as 'hy'): COMMIT reads them with its
+-- scheduling fields, one command less per node. Every change of the status goes through here so
+-- the two never disagree (tests/test_scripts_prelude.py checks no script writes it otherwise).
+local function set_status(meta, sched, status, ...)
+  redis.call('HSET', meta, 'status', status, ...)
+  redis.call('HSET', sched, 'st', status)
+end
+
 -- human in the loop (flownb.engine.waiting): when every active visit waits for a person, the run is
 -- parked: status 'waiting', run_waiting, and a done entry so waiters return (RESUME deletes it)
 -- (``held``: the 'h' count when the caller read it already)
@@ -221,7 +235,7 @@ local function maybe_waiting(held)
   held = tonumber(held or redis.call('HGET', K_SCHED, 'h') or '0')
   if held > 0 and held == (ACTIVE or tonumber(redis.call('HGET', K_SCHED, 'active') or '0'))
      and redis.call('HGET', K_META, 'status') == 'running' then
-    redis.call('HSET', K_META, 'status', 'waiting')
+    set_status(K_META, K_SCHED, 'waiting')
     STATUS = 'waiting'
     xadd(K_EVENTS, 'run_waiting', '', '{}')
     redis.call('RPUSH', K_DONE, 'waiting')
@@ -230,7 +244,7 @@ end
 
 -- set the final status of a run once, expire its keys, and tell a waiting parent run
 local function finalize(status, err, event_type)
-  redis.call('HSET', K_META, 'status', status, 'finished_at', NOW_S)
+  set_status(K_META, K_SCHED, status, 'finished_at', NOW_S)
   STATUS = status
   if err then redis.call('HSET', K_META, 'error', err) end
   local ttl = tonumber(redis.call('HGET', K_META, 'ttl') or TTL)
@@ -305,18 +319,21 @@ local function maybe_finished(held)
   return nil
 end
 
--- (``it``: the item, when the caller decoded it already)
+-- (``it``: the item, when the caller decoded it already). Returns the item and its JSON as
+-- stored: callers answer with that text, not a second encoding (and the event's numbers are
+-- '%d' text: see queue_ready)
 local function claim_one(node, visit, worker, deliveries, it)
   local f = node .. '|' .. visit
   it = it or cjson.decode(redis.call('HGET', K_PENDING, f))
   it.st = 'r'
   it.w = worker
   it.dc = (it.dc or 0) + deliveries
-  redis.call('HSET', K_PENDING, f, cjson.encode(it))
+  local json = cjson.encode(it)
+  redis.call('HSET', K_PENDING, f, json)
   redis.call('ZADD', K_LEASES, string.format('%d', NOW_MS + LEASE_MS), member(node, visit))
-  xadd(K_EVENTS, 'node_started', node, cjson.encode({visit = tonumber(visit), worker = worker,
-       delivery = it.dc}))
-  return it
+  xadd(K_EVENTS, 'node_started', node, '{"visit":' .. string.format('%d', visit) .. ',"worker":' ..
+       cjson.encode(worker) .. ',"delivery":' .. string.format('%d', it.dc) .. '}')
+  return it, json
 end
 
 -- run controls (flownb.distributed.controls): while the run is paused (meta 'paused'), an item is

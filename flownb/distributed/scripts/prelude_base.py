@@ -12,9 +12,12 @@ local K_LEASES, K_RUNS, K_DONE, K_BPREFS = KEYS[11], KEYS[12], KEYS[13], KEYS[14
 local RUN, PREFIX = ARGV[1], ARGV[2]
 local MAXLEN, TTL = tonumber(ARGV[3]), tonumber(ARGV[4])
 local QUEUED_MS, LEASE_MS = tonumber(ARGV[5]), tonumber(ARGV[6])
+-- (made as text: string.format and arithmetic on the reply's strings convert each number, ~1k
+-- instructions apiece)
 local _t = redis.call('TIME')
-local NOW_MS = tonumber(_t[1]) * 1000 + math.floor(tonumber(_t[2]) / 1000)
-local NOW_S = string.format('%d.%06d', _t[1], _t[2])
+local _us = string.sub('00000' .. _t[2], -6)  -- the microseconds, six digits
+local NOW_MS = tonumber(_t[1] .. string.sub(_us, 1, 3))
+local NOW_S = _t[1] .. '.' .. _us
 
 -- (numbers go to Redis as text made here: Lua's own conversion formats every number as a float,
 -- a few thousand instructions each; MAXLEN as it came, ARGV[3])
@@ -68,6 +71,7 @@ end
 
 local READY, SKIPPED, FAILED, BROKEN = {}, {}, nil, nil
 local SEQ = 0  -- this commit's number (flownb.core.reducers): items fired now remember it as 'fs'
+local SEQ_S = '0'  -- the same as text (one string.format for the done marker and the items)
 -- the run's 'active' count as this script left it (nil: not known, read it); with DEFER_ACTIVE
 -- (COMMIT) it is only counted here and written once, with the done marker (fewer commands)
 local ACTIVE, DEFER_ACTIVE = nil, false

@@ -5,7 +5,7 @@ for child runs. Each is the prelude (:mod:`.prelude`) plus its own body; KEYS ar
 from __future__ import annotations
 
 from .ahead import _GRAPH_CHECK, _READ_AHEAD
-from .prelude import _LIB
+from .assemble import with_prelude
 
 #: Create a run and queue its start nodes.
 #: KEYS: the run keys (see module docstring); ARGV[7] blueprint digest, ARGV[8] blueprint id,
@@ -19,7 +19,7 @@ from .prelude import _LIB
 #: Returns 'exists'; 'parent-ended' for a child run whose parent has ended (failed, cancelled —
 #: e.g. its root hit a limit of flownb.core.limits); JSON {"err": why} when the graph or a bundle
 #: blueprint is missing; in all three nothing is written. Else the JSON list of queued [node, visit].
-START = _LIB + r"""
+START = with_prelude(r"""
 if redis.call('EXISTS', K_META) == 1 then return 'exists' end
 local starts = cjson.decode(ARGV[10])
 -- one read of the graph: its field count (graph_problem's check) and the start nodes' join info
@@ -107,6 +107,9 @@ for _, it in ipairs(READY) do
   table.insert(leases, NOW_MS + QUEUED_MS); table.insert(leases, member(it[1], it[2]))
 end
 table.insert(sched, 'active'); table.insert(sched, ACTIVE)
+-- the status for COMMIT (set_status), and the history flag: read with its scheduling fields
+table.insert(sched, 'st'); table.insert(sched, 'running')
+if hist then table.insert(sched, 'hy'); table.insert(sched, '1') end
 hset_all(K_SCHED, sched)
 if #pend > 0 then
   hset_all(K_PENDING, pend)
@@ -115,13 +118,13 @@ end
 local out = {}
 for _, it in ipairs(READY) do table.insert(out, {it[1], it[2]}) end
 return cjson.encode(out)
-"""
+""")
 
 #: Claim a queued item for a worker (or take over one whose lease expired).
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] worker name.
 #: Returns JSON {"r": "ok"|"stale"|"gone"|"busy"|"waiting"|"done"|"paused", "item": {...}}
 #: ('paused': the run is paused, the item is parked until RESUME_RUN, flownb.distributed.controls).
-CLAIM = _LIB + r"""
+CLAIM = with_prelude(r"""
 local node, visit = ARGV[7], ARGV[8]
 local raw, refused, paused = pending_item(node, visit)
 if not raw then return refused end
@@ -138,21 +141,21 @@ if it.st == 'r' then
   if dl and tonumber(dl) > NOW_MS then return cjson.encode({r = 'busy'}) end
 end
 if park_paused(node, visit, it, paused) then return cjson.encode({r = 'paused'}) end
-local claimed = claim_one(node, visit, ARGV[9], 1, it)
-return cjson.encode({r = 'ok', item = claimed})
-"""
+local _, claimed = claim_one(node, visit, ARGV[9], 1, it)
+return '{"r":"ok","item":' .. claimed .. '}'
+""")
 
 #: Claim several queued items of one run for a worker in one call (a batch job's items).
 #: KEYS: the run keys; ARGV[7] worker name, ARGV[8..] node, visit pairs.
 #: Returns JSON [{"node", "visit", "r", "item"}, ...] like CLAIM for each.
-CLAIM_MANY = _LIB + r"""
+CLAIM_MANY = with_prelude(r"""
 local mf = redis.call('HMGET', K_META, 'status', 'paused')  -- one read for every item
 if mf[1] ~= 'running' then return cjson.encode({}) end
 local paused = mf[2] == '1'
-local out = {}
+local out = {}  -- each item's answer as JSON text (a claimed item's as claim_one stored it)
 for i = 8, #ARGV, 2 do
   local node, visit = ARGV[i], ARGV[i + 1]
-  local res = {node = node, visit = tonumber(visit)}
+  local res, json = {node = node, visit = tonumber(visit)}, nil
   local raw = redis.call('HGET', K_PENDING, node .. '|' .. visit)
   if not raw then  -- done (COMMIT deletes the item as it marks the visit done) or gone
     res.r = redis.call('HEXISTS', K_SCHED, 'd:' .. node .. ':' .. visit) == 1 and 'done' or 'gone'
@@ -168,12 +171,16 @@ for i = 8, #ARGV, 2 do
       else res.r = 'waiting' end
     elseif it.st == 'r' and dl and tonumber(dl) > NOW_MS then res.r = 'busy'
     elseif park_paused(node, visit, it, paused) then res.r = 'paused'
-    else res.r = 'ok'; res.item = claim_one(node, visit, ARGV[7], 1, it) end
+    else
+      local _, item = claim_one(node, visit, ARGV[7], 1, it)
+      json = '{"node":' .. cjson.encode(node) .. ',"visit":' .. string.format('%d', visit) ..
+             ',"r":"ok","item":' .. item .. '}'
+    end
   end
-  table.insert(out, res)
+  out[#out + 1] = json or cjson.encode(res)
 end
-return cjson.encode(out)
-"""
+return '[' .. table.concat(out, ',') .. ']'
+""")
 
 #: Commit a finished node visit: output, state writes, stats, successors, joins, completion.
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] output (JSON), ARGV[10] taken edge
@@ -185,16 +192,23 @@ return cjson.encode(out)
 #: When the run's graph is missing or incomplete nothing of the visit is written: the script
 #: fails the run itself ("finished": "failed", "error" says why) and still returns "ok" so the
 #: worker wakes a waiting parent run like after any other end of a run.
-COMMIT = _LIB + r"""
--- one read: status, pause flag and whether the run records its history (submit(history=True))
-local mf = redis.call('HMGET', K_META, 'status', 'paused', 'history')
-local status, PAUSED, HISTORY = mf[1], mf[2] == '1', mf[3] == '1'
-if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
+_COMMIT_BODY = r"""
 local node, visit = ARGV[7], ARGV[8]
 local taken = cjson.decode(ARGV[10])
--- one read of the graph fields and one of the scheduling fields this commit needs, with what
--- routing will count ahead (.ahead: successors' visits, the all-joins it feeds)
+-- the same keyed by number, as the out edges name them (tostring of each edge's index would
+-- format a float: ~2k instructions each)
+local tkn = {}
+for k in pairs(taken) do tkn[tonumber(k)] = true end
+-- one read of the graph fields and one of the scheduling fields this commit needs, with the
+-- run's status, pause and history flags (set_status) and what routing will count ahead (.ahead:
+-- successors' visits, the all-joins it feeds)
 """ + _READ_AHEAD + r"""
+local status, PAUSED, HISTORY = sf[5], sf[6] == '1', sf[7] == '1'
+if not status then  -- a run started before the status was copied to sched: its meta
+  local mf = redis.call('HMGET', K_META, 'status', 'paused', 'history')
+  status, PAUSED, HISTORY = mf[1], mf[2] == '1', mf[3] == '1'
+end
+if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
 if sf[1] then
   return cjson.encode({r = 'dup'})
 end
@@ -216,6 +230,7 @@ if #ARGV >= 15 or kind ~= 0 then
   if own_it and own_it.fs then fired_at = tonumber(own_it.fs) end
 end
 SEQ = cur_seq + 1
+SEQ_S = string.format('%d', SEQ)
 local writes, state_err = {}, nil
 if #ARGV >= 15 then
   local rraw = g[5]  -- read with the node's fields (an old graph without it: HLEN checked)
@@ -244,44 +259,46 @@ end
 if state_err then
   local err = cjson.encode({node_id = node, run_id = RUN, attempt = 1, type = state_err[1],
                             message = state_err[2], traceback = ''})
-  redis.call('HSET', K_NODES, node, cjson.encode({status = 'failed', error = state_err[2]}))
+  redis.call('HSET', K_STATE, '_outputs:' .. node, cjson.encode({status = 'failed', error = state_err[2]}))
   local parent = finalize('failed', err, 'run_failed')
   return cjson.encode({r = 'ok', ready = {}, finished = 'failed', parent = parent, error = state_err[2]})
 end
 -- the done marker, the commit number, the writers of state keys and the active count go to
 -- the sched hash in one HSET at the end (DEFER_ACTIVE: fire() counts in ACTIVE meanwhile)
-local sched_set = {'d:' .. node .. ':' .. visit, '1', 'seq', string.format('%d', SEQ)}
+local sched_set = {'d:' .. node .. ':' .. visit, '1', 'seq', SEQ_S}
 ACTIVE, DEFER_ACTIVE = tonumber(sf[3] or '0') - 1, true
 if kind ~= 0 and (not own_it or own_it.cw) then  -- a subflow/map visit: its child-run fields go
   redis.call('HDEL', K_SCHED, 'cw:' .. node .. '|' .. visit, 'ch:' .. node .. '|' .. visit,
              'cf:' .. node .. '|' .. visit)
 end
-local state_set = {'_outputs.' .. node, ARGV[9]}
+-- the output and the node's stats ('_outputs:<node>', keys.STATS_FIELD) in one HSET
+local state_set = {'_outputs.' .. node, ARGV[9], '_outputs:' .. node, ARGV[11]}
 for _, w in ipairs(writes) do
   table.insert(state_set, w[1]); table.insert(state_set, w[2])
-  if w[3] then table.insert(sched_set, 'w:' .. w[1]); table.insert(sched_set, SEQ .. '|' .. node) end
+  if w[3] then table.insert(sched_set, 'w:' .. w[1]); table.insert(sched_set, SEQ_S .. '|' .. node) end
 end
 hset_all(K_STATE, state_set)
-redis.call('HSET', K_NODES, node, ARGV[11])
 redis.call('HDEL', K_PENDING, node .. '|' .. visit)
 redis.call('ZREM', K_LEASES, member(node, visit))
 local info = ginfo(node)
 if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
 local work = {}
-resolve_out(node, taken, work)
+resolve_out(node, tkn, work)
 if not FAILED then drain(work) end
 -- the events once the routing is known (routing writes none): node_succeeded, then the skipped
 -- branches, then the start of the successor claimed inline — one entry when no skip
 -- comes between
 local inline = not FAILED and not BROKEN and ARGV[13] ~= '' and #READY == 1 and not PAUSED
 local merged = inline and #SKIPPED == 0
+-- the inline successor's visit as text, made once (its event, queue_ready, the answer)
+if inline then READY[1][4] = string.format('%d', READY[1][2]) end
 local event_node = node
 if ARGV[14] ~= '' then event_node = ARGV[14] end
 local eid
 if merged then  -- fields t2, n2, d2 carry the second event (flownb.core.events.Event.all_from_fields)
   eid = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', ARGV[3], '*', 't', 'node_succeeded', 'n', event_node,
                    'ts', NOW_S, 'd', ARGV[12], 't2', 'node_started', 'n2', READY[1][1],
-                   'd2', cjson.encode({visit = tonumber(READY[1][2]), worker = ARGV[13], delivery = 1}))
+                   'd2', '{"visit":' .. READY[1][4] .. ',"worker":' .. cjson.encode(ARGV[13]) .. ',"delivery":1}')
 else
   eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
 end
@@ -296,13 +313,10 @@ if HISTORY then
   redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
              't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
 end
-local result = {r = 'ok', ready = {}}
+local result, claimed = {r = 'ok', ready = {}}, nil
 if not FAILED and not BROKEN then  -- a paused run claims nothing
-  local claimed = queue_ready(inline and ARGV[13] or nil, merged)
-  if inline then
-    local it = READY[1]
-    result.claimed = {it[1], it[2], claimed}
-  else
+  claimed = queue_ready(inline and ARGV[13] or nil, merged)
+  if not inline then
     for _, it in ipairs(READY) do table.insert(result.ready, {it[1], it[2]}) end
   end
 end
@@ -319,24 +333,28 @@ local parent = maybe_finished(sf[4] or '0')
 result.finished = STATUS ~= 'running' and STATUS or nil
 result.parent = parent
 if BROKEN then result.error = BROKEN end
-return cjson.encode(result)
+if not claimed then return cjson.encode(result) end
+-- "claimed": [node, visit, item], the item as queue_ready wrote it (JSON text, not encoded again)
+return string.sub(cjson.encode(result), 1, -2) .. ',"claimed":[' .. cjson.encode(READY[1][1]) .. ',' ..
+       READY[1][4] .. ',' .. claimed .. ']}'
 """
+COMMIT = with_prelude(_COMMIT_BODY)
 
 #: A node failed for good (or a run-level error): fail the run once.
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] error (JSON), ARGV[9] stats (JSON) or '',
 #: ARGV[10] node_failed event data (JSON) or ''.
-FAIL = _LIB + r"""
+FAIL = with_prelude(r"""
 local status = redis.call('HGET', K_META, 'status')
 if status ~= 'running' then return cjson.encode({r = 'stale', status = status or 'missing'}) end
-if ARGV[9] ~= '' then redis.call('HSET', K_NODES, ARGV[7], ARGV[9]) end
+if ARGV[9] ~= '' then redis.call('HSET', K_STATE, '_outputs:' .. ARGV[7], ARGV[9]) end
 if ARGV[10] ~= '' then xadd(K_EVENTS, 'node_failed', ARGV[7], ARGV[10]) end
 local parent = finalize('failed', ARGV[8], 'run_failed')
 return cjson.encode({r = 'ok', parent = parent})
-"""
+""")
 
 #: Cancel a run and, recursively, its child runs.
 #: KEYS: the run keys. Returns the number of runs cancelled.
-CANCEL = _LIB + r"""
+CANCEL = with_prelude(r"""
 local function cancel(run, meta, pending, children)
   local st = redis.call('HGET', meta, 'status')
   if st ~= 'running' and st ~= 'waiting' then return 0 end
@@ -344,7 +362,7 @@ local function cancel(run, meta, pending, children)
   for _, child in ipairs(redis.call('SMEMBERS', children)) do
     n = n + cancel(child, run_key(child, 'meta'), run_key(child, 'pending'), run_key(child, 'children'))
   end
-  redis.call('HSET', meta, 'status', 'cancelled', 'finished_at', NOW_S)
+  set_status(meta, run_key(run, 'sched'), 'cancelled', 'finished_at', NOW_S)
   xadd(run_key(run, 'events'), 'run_cancelled', '', '{}')
   redis.call('RPUSH', run_key(run, 'done'), 'cancelled')
   for _, f in ipairs(redis.call('HKEYS', pending)) do redis.call('ZREM', K_LEASES, run .. '|' .. f) end
@@ -359,7 +377,7 @@ local function cancel(run, meta, pending, children)
   return n
 end
 return cancel(RUN, K_META, K_PENDING, K_CHILDREN)
-"""
+""")
 
 #: Mark a structural item (subflow/map) as waiting for ARGV[9] child runs. Its lease stays until
 #: the worker has started every child (then it drops it), so a crash while creating children is
@@ -367,7 +385,7 @@ return cancel(RUN, K_META, K_PENDING, K_CHILDREN)
 #: The count goes to the sched field ``cw:<node>|<visit>`` (each child's end decrements it) and the
 #: ids to ``ch:<node>|<visit>`` (read once, when the parent resumes), not into the pending item.
 #: KEYS: the run keys; ARGV[7] node, ARGV[8] visit, ARGV[9] number of children, ARGV[10] child ids JSON.
-WAIT_CHILDREN = _LIB + r"""
+WAIT_CHILDREN = with_prelude(r"""
 if redis.call('HGET', K_META, 'status') ~= 'running' then return 'stale' end
 local f = ARGV[7] .. '|' .. ARGV[8]
 local raw = redis.call('HGET', K_PENDING, f)
@@ -379,4 +397,4 @@ it.cw = tonumber(ARGV[9])
 redis.call('HSET', K_SCHED, 'cw:' .. f, ARGV[9], 'ch:' .. f, ARGV[10])
 redis.call('HSET', K_PENDING, f, cjson.encode(it))
 return 'ok'
-"""
+""")

@@ -4,8 +4,8 @@ COMMIT's body, so an answer commits like a node's output).
 
 from __future__ import annotations
 
-from .prelude import _LIB
-from .run import COMMIT
+from .assemble import with_prelude
+from .run import _COMMIT_BODY
 
 #: Park a visit that waits for a person (a wait/approval node): no lease, no worker holds it; the
 #: run's status becomes 'waiting' when nothing else is active (see flownb.engine.waiting).
@@ -16,7 +16,7 @@ from .run import COMMIT
 #: node_waiting event data (JSON), ARGV[12] node stats (JSON).
 #: Every check (status, done marker, pending item) comes before the first write.
 #: Returns JSON {"r": "ok"|"stale"|"gone"|"done"|"already", "waiting": bool}.
-PARK = _LIB + r"""
+PARK = with_prelude(r"""
 local node, visit = ARGV[7], ARGV[8]
 local f = node .. '|' .. visit
 local raw, refused = pending_item(node, visit)
@@ -29,14 +29,14 @@ it.hj = ARGV[9]
 redis.call('HSET', K_PENDING, f, cjson.encode(it))
 redis.call('ZREM', K_LEASES, member(node, visit))
 redis.call('HINCRBY', K_SCHED, 'h', 1)
-redis.call('HSET', K_NODES, node, ARGV[12])
+redis.call('HSET', K_STATE, '_outputs:' .. node, ARGV[12])
 if ARGV[10] ~= '' then
   redis.call('ZADD', PREFIX .. ':waits', NOW_MS + tonumber(ARGV[10]), member(node, visit))
 end
 xadd(K_EVENTS, 'node_waiting', node, ARGV[11])
 maybe_waiting()
 return cjson.encode({r = 'ok', waiting = redis.call('HGET', K_META, 'status') == 'waiting'})
-"""
+""")
 
 #: Answer a parked visit: refuse unless it still waits, then commit the answer with the COMMIT
 #: script's own body (output, state, history, edges, joins, completion) — one atomic call, so a
@@ -46,7 +46,7 @@ return cjson.encode({r = 'ok', waiting = redis.call('HGET', K_META, 'status') ==
 #: Like COMMIT, nothing is written before the checks: the wait must still be parked and the run's
 #: graph complete (else the run is failed by the script, saying why, as COMMIT does).
 #: Returns COMMIT's answer, or JSON {"r": "refused", "status": ..., "done": bool}.
-RESUME = _LIB + r"""
+RESUME = with_prelude(r"""
 local st0 = redis.call('HGET', K_META, 'status')
 local raw0 = redis.call('HGET', K_PENDING, ARGV[7] .. '|' .. ARGV[8])
 local it0 = raw0 and cjson.decode(raw0)
@@ -63,7 +63,7 @@ end
 redis.call('HINCRBY', K_SCHED, 'h', -1)
 redis.call('ZREM', PREFIX .. ':waits', member(ARGV[7], ARGV[8]))
 if st0 == 'waiting' then
-  redis.call('HSET', K_META, 'status', 'running')
+  set_status(K_META, K_SCHED, 'running')
   redis.call('DEL', K_DONE)
 end
-""" + COMMIT[len(_LIB):]
+""" + _COMMIT_BODY)
