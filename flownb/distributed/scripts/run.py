@@ -194,11 +194,15 @@ return '[' .. table.concat(out, ',') .. ']'
 #: worker wakes a waiting parent run like after any other end of a run.
 _COMMIT_BODY = r"""
 local node, visit = ARGV[7], ARGV[8]
-local taken = cjson.decode(ARGV[10])
--- the same keyed by number, as the out edges name them (tostring of each edge's index would
--- format a float: ~2k instructions each)
-local tkn = {}
-for k in pairs(taken) do tkn[tonumber(k)] = true end
+-- the taken edges' indices keyed by number, as the out edges name them, and as text for the done
+-- marker ('0,3'): read off ARGV[10] ('{"0":true,"3":true}', store_args.commit_args) by
+-- string.find, not cjson (a table per call, and a number conversion each)
+local tkn, tks, _p = {}, '', 1
+while true do
+  local _, e, k = string.find(ARGV[10], '"(%d+)"', _p)
+  if not e then break end
+  tkn[tonumber(k)] = true; tks = tks == '' and k or tks .. ',' .. k; _p = e + 1
+end
 -- one read of the graph fields and one of the scheduling fields this commit needs, with the
 -- run's status, pause and history flags (set_status) and what routing will count ahead (.ahead:
 -- successors' visits, the all-joins it feeds)
@@ -304,20 +308,18 @@ else
 end
 -- the done marker holds the taken edges, 't' and their indices ('t0,3'): RunResult.taken_edges,
 -- the run's path, history or not (short: a value over 64 bytes would make the hash 3x bigger)
-local tk = {}
-for k in pairs(taken) do table.insert(tk, k) end
-sched_set[2] = 't' .. table.concat(tk, ',')
+sched_set[2] = 't' .. tks
 -- time travel, when asked: the committed step, in the same atomic call (flownb.engine.history);
 -- the event data goes in as it is (its action and flag are read in Python: no JSON decoding here)
 if HISTORY then
   redis.call('XADD', run_key(RUN, 'history'), '*', 'k', 'commit', 'n', node, 'v', visit, 'o', ARGV[9],
              't', ARGV[10], 'w', json_writes(writes), 'd', ARGV[12], 'e', eid)
 end
-local result, claimed = {r = 'ok', ready = {}}, nil
+local ready, claimed = {}, nil
 if not FAILED and not BROKEN then  -- a paused run claims nothing
   claimed = queue_ready(inline and ARGV[13] or nil, merged)
   if not inline then
-    for _, it in ipairs(READY) do table.insert(result.ready, {it[1], it[2]}) end
+    for _, it in ipairs(READY) do table.insert(ready, {it[1], it[2]}) end
   end
 end
 table.insert(sched_set, 'active'); table.insert(sched_set, string.format('%d', ACTIVE))
@@ -330,11 +332,15 @@ end
 if LATE then for k = 1, #LATE do sched_set[#sched_set + 1] = LATE[k] end end
 hset_all(K_SCHED, sched_set)
 local parent = maybe_finished(sf[4] or '0')
+-- "claimed": [node, visit, item], the item as queue_ready wrote it (JSON text, not encoded again)
+if claimed and not parent and not STATUS and not BROKEN then  -- a plain step: the answer as text
+  return '{"r":"ok","ready":{},"claimed":[' .. cjson.encode(READY[1][1]) .. ',' .. READY[1][4] .. ',' ..
+         claimed .. ']}'
+end
+local result = {r = 'ok', ready = ready, parent = parent}
 result.finished = STATUS ~= 'running' and STATUS or nil
-result.parent = parent
 if BROKEN then result.error = BROKEN end
 if not claimed then return cjson.encode(result) end
--- "claimed": [node, visit, item], the item as queue_ready wrote it (JSON text, not encoded again)
 return string.sub(cjson.encode(result), 1, -2) .. ',"claimed":[' .. cjson.encode(READY[1][1]) .. ',' ..
        READY[1][4] .. ',' .. claimed .. ']}'
 """
