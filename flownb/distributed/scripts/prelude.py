@@ -315,7 +315,7 @@ local function maybe_finished(held)
   if (ACTIVE or tonumber(redis.call('HGET', K_SCHED, 'active') or '0')) == 0 then
     return finalize('succeeded', nil, 'run_finished')
   end
-  maybe_waiting(held)
+  if held ~= '0' then maybe_waiting(held) end  -- (none held: nothing waits; cold, assemble.COLD)
   return nil
 end
 
