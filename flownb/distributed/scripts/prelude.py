@@ -178,24 +178,27 @@ local function queue_ready(worker, merged)
   local claimed = nil
   -- skips first: the events read as in process (b succeeded, its untaken branch skipped, then
   -- the successor this commit claims inline starts)
-  for _, n in ipairs(SKIPPED) do
+  for k = 1, #SKIPPED do
+    local n = SKIPPED[k]
     xadd(K_EVENTS, 'node_skipped', n, '{}')
     redis.call('HSETNX', K_STATE, '_outputs:' .. n, '{"status":"skipped"}')
   end
   local head = ',"fs":' .. SEQ_S
-  for _, it in ipairs(READY) do
+  local wj = worker and cjson.encode(worker)  -- (each item's text made once, for its own state)
+  for k = 1, #READY do
+    local it = READY[k]
     local vs = it[4] or string.format('%d', it[2])  -- (it[4]: the visit as text, when made already)
-    local item, ttl = '{"s":' .. cjson.encode(it[3]) .. ',"st":"q"' .. head .. '}', QUEUED_MS
+    local item, ttl
     if worker then
-      item = '{"s":' .. cjson.encode(it[3]) .. ',"st":"r"' .. head .. ',"w":' .. cjson.encode(worker) ..
-             ',"dc":1}'
+      item = '{"s":' .. cjson.encode(it[3]) .. ',"st":"r"' .. head .. ',"w":' .. wj .. ',"dc":1}'
       ttl, claimed = LEASE_MS, item
+    else
+      item, ttl = '{"s":' .. cjson.encode(it[3]) .. ',"st":"q"' .. head .. '}', QUEUED_MS
     end
     redis.call('HSET', K_PENDING, it[1] .. '|' .. vs, item)
     redis.call('ZADD', K_LEASES, string.format('%d', NOW_MS + ttl), member(it[1], vs))
     if worker and not merged then
-      xadd(K_EVENTS, 'node_started', it[1], '{"visit":' .. vs .. ',"worker":' .. cjson.encode(worker) ..
-           ',"delivery":1}')
+      xadd(K_EVENTS, 'node_started', it[1], '{"visit":' .. vs .. ',"worker":' .. wj .. ',"delivery":1}')
     end
   end
   return claimed

@@ -322,11 +322,16 @@ if not FAILED and not BROKEN then  -- a paused run claims nothing
     for _, it in ipairs(READY) do table.insert(ready, {it[1], it[2]}) end
   end
 end
-table.insert(sched_set, 'active'); table.insert(sched_set, string.format('%d', ACTIVE))
+-- the active count when it changed (a chain step: one ended, one fired), as '%d' text
+if ACTIVE ~= tonumber(sf[3] or '0') then
+  sched_set[#sched_set + 1] = 'active'; sched_set[#sched_set + 1] = string.format('%d', ACTIVE)
+end
 for k = 1, #asks, 3 do  -- the visit counters fire() counted in (.ahead)
   local t = asks[k]
   if not asks[k + 1] and AHEAD[t] ~= asks[k + 2] then
-    sched_set[#sched_set + 1] = 'v:' .. t; sched_set[#sched_set + 1] = string.format('%d', AHEAD[t])
+    -- (the inline successor's visit is that counter, already text)
+    local vt = inline and READY[1][1] == t and READY[1][4] or string.format('%d', AHEAD[t])
+    sched_set[#sched_set + 1] = 'v:' .. t; sched_set[#sched_set + 1] = vt
   end
 end
 if LATE then for k = 1, #LATE do sched_set[#sched_set + 1] = LATE[k] end end
