@@ -120,9 +120,11 @@ local function drain(work)
       if guard > 1000000 then BROKEN = 'scheduling did not converge'; return end
     end
     work = {}
-    local pend = LOOPS and redis.call('SMEMBERS', K_XPEND) or {}
-    table.sort(pend, function(a, b) return tonumber(a) < tonumber(b) end)
-    for _, s in ipairs(pend) do
+    -- (no loops: no table, sort closure or iterator made for nothing; callgrind)
+    local pend = LOOPS and redis.call('SMEMBERS', K_XPEND) or work
+    if #pend > 1 then table.sort(pend, function(a, b) return tonumber(a) < tonumber(b) end) end
+    for k = 1, #pend do
+      local s = pend[k]
       local quiet = tonumber(redis.call('HGET', K_SCHED, 'a:' .. s) or '0') == 0
       if quiet then
         for _, m in ipairs(cjson.decode(redis.call('HGET', K_GRAPH, 'n:' .. s) or '[]')) do
@@ -174,7 +176,7 @@ local function member(node, visit) return RUN .. '|' .. node .. '|' .. visit end
 -- (``merged``: that item's node_started rides on the caller's entry already)
 -- The item's JSON is made here, its numbers as '%d' text: cjson and Lua's own conversion format
 -- every number as a float (printf's %.14g, ~2k instructions each; callgrind).
-local function queue_ready(worker, merged)
+local function queue_ready(worker, merged, wj)
   local claimed = nil
   -- skips first: the events read as in process (b succeeded, its untaken branch skipped, then
   -- the successor this commit claims inline starts)
@@ -184,7 +186,7 @@ local function queue_ready(worker, merged)
     redis.call('HSETNX', K_STATE, '_outputs:' .. n, '{"status":"skipped"}')
   end
   local head = ',"fs":' .. SEQ_S
-  local wj = worker and cjson.encode(worker)  -- (each item's text made once, for its own state)
+  wj = wj or (worker and cjson.encode(worker))  -- (the caller's encoding of it, when made)
   for k = 1, #READY do
     local it = READY[k]
     local vs = it[4] or string.format('%d', it[2])  -- (it[4]: the visit as text, when made already)

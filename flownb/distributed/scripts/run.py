@@ -299,10 +299,11 @@ if inline then READY[1][4] = string.format('%d', READY[1][2]) end
 local event_node = node
 if ARGV[14] ~= '' then event_node = ARGV[14] end
 local eid
+local wj = inline and cjson.encode(ARGV[13])  -- (the worker as JSON, once: the event and the item)
 if merged then  -- fields t2, n2, d2 carry the second event (flownb.core.events.Event.all_from_fields)
   eid = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', ARGV[3], '*', 't', 'node_succeeded', 'n', event_node,
                    'ts', NOW_S, 'd', ARGV[12], 't2', 'node_started', 'n2', READY[1][1],
-                   'd2', '{"visit":' .. READY[1][4] .. ',"worker":' .. cjson.encode(ARGV[13]) .. ',"delivery":1}')
+                   'd2', '{"visit":' .. READY[1][4] .. ',"worker":' .. wj .. ',"delivery":1}')
 else
   eid = xadd(K_EVENTS, 'node_succeeded', event_node, ARGV[12])
 end
@@ -317,7 +318,7 @@ if HISTORY then
 end
 local ready, claimed = {}, nil
 if not FAILED and not BROKEN then  -- a paused run claims nothing
-  claimed = queue_ready(inline and ARGV[13] or nil, merged)
+  claimed = queue_ready(inline and ARGV[13] or nil, merged, wj or nil)
   if not inline then
     for _, it in ipairs(READY) do table.insert(ready, {it[1], it[2]}) end
   end
