@@ -31,7 +31,14 @@ _READ_AHEAD = r"""
 local PLAIN, JOINS_AHEAD, LATE = false, nil, nil
 local g = redis.call('HMGET', K_GRAPH, 'hlen', 'i:' .. node, 'o:' .. node, 'L', 'reducers')
 if g[2] then _info[node] = cjson.decode(g[2]) end
-if g[3] then _out[node] = seed_targets(cjson.decode(g[3])) end
+if g[3] then  -- (seed_targets, inline: its closure is made only by cold code)
+  local o = cjson.decode(g[3])
+  for k = 1, #o do
+    local e = o[k]
+    if e[5] and _info[e[2]] == nil then _info[e[2]] = e[5] end
+  end
+  _out[node] = o
+end
 LOOPS = g[4] ~= '0'
 -- asks: (target, slot position or false for its visit counter, the counter as read) triples
 local want, asks, o = {'d:' .. node .. ':' .. visit, 'seq', 'active', 'h', 'st', 'pz', 'hy'}, {}, _out[node] or {}

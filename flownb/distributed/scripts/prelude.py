@@ -29,7 +29,7 @@ local skip, pop_ready
 -- (``taken``: the taken edges' indices, as numbers, -> true)
 local function resolve_out(node, taken, work)
   local scc = ginfo(node).s
-  for _, e in ipairs(gout(node)) do
+  for _, e in ipairs(_out[node] or gout(node)) do  -- (gout is cold: COMMIT read its own node's)
     local t = taken[e[1]] == true
     if e[3] == 1 then
       if t then fire(e[2], {node}) end
@@ -198,7 +198,7 @@ local function queue_ready(worker, merged, wj)
       item, ttl = '{"s":' .. cjson.encode(it[3]) .. ',"st":"q"' .. head .. '}', QUEUED_MS
     end
     redis.call('HSET', K_PENDING, it[1] .. '|' .. vs, item)
-    redis.call('ZADD', K_LEASES, string.format('%d', NOW_MS + ttl), member(it[1], vs))
+    redis.call('ZADD', K_LEASES, string.format('%d', NOW_MS + ttl), RUN .. '|' .. it[1] .. '|' .. vs)  -- (member)
     if worker and not merged then
       xadd(K_EVENTS, 'node_started', it[1], '{"visit":' .. vs .. ',"worker":' .. wj .. ',"delivery":1}')
     end

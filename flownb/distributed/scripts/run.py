@@ -283,7 +283,7 @@ for _, w in ipairs(writes) do
 end
 hset_all(K_STATE, state_set)
 redis.call('HDEL', K_PENDING, node .. '|' .. visit)
-redis.call('ZREM', K_LEASES, member(node, visit))
+redis.call('ZREM', K_LEASES, RUN .. '|' .. node .. '|' .. visit)  -- (member(): no closure made for it)
 local info = ginfo(node)
 if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
 local work = {}
