@@ -30,7 +30,17 @@ from __future__ import annotations
 _READ_AHEAD = r"""
 local PLAIN, JOINS_AHEAD, LATE = false, nil, nil
 local g = redis.call('HMGET', K_GRAPH, 'hlen', 'i:' .. node, 'o:' .. node, 'L', 'reducers')
-if g[2] then _info[node] = cjson.decode(g[2]) end
+-- the node's own join info: a node outside loops and not a subflow/map ('"s":-1', '"c":0' as
+-- store.upload_blueprint writes them) needs nothing else of it here, so its text is kept
+-- undecoded (ginfo decodes it if asked: ~10k instructions saved); any other is decoded now
+local OWN_S, OWN_C = -1, 0
+if g[2] then
+  if string.find(g[2], ',"s":-1,', 1, true) and string.find(g[2], ',"c":0}', 1, true) then
+    _info[node] = g[2]
+  else
+    local i = cjson.decode(g[2]); _info[node] = i; OWN_S, OWN_C = i.s, i.c
+  end
+end
 if g[3] then  -- (seed_targets, inline: its closure is made only by cold code)
   local o = cjson.decode(g[3])
   for k = 1, #o do

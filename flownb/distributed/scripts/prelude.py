@@ -28,7 +28,6 @@ local skip, pop_ready
 
 -- (``taken``: the taken edges' indices, as numbers, -> true)
 local function resolve_out(node, taken, work)
-  local scc = ginfo(node).s
   for _, e in ipairs(_out[node] or gout(node)) do  -- (gout is cold: COMMIT read its own node's)
     local t = taken[e[1]] == true
     if e[3] == 1 then
@@ -36,7 +35,7 @@ local function resolve_out(node, taken, work)
     elseif e[3] == 2 then
       local key = 'xr:' .. e[1]
       if t then redis.call('HSET', K_SCHED, key, 'T') else redis.call('HSETNX', K_SCHED, key, 'D') end
-      redis.call('SADD', K_XPEND, scc)
+      redis.call('SADD', K_XPEND, ginfo(node).s)
     else
       table.insert(work, {e[2], e[4], t, node})
     end

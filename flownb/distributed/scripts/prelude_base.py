@@ -45,8 +45,8 @@ end
 local _info, _out = {}, {}
 local function ginfo(node)
   local i = _info[node]
-  if i == nil then
-    local raw = redis.call('HGET', K_GRAPH, 'i:' .. node)
+  if type(i) ~= 'table' then  -- nil, or the field's JSON text COMMIT read already (.ahead)
+    local raw = i or redis.call('HGET', K_GRAPH, 'i:' .. node)
     if not raw then error('flownb: graph has no node ' .. node) end
     i = cjson.decode(raw)
     _info[node] = i

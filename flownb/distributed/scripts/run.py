@@ -226,7 +226,7 @@ local cur_seq = tonumber(sf[2] or '0')
 local fired_at = cur_seq
 -- the visit's own item: its 'fs' for the write-conflict check, its 'cw' for a subflow/map; a
 -- plain node without state writes needs neither (its join info says 'c' = 0)
-local kind = ginfo(node).c
+local kind = OWN_C
 local own_it = nil
 if #ARGV >= 15 or kind ~= 0 then
   local own = redis.call('HGET', K_PENDING, node .. '|' .. visit)
@@ -284,8 +284,7 @@ end
 hset_all(K_STATE, state_set)
 redis.call('HDEL', K_PENDING, node .. '|' .. visit)
 redis.call('ZREM', K_LEASES, RUN .. '|' .. node .. '|' .. visit)  -- (member(): no closure made for it)
-local info = ginfo(node)
-if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, -1) end
+if OWN_S >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. OWN_S, -1) end
 local work = {}
 resolve_out(node, tkn, work)
 if not FAILED then drain(work) end
