@@ -281,7 +281,8 @@ for _, w in ipairs(writes) do
   table.insert(state_set, w[1]); table.insert(state_set, w[2])
   if w[3] then table.insert(sched_set, 'w:' .. w[1]); table.insert(sched_set, SEQ_S .. '|' .. node) end
 end
-hset_all(K_STATE, state_set)
+-- (hset_all inline: its closure would be made at every call; callgrind)
+for i = 1, #state_set, 400 do redis.call('HSET', K_STATE, unpack(state_set, i, math.min(i + 399, #state_set))) end
 redis.call('HDEL', K_PENDING, node .. '|' .. visit)
 redis.call('ZREM', K_LEASES, RUN .. '|' .. node .. '|' .. visit)  -- (member(): no closure made for it)
 if OWN_S >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. OWN_S, -1) end
@@ -335,7 +336,7 @@ for k = 1, #asks, 3 do  -- the visit counters fire() counted in (.ahead)
   end
 end
 if LATE then for k = 1, #LATE do sched_set[#sched_set + 1] = LATE[k] end end
-hset_all(K_SCHED, sched_set)
+for i = 1, #sched_set, 400 do redis.call('HSET', K_SCHED, unpack(sched_set, i, math.min(i + 399, #sched_set))) end
 local parent = maybe_finished(sf[4] or '0')
 -- "claimed": [node, visit, item], the item as queue_ready wrote it (JSON text, not encoded again)
 if claimed and not parent and not STATUS and not BROKEN then  -- a plain step: the answer as text
