@@ -74,6 +74,7 @@ for k = 1, #o do
   end
 end
 local sf = redis.call('HMGET', K_SCHED, unpack(want))
+local SF_ACTIVE = tonumber(sf[3] or '0')  -- (the active count as read, converted once)
 do
   local i = 8
   for k = 1, #asks, 3 do
@@ -137,7 +138,7 @@ else
       end
       if not PLAIN then break end
     end
-    PLAIN = PLAIN and tonumber(sf[3] or '0') - 1 + fires > 0
+    PLAIN = PLAIN and SF_ACTIVE - 1 + fires > 0
   end
   if not PLAIN then
     local n = redis.call('HLEN', K_GRAPH)

@@ -197,11 +197,16 @@ local node, visit = ARGV[7], ARGV[8]
 -- the taken edges' indices keyed by number, as the out edges name them, and as text for the done
 -- marker ('0,3'): read off ARGV[10] ('{"0":true,"3":true}', store_args.commit_args) by
 -- string.find, not cjson (a table per call, and a number conversion each)
-local tkn, tks, _p = {}, '', 1
-while true do
-  local _, e, k = string.find(ARGV[10], '"(%d+)"', _p)
-  if not e then break end
-  tkn[tonumber(k)] = true; tks = tks == '' and k or tks .. ',' .. k; _p = e + 1
+local tkn, tks = {}, string.match(ARGV[10], '^{"(%d+)":true}$')  -- (one taken edge: one match)
+if tks then tkn[tonumber(tks)] = true
+else
+  local _p = 1
+  tks = ''
+  while true do
+    local _, e, k = string.find(ARGV[10], '"(%d+)"', _p)
+    if not e then break end
+    tkn[tonumber(k)] = true; tks = tks == '' and k or tks .. ',' .. k; _p = e + 1
+  end
 end
 -- one read of the graph fields and one of the scheduling fields this commit needs, with the
 -- run's status, pause and history flags (set_status) and what routing will count ahead (.ahead:
@@ -269,8 +274,8 @@ if state_err then
 end
 -- the done marker, the commit number, the writers of state keys and the active count go to
 -- the sched hash in one HSET at the end (DEFER_ACTIVE: fire() counts in ACTIVE meanwhile)
-local sched_set = {'d:' .. node .. ':' .. visit, '1', 'seq', SEQ_S}
-ACTIVE, DEFER_ACTIVE = tonumber(sf[3] or '0') - 1, true
+local sched_set = {want[1], '1', 'seq', SEQ_S}  -- (want[1]: 'd:<node>:<visit>', .ahead)
+ACTIVE, DEFER_ACTIVE = SF_ACTIVE - 1, true
 if kind ~= 0 and (not own_it or own_it.cw) then  -- a subflow/map visit: its child-run fields go
   redis.call('HDEL', K_SCHED, 'cw:' .. node .. '|' .. visit, 'ch:' .. node .. '|' .. visit,
              'cf:' .. node .. '|' .. visit)
@@ -324,7 +329,7 @@ if not FAILED and not BROKEN then  -- a paused run claims nothing
   end
 end
 -- the active count when it changed (a chain step: one ended, one fired), as '%d' text
-if ACTIVE ~= tonumber(sf[3] or '0') then
+if ACTIVE ~= SF_ACTIVE then
   sched_set[#sched_set + 1] = 'active'; sched_set[#sched_set + 1] = string.format('%d', ACTIVE)
 end
 for k = 1, #asks, 3 do  -- the visit counters fire() counted in (.ahead)
