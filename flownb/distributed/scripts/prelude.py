@@ -21,14 +21,16 @@ local function fire(node, sources)
   end
   if DEFER_ACTIVE then ACTIVE = ACTIVE + 1 else ACTIVE = redis.call('HINCRBY', K_SCHED, 'active', 1) end
   if info.s >= 0 then redis.call('HINCRBY', K_SCHED, 'a:' .. info.s, 1) end
-  table.insert(READY, {node, v, sources})
+  READY[#READY + 1] = {node, v, sources}
 end
 
 local skip, pop_ready
 
 -- (``taken``: the taken edges' indices, as numbers, -> true)
 local function resolve_out(node, taken, work)
-  for _, e in ipairs(_out[node] or gout(node)) do  -- (gout is cold: COMMIT read its own node's)
+  local o = _out[node] or gout(node)  -- (gout is cold: COMMIT read its own node's)
+  for k = 1, #o do
+    local e = o[k]
     local t = taken[e[1]] == true
     if e[3] == 1 then
       if t then fire(e[2], {node}) end
@@ -37,7 +39,7 @@ local function resolve_out(node, taken, work)
       if t then redis.call('HSET', K_SCHED, key, 'T') else redis.call('HSETNX', K_SCHED, key, 'D') end
       redis.call('SADD', K_XPEND, ginfo(node).s)
     else
-      table.insert(work, {e[2], e[4], t, node})
+      work[#work + 1] = {e[2], e[4], t, node}
     end
   end
 end
