@@ -105,7 +105,8 @@ pop_ready = function(target, info, work, c)
 end
 
 skip = function(target, work)
-  table.insert(SKIPPED, target)
+  SKIPPED = SKIPPED or {}
+  SKIPPED[#SKIPPED + 1] = target
   resolve_out(target, {}, work)
 end
 
@@ -120,7 +121,7 @@ local function drain(work)
       guard = guard + 1
       if guard > 1000000 then BROKEN = 'scheduling did not converge'; return end
     end
-    work = {}
+    for k = #work, 1, -1 do work[k] = nil end  -- (emptied, not made again)
     -- (no loops: no table, sort closure or iterator made for nothing; callgrind)
     local pend = LOOPS and redis.call('SMEMBERS', K_XPEND) or work
     if #pend > 1 then table.sort(pend, function(a, b) return tonumber(a) < tonumber(b) end) end
@@ -181,7 +182,7 @@ local function queue_ready(worker, merged, wj)
   local claimed = nil
   -- skips first: the events read as in process (b succeeded, its untaken branch skipped, then
   -- the successor this commit claims inline starts)
-  for k = 1, #SKIPPED do
+  for k = 1, SKIPPED and #SKIPPED or 0 do
     local n = SKIPPED[k]
     xadd(K_EVENTS, 'node_skipped', n, '{}')
     redis.call('HSETNX', K_STATE, '_outputs:' .. n, '{"status":"skipped"}')

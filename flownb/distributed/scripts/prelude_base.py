@@ -69,7 +69,7 @@ local function gout(node)
   return o
 end
 
-local READY, SKIPPED, FAILED, BROKEN = {}, {}, nil, nil
+local READY, SKIPPED, FAILED, BROKEN = {}, nil, nil, nil  -- (SKIPPED: made by the first skip)
 local SEQ = 0  -- this commit's number (flownb.core.reducers): items fired now remember it as 'fs'
 local SEQ_S = '0'  -- the same as text (one string.format for the done marker and the items)
 -- the run's 'active' count as this script left it (nil: not known, read it); with DEFER_ACTIVE

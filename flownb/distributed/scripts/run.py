@@ -298,7 +298,7 @@ if not FAILED then drain(work) end
 -- branches, then the start of the successor claimed inline — one entry when no skip
 -- comes between
 local inline = not FAILED and not BROKEN and ARGV[13] ~= '' and #READY == 1 and not PAUSED
-local merged = inline and #SKIPPED == 0
+local merged = inline and not SKIPPED
 -- the inline successor's visit as text, made once (its event, queue_ready, the answer)
 if inline then READY[1][4] = string.format('%d', READY[1][2]) end
 local event_node = node
@@ -345,7 +345,9 @@ for i = 1, #sched_set, 400 do redis.call('HSET', K_SCHED, unpack(sched_set, i, m
 local parent = maybe_finished(sf[4] or '0')
 -- "claimed": [node, visit, item], the item as queue_ready wrote it (JSON text, not encoded again)
 if claimed and not parent and not STATUS and not BROKEN then  -- a plain step: the answer as text
-  return '{"r":"ok","ready":{},"claimed":[' .. cjson.encode(READY[1][1]) .. ',' .. READY[1][4] .. ',' ..
+  local n1 = READY[1][1]  -- (a name without a quote, backslash or control byte is its own JSON)
+  n1 = string.find(n1, '[%c"\\]') and cjson.encode(n1) or '"' .. n1 .. '"'
+  return '{"r":"ok","ready":{},"claimed":[' .. n1 .. ',' .. READY[1][4] .. ',' ..
          claimed .. ']}'
 end
 local result = {r = 'ok', ready = ready, parent = parent}
