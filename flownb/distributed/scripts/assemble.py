@@ -177,7 +177,8 @@ COLD = frozenset({
     "pop_ready", "skip", "json_type", "skip_string", "skip_value", "split_object", "is_number",
     "reduce_text", "conflict_message", "meta_digests", "release_blueprints", "expire_run_key",
     "STREAM_PARTS", "json_writes", "finalize", "graph_message", "fail_broken", "graph_problem",
-    "json_pairs", "run_key", "set_status", "maybe_waiting", "gout", "seed_targets"})
+    "json_pairs", "run_key", "set_status", "maybe_waiting", "gout", "seed_targets",
+    "deliver_join"})
 
 
 def _name_spans(code: str, names: frozenset[str]) -> list[tuple[int, int]]:

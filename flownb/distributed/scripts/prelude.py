@@ -44,13 +44,9 @@ local function resolve_out(node, taken, work)
   end
 end
 
-local function deliver(target, pos, t, source, work)
-  local info = ginfo(target)
-  if info.n == 1 then
-    if t then fire(target, {source}) else skip(target, work) end
-    return
-  end
-  if AHEAD_DELIVER and AHEAD_DELIVER(target, pos, t) then return end
+-- an arrival at a join (``info``: its join info) that was not read ahead (drain delivers the
+-- rest itself: an arrival at a single-input node fires or skips it; cold, assemble.COLD)
+local function deliver_join(target, pos, t, source, work, info)
   local qk = 'q:' .. target .. ':' .. pos
   local q = redis.call('HGET', K_SCHED, qk) or ''
   if t and info.j == 'any' then
@@ -116,7 +112,13 @@ local function drain(work)
     local head = 1
     while head <= #work do
       local w = work[head]
-      deliver(w[1], w[2], w[3], w[4], work)
+      local target, t = w[1], w[3]
+      local info = ginfo(target)
+      if info.n == 1 then
+        if t then fire(target, {w[4]}) else skip(target, work) end
+      elseif not (AHEAD_DELIVER and AHEAD_DELIVER(target, w[2], t)) then
+        deliver_join(target, w[2], t, w[4], work, info)
+      end
       head = head + 1
       guard = guard + 1
       if guard > 1000000 then BROKEN = 'scheduling did not converge'; return end
