@@ -178,7 +178,7 @@ COLD = frozenset({
     "reduce_text", "conflict_message", "meta_digests", "release_blueprints", "expire_run_key",
     "STREAM_PARTS", "json_writes", "finalize", "graph_message", "fail_broken", "graph_problem",
     "json_pairs", "run_key", "set_status", "maybe_waiting", "gout", "seed_targets",
-    "deliver_join"})
+    "deliver_join", "maybe_finished"})
 
 
 def _name_spans(code: str, names: frozenset[str]) -> list[tuple[int, int]]:

@@ -342,7 +342,9 @@ for k = 1, #asks, 3 do  -- the visit counters fire() counted in (.ahead)
 end
 if LATE then for k = 1, #LATE do sched_set[#sched_set + 1] = LATE[k] end end
 for i = 1, #sched_set, 400 do redis.call('HSET', K_SCHED, unpack(sched_set, i, math.min(i + 399, #sched_set))) end
-local parent = maybe_finished(sf[4] or '0')
+-- (the run ends or waits, or nothing happens: maybe_finished is cold, called only when it may act)
+local parent, held = nil, sf[4] or '0'
+if BROKEN or FAILED or ACTIVE == 0 or held ~= '0' then parent = maybe_finished(held) end
 -- "claimed": [node, visit, item], the item as queue_ready wrote it (JSON text, not encoded again)
 if claimed and not parent and not STATUS and not BROKEN then  -- a plain step: the answer as text
   local n1 = READY[1][1]  -- (a name without a quote, backslash or control byte is its own JSON)
