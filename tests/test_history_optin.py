@@ -118,3 +118,22 @@ def test_map_rows_record_history_when_asked(redis_url: str, workers: Workers) ->
         assert [s.node for s in ex.attach(str(rid)).history()] == ["a", "yes", "end"]
     with pytest.raises(NoHistory):
         ex.attach(str(plain.run_ids[0])).history()
+
+
+def test_a_run_from_before_the_status_copy_keeps_recording_after_a_wait(
+        redis_url: str, workers: Workers) -> None:
+    """A run started by an older version has no copy of its status and flags in its sched hash
+    (COMMIT reads them from its meta then). Its first status change writes the copy: the history
+    flag must come with it, or a history run answered after an upgrade stops recording."""
+    workers.start(1)
+    r = redis.Redis.from_url(redis_url)
+    bp = flownb.load({"id": "hist-wait", "nodes": [
+        {"id": "a", "uses": "noop"}, {"id": "ask", "uses": "wait"}, {"id": "b", "uses": "noop"}],
+        "edges": [{"source": "a", "target": "ask"}, {"source": "ask", "target": "b"}]})
+    h = DistributedExecutor(redis_url).submit(bp, history=True)
+    assert h.result(timeout=30).status == "waiting"
+    sched = f"flownb:run:{h.run_id}:sched"
+    assert r.hdel(sched, "st", "hy") == 2  # as a run started before the copy existed
+    h.resume("ask", "fine")
+    assert h.result(timeout=30).status == "succeeded"
+    assert [s.node for s in h.history()] == ["a", "ask", "b"]

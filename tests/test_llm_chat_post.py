@@ -108,6 +108,8 @@ def test_an_error_status_is_still_the_sdks_error_turned_into_llm_error(
     ({"model": "m"}, "answered with no choices"),
     ({"choices": [{"message": {"content": None, "refusal": "no way"}}]}, "refused: no way"),
     ({"choices": [{"message": {"content": ["a", "list"]}}]}, "content that is not text"),
+    ({"choices": [{"message": {"content": [{"type": "image_url", "image_url": {}}]}}]},
+     "content that is not text"),
     ("<html>a proxy page</html>", "something other than a JSON object"),
 ])
 def test_odd_answers_fail_with_a_clear_error(body: Any, says: str) -> None:
@@ -116,3 +118,19 @@ def test_odd_answers_fail_with_a_clear_error(body: Any, says: str) -> None:
     with pytest.raises(LLMError, match=says) as info:
         completion_from_body(body, settings, [{"role": "user", "content": "q"}])
     assert "test-model" in str(info.value)
+
+
+@pytest.mark.parametrize("body", [
+    # JSON sent as text/plain (or without a content type): the SDK hands back the text
+    '{"model": "m", "choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}]}',
+    b'{"model": "m", "choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}]}',
+    # content as text parts
+    {"model": "m", "choices": [{"message": {"content": [{"type": "text", "text": "o"},
+                                                        {"type": "text", "text": "k"}]},
+                                "finish_reason": "stop"}]},
+])
+def test_answers_the_typed_parse_read_are_read_too(body: Any) -> None:
+    settings = resolve({"base_url": "http://127.0.0.1:9/v1", "model": "test-model",
+                        "backend": "openai"})
+    comp = completion_from_body(body, settings, [{"role": "user", "content": "q"}])
+    assert (comp.text, comp.model, comp.finish_reason) == ("ok", "m", "stop")

@@ -191,3 +191,33 @@ def test_a_chain_on_a_worker_commits_on_the_line_once_per_node(redis_url: str) -
         assert info["line_calls"] >= n - 1, info
     finally:
         w.close()
+
+
+def test_a_new_connection_after_a_broken_one_still_has_a_read_timeout(redis_url: str) -> None:
+    """The watchdog of a connection that broke must not stand in for the next one's: a slow reply
+    on the new connection is still given up after ``socket_timeout``, not waited for forever."""
+    conn = RedisSettings.from_url(redis_url, socket_timeout_s=0.2,
+                                  retry_on_timeout=False).connect()
+
+    async def go() -> Any:
+        ac = async_client(conn)
+        line = ScriptLine(ac)
+        try:
+            s = ac.register_script(SLOW)
+            await s(keys=[], args=["warm", 0])
+            assert await line.call(s, [], ["quick", 0]) == b"quick"  # arms the watchdog
+            await ac.client_kill_filter(_type="normal", skipme=True)
+            assert await line.call(s, [], ["again", 0]) == b"again"  # broke: sent the ordinary way
+            try:
+                outcome: Any = await line.call(s, [], ["late", 600])  # on a new connection
+            except (rx.TimeoutError, rx.ConnectionError, TimeoutError) as exc:
+                outcome = type(exc).__name__
+            await asyncio.sleep(0.8)  # the server finishes the slow script
+            return outcome, line.fallbacks
+        finally:
+            await line.aclose()
+            await ac.aclose(close_connection_pool=True)
+
+    outcome, fallbacks = asyncio.run(go())
+    assert outcome != b"late"  # given up after the read timeout, not waited for
+    assert fallbacks == 2  # the broken connection, then the watchdog

@@ -51,8 +51,9 @@ class StateView(Mapping[str, Any]):
     def set(self, key: str, value: Any) -> None:
         if not isinstance(key, str) or not key:
             raise FlownbError(f"state keys must be non-empty strings, got {key!r}")
-        if key.startswith(OUTPUTS_PREFIX) or key == "_outputs":
-            raise FlownbError(f"state key {key!r} is reserved for node outputs; return the value instead")
+        if key.startswith("_outputs"):  # '_outputs.<node>' outputs, '_outputs:<node>' their stats
+            raise FlownbError(f"state key {key!r} is reserved for node outputs (keys starting with "
+                              "'_outputs'); return the value instead")
         self._writes[key] = value
 
     def update(self, values: Mapping[str, Any]) -> None:

@@ -142,6 +142,11 @@ class ScriptLine:
         return conn
 
     def _drop(self) -> None:
+        # the watchdog watches one connection: the next one's first call must set its own, or a
+        # call on it that never hears back would wait with no read timeout at all
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         conn, self._conn = self._conn, None
         if conn is not None:
             task = asyncio.ensure_future(conn.disconnect(nowait=True))

@@ -135,9 +135,9 @@ def make_plan(source: Any, *, from_node: str, visit: int | None = None,
 
 def _check_state_keys(state: Mapping[str, Any] | None, run_id: str) -> None:
     for k in state or {}:
-        if not isinstance(k, str) or not k or k.startswith(OUTPUTS_PREFIX):
+        if not isinstance(k, str) or not k or k.startswith("_outputs"):
             raise FlownbError(f"fork state key {k!r} must be a non-empty string not starting "
-                              "with '_outputs.' (edit a node's output with output=)", run_id=run_id)
+                              "with '_outputs' (edit a node's output with output=)", run_id=run_id)
 
 
 def _failed_visit(source: Any, live: Any, node: str, steps: list[Step],

@@ -17,6 +17,8 @@ only without the two conversions. Streamed calls still use ``create`` (one call,
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -37,7 +39,9 @@ def request_options() -> dict[str, Any]:
         try:
             from openai._models import FinalRequestOptions
 
-            fields = getattr(FinalRequestOptions, "model_fields", {}) or {}
+            # pydantic 2 names them model_fields, pydantic 1 __fields__ (openai allows both)
+            fields = (getattr(FinalRequestOptions, "model_fields", None)
+                      or getattr(FinalRequestOptions, "__fields__", None) or {})
         except ImportError:  # a layout we do not know: the SDK's defaults
             fields = {}
         _options = {"security": {"bearer_auth": True}} if "security" in fields else {}
@@ -63,6 +67,11 @@ def completion_from_body(body: Any, settings: LLMSettings,
     """The :class:`Completion` of a chat-completions JSON answer (what ``ChatCompletion`` would
     hold): the first choice's text, the usage (estimated when the server sent none), the model."""
     url, model = settings.effective_base_url, settings.model
+    if isinstance(body, (str, bytes)):  # JSON sent without a JSON content type: the SDK's
+        try:                            # typed parse read it anyway, so read it too
+            body = json.loads(body)
+        except ValueError:
+            pass
     if not isinstance(body, Mapping):
         raise LLMError(f"{url} answered with something other than a JSON object (model "
                        f"{model!r}): {str(body)[:200]!r}; is it an OpenAI-compatible "
@@ -73,6 +82,10 @@ def completion_from_body(body: Any, settings: LLMSettings,
         raise LLMError(f"{url} answered with no choices (model {model!r})")
     msg = first.get("message") or {}
     text = (msg.get("content") if isinstance(msg, Mapping) else None) or ""
+    if isinstance(text, list) and text and all(
+            isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str)
+            for p in text):  # content as text parts: their text, in order
+        text = "".join(p["text"] for p in text)
     if not isinstance(text, str):
         raise LLMError(f"{url} answered with a message content that is not text (model "
                        f"{model!r}): {str(text)[:200]!r}")

@@ -232,7 +232,15 @@ end
 -- too ('st'; the pause flag as 'pz', the history flag as 'hy'): COMMIT reads them with its
 -- scheduling fields, one command less per node. Every change of the status goes through here so
 -- the two never disagree (tests/test_scripts_prelude.py checks no script writes it otherwise).
+-- A run started before the copy existed has no 'st': its first change copies the pause and
+-- history flags too, or COMMIT would read them as off once 'st' is there (a history run waiting
+-- for a person across an upgrade would stop recording).
 local function set_status(meta, sched, status, ...)
+  if redis.call('HEXISTS', sched, 'st') == 0 then
+    local mf = redis.call('HMGET', meta, 'paused', 'history')
+    if mf[1] == '1' then redis.call('HSET', sched, 'pz', '1') end
+    if mf[2] == '1' then redis.call('HSET', sched, 'hy', '1') end
+  end
   redis.call('HSET', meta, 'status', status, ...)
   redis.call('HSET', sched, 'st', status)
 end
