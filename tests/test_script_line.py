@@ -23,9 +23,13 @@ SLOW = ("local s = redis.call('TIME'); repeat local n = redis.call('TIME') "
         "until (n[1] - s[1]) * 1000000 + (n[2] - s[2]) > tonumber(ARGV[2]) * 1000; "
         "return ARGV[1]")
 
+#: a 0.2 s read timeout, not retried by redis-py: what the line's watchdog keeps
+TIMEOUT_02: dict[str, Any] = {"socket_timeout_s": 0.2, "retry_on_timeout": False}
 
-def _run(redis_url: str, body: Callable[[Any, ScriptLine], Awaitable[Any]]) -> Any:
-    conn = RedisSettings.from_url(redis_url).connect()
+
+def _run(redis_url: str, body: Callable[[Any, ScriptLine], Awaitable[Any]], **settings: Any) -> Any:
+    """``body(async client, its line)`` on a loop of its own; ``settings``: RedisSettings'."""
+    conn = RedisSettings.from_url(redis_url, **settings).connect()
 
     async def go() -> Any:
         ac = async_client(conn)
@@ -129,29 +133,20 @@ def test_a_call_unanswered_past_the_read_timeout_gives_up_the_line(redis_url: st
     ordinary way (redis-py's own timeout); the next call gets its own reply."""
     import time
 
-    conn = RedisSettings.from_url(redis_url, socket_timeout_s=0.2,
-                                  retry_on_timeout=False).connect()
-
-    async def go() -> Any:
-        ac = async_client(conn)
-        line = ScriptLine(ac)
+    async def body(ac: Any, line: ScriptLine) -> Any:
+        s = ac.register_script(SLOW)
+        await s(keys=[], args=["warm", 0])
+        assert await line.call(s, [], ["quick", 0]) == b"quick"  # arms the watchdog
+        t0 = time.monotonic()
         try:
-            s = ac.register_script(SLOW)
-            await s(keys=[], args=["warm", 0])
-            assert await line.call(s, [], ["quick", 0]) == b"quick"  # arms the watchdog
-            t0 = time.monotonic()
-            try:
-                outcome: Any = await line.call(s, [], ["late", 350])
-            except (rx.TimeoutError, rx.ConnectionError, TimeoutError) as exc:
-                outcome = type(exc).__name__
-            waited = time.monotonic() - t0
-            await asyncio.sleep(0.8)  # the server finishes the slow script
-            return outcome, waited, await line.call(s, [], ["mine", 0]), line.fallbacks
-        finally:
-            await line.aclose()
-            await ac.aclose(close_connection_pool=True)
+            outcome: Any = await line.call(s, [], ["late", 350])
+        except (rx.TimeoutError, rx.ConnectionError, TimeoutError) as exc:
+            outcome = type(exc).__name__
+        waited = time.monotonic() - t0
+        await asyncio.sleep(0.8)  # the server finishes the slow script
+        return outcome, waited, await line.call(s, [], ["mine", 0]), line.fallbacks
 
-    outcome, waited, mine, fallbacks = asyncio.run(go())
+    outcome, waited, mine, fallbacks = _run(redis_url, body, **TIMEOUT_02)
     assert fallbacks == 1  # the line gave the slow call up: only the watchdog does that
     assert waited >= 0.2 and outcome != b"quick"
     assert mine == b"mine"
@@ -196,28 +191,19 @@ def test_a_chain_on_a_worker_commits_on_the_line_once_per_node(redis_url: str) -
 def test_a_new_connection_after_a_broken_one_still_has_a_read_timeout(redis_url: str) -> None:
     """The watchdog of a connection that broke must not stand in for the next one's: a slow reply
     on the new connection is still given up after ``socket_timeout``, not waited for forever."""
-    conn = RedisSettings.from_url(redis_url, socket_timeout_s=0.2,
-                                  retry_on_timeout=False).connect()
-
-    async def go() -> Any:
-        ac = async_client(conn)
-        line = ScriptLine(ac)
+    async def body(ac: Any, line: ScriptLine) -> Any:
+        s = ac.register_script(SLOW)
+        await s(keys=[], args=["warm", 0])
+        assert await line.call(s, [], ["quick", 0]) == b"quick"  # arms the watchdog
+        await ac.client_kill_filter(_type="normal", skipme=True)
+        assert await line.call(s, [], ["again", 0]) == b"again"  # broke: sent the ordinary way
         try:
-            s = ac.register_script(SLOW)
-            await s(keys=[], args=["warm", 0])
-            assert await line.call(s, [], ["quick", 0]) == b"quick"  # arms the watchdog
-            await ac.client_kill_filter(_type="normal", skipme=True)
-            assert await line.call(s, [], ["again", 0]) == b"again"  # broke: sent the ordinary way
-            try:
-                outcome: Any = await line.call(s, [], ["late", 600])  # on a new connection
-            except (rx.TimeoutError, rx.ConnectionError, TimeoutError) as exc:
-                outcome = type(exc).__name__
-            await asyncio.sleep(0.8)  # the server finishes the slow script
-            return outcome, line.fallbacks
-        finally:
-            await line.aclose()
-            await ac.aclose(close_connection_pool=True)
+            outcome: Any = await line.call(s, [], ["late", 600])  # on a new connection
+        except (rx.TimeoutError, rx.ConnectionError, TimeoutError) as exc:
+            outcome = type(exc).__name__
+        await asyncio.sleep(0.8)  # the server finishes the slow script
+        return outcome, line.fallbacks
 
-    outcome, fallbacks = asyncio.run(go())
+    outcome, fallbacks = _run(redis_url, body, **TIMEOUT_02)
     assert outcome != b"late"  # given up after the read timeout, not waited for
     assert fallbacks == 2  # the broken connection, then the watchdog

@@ -23,6 +23,7 @@ and constants — never a value the body may have changed by then.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from .prelude import _LIB
@@ -73,26 +74,29 @@ def strip_lua(src: str) -> str:
     return "".join(out)
 
 
-def used_names(code: str) -> set[str]:
-    """The variable names ``code`` (stripped: :func:`strip_lua`) reads or assigns: every name that
-    is not a keyword, a field (``a.name``, ``a:name``) or a table constructor's key (``{name =``)."""
-    names: set[str] = set()
+def _variables(code: str) -> Iterator[re.Match[str]]:
+    """Each place ``code`` (stripped: :func:`strip_lua`) reads or assigns a variable: every name
+    that is not a keyword, a field (``a.name``, ``a:name``) or a table constructor's key
+    (``{name =``). One scan for :func:`used_names` and :func:`_name_spans`."""
     depth = 0
     pos = 0
     for m in _NAME.finditer(code):
         seg = code[pos:m.start()]
         depth += seg.count("{") - seg.count("}")
         pos = m.start()
-        w = m.group()
-        if w in _KEYWORDS:
+        if m.group() in _KEYWORDS:
             continue
         before = code[max(0, m.start() - 2):m.start()]
         if before.endswith(":") or (before.endswith(".") and not before.endswith("..")):
             continue
         if depth > 0 and re.match(r"\s*=(?!=)", code[m.end():]):
             continue
-        names.add(w)
-    return names
+        yield m
+
+
+def used_names(code: str) -> set[str]:
+    """The variable names ``code`` (stripped: :func:`strip_lua`) reads or assigns (:func:`_variables`)."""
+    return {m.group() for m in _variables(code)}
 
 
 def declared_names(code: str) -> set[str]:
@@ -182,24 +186,8 @@ COLD = frozenset({
 
 
 def _name_spans(code: str, names: frozenset[str]) -> list[tuple[int, int]]:
-    """Where ``code`` (stripped) uses one of ``names`` as a variable (the rules of
-    :func:`used_names`)."""
-    spans: list[tuple[int, int]] = []
-    depth = 0
-    pos = 0
-    for m in _NAME.finditer(code):
-        seg = code[pos:m.start()]
-        depth += seg.count("{") - seg.count("}")
-        pos = m.start()
-        if m.group() not in names:
-            continue
-        before = code[max(0, m.start() - 2):m.start()]
-        if before.endswith(":") or (before.endswith(".") and not before.endswith("..")):
-            continue
-        if depth > 0 and re.match(r"\s*=(?!=)", code[m.end():]):
-            continue
-        spans.append((m.start(), m.end()))
-    return spans
+    """Where ``code`` (stripped) uses one of ``names`` as a variable (:func:`_variables`)."""
+    return [(m.start(), m.end()) for m in _variables(code) if m.group() in names]
 
 
 def _to_fields(text: str, names: frozenset[str]) -> str:
