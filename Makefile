@@ -93,7 +93,8 @@ OLDVENV := .venv-oldest
 OLDSTAMP := $(OLDVENV)/.flownb-oldest
 OLDEST_TESTS := tests/test_core_imports.py tests/test_extras.py tests/test_llm.py \
 	tests/test_worker_stop.py tests/test_distributed.py tests/test_notebook.py \
-	tests/test_llm_chat_post.py tests/test_take_here.py
+	tests/test_llm_chat_post.py tests/test_take_here.py \
+	tests/test_llm_http_pool.py
 
 $(OLDSTAMP): pyproject.toml Makefile
 	@echo "installing the oldest allowed versions into $(OLDVENV) (uv --resolution lowest-direct)"

@@ -32,6 +32,7 @@ from ..core.extras import install_hint
 from .config import LLMSettings
 from .errors import LLMError
 from .fake import estimate_tokens, message_text
+from .http_pool import cheap_readable_checks
 
 TokenCallback = Callable[[str], None]
 log = logging.getLogger("flownb.llm")
@@ -217,6 +218,7 @@ def async_client(settings: LLMSettings) -> Any:
             # alive made httpcore's pool scan every idle connection for each request, which
             # doubled in process run_many's CPU per call at 600 in flight (bench/README)
             http = openai.DefaultAsyncHttpxClient(event_hooks={"response": [_on_response]})
+            cheap_readable_checks(http)  # the pool's idle-connection check: .http_pool
             client = openai.AsyncOpenAI(api_key=settings.api_key,
                                         base_url=settings.effective_base_url,
                                         max_retries=settings.max_retries,
