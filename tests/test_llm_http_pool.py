@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,15 +49,16 @@ class _Server:
     """HTTP/1.1 chat completions on 127.0.0.1: keep-alive in its headers, and, when
     ``close_after_answer``, the connection closed by the server once the answer is sent."""
 
-    def __init__(self, close_after_answer: bool) -> None:
+    def __init__(self, close_after_answer: bool, tls: ssl.SSLContext | None = None) -> None:
         self.close_after_answer = close_after_answer
+        self.tls = tls
         self.connections = 0
         self.answers = 0
         self.port = 0
         self._srv: asyncio.AbstractServer | None = None
 
     async def __aenter__(self) -> _Server:
-        self._srv = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._srv = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         self.port = self._srv.sockets[0].getsockname()[1]
         return self
 
@@ -94,9 +98,11 @@ class _Server:
             writer.close()
 
 
-async def _two_calls(close_after_answer: bool) -> tuple[list[str], _Server, Any]:
-    async with _Server(close_after_answer) as srv:
-        settings = resolve({"base_url": f"http://127.0.0.1:{srv.port}/v1", "model": "test-model",
+async def _two_calls(close_after_answer: bool, tls: ssl.SSLContext | None = None,
+                     ) -> tuple[list[str], _Server, Any]:
+    async with _Server(close_after_answer, tls) as srv:
+        scheme = "https" if tls else "http"
+        settings = resolve({"base_url": f"{scheme}://127.0.0.1:{srv.port}/v1", "model": "test-model",
                             "backend": "openai", "max_retries": 0})
         texts = []
         try:
@@ -131,6 +137,36 @@ def test_without_the_check_the_closed_connection_fails_the_call(
     monkeypatch.setattr(http_pool, "_readable", lambda sock: False)
     with pytest.raises(LLMError):
         asyncio.run(_two_calls(close_after_answer=True))
+
+
+@pytest.fixture
+def tls_server_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """A self-signed certificate for 127.0.0.1 (openssl), trusted by the client through
+    ``SSL_CERT_FILE`` as a user trusts a private CA."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    monkeypatch.setenv("FLOWNB_LLM_ALLOWED_BASE_URLS", "https://127.0.0.1:*")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def test_over_tls_an_open_idle_connection_is_used_again(
+        tls_server_context: ssl.SSLContext) -> None:
+    """TLS goes through ``start_tls``: the stream it returns must read, write and answer "not
+    readable" for an open idle connection (a wrong "readable" would open a connection per call).
+
+    A TLS server's close of an idle connection is not checked here: httpcore misses it with or
+    without this module (asyncio's TLS transport has read the close before the pool asks), and
+    the SDK's retries cover it (``max_retries``)."""
+    texts, srv, http = asyncio.run(_two_calls(close_after_answer=False, tls=tls_server_context))
+    assert http_pool.is_wrapped(http)
+    assert texts == ["a1", "a2"] and srv.connections == 1
 
 
 def test_readable_is_what_the_socket_says() -> None:
