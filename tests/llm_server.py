@@ -259,3 +259,20 @@ def llm_server() -> Iterator[LLMServer]:
         yield server
     finally:
         server.stop()
+
+
+def real_client_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, key: str,
+                    allowed_base_urls: str = "http://127.0.0.1:*") -> None:
+    """The environment of a test that drives the real ``openai`` client at a local server: its
+    own key, no cache, no proxy for 127.0.0.1, that server's URL allowed, no settings left over
+    from the machine or another test (``flownb.llm.reset()``)."""
+    import flownb.llm as llm
+
+    for var in ("FLOWNB_LLM", "FLOWNB_LLM_MODEL", "OPENAI_BASE_URL", "OPENAI_ADMIN_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setenv("FLOWNB_LLM_CACHE", "0")
+    monkeypatch.setenv("FLOWNB_LLM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLOWNB_LLM_ALLOWED_BASE_URLS", allowed_base_urls)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    llm.reset()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from llm_server import real_client_env
 
 import flownb.llm as llm
 from flownb.llm import client as llm_client
@@ -32,14 +33,7 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture(autouse=True)
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    for var in ("FLOWNB_LLM", "FLOWNB_LLM_MODEL", "OPENAI_BASE_URL", "OPENAI_ADMIN_KEY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setenv("FLOWNB_LLM_CACHE", "0")
-    monkeypatch.setenv("FLOWNB_LLM_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FLOWNB_LLM_ALLOWED_BASE_URLS", "http://127.0.0.1:*")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    llm.reset()
+    real_client_env(monkeypatch, tmp_path, KEY)
     yield
     llm.reset()
     llm_client.close_clients()
