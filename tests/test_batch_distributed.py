@@ -124,3 +124,46 @@ def test_llm_usage_includes_the_subflows_child_runs(redis_url: str, batch_worker
     assert snap.llm_calls == want.llm_calls == 8 * 4 + 2
     assert snap.total_tokens == want.total_tokens
     assert "redact_text" in {n.node_id for n in snap.nodes}
+
+
+def _xreads(url: str) -> int:
+    import redis
+
+    stats = redis.Redis.from_url(url).info("commandstats")
+    return int(stats.get("cmdstat_xread", {}).get("calls", 0))
+
+
+def _steady_batch(url: str, runs: int, nodes: int) -> tuple[int, float, Any]:
+    """A batch whose runs write events all the time (chains of short sleeps): the XREADs its
+    watcher sent, its wall and its snapshot."""
+    ex = _executor(url)
+    b = flownb.Builder(f"batch-pace-{runs}")
+    for k in range(nodes):
+        b.node(f"n{k}", "dist-slow", params={"seconds": 0.15})
+    for k in range(nodes - 1):
+        b.edge(f"n{k}", f"n{k + 1}")
+    before, t0 = _xreads(url), time.monotonic()
+    batch = ex.map(b.build(), [{"row": i} for i in range(runs)])
+    assert batch.wait(60)
+    return _xreads(url) - before, time.monotonic() - t0, batch.snapshot()
+
+
+def test_the_watcher_reads_the_streams_paced_not_once_per_event(
+        redis_url: str, batch_workers: Workers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One XREAD names every unfinished run's stream and costs Redis ~1 µs per stream: while
+    events keep coming, the watcher waits PACE_PER_STREAM_S per stream between reads instead
+    of reading again at once (issue 21: ~0.4 ms of redis-server CPU per moderation run)."""
+    from flownb.distributed import batch as dbatch
+
+    runs, nodes = 60, 8
+    paced, wall, snap = _steady_batch(redis_url, runs, nodes)
+    assert (snap.succeeded, snap.failed) == (runs, 0)
+    # every node's events were read, however few the reads
+    assert {x.node_id: x.count for x in snap.nodes} == {f"n{k}": runs for k in range(nodes)}
+    bound = wall / min(dbatch.PACE_MAX_S, runs * dbatch.PACE_PER_STREAM_S)
+    assert paced <= 1.5 * bound + 10, (paced, wall)
+
+    monkeypatch.setattr(dbatch, "PACE_PER_STREAM_S", 0.0)  # the watcher as it was
+    unpaced, _, snap = _steady_batch(redis_url, runs, nodes)
+    assert (snap.succeeded, snap.failed) == (runs, 0)
+    assert unpaced > 3 * paced, (unpaced, paced)
