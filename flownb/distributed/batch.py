@@ -35,13 +35,13 @@ STREAMS_PER_READ = 500
 #: seconds between status sweeps of runs with no terminal event seen
 SWEEP_S = 2.0
 #: the least time from one read of the batch's streams to the next, per stream read, up to
-#: :data:`PACE_MAX_S`. Why: one XREAD costs Redis ~1 µs per stream it names, and while events
+#: :data:`PACE_MAX_S`. Why: one XREAD costs Redis 1-2 µs per stream it names, and while events
 #: keep coming a watcher that reads again at once pays that for every few events — ~240 µs of
 #: redis-server CPU per read of 200 runs, ~0.4 ms per moderation run, a fifth of what the runs
 #: themselves cost Redis (issue 21). Paced, the watcher reads all that arrived meanwhile in one
-#: go; a progress view shows at most 10 updates a second anyway.
+#: go. A progress view of a few runs still updates at once; of thousands, twice a second.
 PACE_PER_STREAM_S = 0.0005
-PACE_MAX_S = 0.1
+PACE_MAX_S = 0.5
 
 
 def _s(v: Any) -> str:
