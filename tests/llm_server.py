@@ -262,11 +262,13 @@ def llm_server() -> Iterator[LLMServer]:
 
 
 def real_client_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, key: str,
-                    allowed_base_urls: str = "http://127.0.0.1:*") -> None:
+                    allowed_base_urls: str = "http://127.0.0.1:*") -> Iterator[None]:
     """The environment of a test that drives the real ``openai`` client at a local server: its
     own key, no cache, no proxy for 127.0.0.1, that server's URL allowed, no settings left over
-    from the machine or another test (``flownb.llm.reset()``)."""
+    from the machine or another test (``flownb.llm.reset()``); after the test, the settings
+    reset and the pooled clients closed. An autouse fixture ``yield from``s it."""
     import flownb.llm as llm
+    from flownb.llm import client as llm_client
 
     for var in ("FLOWNB_LLM", "FLOWNB_LLM_MODEL", "OPENAI_BASE_URL", "OPENAI_ADMIN_KEY"):
         monkeypatch.delenv(var, raising=False)
@@ -276,3 +278,6 @@ def real_client_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, key: str,
     monkeypatch.setenv("FLOWNB_LLM_ALLOWED_BASE_URLS", allowed_base_urls)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     llm.reset()
+    yield
+    llm.reset()
+    llm_client.close_clients()

@@ -14,7 +14,6 @@ import pytest
 from llm_server import LLMServer, llm_server, real_client_env  # noqa: F401 - the fixture
 
 import flownb
-import flownb.llm as llm
 from flownb.llm import client as llm_client
 from flownb.llm.chat_post import completion_from_body
 from flownb.llm.config import resolve
@@ -28,10 +27,7 @@ VARYING = {"content-length", "x-stainless-retry-count", "x-stainless-read-timeou
 
 @pytest.fixture(autouse=True)
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    real_client_env(monkeypatch, tmp_path, KEY)
-    yield
-    llm.reset()
-    llm_client.close_clients()
+    yield from real_client_env(monkeypatch, tmp_path, KEY)
 
 
 def _settings(server: LLMServer, **params: Any) -> Any:

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from llm_server import real_client_env
 
-import flownb.llm as llm
 from flownb.llm import client as llm_client
 from flownb.llm import http_pool
 from flownb.llm.config import resolve
@@ -33,10 +32,7 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture(autouse=True)
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    real_client_env(monkeypatch, tmp_path, KEY)
-    yield
-    llm.reset()
-    llm_client.close_clients()
+    yield from real_client_env(monkeypatch, tmp_path, KEY)
 
 
 class _Server:
