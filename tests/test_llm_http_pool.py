@@ -92,8 +92,8 @@ async def _two_calls(close_after_answer: bool, tls: ssl.SSLContext | None = None
                      ) -> tuple[list[str], _Server, Any]:
     async with _Server(close_after_answer, tls) as srv:
         scheme = "https" if tls else "http"
-        settings = resolve({"base_url": f"{scheme}://127.0.0.1:{srv.port}/v1", "model": "test-model",
-                            "backend": "openai", "max_retries": 0})
+        settings = resolve({"base_url": f"{scheme}://127.0.0.1:{srv.port}/v1",
+                            "model": "test-model", "backend": "openai", "max_retries": 0})
         texts = []
         try:
             for _ in range(2):

@@ -154,13 +154,12 @@ def configure(*, model: str | None = _UNSET, base_url: str | None = _UNSET,
         problem = None if value is _UNSET else rate_problem(name, value)
         if problem is not None:
             raise LLMConfigError(problem)
-    given: dict[str, Any] = {k: v for k, v in dict(model=model, base_url=base_url, api_key=api_key, cache=cache,
-                                   backend=backend, temperature=temperature,
-                                   max_tokens=max_tokens, system=system, max_retries=max_retries,
-                                   timeout_s=timeout_s, stream=stream, fake=fake, rpm=rpm,
-                                   tpm=tpm, rate_burst=rate_burst,
-                                   rate_scope=rate_scope).items()
-             if v is not _UNSET}
+    asked: dict[str, Any] = dict(model=model, base_url=base_url, api_key=api_key, cache=cache,
+                                 backend=backend, temperature=temperature,
+                                 max_tokens=max_tokens, system=system, max_retries=max_retries,
+                                 timeout_s=timeout_s, stream=stream, fake=fake, rpm=rpm,
+                                 tpm=tpm, rate_burst=rate_burst, rate_scope=rate_scope)
+    given = {k: v for k, v in asked.items() if v is not _UNSET}
     global _globals
     with _lock:
         _globals = replace(_globals, **given)
