@@ -21,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from .common import Cluster, chain_bp, fanout_bp
+from .common import Cluster, chain_bp, fanout_bp, server_cpu_s
 
 
 def _workers(c: Cluster, tree: str, n: int, tag: str) -> list[subprocess.Popen[bytes]]:
@@ -45,11 +45,6 @@ def _cpu(pids: list[int]) -> float:
     import psutil
 
     return sum(sum(psutil.Process(p).cpu_times()[:2]) for p in pids)
-
-
-def _server_cpu(r: Any) -> float:
-    i = r.info("cpu")
-    return float(i["used_cpu_user"]) + float(i["used_cpu_sys"])
 
 
 def _one(ex: Any, bp: Any, kind: str, n: int) -> float:
@@ -98,11 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                 r = c.redis()
                 pids = [p.pid for p in procs]
                 time.sleep(0.3)
-                w0, s0 = _cpu(pids), _server_cpu(r)
+                w0, s0 = _cpu(pids), server_cpu_s(r)
                 wall = _one(ex, bp, a.kind, n)
                 res[tree]["wall"].append(wall)
                 res[tree]["workers"].append(_cpu(pids) - w0)
-                res[tree]["redis"].append(_server_cpu(r) - s0)
+                res[tree]["redis"].append(server_cpu_s(r) - s0)
     finally:
         for _, c, procs, _ in setups:
             for p in procs:

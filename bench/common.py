@@ -228,6 +228,13 @@ def redis_server_version() -> str | None:
         return None
 
 
+def server_cpu_s(r: Any) -> float:
+    """redis-server's own CPU seconds so far (``INFO cpu`` user + system, microseconds; psutil
+    counts 10 ms ticks, which read 0 for a small span of work)."""
+    cpu = r.info("cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
 def machine_info() -> dict[str, Any]:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     mem = None

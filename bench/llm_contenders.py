@@ -24,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from .common import server_cpu_s
+
 MODEL = "gpt-4o-mini"
 #: the LLM calls on the longest path of each agent (for the analytic floor)
 CRITICAL_PATH_CALLS = {"content_moderation": 3, "blog_post": 3}
@@ -305,19 +307,6 @@ def _cpu_s(pids: Sequence[int | None]) -> list[float]:
     return out
 
 
-def _redis_cpu_s(url: str) -> float:
-    """redis-server's own CPU seconds so far (``INFO cpu``: microseconds, where psutil counts
-    10 ms ticks - a small batch's Redis share would read 0)."""
-    import redis
-
-    r = redis.Redis.from_url(url)
-    try:
-        cpu = r.info("cpu")
-    finally:
-        r.close()
-    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
-
-
 def cluster(agent: str, rows: list[dict[str, Any]], base_url: str,
             deadline_s: float, workers: int = 2) -> dict[str, Any]:
     _configure_flownb_llm(base_url)
@@ -336,13 +325,14 @@ def cluster(agent: str, rows: list[dict[str, Any]], base_url: str,
                                       "FLOWNB_LLM_CACHE", "FLOWNB_LLM_MODEL")}
     with EmbeddedRedis(unix_socket=True) as srv, LocalCluster(workers, redis=srv, env=env,
                                                               **kw) as c:
+            rconn = c.executor.conn  # redis-server's CPU from its INFO cpu, not psutil's ticks
             pids = list(c.pids)
-            cpu0, rcpu0 = _cpu_s(pids), _redis_cpu_s(srv.url)
+            cpu0, rcpu0 = _cpu_s(pids), server_cpu_s(rconn)
             t0 = time.perf_counter()
             batch = c.map(bp, rows)
             finished = batch.wait(deadline_s)
             out = _batch_out(batch, finished, t0)
-            cpu1, rcpu1 = _cpu_s(pids), _redis_cpu_s(srv.url)
+            cpu1, rcpu1 = _cpu_s(pids), server_cpu_s(rconn)
             # the server's and the workers' own CPU over the batch (issue 21: Redis is the limit)
             out["redis_cpu_s"] = rcpu1 - rcpu0
             out["cpu_s"] = sum(cpu1) - sum(cpu0)

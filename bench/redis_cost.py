@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .common import Cluster, Config, Report, chain_bp, fanout_bp, fmt
+from .common import Cluster, Config, Report, chain_bp, fanout_bp, fmt, server_cpu_s
 
 KIB = 1024
 #: the goals of issue 21 (figure key, op, target, label)
@@ -59,8 +59,7 @@ def _server_state(r: Any) -> tuple[dict[str, dict[str, float]], float]:
     for k, v in r.info("commandstats").items():
         name = k[len("cmdstat_"):] if k.startswith("cmdstat_") else k
         stats[name] = {"calls": float(v["calls"]), "usec": float(v["usec"])}
-    cpu = r.info("cpu")
-    return stats, float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+    return stats, server_cpu_s(r)
 
 
 class Span:
