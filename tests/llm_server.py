@@ -261,8 +261,7 @@ def llm_server() -> Iterator[LLMServer]:
         server.stop()
 
 
-def real_client_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, key: str,
-                    allowed_base_urls: str = "http://127.0.0.1:*") -> Iterator[None]:
+def real_client_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, key: str) -> Iterator[None]:
     """The environment of a test that drives the real ``openai`` client at a local server: its
     own key, no cache, no proxy for 127.0.0.1, that server's URL allowed, no settings left over
     from the machine or another test (``flownb.llm.reset()``); after the test, the settings
@@ -275,7 +274,7 @@ def real_client_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any, key: str,
     monkeypatch.setenv("OPENAI_API_KEY", key)
     monkeypatch.setenv("FLOWNB_LLM_CACHE", "0")
     monkeypatch.setenv("FLOWNB_LLM_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("FLOWNB_LLM_ALLOWED_BASE_URLS", allowed_base_urls)
+    monkeypatch.setenv("FLOWNB_LLM_ALLOWED_BASE_URLS", "http://127.0.0.1:*")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     llm.reset()
     yield

@@ -128,9 +128,10 @@ def test_llm_usage_includes_the_subflows_child_runs(redis_url: str, batch_worker
 
 def _xreads(url: str) -> int:
     import redis
+    from redis_cost import commandstats
 
-    stats = redis.Redis.from_url(url).info("commandstats")
-    return int(stats.get("cmdstat_xread", {}).get("calls", 0))
+    with redis.Redis.from_url(url) as r:
+        return commandstats(r)["xread"]
 
 
 def _steady_batch(url: str, runs: int, nodes: int) -> tuple[int, float, Any]:
